@@ -1,1 +1,17 @@
-//! orderd
+//! orderd: an equity-trading order-lifecycle daemon.
+//!
+//! Start at [`startup::Application`]; ARCHITECTURE.md has the map.
+
+pub mod config;
+pub mod db;
+pub mod embedded_postgres;
+pub mod http;
+pub mod startup;
+pub mod telemetry;
+
+/// Installs the process-wide rustls crypto provider (ring). Exactly one
+/// provider is compiled in; installing it explicitly keeps a dependency that
+/// enables another from making the first TLS connect panic.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,1 +1,136 @@
-fn main() {}
+//! The `orderd` binary: the daemon (`serve`) and its operator commands.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use orderd::config::Settings;
+use orderd::embedded_postgres::{ClusterOptions, EmbeddedPostgres};
+use orderd::startup::{self, Application, Database, EmbeddedAccess};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orderd",
+    version,
+    about = "Equity-trading order-lifecycle daemon"
+)]
+struct Cli {
+    /// Configuration file merged over the built-in defaults
+    /// (environment variables ORDERD__SECTION__KEY override both).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: trader API, order lifecycle, background work.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Database utilities.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Run an embedded PostgreSQL cluster in the foreground until SIGINT or
+    /// SIGTERM, printing its URL. The test harness uses it for a throwaway
+    /// cluster; operators can use it to inspect the embedded data with psql.
+    Run {
+        /// Cluster directory (default: database.data_dir).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Turn fsync off (throwaway test clusters only: a crash of the
+        /// machine can lose committed data).
+        #[arg(long)]
+        no_fsync: bool,
+    },
+    /// Stop an embedded cluster that no running orderd owns (one left
+    /// behind when its owner was killed with SIGKILL).
+    Stop {
+        /// Cluster directory (default: database.data_dir).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("orderd: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    orderd::telemetry::init(&settings.log);
+    orderd::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("orderd: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("orderd: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            println!("listening on {}", app.local_addr());
+            app.run_until(startup::shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let database =
+                Database::open(&settings.database, EmbeddedAccess::AttachOrStart).await?;
+            database.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Db {
+            command: DbCommand::Run { data_dir, no_fsync },
+        } => {
+            let dir = data_dir.unwrap_or(settings.database.data_dir);
+            let options = ClusterOptions {
+                fsync: !no_fsync,
+                ..ClusterOptions::default()
+            };
+            let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir, &options))
+                .await
+                .context("embedded PostgreSQL start-up task")??;
+            println!("database url: {}", pg.url("postgres"));
+            startup::shutdown_signal().await;
+            tokio::task::spawn_blocking(move || pg.stop())
+                .await
+                .context("embedded PostgreSQL stop task")??;
+            Ok(())
+        }
+        Command::Db {
+            command: DbCommand::Stop { data_dir },
+        } => {
+            let dir = data_dir.unwrap_or(settings.database.data_dir);
+            let stopped = tokio::task::spawn_blocking(move || EmbeddedPostgres::stop_unowned(&dir))
+                .await
+                .context("embedded PostgreSQL stop task")??;
+            println!("{}", if stopped { "stopped" } else { "not running" });
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Typed settings: `config/default.toml` (compiled in), then `--config FILE`,
+//! then `ORDERD__SECTION__KEY` environment variables, validated once at
+//! start-up so a bad value stops orderd with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+/// The defaults, compiled in so the binary needs no file to start.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of environment overrides; `__` separates section and key.
+pub const ENV_PREFIX: &str = "ORDERD__";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub log: LogSettings,
+    pub database: DatabaseSettings,
+    pub exchange: ExchangeSettings,
+    pub balances: BalancesSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `None` means: run the embedded cluster in `data_dir`.
+    pub url: Option<String>,
+    pub data_dir: PathBuf,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+    pub lock_timeout_ms: u64,
+    pub idle_in_transaction_session_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeSettings {
+    pub url: String,
+    pub api_key: String,
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalancesSettings {
+    pub url: String,
+    pub request_timeout_ms: u64,
+}
+
+/// A setting that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    #[error("invalid configuration: `{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Settings {
+    /// Loads defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
+    /// Loads defaults and `file` only; tests use it to stay independent of
+    /// the environment they run in.
+    pub fn load_without_env(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_figment(Self::base_figment(file)?)
+    }
+
+    fn load_with_env(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        Self::from_figment(Self::base_figment(file)?.merge(env))
+    }
+
+    fn base_figment(file: Option<&Path>) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG_TOML));
+        if let Some(path) = file {
+            // Read it ourselves: figment treats a missing file as empty.
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        Ok(figment)
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment
+            .extract()
+            .map_err(|error| ConfigError::Parse(describe_figment_error(error)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                problem: problem.into(),
+            }
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return Err(invalid("http.body_limit_bytes", "must be at least 1024"));
+        }
+        if self.log.filter.trim().is_empty() {
+            return Err(invalid("log.filter", "must not be empty"));
+        }
+        if let Some(url) = &self.database.url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+        if self.database.url.is_none() && self.database.data_dir.as_os_str().is_empty() {
+            return Err(invalid(
+                "database.data_dir",
+                "must be set when database.url is not",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        for (key, value) in [
+            (
+                "database.acquire_timeout_ms",
+                self.database.acquire_timeout_ms,
+            ),
+            (
+                "database.statement_timeout_ms",
+                self.database.statement_timeout_ms,
+            ),
+            ("database.lock_timeout_ms", self.database.lock_timeout_ms),
+            (
+                "database.idle_in_transaction_session_timeout_ms",
+                self.database.idle_in_transaction_session_timeout_ms,
+            ),
+            (
+                "exchange.request_timeout_ms",
+                self.exchange.request_timeout_ms,
+            ),
+            (
+                "balances.request_timeout_ms",
+                self.balances.request_timeout_ms,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        validate_http_url("exchange.url", &self.exchange.url)?;
+        validate_http_url("balances.url", &self.balances.url)?;
+        if self.exchange.api_key.trim().is_empty() {
+            return Err(invalid("exchange.api_key", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+impl DatabaseSettings {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+}
+
+fn validate_http_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(()),
+        _ => Err(ConfigError::Invalid {
+            key,
+            problem: format!("must be an http:// or https:// URL with a host, got {url:?}"),
+        }),
+    }
+}
+
+/// figment's own message names the key as a path (`http.listen`); make the
+/// first line say so plainly.
+fn describe_figment_error(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let kind = e.kind.to_string();
+            if key.is_empty() {
+                kind
+            } else {
+                format!("`{key}`: {kind}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_from(toml: &str) -> Result<Settings, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("orderd-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, toml).expect("write config");
+        let result = Settings::load_without_env(Some(&path));
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    #[test]
+    fn defaults_load_and_agree_with_the_simulators() {
+        let settings = Settings::load_without_env(None).expect("defaults are valid");
+        assert_eq!(settings.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.exchange.url, "http://127.0.0.1:9100");
+        assert_eq!(settings.balances.url, "http://127.0.0.1:9200");
+        assert!(settings.database.url.is_none(), "embedded by default");
+    }
+
+    #[test]
+    fn a_file_overrides_defaults() {
+        let settings = load_from("[http]\nlisten = \"127.0.0.1:0\"\n").expect("valid");
+        assert_eq!(settings.http.listen.port(), 0);
+        assert_eq!(settings.http.body_limit_bytes, 65536, "untouched default");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn environment_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDERD__HTTP__LISTEN", "127.0.0.1:9999");
+            jail.set_env("ORDERD__DATABASE__URL", "postgres://u@h/db");
+            let settings =
+                Settings::load_with_env(None, Env::prefixed(ENV_PREFIX).split("__")).unwrap();
+            assert_eq!(settings.http.listen.port(), 9999);
+            assert_eq!(settings.database.url.as_deref(), Some("postgres://u@h/db"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let error = load_from("[http]\nlisten = \"not an address\"\n").unwrap_err();
+        assert!(error.to_string().contains("`http.listen`"), "{error}");
+
+        let error = load_from("[database]\nmax_connections = 0\n").unwrap_err();
+        assert!(
+            error.to_string().contains("`database.max_connections`"),
+            "{error}"
+        );
+
+        let error = load_from("[exchange]\nurl = \"ftp://x\"\n").unwrap_err();
+        assert!(error.to_string().contains("`exchange.url`"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let error = load_from("[http]\nlisten_port = 1\n").unwrap_err();
+        assert!(error.to_string().contains("listen_port"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        let error =
+            Settings::load_without_env(Some(Path::new("/nonexistent/orderd.toml"))).unwrap_err();
+        assert!(matches!(error, ConfigError::File { .. }), "{error}");
+    }
+}

@@ -1,0 +1,255 @@
+//! Builds the application from settings, so the binary and the tests start
+//! orderd the same way: open the database (embedded or by URL), migrate,
+//! bind the listener, serve until a shutdown future completes.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+use crate::config::{DatabaseSettings, Settings};
+use crate::db;
+use crate::embedded_postgres::{self, ClusterOptions, EmbeddedPostgres};
+
+/// The database orderd uses inside the embedded cluster.
+pub const EMBEDDED_DATABASE: &str = "orderd";
+
+/// How often a live instance refreshes `instances.last_seen_at`.
+pub const INSTANCE_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long to wait for an adopted embedded cluster to accept connections.
+const EMBEDDED_READY_LIMIT: Duration = Duration::from_secs(30);
+
+/// What every request handler and background task shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: PgPool,
+    /// This process's row in `instances`; owner of its leases.
+    pub instance_id: Uuid,
+}
+
+/// Whether a command must own the embedded cluster (`serve`) or may use the
+/// one a running `serve` owns (short CLI commands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbeddedAccess {
+    Own,
+    AttachOrStart,
+}
+
+/// An open database: the pool, and the embedded cluster when this process
+/// started it.
+#[derive(Debug)]
+pub struct Database {
+    pub pool: PgPool,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// Opens `database.url`, or the embedded cluster when it is unset, and
+    /// applies migrations.
+    pub async fn open(settings: &DatabaseSettings, access: EmbeddedAccess) -> anyhow::Result<Self> {
+        let (options, embedded) = match &settings.url {
+            Some(url) => (
+                db::connect_options_from_url(url).context("`database.url` is not a valid URL")?,
+                None,
+            ),
+            None => {
+                let dir = settings.data_dir.clone();
+                let cluster_options = ClusterOptions::default();
+                let pg = tokio::task::spawn_blocking(move || match access {
+                    EmbeddedAccess::Own => EmbeddedPostgres::start(&dir, &cluster_options),
+                    EmbeddedAccess::AttachOrStart => {
+                        EmbeddedPostgres::attach_or_start(&dir, &cluster_options)
+                    }
+                })
+                .await
+                .context("embedded PostgreSQL start-up task")??;
+                let admin = pg.connect_options("postgres");
+                if !embedded_postgres::wait_until_accepting(&admin, EMBEDDED_READY_LIMIT).await {
+                    anyhow::bail!(
+                        "embedded PostgreSQL in {} did not accept connections within {:?}; see {}/postgres.log",
+                        pg.dir().display(),
+                        EMBEDDED_READY_LIMIT,
+                        pg.dir().display()
+                    );
+                }
+                db::create_database_if_missing(&admin, EMBEDDED_DATABASE)
+                    .await
+                    .context("creating the orderd database in the embedded cluster")?;
+                tracing::info!(
+                    dir = %pg.dir().display(),
+                    url = %pg.url(EMBEDDED_DATABASE),
+                    owner = pg.is_owner(),
+                    "embedded PostgreSQL ready"
+                );
+                (pg.connect_options(EMBEDDED_DATABASE), Some(pg))
+            }
+        };
+        let pool = db::build_pool(options, settings);
+        let database = Self { pool, embedded };
+        if let Err(error) = db::migrate(&database.pool).await {
+            database.close().await;
+            return Err(error).context("applying database migrations");
+        }
+        Ok(database)
+    }
+
+    /// Closes the pool, then stops the embedded cluster if this process
+    /// owns it.
+    pub async fn close(self) {
+        self.pool.close().await;
+        if let Some(pg) = self.embedded {
+            let dir: PathBuf = pg.dir().to_path_buf();
+            match tokio::task::spawn_blocking(move || pg.stop()).await {
+                Ok(Ok(())) => tracing::info!(dir = %dir.display(), "embedded PostgreSQL stopped"),
+                Ok(Err(error)) => tracing::error!(%error, "stopping embedded PostgreSQL"),
+                Err(error) => tracing::error!(%error, "stopping embedded PostgreSQL"),
+            }
+        }
+    }
+}
+
+/// A built, bound, not yet serving orderd.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    database: Option<Database>,
+}
+
+impl Application {
+    /// Opens the database (owning the embedded cluster if configured so)
+    /// and binds `http.listen`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let database = Database::open(&settings.database, EmbeddedAccess::Own).await?;
+        let pool = database.pool.clone();
+        match Self::build_with_pool(settings, pool).await {
+            Ok(mut app) => {
+                app.database = Some(database);
+                Ok(app)
+            }
+            Err(error) => {
+                database.close().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Binds `http.listen` over an already migrated pool (tests give each
+    /// app its own fresh database this way).
+    pub async fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.http.listen)
+            .await
+            .with_context(|| format!("binding `http.listen` = {}", settings.http.listen))?;
+        let instance_id = register_instance(&pool).await?;
+        let state = Arc::new(AppState {
+            settings,
+            pool,
+            instance_id,
+        });
+        Ok(Self {
+            listener,
+            state,
+            database: None,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.settings.http.listen)
+    }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains requests, marks the
+    /// instance stopped and closes the database.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            state,
+            database,
+        } = self;
+        let heartbeat = tokio::spawn(instance_heartbeat(state.pool.clone(), state.instance_id));
+        let router = crate::http::router(state.clone());
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP");
+        heartbeat.abort();
+        if let Err(error) =
+            sqlx::query("UPDATE instances SET stopped_at = now() WHERE instance_id = $1")
+                .bind(state.instance_id)
+                .execute(&state.pool)
+                .await
+        {
+            tracing::warn!(%error, "marking this instance stopped");
+        }
+        if let Some(database) = database {
+            database.close().await;
+        }
+        served
+    }
+}
+
+async fn register_instance(pool: &PgPool) -> anyhow::Result<Uuid> {
+    let instance_id = Uuid::now_v7();
+    let hostname = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string());
+    sqlx::query(
+        "INSERT INTO instances (instance_id, hostname, pid, version) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(instance_id)
+    .bind(hostname)
+    .bind(i32::try_from(std::process::id()).unwrap_or(i32::MAX))
+    .bind(env!("CARGO_PKG_VERSION"))
+    .execute(pool)
+    .await
+    .context("registering this instance")?;
+    Ok(instance_id)
+}
+
+async fn instance_heartbeat(pool: PgPool, instance_id: Uuid) {
+    let mut interval = tokio::time::interval(INSTANCE_HEARTBEAT_INTERVAL);
+    loop {
+        interval.tick().await;
+        if let Err(error) =
+            sqlx::query("UPDATE instances SET last_seen_at = now() WHERE instance_id = $1")
+                .bind(instance_id)
+                .execute(&pool)
+                .await
+        {
+            tracing::warn!(%error, "instance heartbeat");
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        // Either signal means the same thing: stop accepting, drain, exit.
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

@@ -1,0 +1,79 @@
+//! The pool's defence against sqlx issue #4393.
+
+use sqlx::{Executor, Row};
+
+use crate::support::{TestDatabase, test_settings};
+
+/// Reproduces the state a cancelled `begin()` leaves behind — a pooled
+/// connection inside an open transaction that sqlx does not know about —
+/// and checks the next borrower's write is committed, not swallowed.
+#[tokio::test]
+async fn a_connection_left_inside_a_transaction_is_rolled_back_before_reuse() {
+    let db = TestDatabase::fresh().await;
+    let mut settings = test_settings();
+    settings.database.max_connections = 1;
+    let pool = orderd::db::build_pool(db.options.clone(), &settings.database);
+    pool.execute("CREATE TABLE t (v int)").await.unwrap();
+
+    {
+        let mut conn = pool.acquire().await.unwrap();
+        // A raw BEGIN bypasses sqlx's depth tracking, as the bug does.
+        conn.execute("BEGIN").await.unwrap();
+        conn.execute("INSERT INTO t VALUES (1)").await.unwrap();
+    } // returned to the pool inside the transaction
+
+    // The one connection is reused; its stray transaction must be gone.
+    pool.execute("INSERT INTO t VALUES (2)").await.unwrap();
+    pool.close().await;
+
+    let check = orderd::db::build_pool(db.options.clone(), &settings.database);
+    let rows = sqlx::query("SELECT v FROM t ORDER BY v")
+        .fetch_all(&check)
+        .await
+        .unwrap();
+    let values: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(
+        values,
+        vec![2],
+        "the stray insert is rolled back, ours is committed"
+    );
+}
+
+#[tokio::test]
+async fn server_side_timeouts_are_set_on_every_connection() {
+    let db = TestDatabase::fresh().await;
+    let settings = test_settings();
+    let pool = orderd::db::build_pool(db.options.clone(), &settings.database);
+    for (name, expected_ms) in [
+        ("statement_timeout", settings.database.statement_timeout_ms),
+        ("lock_timeout", settings.database.lock_timeout_ms),
+        (
+            "idle_in_transaction_session_timeout",
+            settings.database.idle_in_transaction_session_timeout_ms,
+        ),
+    ] {
+        let value: String = sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(value, expected_ms.to_string(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_statement_over_the_timeout_is_cancelled_by_the_server() {
+    let db = TestDatabase::fresh().await;
+    let mut settings = test_settings();
+    settings.database.statement_timeout_ms = 200;
+    let pool = orderd::db::build_pool(db.options.clone(), &settings.database);
+    let error = sqlx::query("SELECT pg_sleep(2)")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    let code = error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.to_string());
+    assert_eq!(code.as_deref(), Some("57014"), "query_canceled: {error}");
+}

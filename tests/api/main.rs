@@ -1,0 +1,8 @@
+//! Tests of orderd in-process, through its HTTP front door, each over its
+//! own fresh database.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod database;
+mod health;
