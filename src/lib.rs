@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod embedded_postgres;
 pub mod http;
 pub mod startup;

@@ -1,0 +1,129 @@
+//! The fold of an order's fills into its projection: filled quantity and
+//! volume-weighted average price. Duplicates are dropped by exec id; a fold
+//! that would exceed the order's quantity is a bug and says so.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+/// Decimal places kept in an average price.
+pub const AVG_PRICE_DP: u32 = 6;
+
+/// One execution at the venue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fill {
+    pub exec_id: String,
+    pub qty: Decimal,
+    pub price: Decimal,
+}
+
+/// The fold's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FillSummary {
+    pub filled_qty: Decimal,
+    /// `None` while nothing is filled.
+    pub avg_price: Option<Decimal>,
+    pub fills: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("fills total {filled} shares, more than the order's {order_qty}")]
+pub struct Overfill {
+    pub order_qty: Decimal,
+    pub filled: Decimal,
+}
+
+/// Folds `fills` (in any order, duplicates allowed) for an order of
+/// `order_qty` shares.
+pub fn fold(order_qty: Decimal, fills: &[Fill]) -> Result<FillSummary, Overfill> {
+    // Keyed by exec id: a replayed execution counts once, and the order of
+    // arrival does not change the result.
+    let unique: BTreeMap<&str, &Fill> = fills.iter().map(|f| (f.exec_id.as_str(), f)).collect();
+    let mut filled = Decimal::ZERO;
+    let mut notional = Decimal::ZERO;
+    for fill in unique.values() {
+        filled += fill.qty;
+        notional += fill.qty * fill.price;
+    }
+    if filled > order_qty {
+        return Err(Overfill {
+            order_qty,
+            filled,
+        });
+    }
+    let avg_price = (filled > Decimal::ZERO).then(|| (notional / filled).round_dp(AVG_PRICE_DP));
+    Ok(FillSummary {
+        filled_qty: filled,
+        avg_price,
+        fills: unique.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fill(id: &str, qty: i64, cents: i64) -> Fill {
+        Fill {
+            exec_id: id.to_string(),
+            qty: Decimal::from(qty),
+            price: Decimal::new(cents, 2),
+        }
+    }
+
+    #[test]
+    fn average_is_volume_weighted() {
+        let s = fold(Decimal::from(10), &[fill("a", 4, 10000), fill("b", 6, 10100)]).unwrap();
+        assert_eq!(s.filled_qty, Decimal::from(10));
+        assert_eq!(s.avg_price, Some(Decimal::new(10060, 2)));
+    }
+
+    #[test]
+    fn duplicates_count_once() {
+        let s = fold(Decimal::from(10), &[fill("a", 4, 100), fill("a", 4, 100)]).unwrap();
+        assert_eq!(s.filled_qty, Decimal::from(4));
+        assert_eq!(s.fills, 1);
+    }
+
+    #[test]
+    fn nothing_filled_has_no_average() {
+        assert_eq!(fold(Decimal::from(1), &[]).unwrap().avg_price, None);
+    }
+
+    #[test]
+    fn overfill_is_an_error() {
+        let error = fold(Decimal::from(5), &[fill("a", 4, 100), fill("b", 2, 100)]).unwrap_err();
+        assert_eq!(error.filled, Decimal::from(6));
+    }
+
+    proptest! {
+        #[test]
+        fn order_and_duplicates_do_not_change_the_fold(
+            parts in proptest::collection::vec((1i64..50, 1i64..100_000), 1..20),
+            seed in any::<u64>(),
+        ) {
+            let fills: Vec<Fill> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, (q, p))| fill(&format!("e{i}"), *q, *p))
+                .collect();
+            let total: i64 = parts.iter().map(|(q, _)| q).sum();
+            let order_qty = Decimal::from(total);
+            let once = fold(order_qty, &fills).unwrap();
+            // Shuffle deterministically and replay some fills twice.
+            let mut replayed = fills.clone();
+            replayed.extend(fills.iter().step_by(2).cloned());
+            let n = replayed.len();
+            replayed.rotate_left((seed as usize) % n);
+            replayed.reverse();
+            let again = fold(order_qty, &replayed).unwrap();
+            prop_assert_eq!(&once, &again);
+            prop_assert_eq!(once.filled_qty, order_qty);
+            let min = fills.iter().map(|f| f.price).min().unwrap();
+            let max = fills.iter().map(|f| f.price).max().unwrap();
+            let avg = once.avg_price.unwrap();
+            prop_assert!(avg >= min && avg <= max);
+        }
+    }
+}
