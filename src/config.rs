@@ -24,6 +24,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub exchange: ExchangeSettings,
     pub balances: BalancesSettings,
+    pub lifecycle: LifecycleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +74,44 @@ pub struct ExchangeSettings {
 pub struct BalancesSettings {
     pub url: String,
     pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleSettings {
+    pub submit_deadline_ms: u64,
+    pub lease_ms: u64,
+    pub instance_dead_after_ms: u64,
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+    pub max_unexpected_attempts: u32,
+    pub market_buy_collar: rust_decimal::Decimal,
+    pub completer_interval_ms: u64,
+    pub completer_batch: u32,
+    pub completer_concurrency: usize,
+    pub idempotency_ttl_secs: u64,
+    pub idempotency_wait_ms: u64,
+}
+
+impl LifecycleSettings {
+    pub fn submit_deadline(&self) -> Duration {
+        Duration::from_millis(self.submit_deadline_ms)
+    }
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+    pub fn retry_base(&self) -> Duration {
+        Duration::from_millis(self.retry_base_ms)
+    }
+    pub fn retry_cap(&self) -> Duration {
+        Duration::from_millis(self.retry_cap_ms)
+    }
+    pub fn completer_interval(&self) -> Duration {
+        Duration::from_millis(self.completer_interval_ms)
+    }
+    pub fn idempotency_wait(&self) -> Duration {
+        Duration::from_millis(self.idempotency_wait_ms)
+    }
 }
 
 /// A setting that cannot be used; the message names the key.
@@ -183,6 +222,55 @@ impl Settings {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        let l = &self.lifecycle;
+        for (key, value) in [
+            ("lifecycle.submit_deadline_ms", l.submit_deadline_ms),
+            ("lifecycle.lease_ms", l.lease_ms),
+            ("lifecycle.instance_dead_after_ms", l.instance_dead_after_ms),
+            ("lifecycle.retry_base_ms", l.retry_base_ms),
+            ("lifecycle.retry_cap_ms", l.retry_cap_ms),
+            ("lifecycle.completer_interval_ms", l.completer_interval_ms),
+            ("lifecycle.idempotency_ttl_secs", l.idempotency_ttl_secs),
+            ("lifecycle.completer_batch", u64::from(l.completer_batch)),
+            (
+                "lifecycle.completer_concurrency",
+                l.completer_concurrency as u64,
+            ),
+            (
+                "lifecycle.max_unexpected_attempts",
+                u64::from(l.max_unexpected_attempts),
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        let longest_call = self
+            .exchange
+            .request_timeout_ms
+            .max(self.balances.request_timeout_ms);
+        if l.lease_ms <= longest_call {
+            return Err(invalid(
+                "lifecycle.lease_ms",
+                format!(
+                    "must exceed the longest request timeout ({longest_call} ms), or a live driver loses its lease mid-call"
+                ),
+            ));
+        }
+        if l.retry_cap_ms < l.retry_base_ms {
+            return Err(invalid(
+                "lifecycle.retry_cap_ms",
+                "must be at least lifecycle.retry_base_ms",
+            ));
+        }
+        if l.market_buy_collar < rust_decimal::Decimal::ZERO
+            || l.market_buy_collar > rust_decimal::Decimal::ONE
+        {
+            return Err(invalid(
+                "lifecycle.market_buy_collar",
+                "must be between 0 and 1",
+            ));
         }
         validate_http_url("exchange.url", &self.exchange.url)?;
         validate_http_url("balances.url", &self.balances.url)?;

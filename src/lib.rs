@@ -6,9 +6,13 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod embedded_postgres;
+pub mod engine;
+pub mod failpoints;
 pub mod http;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
+pub mod venues;
 
 /// Installs the process-wide rustls crypto provider (ring). Exactly one
 /// provider is compiled in; installing it explicitly keeps a dependency that

@@ -30,10 +30,30 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Trader accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
     /// Database utilities.
     Db {
         #[command(subcommand)]
         command: DbCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Create a trader account with one API key; prints
+    /// {"account_id", "key_id", "secret_key"} (the secret is shown only
+    /// here).
+    Create {
+        /// A unique name for the account.
+        #[arg(long)]
+        name: String,
+        /// The account at the balances service that holds its money.
+        #[arg(long, value_name = "ID")]
+        balances_account: String,
     },
 }
 
@@ -102,6 +122,28 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 Database::open(&settings.database, EmbeddedAccess::AttachOrStart).await?;
             database.close().await;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Account {
+            command:
+                AccountCommand::Create {
+                    name,
+                    balances_account,
+                },
+        } => {
+            let name = name.trim().to_string();
+            let balances_account = balances_account.trim().to_string();
+            if name.is_empty() || balances_account.is_empty() {
+                anyhow::bail!("--name and --balances-account must not be empty");
+            }
+            let database =
+                Database::open(&settings.database, EmbeddedAccess::AttachOrStart).await?;
+            let created =
+                orderd::store::accounts::create_account(&database.pool, &name, &balances_account)
+                    .await;
+            database.close().await;
+            let credentials = created?;
+            println!("{}", serde_json::to_string(&credentials)?);
             Ok(())
         }
         Command::Db {

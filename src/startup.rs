@@ -16,12 +16,14 @@ use uuid::Uuid;
 use crate::config::{DatabaseSettings, Settings};
 use crate::db;
 use crate::embedded_postgres::{self, ClusterOptions, EmbeddedPostgres};
+use crate::engine::{Engine, completer};
+use crate::http::auth::AuthCache;
 
 /// The database orderd uses inside the embedded cluster.
 pub const EMBEDDED_DATABASE: &str = "orderd";
 
 /// How often a live instance refreshes `instances.last_seen_at`.
-pub const INSTANCE_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+pub const INSTANCE_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long to wait for an adopted embedded cluster to accept connections.
 const EMBEDDED_READY_LIMIT: Duration = Duration::from_secs(30);
@@ -33,6 +35,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// This process's row in `instances`; owner of its leases.
     pub instance_id: Uuid,
+    pub engine: Arc<Engine>,
+    pub auth_cache: AuthCache,
 }
 
 /// Whether a command must own the embedded cluster (`serve`) or may use the
@@ -148,10 +152,13 @@ impl Application {
             .await
             .with_context(|| format!("binding `http.listen` = {}", settings.http.listen))?;
         let instance_id = register_instance(&pool).await?;
+        let engine = Engine::new(pool.clone(), &settings, instance_id);
         let state = Arc::new(AppState {
             settings,
             pool,
             instance_id,
+            engine,
+            auth_cache: AuthCache::default(),
         });
         Ok(Self {
             listener,
@@ -182,11 +189,19 @@ impl Application {
             database,
         } = self;
         let heartbeat = tokio::spawn(instance_heartbeat(state.pool.clone(), state.instance_id));
+        let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
+        let completer = tokio::spawn(completer::run(state.engine.clone(), background_stopped));
         let router = crate::http::router(state.clone());
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP");
+        // Background work finishes its current pass (each step it records
+        // is one transaction, never cut short), then stops.
+        let _ = stop_background.send(true);
+        if let Err(error) = completer.await {
+            tracing::error!(%error, "completer task");
+        }
         heartbeat.abort();
         if let Err(error) =
             sqlx::query("UPDATE instances SET stopped_at = now() WHERE instance_id = $1")

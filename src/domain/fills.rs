@@ -46,10 +46,7 @@ pub fn fold(order_qty: Decimal, fills: &[Fill]) -> Result<FillSummary, Overfill>
         notional += fill.qty * fill.price;
     }
     if filled > order_qty {
-        return Err(Overfill {
-            order_qty,
-            filled,
-        });
+        return Err(Overfill { order_qty, filled });
     }
     let avg_price = (filled > Decimal::ZERO).then(|| (notional / filled).round_dp(AVG_PRICE_DP));
     Ok(FillSummary {
@@ -74,7 +71,11 @@ mod tests {
 
     #[test]
     fn average_is_volume_weighted() {
-        let s = fold(Decimal::from(10), &[fill("a", 4, 10000), fill("b", 6, 10100)]).unwrap();
+        let s = fold(
+            Decimal::from(10),
+            &[fill("a", 4, 10000), fill("b", 6, 10100)],
+        )
+        .unwrap();
         assert_eq!(s.filled_qty, Decimal::from(10));
         assert_eq!(s.avg_price, Some(Decimal::new(10060, 2)));
     }

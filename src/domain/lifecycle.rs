@@ -267,20 +267,34 @@ pub fn next_action(lifecycle: &Lifecycle) -> Action {
 /// The outcome of the call [`next_action`] asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    HoldCreated { hold_id: String },
-    HoldRejected { reason: RejectReason },
-    Placed { venue_order_id: String },
-    PlacementRejected { detail: String },
+    HoldCreated {
+        hold_id: String,
+    },
+    HoldRejected {
+        reason: RejectReason,
+    },
+    Placed {
+        venue_order_id: String,
+    },
+    PlacementRejected {
+        detail: String,
+    },
     /// The venue does not know the client_order_id (yet): send it (again).
     PlacementNotFound,
     HoldReleased,
     /// Timeout, 5xx, reset, or a duplicate-id answer that proves nothing:
     /// the call may or may not have taken effect.
-    Unknown { detail: String },
+    Unknown {
+        detail: String,
+    },
     /// Known not to have taken effect (429, request in flight): try later.
-    Retry { detail: String },
+    Retry {
+        detail: String,
+    },
     /// An answer orderd cannot interpret; counts towards parking.
-    Unexpected { detail: String },
+    Unexpected {
+        detail: String,
+    },
 }
 
 /// When to run the next step.
@@ -333,7 +347,11 @@ pub fn transition(
 ) -> Result<Change, InvalidTransition> {
     use serde_json::json;
     let step = current.step;
-    let event = |state: ActionState, detail: serde_json::Value| EventRecord { step, state, detail };
+    let event = |state: ActionState, detail: serde_json::Value| EventRecord {
+        step,
+        state,
+        detail,
+    };
     let mut next = current.clone();
 
     match (step, outcome) {
@@ -365,10 +383,7 @@ pub fn transition(
             next.reject_reason = Some(reason.clone());
             Ok(Change {
                 next,
-                events: vec![event(
-                    ActionState::Failed,
-                    json!({ "reason": reason }),
-                )],
+                events: vec![event(ActionState::Failed, json!({ "reason": reason }))],
                 schedule: Schedule::Idle,
             })
         }
@@ -417,7 +432,10 @@ pub fn transition(
             next.attempts += 1;
             Ok(Change {
                 next,
-                events: vec![event(ActionState::Unknown, json!({ "lookup": "not_found" }))],
+                events: vec![event(
+                    ActionState::Unknown,
+                    json!({ "lookup": "not_found" }),
+                )],
                 schedule: Schedule::Backoff {
                     attempts: current.attempts + 1,
                 },
@@ -580,8 +598,19 @@ mod tests {
     #[test]
     fn an_unknown_placement_is_resolved_by_lookup_then_resend() {
         let mut l = Lifecycle::accepted();
-        l = apply(&l, Outcome::HoldCreated { hold_id: "h".into() }).next;
-        let unknown = apply(&l, Outcome::Unknown { detail: "timeout".into() });
+        l = apply(
+            &l,
+            Outcome::HoldCreated {
+                hold_id: "h".into(),
+            },
+        )
+        .next;
+        let unknown = apply(
+            &l,
+            Outcome::Unknown {
+                detail: "timeout".into(),
+            },
+        );
         assert_eq!(unknown.next.step_state, StepState::Unknown);
         assert_eq!(unknown.events[0].state, ActionState::Unknown);
         assert_eq!(next_action(&unknown.next), Action::LookupPlacement);
@@ -593,13 +622,26 @@ mod tests {
     #[test]
     fn a_venue_rejection_releases_the_hold_then_closes() {
         let mut l = Lifecycle::accepted();
-        l = apply(&l, Outcome::HoldCreated { hold_id: "h".into() }).next;
-        let rejected = apply(&l, Outcome::PlacementRejected { detail: "risk".into() });
+        l = apply(
+            &l,
+            Outcome::HoldCreated {
+                hold_id: "h".into(),
+            },
+        )
+        .next;
+        let rejected = apply(
+            &l,
+            Outcome::PlacementRejected {
+                detail: "risk".into(),
+            },
+        );
         assert_eq!(rejected.next.status, Status::Rejected);
         assert_eq!(rejected.next.step, Step::Release);
         assert_eq!(
             next_action(&rejected.next),
-            Action::ReleaseHold { hold_id: "h".into() }
+            Action::ReleaseHold {
+                hold_id: "h".into()
+            }
         );
         let closed = apply(&rejected.next, Outcome::HoldReleased);
         assert_eq!(closed.next.step, Step::Closed);
@@ -622,15 +664,34 @@ mod tests {
     fn unknown_outcomes_are_never_parked() {
         let mut l = Lifecycle::accepted();
         for _ in 0..100 {
-            l = apply(&l, Outcome::Unknown { detail: "5xx".into() }).next;
+            l = apply(
+                &l,
+                Outcome::Unknown {
+                    detail: "5xx".into(),
+                },
+            )
+            .next;
         }
-        assert_eq!(l.step, Step::Reserve, "an unknown is resolved, never given up");
+        assert_eq!(
+            l.step,
+            Step::Reserve,
+            "an unknown is resolved, never given up"
+        );
     }
 
     #[test]
     fn outcomes_that_do_not_fit_the_step_are_errors() {
         let l = Lifecycle::accepted();
-        assert!(transition(&l, Outcome::Placed { venue_order_id: "v".into() }, LIMITS).is_err());
+        assert!(
+            transition(
+                &l,
+                Outcome::Placed {
+                    venue_order_id: "v".into()
+                },
+                LIMITS
+            )
+            .is_err()
+        );
         assert!(transition(&l, Outcome::HoldReleased, LIMITS).is_err());
         // A lookup result only answers an unknown placement.
         let mut placing = l.clone();
@@ -653,11 +714,15 @@ mod tests {
 
     fn any_outcome() -> impl Strategy<Value = Outcome> {
         prop_oneof![
-            Just(Outcome::HoldCreated { hold_id: "h".into() }),
+            Just(Outcome::HoldCreated {
+                hold_id: "h".into()
+            }),
             Just(Outcome::HoldRejected {
                 reason: RejectReason::InsufficientFunds { available: None }
             }),
-            Just(Outcome::Placed { venue_order_id: "v".into() }),
+            Just(Outcome::Placed {
+                venue_order_id: "v".into()
+            }),
             Just(Outcome::PlacementRejected { detail: "r".into() }),
             Just(Outcome::PlacementNotFound),
             Just(Outcome::HoldReleased),

@@ -167,13 +167,18 @@ impl LimitPrice {
             return Err(invalid("limit_price", "must be greater than 0"));
         }
         if value > Decimal::from(PRICE_MAX) {
-            return Err(invalid("limit_price", format!("must be at most {PRICE_MAX}")));
+            return Err(invalid(
+                "limit_price",
+                format!("must be at most {PRICE_MAX}"),
+            ));
         }
         let tick_places = if value >= Decimal::ONE { 2 } else { 4 };
         if value.round_dp(tick_places) != value {
             return Err(invalid(
                 "limit_price",
-                format!("must be a multiple of the tick: {tick_places} decimal places at most for this price"),
+                format!(
+                    "must be a multiple of the tick: {tick_places} decimal places at most for this price"
+                ),
             ));
         }
         Ok(Self(value.normalize()))
@@ -201,7 +206,10 @@ impl ClientOrderId {
             ));
         }
         if text.chars().any(|c| c.is_control()) {
-            return Err(invalid("client_order_id", "must not contain control characters"));
+            return Err(invalid(
+                "client_order_id",
+                "must not contain control characters",
+            ));
         }
         Ok(Self(text.to_string()))
     }
@@ -239,7 +247,10 @@ impl NewOrder {
                 return Err(invalid("limit_price", "is required for limit orders"));
             }
             (OrderType::Market, Some(_)) => {
-                return Err(invalid("limit_price", "must not be given for market orders"));
+                return Err(invalid(
+                    "limit_price",
+                    "must not be given for market orders",
+                ));
             }
             _ => {}
         }
@@ -322,7 +333,13 @@ mod tests {
             )
         };
         assert!(base(OrderType::Limit, None).is_err());
-        assert!(base(OrderType::Market, Some(LimitPrice::parse(dec("1")).unwrap())).is_err());
+        assert!(
+            base(
+                OrderType::Market,
+                Some(LimitPrice::parse(dec("1")).unwrap())
+            )
+            .is_err()
+        );
         let ok = base(OrderType::Market, None).unwrap();
         assert_eq!(ok.symbol.as_str(), "AAPL");
     }

@@ -1,12 +1,18 @@
 //! The HTTP surface: routing, the per-request span, body limits.
 
+mod account;
+pub mod alpaca;
+pub mod auth;
+pub mod error;
 mod health;
+pub mod orders;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
+use axum::routing::get;
 use tower_http::trace::TraceLayer;
 
 use crate::startup::AppState;
@@ -16,6 +22,17 @@ pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
     Router::new()
         .merge(health::routes())
+        .route("/v2/orders", get(orders::list).post(orders::submit))
+        .route(
+            "/v2/orders:by_client_order_id",
+            get(orders::get_by_client_order_id),
+        )
+        .route("/v2/orders/{id}", get(orders::get))
+        .route("/v2/orders/{id}/events", get(orders::events))
+        .route("/v2/account", get(account::account))
+        .route("/v2/positions", get(account::positions))
+        .route("/v2/positions/{symbol}", get(account::position))
+        .fallback(error::fallback_not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -23,6 +40,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                     "http",
                     method = %request.method(),
                     path = %request.uri().path(),
+                    account_id = tracing::field::Empty,
                 )
             }),
         )

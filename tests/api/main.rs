@@ -6,3 +6,4 @@ mod support;
 
 mod database;
 mod health;
+mod orders;

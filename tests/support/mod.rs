@@ -90,6 +90,7 @@ pub fn test_settings() -> Settings {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub db: TestDatabase,
+    pub engine: std::sync::Arc<orderd::engine::Engine>,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -107,6 +108,7 @@ impl TestApp {
             .await
             .expect("app builds");
         let addr = app.local_addr();
+        let engine = app.state().engine.clone();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(app.run_until(async {
             let _ = rx.await;
@@ -114,6 +116,7 @@ impl TestApp {
         Self {
             addr,
             db,
+            engine,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             task: Some(task),
@@ -133,5 +136,221 @@ impl TestApp {
             Some(task) => task.await.expect("app task"),
             None => Ok(()),
         }
+    }
+}
+
+/// orderd with both simulators, all in-process on port 0.
+pub struct TestStack {
+    pub app: TestApp,
+    pub exchange: exchange_sim::Handle,
+    pub balances: balances_sim::Handle,
+    pub http: reqwest::Client,
+}
+
+/// A provisioned trader: funded at the balances service, with orderd keys.
+#[derive(Clone)]
+pub struct Trader {
+    pub account_id: String,
+    pub balances_account_id: String,
+    pub key_id: String,
+    pub secret_key: String,
+    base: String,
+    http: reqwest::Client,
+}
+
+/// A response as tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Trader {
+    fn auth(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request
+            .header("APCA-API-KEY-ID", &self.key_id)
+            .header("APCA-API-SECRET-KEY", &self.secret_key)
+    }
+
+    async fn reply(response: reqwest::Response) -> Reply {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post_order(&self, order: serde_json::Value) -> Reply {
+        self.post_order_with_key(order, None).await
+    }
+
+    pub async fn post_order_with_key(&self, order: serde_json::Value, key: Option<&str>) -> Reply {
+        let mut request = self
+            .auth(self.http.post(format!("{}/v2/orders", self.base)))
+            .json(&order);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        Self::reply(request.send().await.expect("POST /v2/orders")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        Self::reply(
+            self.auth(self.http.get(format!("{}{}", self.base, path)))
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await
+    }
+}
+
+/// A test venue config: fast fills, fixed seed.
+pub fn exchange_config() -> exchange_sim::Config {
+    let mut config = exchange_sim::Config::default();
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    config.seed = 7;
+    config
+}
+
+impl TestStack {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(customize: impl FnOnce(&mut Settings)) -> Self {
+        orderd::install_crypto_provider();
+        let exchange = exchange_sim::spawn(exchange_config())
+            .await
+            .expect("exchange-sim");
+        let mut balances_config = balances_sim::Config::default();
+        balances_config.listen = "127.0.0.1:0".parse().expect("address");
+        let balances = balances_sim::spawn(balances_config)
+            .await
+            .expect("balances-sim");
+        let mut settings = test_settings();
+        settings.exchange.url = format!("http://{}", exchange.addr());
+        settings.balances.url = format!("http://{}", balances.addr());
+        // Tests drive the completer themselves unless they say otherwise.
+        customize(&mut settings);
+        let app = TestApp::spawn_with(settings).await;
+        Self {
+            app,
+            exchange,
+            balances,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn exchange_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.exchange.addr(), path)
+    }
+
+    pub fn balances_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.balances.addr(), path)
+    }
+
+    /// Funds a balances account (e.g. `[("USD", "100000"), ("AAPL", "50")]`)
+    /// and creates an orderd account for it.
+    pub async fn trader(&self, funds: &[(&str, &str)]) -> Trader {
+        let balances_account_id = format!("bal-{}", uuid::Uuid::new_v4().simple());
+        let balances: serde_json::Map<String, serde_json::Value> = funds
+            .iter()
+            .map(|(asset, amount)| {
+                (
+                    asset.to_string(),
+                    serde_json::Value::String(amount.to_string()),
+                )
+            })
+            .collect();
+        let response = self
+            .http
+            .post(self.balances_url("/admin/accounts"))
+            .json(&serde_json::json!({ "account_id": balances_account_id, "balances": balances }))
+            .send()
+            .await
+            .expect("fund account");
+        assert!(
+            response.status().is_success(),
+            "funding: {}",
+            response.status()
+        );
+        let name = format!("trader-{}", uuid::Uuid::new_v4().simple());
+        let credentials =
+            orderd::store::accounts::create_account(&self.app.db.pool, &name, &balances_account_id)
+                .await
+                .expect("create account");
+        Trader {
+            account_id: credentials.account_id.to_string(),
+            balances_account_id,
+            key_id: credentials.key_id,
+            secret_key: credentials.secret_key,
+            base: format!("http://{}", self.app.addr),
+            http: self.http.clone(),
+        }
+    }
+
+    pub async fn put_exchange_faults(&self, faults: serde_json::Value) {
+        let response = self
+            .http
+            .put(self.exchange_url("/admin/faults"))
+            .json(&faults)
+            .send()
+            .await
+            .expect("PUT faults");
+        assert!(
+            response.status().is_success(),
+            "exchange faults: {}",
+            response.status()
+        );
+    }
+
+    pub async fn put_balances_faults(&self, faults: serde_json::Value) {
+        let response = self
+            .http
+            .put(self.balances_url("/admin/faults"))
+            .json(&faults)
+            .send()
+            .await
+            .expect("PUT faults");
+        assert!(
+            response.status().is_success(),
+            "balances faults: {}",
+            response.status()
+        );
+    }
+
+    pub async fn exchange_truth(&self) -> serde_json::Value {
+        self.http
+            .get(self.exchange_url("/admin/ground-truth"))
+            .send()
+            .await
+            .expect("ground truth")
+            .json()
+            .await
+            .expect("ground truth json")
+    }
+
+    pub async fn balances_of(&self, trader: &Trader) -> serde_json::Value {
+        self.http
+            .get(self.balances_url(&format!(
+                "/v1/accounts/{}/balances",
+                trader.balances_account_id
+            )))
+            .send()
+            .await
+            .expect("balances")
+            .json()
+            .await
+            .expect("balances json")
+    }
+
+    pub fn engine(&self) -> std::sync::Arc<orderd::engine::Engine> {
+        self.app.engine.clone()
     }
 }

@@ -1,0 +1,75 @@
+//! The completer: finds orders in a driven step whose retry timer is due
+//! and whose lease is free (expired, or its owner is dead), takes them with
+//! `FOR UPDATE SKIP LOCKED` and drives them. On start-up its first pass
+//! resumes everything a crashed process left mid-way. Several instances can
+//! run it at once: the lease makes each order one instance's at a time, and
+//! every external call is keyed, so even a double drive has one effect.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use super::{Engine, EngineError};
+use crate::store::orders as order_store;
+
+/// One pass: claim up to `completer_batch` due orders and drive them,
+/// `completer_concurrency` at a time, without inline retry sleeps (a retry
+/// is left to the durable timer). Returns how many it claimed.
+pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
+    let ids = order_store::claim_due(
+        &engine.pool,
+        engine.instance_id,
+        engine.settings.completer_batch,
+        engine.settings.lease_ms,
+        engine.settings.instance_dead_after_ms,
+    )
+    .await?;
+    let claimed = ids.len();
+    futures_util::stream::iter(ids)
+        .map(|order_id| {
+            let engine = engine.clone();
+            async move {
+                let order = match order_store::load(&engine.pool, order_id).await {
+                    Ok(Some(order)) => order,
+                    Ok(None) => return,
+                    Err(error) => {
+                        tracing::warn!(%order_id, %error, "completer: loading order");
+                        return;
+                    }
+                };
+                // Deadline now: go on through immediate steps, never sleep.
+                if let Err(error) = engine.drive(order, Instant::now()).await {
+                    tracing::error!(%order_id, %error, "completer: driving order");
+                }
+            }
+        })
+        .buffer_unordered(engine.settings.completer_concurrency)
+        .collect::<()>()
+        .await;
+    Ok(claimed)
+}
+
+/// Runs passes until `shutdown` resolves: back to back while there is
+/// work, `completer_interval_ms` apart when there is none.
+pub async fn run(engine: Arc<Engine>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let claimed = match run_once(&engine).await {
+            Ok(n) => n,
+            Err(error) => {
+                tracing::error!(%error, "completer pass failed");
+                0
+            }
+        };
+        if *shutdown.borrow() {
+            return;
+        }
+        if claimed == 0 {
+            tokio::select! {
+                // Whichever comes first: the next poll, or the stop.
+                _ = tokio::time::sleep(engine.settings.completer_interval()) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The lifecycle engine: drives an order from its recovery point through
+//! reserve → place (and release on rejection) with atomic phases. Each turn
+//! of the loop makes one external call, outside any transaction, then
+//! records its outcome and the next step in one transaction.
+
+pub mod completer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use sqlx::PgPool;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::config::{LifecycleSettings, Settings};
+use crate::domain::lifecycle::{
+    self, Action, Limits, Outcome, RejectReason, Schedule, backoff, next_action,
+};
+use crate::failpoints;
+use crate::store::orders::{self as order_store, LeaseAfter, OrderRecord};
+use crate::venues::CallError;
+use crate::venues::balances::{BalancesClient, CreateHoldRequest, HoldReference, HoldResult};
+use crate::venues::exchange::{ExchangeClient, PlaceOrderRequest, PlaceResult};
+
+/// Cash is held to the cent.
+const CASH_DP: u32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Corrupt(#[from] order_store::CorruptRow),
+    #[error(transparent)]
+    Transition(#[from] lifecycle::InvalidTransition),
+    #[error("order {0} has no account")]
+    NoAccount(Uuid),
+}
+
+/// Idempotency keys and venue ids, all derived from the order id, so every
+/// retry sends the same ones.
+pub mod keys {
+    use uuid::Uuid;
+
+    pub fn venue_client_order_id(order_id: Uuid) -> String {
+        format!("od-{}", order_id.simple())
+    }
+    pub fn hold(order_id: Uuid) -> String {
+        format!("hold-{order_id}")
+    }
+    pub fn release(order_id: Uuid) -> String {
+        format!("release-{order_id}")
+    }
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    pub pool: PgPool,
+    pub exchange: ExchangeClient,
+    pub balances: BalancesClient,
+    pub instance_id: Uuid,
+    pub settings: LifecycleSettings,
+    /// account_id → balances account id (never changes once created).
+    balances_accounts: RwLock<HashMap<Uuid, String>>,
+}
+
+impl Engine {
+    pub fn new(pool: PgPool, settings: &Settings, instance_id: Uuid) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            exchange: ExchangeClient::new(
+                &settings.exchange.url,
+                &settings.exchange.api_key,
+                Duration::from_millis(settings.exchange.request_timeout_ms),
+            ),
+            balances: BalancesClient::new(
+                &settings.balances.url,
+                Duration::from_millis(settings.balances.request_timeout_ms),
+            ),
+            instance_id,
+            settings: settings.lifecycle.clone(),
+            balances_accounts: RwLock::new(HashMap::new()),
+        })
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_unexpected_attempts: self.settings.max_unexpected_attempts,
+        }
+    }
+
+    /// Takes the lease on `order_id` if free and drives it. `None` when
+    /// another live instance holds it.
+    pub async fn claim_and_drive(
+        &self,
+        order_id: Uuid,
+        deadline: Instant,
+    ) -> Result<Option<OrderRecord>, EngineError> {
+        let claimed = order_store::claim(
+            &self.pool,
+            order_id,
+            self.instance_id,
+            self.settings.lease_ms,
+            self.settings.instance_dead_after_ms,
+        )
+        .await?;
+        match claimed {
+            Some(order) => Ok(Some(self.drive(order, deadline).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Drives `order`, whose lease this instance holds, until it waits on
+    /// the venue, closes, or needs a retry later than `deadline` (then the
+    /// lease is given up and the durable timer hands it to the completer).
+    /// Returns the order as last recorded.
+    pub async fn drive(
+        &self,
+        mut order: OrderRecord,
+        deadline: Instant,
+    ) -> Result<OrderRecord, EngineError> {
+        loop {
+            let current = order.lifecycle()?;
+            let action = next_action(&current);
+            let outcome = match action {
+                Action::None => {
+                    order_store::release_lease(&self.pool, order.order_id, self.instance_id)
+                        .await?;
+                    return Ok(order);
+                }
+                Action::CreateHold => self.reserve(&mut order).await?,
+                Action::PlaceOrder => self.place(&order).await,
+                Action::LookupPlacement => self.lookup(&order).await,
+                Action::ReleaseHold { hold_id } => self.release(&order, &hold_id).await,
+            };
+            let change = lifecycle::transition(&current, outcome, self.limits())?;
+            let (wait, lease_after) = match change.schedule {
+                Schedule::Now => (Duration::ZERO, self.keep_lease()),
+                Schedule::Idle => (Duration::ZERO, LeaseAfter::Release),
+                Schedule::Backoff { attempts } => {
+                    let wait = backoff(
+                        attempts,
+                        self.settings.retry_base(),
+                        self.settings.retry_cap(),
+                        rand::random::<f64>(),
+                    );
+                    if Instant::now() + wait < deadline {
+                        (wait, self.keep_lease())
+                    } else {
+                        (wait, LeaseAfter::Release)
+                    }
+                }
+            };
+            let applied = order_store::record_change(
+                &self.pool,
+                &order,
+                &change,
+                self.instance_id,
+                u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                lease_after,
+            )
+            .await?;
+            let fresh = order_store::load(&self.pool, order.order_id)
+                .await?
+                .ok_or(EngineError::NoAccount(order.order_id))?;
+            if !applied {
+                tracing::debug!(order_id = %order.order_id, "order changed under us; re-reading");
+                if fresh.lease_owner != Some(self.instance_id) {
+                    return Ok(fresh);
+                }
+                order = fresh;
+                continue;
+            }
+            order = fresh;
+            match lease_after {
+                LeaseAfter::Release => return Ok(order),
+                LeaseAfter::Keep { .. } => {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn keep_lease(&self) -> LeaseAfter {
+        LeaseAfter::Keep {
+            lease_ms: self.settings.lease_ms,
+        }
+    }
+
+    async fn balances_account(&self, account_id: Uuid) -> Result<String, EngineError> {
+        if let Ok(cache) = self.balances_accounts.read()
+            && let Some(id) = cache.get(&account_id)
+        {
+            return Ok(id.clone());
+        }
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT balances_account_id FROM accounts WHERE account_id = $1")
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let id = id.ok_or(EngineError::NoAccount(account_id))?;
+        if let Ok(mut cache) = self.balances_accounts.write() {
+            cache.insert(account_id, id.clone());
+        }
+        Ok(id)
+    }
+
+    /// Reserve: a market buy first fixes its hold amount from a quote (and
+    /// records it, so every retry asks for the identical hold).
+    async fn reserve(&self, order: &mut OrderRecord) -> Result<Outcome, EngineError> {
+        if order.hold_amount.is_none() {
+            let quote = match self.exchange.quote(&order.symbol).await {
+                Ok(quote) => quote,
+                // A read: whatever went wrong, nothing happened. Retry.
+                Err(error) => {
+                    return Ok(Outcome::Retry {
+                        detail: format!("quote for the hold: {error}"),
+                    });
+                }
+            };
+            let rate = (quote.ask.max(quote.last)
+                * (Decimal::ONE + self.settings.market_buy_collar))
+                .round_dp_with_strategy(CASH_DP, RoundingStrategy::AwayFromZero);
+            let amount =
+                (order.qty * rate).round_dp_with_strategy(CASH_DP, RoundingStrategy::AwayFromZero);
+            order_store::set_hold_amount(&self.pool, order.order_id, amount, rate).await?;
+            *order = order_store::load(&self.pool, order.order_id)
+                .await?
+                .ok_or(EngineError::NoAccount(order.order_id))?;
+        }
+        let Some(amount) = order.hold_amount else {
+            return Ok(Outcome::Unexpected {
+                detail: "hold amount missing after recording it".to_string(),
+            });
+        };
+        let request = CreateHoldRequest {
+            idempotency_key: keys::hold(order.order_id),
+            account_id: self.balances_account(order.account_id).await?,
+            asset: order
+                .hold_asset
+                .clone()
+                .unwrap_or_else(|| "USD".to_string()),
+            amount,
+            reference: HoldReference {
+                order_id: order.order_id.to_string(),
+                client_order_id: order.client_order_id.clone(),
+            },
+        };
+        let result = self.balances.create_hold(&request).await;
+        if matches!(result, Ok(HoldResult::Created(_))) {
+            failpoints::hit(failpoints::AFTER_HOLD_CREATED);
+        }
+        Ok(match result {
+            Ok(HoldResult::Created(hold)) => Outcome::HoldCreated { hold_id: hold.id },
+            Ok(HoldResult::InsufficientFunds { available }) => Outcome::HoldRejected {
+                reason: RejectReason::InsufficientFunds { available },
+            },
+            // Our key with a different body means our own durable request
+            // changed: a bug, not the trader's problem. Park after retries.
+            Ok(HoldResult::Refused { code, message }) if code == "idempotency_key_reused" => {
+                Outcome::Unexpected {
+                    detail: format!("{code}: {message}"),
+                }
+            }
+            Ok(HoldResult::Refused { code, message }) => Outcome::HoldRejected {
+                reason: RejectReason::HoldRefused {
+                    detail: format!("{code}: {message}"),
+                },
+            },
+            Err(error) => outcome_of_error(error),
+        })
+    }
+
+    async fn place(&self, order: &OrderRecord) -> Outcome {
+        let request = PlaceOrderRequest {
+            client_order_id: order.venue_client_order_id.clone(),
+            symbol: order.symbol.clone(),
+            side: order.side.clone(),
+            order_type: order.order_type.clone(),
+            time_in_force: order.time_in_force.clone(),
+            qty: order.qty,
+            limit_price: order.limit_price,
+        };
+        let result = self.exchange.place_order(&request).await;
+        failpoints::hit(failpoints::AFTER_PLACE_SENT);
+        match result {
+            Ok(PlaceResult::Accepted(venue)) => Outcome::Placed {
+                venue_order_id: venue.id,
+            },
+            Ok(PlaceResult::Rejected { message }) => Outcome::PlacementRejected { detail: message },
+            // Proof that an earlier attempt reached the venue, not of what
+            // became of it: look it up.
+            Ok(PlaceResult::DuplicateClientOrderId) => Outcome::Unknown {
+                detail: "the venue already has this client_order_id".to_string(),
+            },
+            Err(error) => outcome_of_error(error),
+        }
+    }
+
+    async fn lookup(&self, order: &OrderRecord) -> Outcome {
+        match self
+            .exchange
+            .order_by_client_order_id(&order.venue_client_order_id)
+            .await
+        {
+            Ok(Some(venue)) if venue.status == "rejected" => Outcome::PlacementRejected {
+                detail: venue
+                    .reject_reason
+                    .unwrap_or_else(|| "rejected".to_string()),
+            },
+            Ok(Some(venue)) => Outcome::Placed {
+                venue_order_id: venue.id,
+            },
+            Ok(None) => Outcome::PlacementNotFound,
+            // A failed read proves nothing either way; the placement stays
+            // unknown and is looked up again.
+            Err(CallError::Unknown { detail, .. }) => Outcome::Retry { detail },
+            Err(error) => outcome_of_error(error),
+        }
+    }
+
+    async fn release(&self, order: &OrderRecord, hold_id: &str) -> Outcome {
+        let result = self
+            .balances
+            .release_hold(hold_id, &keys::release(order.order_id))
+            .await;
+        failpoints::hit(failpoints::AFTER_RELEASE_SENT);
+        match result {
+            Ok(_) => Outcome::HoldReleased,
+            Err(error) => outcome_of_error(error),
+        }
+    }
+}
+
+/// The generic mapping of a failed call to an outcome.
+fn outcome_of_error(error: CallError) -> Outcome {
+    match error {
+        CallError::Unknown { detail, .. } => Outcome::Unknown { detail },
+        CallError::Retryable { detail, .. } => Outcome::Retry { detail },
+        CallError::Definitive {
+            status,
+            code,
+            message,
+            ..
+        } => Outcome::Unexpected {
+            detail: format!("{status} {code} {message}"),
+        },
+        CallError::Unexpected { detail, .. } => Outcome::Unexpected { detail },
+    }
+}

@@ -1,0 +1,201 @@
+//! `/v2/account` and `/v2/positions`: the trader's cash and positions come
+//! from the balances service (the ledger of record), prices from the venue,
+//! average entry prices from the fills orderd recorded.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::alpaca::asset_id;
+use super::auth::Trader;
+use super::error::ApiError;
+use crate::startup::AppState;
+use crate::store::accounts::Account;
+use crate::venues::CallError;
+use crate::venues::balances::AssetBalance;
+
+const CASH_ASSET: &str = "USD";
+
+fn upstream(error: CallError) -> ApiError {
+    tracing::warn!(%error, "balances service unavailable for an account read");
+    ApiError::unavailable("the balances service is unavailable; retry shortly")
+}
+
+fn money(value: Decimal) -> String {
+    value.round_dp(2).normalize().to_string()
+}
+
+/// Volume-weighted entry price of the account's buys of `symbol`.
+async fn avg_entry_price(
+    state: &AppState,
+    account: &Account,
+    symbol: &str,
+) -> Result<Option<Decimal>, ApiError> {
+    let avg: Option<Decimal> = sqlx::query_scalar(
+        "SELECT sum(filled_qty * filled_avg_price) / NULLIF(sum(filled_qty), 0)
+           FROM orders WHERE account_id = $1 AND symbol = $2 AND side = 'buy' AND filled_qty > 0",
+    )
+    .bind(account.account_id)
+    .bind(symbol)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(avg.map(|a| a.round_dp(4)))
+}
+
+async fn position_json(
+    state: &AppState,
+    account: &Account,
+    symbol: &str,
+    balance: &AssetBalance,
+) -> Result<Value, ApiError> {
+    let price = match state.engine.exchange.quote(symbol).await {
+        Ok(quote) => Some(quote.last),
+        Err(error) => {
+            tracing::warn!(%error, symbol, "no quote for a position");
+            None
+        }
+    };
+    // Shares funded directly at the balances service have no recorded
+    // cost: they are carried at the current price.
+    let entry = avg_entry_price(state, account, symbol)
+        .await?
+        .or(price)
+        .unwrap_or(Decimal::ZERO);
+    let qty = balance.total;
+    let cost_basis = qty * entry;
+    let market_value = price.map(|p| qty * p);
+    let unrealized = market_value.map(|m| m - cost_basis);
+    let plpc = match (unrealized, cost_basis.is_zero()) {
+        (Some(u), false) => Some((u / cost_basis).round_dp(6)),
+        _ => None,
+    };
+    Ok(json!({
+        "asset_id": asset_id(symbol),
+        "symbol": symbol,
+        "exchange": "NASDAQ",
+        "asset_class": "us_equity",
+        "asset_marginable": false,
+        "qty": qty.normalize().to_string(),
+        "qty_available": balance.available.normalize().to_string(),
+        "avg_entry_price": entry.normalize().to_string(),
+        "side": if qty >= Decimal::ZERO { "long" } else { "short" },
+        "market_value": market_value.map(money),
+        "cost_basis": money(cost_basis),
+        "unrealized_pl": unrealized.map(money),
+        "unrealized_plpc": plpc.map(|p| p.normalize().to_string()),
+        "unrealized_intraday_pl": unrealized.map(money),
+        "unrealized_intraday_plpc": plpc.map(|p| p.normalize().to_string()),
+        "current_price": price.map(|p| p.normalize().to_string()),
+        "lastday_price": price.map(|p| p.normalize().to_string()),
+        "change_today": "0",
+    }))
+}
+
+/// `GET /v2/account`.
+pub async fn account(
+    State(state): State<Arc<AppState>>,
+    Trader(account): Trader,
+) -> Result<Json<Value>, ApiError> {
+    let balances = state
+        .engine
+        .balances
+        .balances(&account.balances_account_id)
+        .await
+        .map_err(upstream)?;
+    let cash = balances.balances.get(CASH_ASSET);
+    let total_cash = cash.map(|c| c.total).unwrap_or_default();
+    let buying_power = cash.map(|c| c.available).unwrap_or_default();
+    let mut long_market_value = Decimal::ZERO;
+    for (symbol, balance) in balances
+        .balances
+        .iter()
+        .filter(|(a, _)| a.as_str() != CASH_ASSET)
+    {
+        if balance.total.is_zero() {
+            continue;
+        }
+        if let Ok(quote) = state.engine.exchange.quote(symbol).await {
+            long_market_value += balance.total * quote.last;
+        }
+    }
+    let equity = total_cash + long_market_value;
+    Ok(Json(json!({
+        "id": account.account_id,
+        "account_number": account.name,
+        "status": "ACTIVE",
+        "crypto_status": "INACTIVE",
+        "currency": "USD",
+        "buying_power": money(buying_power),
+        "regt_buying_power": money(buying_power),
+        "daytrading_buying_power": money(buying_power),
+        "non_marginable_buying_power": money(buying_power),
+        "options_buying_power": money(buying_power),
+        "cash": money(total_cash),
+        "accrued_fees": "0",
+        "pending_transfer_in": "0",
+        "pending_transfer_out": "0",
+        "portfolio_value": money(equity),
+        "equity": money(equity),
+        "last_equity": money(equity),
+        "long_market_value": money(long_market_value),
+        "short_market_value": "0",
+        "initial_margin": "0",
+        "maintenance_margin": "0",
+        "last_maintenance_margin": "0",
+        "sma": "0",
+        "multiplier": "1",
+        "pattern_day_trader": false,
+        "trading_blocked": false,
+        "transfers_blocked": false,
+        "account_blocked": false,
+        "trade_suspended_by_user": false,
+        "shorting_enabled": false,
+        "daytrade_count": 0,
+        "created_at": account.created_at,
+    })))
+}
+
+/// `GET /v2/positions`.
+pub async fn positions(
+    State(state): State<Arc<AppState>>,
+    Trader(account): Trader,
+) -> Result<Json<Value>, ApiError> {
+    let balances = state
+        .engine
+        .balances
+        .balances(&account.balances_account_id)
+        .await
+        .map_err(upstream)?;
+    let mut out = Vec::new();
+    for (symbol, balance) in &balances.balances {
+        if symbol == CASH_ASSET || balance.total.is_zero() {
+            continue;
+        }
+        out.push(position_json(&state, &account, symbol, balance).await?);
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+/// `GET /v2/positions/{symbol}`.
+pub async fn position(
+    State(state): State<Arc<AppState>>,
+    Trader(account): Trader,
+    Path(symbol): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let symbol = symbol.to_ascii_uppercase();
+    let balances = state
+        .engine
+        .balances
+        .balances(&account.balances_account_id)
+        .await
+        .map_err(upstream)?;
+    match balances.balances.get(&symbol) {
+        Some(balance) if symbol != CASH_ASSET && !balance.total.is_zero() => Ok(Json(
+            position_json(&state, &account, &symbol, balance).await?,
+        )),
+        _ => Err(ApiError::not_found("position does not exist")),
+    }
+}

@@ -1,0 +1,224 @@
+//! Alpaca Trading API v2 wire shapes: the order request as traders (and
+//! alpaca-py) send it, and the order object as they expect it back.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::domain::order::{
+    ClientOrderId, InvalidField, LimitPrice, NewOrder, OrderType, Qty, Side, Symbol, TimeInForce,
+};
+use crate::store::orders::OrderRecord;
+
+/// The namespace of the asset ids orderd shows (UUID v5 of the symbol), so
+/// a symbol always has the same asset_id.
+const ASSET_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7264_4000_8000_6173_7365_7473);
+
+pub fn asset_id(symbol: &str) -> Uuid {
+    Uuid::new_v5(&ASSET_ID_NAMESPACE, symbol.as_bytes())
+}
+
+impl From<InvalidField> for ApiError {
+    fn from(error: InvalidField) -> Self {
+        ApiError::validation(error.to_string())
+    }
+}
+
+fn field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    body.get(name).filter(|v| !v.is_null())
+}
+
+fn string_field(body: &Map<String, Value>, name: &'static str) -> Result<Option<String>, ApiError> {
+    match field(body, name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::validation(format!("{name} must be a string"))),
+    }
+}
+
+fn required_string(body: &Map<String, Value>, name: &'static str) -> Result<String, ApiError> {
+    string_field(body, name)?.ok_or_else(|| ApiError::validation(format!("{name} is required")))
+}
+
+/// Decimals arrive as strings ("10") or numbers (10, 10.5, 1e2).
+fn decimal_field(
+    body: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<Decimal>, ApiError> {
+    let text = match field(body, name) {
+        None => return Ok(None),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => return Err(ApiError::validation(format!("{name} must be a number"))),
+    };
+    Decimal::from_str(&text)
+        .or_else(|_| Decimal::from_scientific(&text))
+        .map(Some)
+        .map_err(|_| ApiError::validation(format!("{name} must be a decimal number, got {text:?}")))
+}
+
+/// Parses a `POST /v2/orders` body into a validated order. Malformed JSON
+/// is a 400; a missing, mistyped or out-of-range field a 422 naming it.
+pub fn parse_order_request(bytes: &[u8]) -> Result<NewOrder, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|error| {
+        ApiError::bad_request(format!("request body is not valid JSON: {error}"))
+    })?;
+    let Value::Object(body) = value else {
+        return Err(ApiError::bad_request("request body must be a JSON object"));
+    };
+
+    for unsupported in [
+        "notional",
+        "stop_price",
+        "trail_price",
+        "trail_percent",
+        "take_profit",
+        "stop_loss",
+        "legs",
+    ] {
+        if field(&body, unsupported).is_some() {
+            return Err(ApiError::validation(format!(
+                "{unsupported} is not supported by orderd"
+            )));
+        }
+    }
+    if let Some(class) = string_field(&body, "order_class")?
+        && !(class.is_empty() || class == "simple")
+    {
+        return Err(ApiError::validation(format!(
+            "order_class {class:?} is not supported; only simple orders are"
+        )));
+    }
+    match field(&body, "extended_hours") {
+        None | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => {
+            return Err(ApiError::validation(
+                "extended_hours orders are not supported",
+            ));
+        }
+        Some(_) => return Err(ApiError::validation("extended_hours must be a boolean")),
+    }
+
+    let symbol = Symbol::parse(&required_string(&body, "symbol")?)?;
+    let qty =
+        decimal_field(&body, "qty")?.ok_or_else(|| ApiError::validation("qty is required"))?;
+    let qty = Qty::parse(qty)?;
+    let side = Side::parse(&required_string(&body, "side")?)?;
+    let order_type = OrderType::parse(&required_string(&body, "type")?)?;
+    let time_in_force = TimeInForce::parse(&required_string(&body, "time_in_force")?)?;
+    let limit_price = decimal_field(&body, "limit_price")?
+        .map(LimitPrice::parse)
+        .transpose()?;
+    let client_order_id = string_field(&body, "client_order_id")?
+        .map(|s| ClientOrderId::parse(&s))
+        .transpose()?;
+    Ok(NewOrder::new(
+        symbol,
+        side,
+        order_type,
+        time_in_force,
+        qty,
+        limit_price,
+        client_order_id,
+    )?)
+}
+
+fn decimal_string(value: Decimal) -> String {
+    value.normalize().to_string()
+}
+
+/// The Alpaca order object for `order`.
+pub fn order_json(order: &OrderRecord) -> Value {
+    json!({
+        "id": order.order_id,
+        "client_order_id": order.client_order_id,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        // Alpaca sets it on acceptance; alpaca-py requires it.
+        "submitted_at": order.submitted_at.unwrap_or(order.created_at),
+        "filled_at": order.filled_at,
+        "expired_at": order.expired_at,
+        "expires_at": null,
+        "canceled_at": order.canceled_at,
+        "failed_at": order.failed_at,
+        "replaced_at": null,
+        "replaced_by": null,
+        "replaces": null,
+        "asset_id": asset_id(&order.symbol),
+        "symbol": order.symbol,
+        "asset_class": "us_equity",
+        "notional": null,
+        "qty": decimal_string(order.qty),
+        "filled_qty": decimal_string(order.filled_qty),
+        "filled_avg_price": order.filled_avg_price.map(decimal_string),
+        "order_class": "simple",
+        "order_type": order.order_type,
+        "type": order.order_type,
+        "side": order.side,
+        "position_intent": if order.side == "buy" { "buy_to_open" } else { "sell_to_close" },
+        "time_in_force": order.time_in_force,
+        "limit_price": order.limit_price.map(decimal_string),
+        "stop_price": null,
+        "status": order.status,
+        "extended_hours": false,
+        "legs": null,
+        "trail_percent": null,
+        "trail_price": null,
+        "hwm": null,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<NewOrder, ApiError> {
+        parse_order_request(body.as_bytes())
+    }
+
+    #[test]
+    fn alpaca_py_style_numbers_are_accepted() {
+        let order = parse(
+            r#"{"symbol":"AAPL","qty":10.0,"side":"buy","type":"limit","time_in_force":"gtc","limit_price":190.5,"order_class":"simple","extended_hours":false,"notional":null}"#,
+        )
+        .unwrap();
+        assert_eq!(order.qty.value(), Decimal::from(10));
+        assert_eq!(order.limit_price.unwrap().value().to_string(), "190.5");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let error = parse(
+            r#"{"symbol":"AAPL","qty":"0","side":"buy","type":"market","time_in_force":"day"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.status, 422);
+        assert!(error.message.starts_with("qty"), "{}", error.message);
+        let error =
+            parse(r#"{"symbol":"AAPL","qty":"1","side":"buy","type":"market"}"#).unwrap_err();
+        assert!(error.message.contains("time_in_force"), "{}", error.message);
+        let error = parse(
+            r#"{"symbol":"AAPL","qty":true,"side":"buy","type":"market","time_in_force":"day"}"#,
+        )
+        .unwrap_err();
+        assert!(error.message.contains("qty"), "{}", error.message);
+    }
+
+    #[test]
+    fn malformed_json_is_a_400() {
+        assert_eq!(parse("{not json").unwrap_err().status, 400);
+        assert_eq!(parse("[1,2]").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn unsupported_features_are_refused_not_ignored() {
+        let error = parse(
+            r#"{"symbol":"AAPL","notional":"100","side":"buy","type":"market","time_in_force":"day"}"#,
+        )
+        .unwrap_err();
+        assert!(error.message.contains("notional"));
+    }
+}

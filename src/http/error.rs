@@ -1,0 +1,107 @@
+//! The trader API's error: Alpaca's `{"code": <int>, "message": "..."}`
+//! body with the matching HTTP status. Internals never reach the body; they
+//! are logged with the request's span.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Alpaca's error codes by meaning.
+pub mod codes {
+    pub const BAD_REQUEST: u32 = 40010000;
+    pub const VALIDATION: u32 = 40010001;
+    pub const UNAUTHORIZED: u32 = 40110000;
+    pub const FORBIDDEN: u32 = 40310000;
+    pub const NOT_FOUND: u32 = 40410000;
+    pub const CONFLICT: u32 = 40910000;
+    pub const PAYLOAD_TOO_LARGE: u32 = 41310000;
+    pub const UNPROCESSABLE: u32 = 42210000;
+    pub const INTERNAL: u32 = 50010000;
+    pub const UNAVAILABLE: u32 = 50310000;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: u32,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, codes::VALIDATION, message)
+    }
+
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::UNPROCESSABLE,
+            message,
+        )
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHORIZED,
+            "request is not authorized",
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, codes::CONFLICT, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, message)
+    }
+
+    /// Logs `cause` and answers a body that says nothing about it.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            "internal server error",
+        )
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        json!({ "code": self.code, "message": self.message })
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+/// Turns axum's own rejections (unknown route, oversized body, ...) into
+/// Alpaca-style bodies.
+pub async fn fallback_not_found() -> ApiError {
+    ApiError::not_found("endpoint not found")
+}

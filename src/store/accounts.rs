@@ -1,0 +1,133 @@
+//! Trader accounts and their API keys. Secrets are 256-bit random values
+//! stored as SHA-256 digests and compared in constant time.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A trader account as request handlers need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub account_id: Uuid,
+    pub name: String,
+    pub balances_account_id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What `orderd account create` prints: the secret is shown once, here,
+/// and never stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NewCredentials {
+    pub account_id: Uuid,
+    pub key_id: String,
+    pub secret_key: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateAccountError {
+    #[error("an account named {0:?} already exists")]
+    NameTaken(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub fn hash_secret(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// Creates an account with one API key.
+pub async fn create_account(
+    pool: &PgPool,
+    name: &str,
+    balances_account_id: &str,
+) -> Result<NewCredentials, CreateAccountError> {
+    let account_id = Uuid::now_v7();
+    // Alpaca-looking key ids: a prefix and 20 upper-case hex characters.
+    let key_id = format!("OD{}", random_token(10).to_ascii_uppercase());
+    let secret_key = random_token(32);
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO accounts (account_id, name, balances_account_id) VALUES ($1, $2, $3)",
+    )
+    .bind(account_id)
+    .bind(name)
+    .bind(balances_account_id)
+    .execute(&mut *tx)
+    .await;
+    if let Err(error) = inserted {
+        if super::is_unique_violation(&error) {
+            return Err(CreateAccountError::NameTaken(name.to_string()));
+        }
+        return Err(error.into());
+    }
+    sqlx::query("INSERT INTO api_keys (key_id, account_id, secret_sha256) VALUES ($1, $2, $3)")
+        .bind(&key_id)
+        .bind(account_id)
+        .bind(hash_secret(&secret_key))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(NewCredentials {
+        account_id,
+        key_id,
+        secret_key,
+    })
+}
+
+/// The account behind a key id and secret, if they match and the key is
+/// not revoked.
+pub async fn authenticate(
+    pool: &PgPool,
+    key_id: &str,
+    secret: &str,
+) -> Result<Option<Account>, sqlx::Error> {
+    let row: Option<(Vec<u8>, Uuid, String, String, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as(
+            "SELECT k.secret_sha256, a.account_id, a.name, a.balances_account_id, a.created_at
+           FROM api_keys k JOIN accounts a USING (account_id)
+          WHERE k.key_id = $1 AND k.revoked_at IS NULL",
+        )
+        .bind(key_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.and_then(
+        |(stored, account_id, name, balances_account_id, created_at)| {
+            constant_time_eq(&stored, &hash_secret(secret)).then_some(Account {
+                account_id,
+                name,
+                balances_account_id,
+                created_at,
+            })
+        },
+    ))
+}
+
+pub async fn list_accounts(pool: &PgPool) -> Result<Vec<Account>, sqlx::Error> {
+    let rows: Vec<(Uuid, String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT account_id, name, balances_account_id, created_at FROM accounts ORDER BY created_at",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(account_id, name, balances_account_id, created_at)| Account {
+                account_id,
+                name,
+                balances_account_id,
+                created_at,
+            },
+        )
+        .collect())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,148 @@
+//! The balances service's REST API (balances-sim's): holds, releases,
+//! balances. Every mutating call carries an idempotency key derived from
+//! durable state. `simulators/balances/fixtures/` is the contract.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::{CallError, http_client, read_response, transport_error};
+
+const SERVICE: &str = "balances";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HoldReference {
+    pub order_id: String,
+    pub client_order_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreateHoldRequest {
+    pub idempotency_key: String,
+    pub account_id: String,
+    pub asset: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    pub reference: HoldReference,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Hold {
+    pub id: String,
+    pub account_id: String,
+    pub asset: String,
+    pub amount: Decimal,
+    pub remaining: Decimal,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleaseRequest {
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AssetBalance {
+    pub total: Decimal,
+    pub held: Decimal,
+    pub available: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Balances {
+    pub account_id: String,
+    pub balances: BTreeMap<String, AssetBalance>,
+}
+
+/// What a hold request proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldResult {
+    Created(Hold),
+    InsufficientFunds { available: Option<String> },
+    Refused { code: String, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct BalancesClient {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+impl BalancesClient {
+    pub fn new(base_url: &str, timeout: Duration) -> Self {
+        Self {
+            http: http_client(timeout),
+            base_url: base_url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    pub async fn create_hold(&self, request: &CreateHoldRequest) -> Result<HoldResult, CallError> {
+        let response = self
+            .http
+            .post(self.url("/v1/holds"))
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| transport_error(SERVICE, e))?;
+        match read_response::<Hold>(SERVICE, response).await {
+            Ok(hold) => Ok(HoldResult::Created(hold)),
+            Err(CallError::Definitive { code, message, .. }) if code == "insufficient_funds" => {
+                Ok(HoldResult::InsufficientFunds {
+                    available: available_from(&message),
+                })
+            }
+            Err(CallError::Definitive { code, message, .. }) => {
+                Ok(HoldResult::Refused { code, message })
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Releases all that remains of `hold_id`; releasing a closed hold
+    /// answers its state, so this is idempotent twice over.
+    pub async fn release_hold(
+        &self,
+        hold_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Hold, CallError> {
+        let response = self
+            .http
+            .post(self.url(&format!("/v1/holds/{hold_id}/release")))
+            .json(&ReleaseRequest {
+                idempotency_key: idempotency_key.to_string(),
+            })
+            .send()
+            .await
+            .map_err(|e| transport_error(SERVICE, e))?;
+        read_response(SERVICE, response).await
+    }
+
+    pub async fn balances(&self, account_id: &str) -> Result<Balances, CallError> {
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/accounts/{account_id}/balances")))
+            .send()
+            .await
+            .map_err(|e| transport_error(SERVICE, e))?;
+        read_response(SERVICE, response).await
+    }
+}
+
+/// The message of an insufficient-funds answer may carry the available
+/// amount; it is informational only.
+fn available_from(message: &str) -> Option<String> {
+    message
+        .split("available")
+        .nth(1)
+        .map(|rest| {
+            rest.trim_matches(|c: char| !c.is_ascii_digit() && c != '.')
+                .to_string()
+        })
+        .filter(|s| !s.is_empty())
+}

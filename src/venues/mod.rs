@@ -1,0 +1,153 @@
+//! Clients of the two external services. Each owns its wire types and
+//! converts to domain values at this boundary. Every call's failure is
+//! classified once, here, as definitive, retryable or unknown; the clients
+//! never retry on their own: the lifecycle's durable backoff is the one
+//! retry policy.
+
+pub mod balances;
+pub mod exchange;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+
+/// A failed call, by what it proves about the remote side.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The service answered and refused: nothing happened, and sending the
+    /// same request again gets the same answer.
+    #[error("{service} refused ({status}): {code} {message}")]
+    Definitive {
+        service: &'static str,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Known not to have taken effect (429, connection refused before
+    /// sending, request in flight): try again later.
+    #[error("{service}: {detail}")]
+    Retryable {
+        service: &'static str,
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+    /// It may or may not have taken effect (timeout, 5xx, reset).
+    #[error("{service}: outcome unknown: {detail}")]
+    Unknown {
+        service: &'static str,
+        detail: String,
+    },
+    /// A success status with a body we cannot read.
+    #[error("{service}: unexpected answer: {detail}")]
+    Unexpected {
+        service: &'static str,
+        detail: String,
+    },
+}
+
+/// Retry-After longer than this is treated as this.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(60);
+
+/// Builds the shared HTTP client (connection pool per host).
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Classifies a transport error.
+pub(crate) fn transport_error(service: &'static str, error: reqwest::Error) -> CallError {
+    if error.is_connect() {
+        // The connection was never established: the request was not sent.
+        CallError::Retryable {
+            service,
+            detail: format!("cannot connect: {error}"),
+            retry_after: None,
+        }
+    } else {
+        // Timeout, reset, broken body: it may have been processed.
+        CallError::Unknown {
+            service,
+            detail: error.to_string(),
+        }
+    }
+}
+
+/// The error body both services use: `{code, message}` (code a number at
+/// the venue, a string at the balances service).
+#[derive(Debug, serde::Deserialize)]
+struct ErrorBody {
+    code: serde_json::Value,
+    #[serde(default)]
+    message: String,
+}
+
+/// Reads a response: 2xx bodies as `T`, everything else classified.
+pub(crate) async fn read_response<T: DeserializeOwned>(
+    service: &'static str,
+    response: reqwest::Response,
+) -> Result<T, CallError> {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|secs| Duration::from_secs(secs).min(RETRY_AFTER_MAX));
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|error| transport_error(service, error))?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|error| CallError::Unexpected {
+            service,
+            detail: format!("{status}: {error}"),
+        });
+    }
+    let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+    let (code, message) = match body {
+        Some(b) => (
+            match b.code {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            },
+            b.message,
+        ),
+        None => (
+            String::new(),
+            String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+        ),
+    };
+    Err(classify_status(service, status, code, message, retry_after))
+}
+
+fn classify_status(
+    service: &'static str,
+    status: StatusCode,
+    code: String,
+    message: String,
+    retry_after: Option<Duration>,
+) -> CallError {
+    match status {
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::CONFLICT => CallError::Retryable {
+            service,
+            detail: format!("{status} {code} {message}"),
+            retry_after,
+        },
+        s if s.is_server_error() => CallError::Unknown {
+            service,
+            detail: format!("{status} {code} {message}"),
+        },
+        s => CallError::Definitive {
+            service,
+            status: s.as_u16(),
+            code,
+            message,
+        },
+    }
+}
