@@ -11,6 +11,11 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+#[path = "../support/mod.rs"]
+mod support;
+
+mod crash;
+
 /// Start-up includes initdb on first use; allow for a slow machine.
 const START_LIMIT: Duration = Duration::from_secs(90);
 
@@ -69,7 +74,12 @@ fn orderd_command(data_dir: &Path) -> Command {
 
 /// Spawns `orderd serve` and waits for its `listening on ADDR` line.
 fn start_serve(data_dir: &Path) -> Orderd {
-    let mut child = orderd_command(data_dir)
+    start_command(orderd_command(data_dir))
+}
+
+/// Spawns `command serve` and waits for its `listening on ADDR` line.
+fn start_command(mut command: Command) -> Orderd {
+    let mut child = command
         .arg("serve")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

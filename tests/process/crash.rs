@@ -1,0 +1,192 @@
+//! Crash recovery: orderd as a real child process, killed with SIGKILL at
+//! failpoints between an external call and the record of its outcome, then
+//! restarted. Every accepted order survives (I5), no order gets two holds
+//! or two venue orders (I1), and all reach `new`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{Orderd, start_command, wait_exit};
+use crate::support::{TestDatabase, exchange_config};
+
+struct Venues {
+    exchange: exchange_sim::Handle,
+    balances: balances_sim::Handle,
+    http: reqwest::Client,
+}
+
+impl Venues {
+    async fn spawn() -> Self {
+        orderd::install_crypto_provider();
+        let exchange = exchange_sim::spawn(exchange_config())
+            .await
+            .expect("exchange-sim");
+        let mut config = balances_sim::Config::default();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let balances = balances_sim::spawn(config).await.expect("balances-sim");
+        Self {
+            exchange,
+            balances,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn fund(&self, account_id: &str, usd: &str) {
+        let response = self
+            .http
+            .post(format!("http://{}/admin/accounts", self.balances.addr()))
+            .json(&json!({"account_id": account_id, "balances": {"USD": usd}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+
+    async fn get(&self, url: String) -> Value {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// Starts orderd over `db`, talking to `venues`, with `failpoints` armed.
+async fn start_orderd(db: &TestDatabase, venues: &Venues, failpoints: &str) -> Orderd {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orderd"));
+    command
+        .env("ORDERD__HTTP__LISTEN", "127.0.0.1:0")
+        .env("ORDERD__DATABASE__URL", db.url())
+        .env(
+            "ORDERD__EXCHANGE__URL",
+            format!("http://{}", venues.exchange.addr()),
+        )
+        .env(
+            "ORDERD__BALANCES__URL",
+            format!("http://{}", venues.balances.addr()),
+        )
+        .env("ORDERD_FAILPOINTS", failpoints)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null());
+    tokio::task::spawn_blocking(move || start_command(command))
+        .await
+        .expect("start orderd")
+}
+
+/// Kills orderd at `failpoint` while it handles one order, restarts it,
+/// and checks the order is finished exactly once.
+async fn crash_at(failpoint: &'static str) {
+    let venues = Venues::spawn().await;
+    let db = TestDatabase::fresh().await;
+    let balances_account = format!("bal-{}", uuid::Uuid::new_v4().simple());
+    venues.fund(&balances_account, "100000").await;
+    let credentials = orderd::store::accounts::create_account(&db.pool, "crash", &balances_account)
+        .await
+        .unwrap();
+
+    let mut first = start_orderd(&db, &venues, failpoint).await;
+
+    let order = json!({"symbol": "AAPL", "qty": "4", "side": "buy", "type": "limit",
+                       "time_in_force": "gtc", "limit_price": "100.00",
+                       "client_order_id": format!("crash-{failpoint}")});
+    let answer = venues
+        .http
+        .post(format!("http://{}/v2/orders", first.addr))
+        .header("APCA-API-KEY-ID", &credentials.key_id)
+        .header("APCA-API-SECRET-KEY", &credentials.secret_key)
+        .json(&order)
+        .send()
+        .await;
+    assert!(answer.is_err(), "orderd died before answering: {answer:?}");
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut first.child, Duration::from_secs(10)))
+            .await
+            .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL at {failpoint}");
+
+    // The accept committed before every failpoint: the order is durable.
+    let order_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT order_id FROM orders WHERE client_order_id = $1")
+            .bind(format!("crash-{failpoint}"))
+            .fetch_one(&db.pool)
+            .await
+            .expect("I5: the accepted order survived");
+
+    // Restart without failpoints; the completer finishes the work.
+    let second = start_orderd(&db, &venues, "").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let body: Value = venues
+            .http
+            .get(format!("http://{}/v2/orders/{order_id}", second.addr))
+            .header("APCA-API-KEY-ID", &credentials.key_id)
+            .header("APCA-API-SECRET-KEY", &credentials.secret_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["status"] == "new" {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not finished after restart: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["qty"], "4");
+
+    // I1: one venue order under the derived id; one hold for the order.
+    let venue_client_order_id = orderd::engine::keys::venue_client_order_id(order_id);
+    let truth = venues
+        .get(format!(
+            "http://{}/admin/ground-truth",
+            venues.exchange.addr()
+        ))
+        .await;
+    let venue_orders = truth["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["client_order_id"] == venue_client_order_id.as_str())
+        .count();
+    assert_eq!(
+        venue_orders, 1,
+        "one venue order after a crash at {failpoint}"
+    );
+    let holds = venues
+        .get(format!(
+            "http://{}/v1/holds?order_id={order_id}",
+            venues.balances.addr()
+        ))
+        .await;
+    assert_eq!(
+        holds["holds"].as_array().unwrap().len(),
+        1,
+        "one hold: {holds}"
+    );
+    drop(second);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_after_accept_commits() {
+    crash_at(orderd::failpoints::AFTER_ACCEPT_COMMIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_after_the_hold_is_created_before_it_is_recorded() {
+    crash_at(orderd::failpoints::AFTER_HOLD_CREATED).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_after_the_placement_is_sent_before_it_is_recorded() {
+    crash_at(orderd::failpoints::AFTER_PLACE_SENT).await;
+}
