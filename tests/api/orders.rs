@@ -513,3 +513,91 @@ async fn account_and_positions_come_from_the_balances_service() {
     assert_eq!(missing.status, 404);
     assert_eq!(missing.body["code"], 40410000);
 }
+
+#[tokio::test]
+async fn under_mixed_venue_and_ledger_faults_every_order_ends_once_placed_and_holds_add_up() {
+    let stack = TestStack::spawn_with(|s| s.lifecycle.submit_deadline_ms = 500).await;
+    let trader = stack.trader(&[("USD", "10000000")]).await;
+    stack
+        .put_exchange_faults(json!({
+            "response_lost": 0.2, "response_lost_delay_ms": 20, "reject": 0.05,
+            "reject_response_lost": 0.05, "rate_limited": 0.1, "retry_after_secs": 0,
+            "unavailable": 0.1, "stale_read": 0.3, "stale_read_window_ms": 200
+        }))
+        .await;
+    stack
+        .put_balances_faults(json!({
+            "response_lost": 0.2, "response_lost_delay_ms": 10, "error_5xx": 0.1, "http_429": 0.1
+        }))
+        .await;
+    const ORDERS: usize = 40;
+    let replies = futures_util::future::join_all((0..ORDERS).map(|i| {
+        let trader = trader.clone();
+        async move {
+            let mut body = limit_buy(["AAPL", "MSFT", "AMZN"][i % 3], "1", "50.00");
+            body["client_order_id"] = json!(format!("mixed-{i}"));
+            trader.post_order(body).await
+        }
+    }))
+    .await;
+    for reply in &replies {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    // Faults stop; everything must settle into new or rejected.
+    stack.put_exchange_faults(json!({})).await;
+    stack.put_balances_faults(json!({})).await;
+    let mut new_orders = 0;
+    for reply in &replies {
+        let id = reply.body["id"].as_str().unwrap();
+        let order = wait_for(&trader, id, Duration::from_secs(30), |o| {
+            o["status"] == "new" || o["status"] == "rejected"
+        })
+        .await;
+        // ...and a rejected one must also have released its hold.
+        if order["status"] == "rejected" {
+            wait_step(&stack, id, "closed").await;
+        } else {
+            new_orders += 1;
+        }
+        let venue_id = venue_client_order_id(&stack, id).await;
+        let truth = stack.exchange_truth().await;
+        assert!(venue_orders_for(&truth, &venue_id) <= 1, "I1 for {id}");
+        if order["status"] == "new" {
+            assert_eq!(
+                venue_orders_for(&truth, &venue_id),
+                1,
+                "a new order is at the venue"
+            );
+        }
+    }
+    assert!(
+        new_orders > ORDERS / 2,
+        "most orders got through: {new_orders}"
+    );
+    // Exactly the working orders' holds are held: 50 each.
+    let held_usd = held(&stack.balances_of(&trader).await, "USD");
+    assert_eq!(
+        held_usd,
+        dec("50") * rust_decimal::Decimal::from(new_orders)
+    );
+}
+
+async fn wait_step(stack: &TestStack, id: &str, step: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let current: String =
+            sqlx::query_scalar("SELECT step FROM orders WHERE order_id = $1::uuid")
+                .bind(id)
+                .fetch_one(&stack.app.db.pool)
+                .await
+                .unwrap();
+        if current == step {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} stuck at step {current}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
