@@ -1,0 +1,553 @@
+//! HTTP handlers: the `/v1` venue API (API-key auth, fault injection) and the
+//! `/admin` API (no auth, never faulted).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use rand::Rng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::app::{Shared, State as VenueState};
+use crate::faults::{Fault, FaultProfile, roll};
+use crate::market::{CancelError, CancelMode, Order, PlaceError, status_name};
+use crate::wire::{
+    AssetResponse, ByClientOrderIdQuery, ErrorBody, FillResponse, ListOrdersQuery, OrderResponse,
+    QuoteResponse, SetPriceRequest, codes, parse_place_order,
+};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Default and largest page of `GET /v1/orders`.
+pub const DEFAULT_PAGE_LIMIT: usize = 100;
+pub const MAX_PAGE_LIMIT: usize = 500;
+/// Reason recorded on venue rejections injected by the `reject` faults.
+const VENUE_REJECT_REASON: &str = "order rejected by venue (simulated)";
+
+type SharedState = State<Arc<Shared>>;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let v1 = Router::new()
+        .route("/v1/orders", post(place_order).get(list_orders))
+        .route(
+            "/v1/orders:by_client_order_id",
+            get(order_by_client_order_id),
+        )
+        .route("/v1/orders/{id}", get(get_order).delete(cancel_order))
+        .route("/v1/orders/{id}/fills", get(get_fills))
+        .route("/v1/quotes/{symbol}", get(get_quote))
+        .route("/v1/assets", get(list_assets))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), v1_guard));
+    let admin = Router::new()
+        .route("/admin/faults", get(get_faults).put(put_faults))
+        .route("/admin/reset", post(reset))
+        .route("/admin/ground-truth", get(ground_truth))
+        .route("/admin/stats", get(stats))
+        .route("/admin/prices", post(set_price));
+    v1.merge(admin)
+        .route("/v1/stream", get(crate::stream::upgrade))
+        .fallback(|| async { ApiError::not_found("route not found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                codes::METHOD_NOT_ALLOWED,
+                "method not allowed",
+            )
+        })
+        .with_state(shared)
+}
+
+/// An error answer: `{"code", "message"}` with the matching status.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: u32,
+    message: String,
+    retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, codes::VALIDATION, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, message)
+    }
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::UNPROCESSABLE,
+            message,
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(ErrorBody {
+                code: self.code,
+                message: self.message,
+            }),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// `/v1` REST: API key, then injected latency (429/503 are rolled by each
+/// handler, after a placement is counted).
+async fn v1_guard(State(shared): SharedState, request: Request, next: Next) -> Response {
+    let authorized = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|key| key == shared.config.api_key);
+    if !authorized {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHORIZED,
+            "missing or invalid API key",
+        )
+        .into_response();
+    }
+    let latency_ms = shared.with_state(|s| {
+        let f = &s.faults;
+        if roll(&mut s.fault_rng, f.latency) {
+            Some(
+                s.fault_rng
+                    .random_range(f.latency_min_ms..=f.latency_max_ms),
+            )
+        } else {
+            None
+        }
+    });
+    if let Some(ms) = latency_ms {
+        shared.fault_counters.record(Fault::Latency);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    next.run(request).await
+}
+
+/// 429 / 503 injection, rolled under the lock.
+fn gate(shared: &Shared, s: &mut VenueState) -> ApiResult<()> {
+    if roll(&mut s.fault_rng, s.faults.rate_limited) {
+        shared.fault_counters.record(Fault::RateLimited);
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::RATE_LIMIT,
+            "rate limit exceeded",
+        );
+        error.retry_after_secs = Some(s.faults.retry_after_secs);
+        return Err(error);
+    }
+    if roll(&mut s.fault_rng, s.faults.unavailable) {
+        shared.fault_counters.record(Fault::Unavailable);
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            "service temporarily unavailable",
+        ));
+    }
+    Ok(())
+}
+
+fn gate_only(shared: &Shared) -> ApiResult<()> {
+    shared.with_state(|s| gate(shared, s))
+}
+
+/// Reads the whole body, at most `MAX_BODY_BYTES`.
+async fn read_body(body: Body) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                codes::PAYLOAD_TOO_LARGE,
+                format!("request body must be at most {MAX_BODY_BYTES} bytes"),
+            )
+        })
+}
+
+async fn read_json<T: DeserializeOwned>(body: Body) -> ApiResult<T> {
+    let bytes = read_body(body).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::validation(format!("invalid request body: {e}")))
+}
+
+/// How a lost response shows itself.
+enum LostResponse {
+    /// Hang `delay_ms`, then 504.
+    Timeout { delay_ms: u64 },
+    /// 500 at once.
+    Internal,
+}
+
+fn roll_lost(shared: &Shared, s: &mut VenueState, p: f64) -> Option<LostResponse> {
+    if !roll(&mut s.fault_rng, p) {
+        return None;
+    }
+    if s.fault_rng.random_bool(0.5) {
+        shared.fault_counters.record(Fault::ResponseLostTimeout);
+        Some(LostResponse::Timeout {
+            delay_ms: s.faults.response_lost_delay_ms,
+        })
+    } else {
+        shared.fault_counters.record(Fault::ResponseLost500);
+        Some(LostResponse::Internal)
+    }
+}
+
+async fn place_order(State(shared): SharedState, body: Body) -> ApiResult<Response> {
+    let bytes = read_body(body).await?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::validation(format!("malformed JSON: {e}")))?;
+    let (client_order_id, parsed) = parse_place_order(&value);
+    let now = Utc::now();
+    let (order, lost) =
+        shared.with_state(|s| -> ApiResult<(OrderResponse, Option<LostResponse>)> {
+            if let Some(id) = &client_order_id {
+                shared
+                    .counters
+                    .placement_requests
+                    .fetch_add(1, Ordering::Relaxed);
+                match s.placement_requests.get_mut(id) {
+                    Some(count) => *count += 1,
+                    None => {
+                        s.placement_requests.insert(id.clone(), 1);
+                    }
+                }
+            }
+            gate(&shared, s)?;
+            let order = parsed.map_err(ApiError::validation)?;
+            s.market.validate(&order).map_err(place_error)?;
+            let (reject, lost) = if roll(&mut s.fault_rng, s.faults.reject_response_lost) {
+                shared.fault_counters.record(Fault::RejectResponseLost);
+                let kind = if s.fault_rng.random_bool(0.5) {
+                    LostResponse::Timeout {
+                        delay_ms: s.faults.response_lost_delay_ms,
+                    }
+                } else {
+                    LostResponse::Internal
+                };
+                (true, Some(kind))
+            } else if roll(&mut s.fault_rng, s.faults.reject) {
+                shared.fault_counters.record(Fault::Reject);
+                (true, None)
+            } else {
+                let p = s.faults.response_lost;
+                (false, roll_lost(&shared, s, p))
+            };
+            let venue_reject = reject.then(|| VENUE_REJECT_REASON.to_owned());
+            let id = s
+                .market
+                .place(order, venue_reject, now)
+                .map_err(place_error)?;
+            let counter = if reject {
+                &shared.counters.orders_rejected
+            } else {
+                &shared.counters.orders_created
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let order = s.market.order(id).map(OrderResponse::from).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    codes::INTERNAL,
+                    "order vanished",
+                )
+            })?;
+            Ok((order, lost))
+        })?;
+    match lost {
+        Some(LostResponse::Timeout { delay_ms }) => {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                codes::TIMEOUT,
+                "gateway timeout",
+            ))
+        }
+        Some(LostResponse::Internal) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            "internal server error",
+        )),
+        None if order.status == crate::market::OrderStatus::Rejected => {
+            Err(ApiError::unprocessable(
+                order
+                    .reject_reason
+                    .unwrap_or_else(|| VENUE_REJECT_REASON.into()),
+            ))
+        }
+        None => Ok(Json(order).into_response()),
+    }
+}
+
+fn place_error(e: PlaceError) -> ApiError {
+    match e {
+        PlaceError::Invalid(message) => ApiError::validation(message),
+        PlaceError::UnknownSymbol(symbol) => {
+            ApiError::unprocessable(format!("unknown symbol: {symbol}"))
+        }
+        PlaceError::DuplicateClientOrderId => {
+            ApiError::unprocessable("client_order_id must be unique")
+        }
+    }
+}
+
+fn parse_order_id(path: Result<Path<String>, PathRejection>) -> ApiResult<Uuid> {
+    let Path(raw) = path.map_err(|_| ApiError::not_found("order not found"))?;
+    Uuid::parse_str(&raw).map_err(|_| ApiError::not_found("order not found"))
+}
+
+/// A lookup that may be answered stale: 404 for a young order.
+fn stale(shared: &Shared, s: &mut VenueState, order: &Order) -> bool {
+    let window_ms = i64::try_from(s.faults.stale_read_window_ms).unwrap_or(i64::MAX);
+    let young = (Utc::now() - order.created_at).num_milliseconds() < window_ms;
+    if young && roll(&mut s.fault_rng, s.faults.stale_read) {
+        shared.fault_counters.record(Fault::StaleRead);
+        return true;
+    }
+    false
+}
+
+fn lookup(
+    shared: &Shared,
+    s: &mut VenueState,
+    found: Option<OrderResponse>,
+) -> ApiResult<Json<OrderResponse>> {
+    let order = found.ok_or_else(|| ApiError::not_found("order not found"))?;
+    let is_stale = s
+        .market
+        .order(order.id)
+        .cloned()
+        .is_some_and(|o| stale(shared, s, &o));
+    if is_stale {
+        return Err(ApiError::not_found("order not found"));
+    }
+    Ok(Json(order))
+}
+
+async fn get_order(
+    State(shared): SharedState,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<OrderResponse>> {
+    gate_only(&shared)?;
+    let id = parse_order_id(path)?;
+    shared.with_state(|s| {
+        let found = s.market.order(id).map(OrderResponse::from);
+        lookup(&shared, s, found)
+    })
+}
+
+async fn order_by_client_order_id(
+    State(shared): SharedState,
+    query: Result<Query<ByClientOrderIdQuery>, QueryRejection>,
+) -> ApiResult<Json<OrderResponse>> {
+    gate_only(&shared)?;
+    let Query(query) = query.map_err(|e| ApiError::validation(e.body_text()))?;
+    let client_order_id = query
+        .client_order_id
+        .ok_or_else(|| ApiError::validation("client_order_id is required"))?;
+    shared.with_state(|s| {
+        let found = s
+            .market
+            .order_by_client_order_id(&client_order_id)
+            .map(OrderResponse::from);
+        lookup(&shared, s, found)
+    })
+}
+
+async fn list_orders(
+    State(shared): SharedState,
+    query: Result<Query<ListOrdersQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<OrderResponse>>> {
+    gate_only(&shared)?;
+    let Query(query) = query.map_err(|e| ApiError::validation(e.body_text()))?;
+    let open = match query.status.as_deref() {
+        None | Some("open") => Some(true),
+        Some("closed") => Some(false),
+        Some("all") => None,
+        Some(_) => return Err(ApiError::validation("status must be open, closed or all")),
+    };
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_PAGE_LIMIT,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::validation(format!(
+                    "limit must be 1..={MAX_PAGE_LIMIT}"
+                )));
+            }
+        },
+    };
+    let after = match query.after.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(
+            Uuid::parse_str(raw).map_err(|_| ApiError::validation("after must be an order id"))?,
+        ),
+    };
+    let orders = shared.with_state(|s| {
+        if let Some(after) = after
+            && s.market.order(after).is_none()
+        {
+            return Err(ApiError::validation("after is not a known order id"));
+        }
+        Ok(s.market
+            .list(open, after, limit)
+            .into_iter()
+            .map(OrderResponse::from)
+            .collect())
+    })?;
+    Ok(Json(orders))
+}
+
+async fn cancel_order(
+    State(shared): SharedState,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    gate_only(&shared)?;
+    let id = parse_order_id(path)?;
+    let now = Utc::now();
+    shared.with_state(|s| {
+        let status = s.market.order(id).map(|o| o.status);
+        let mode = match status {
+            Some(status)
+                if !status.is_terminal() && status != crate::market::OrderStatus::PendingCancel =>
+            {
+                if roll(&mut s.fault_rng, s.faults.fill_races_cancel) {
+                    shared.fault_counters.record(Fault::FillRacesCancel);
+                    CancelMode::FillRacesCancel
+                } else if roll(&mut s.fault_rng, s.faults.fill_after_cancel) {
+                    shared.fault_counters.record(Fault::FillAfterCancel);
+                    CancelMode::FillAfterCancel
+                } else {
+                    CancelMode::Normal
+                }
+            }
+            _ => CancelMode::Normal,
+        };
+        s.market.request_cancel(id, mode, now).map_err(|e| match e {
+            CancelError::NotFound => ApiError::not_found("order not found"),
+            CancelError::AlreadyTerminal(status) => {
+                ApiError::unprocessable(format!("order is already {}", status_name(status)))
+            }
+        })
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_fills(
+    State(shared): SharedState,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Vec<FillResponse>>> {
+    gate_only(&shared)?;
+    let id = parse_order_id(path)?;
+    shared.with_state(|s| {
+        s.market
+            .order(id)
+            .map(|o| Json(o.fills.iter().map(FillResponse::from).collect()))
+            .ok_or_else(|| ApiError::not_found("order not found"))
+    })
+}
+
+async fn get_quote(
+    State(shared): SharedState,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<QuoteResponse>> {
+    gate_only(&shared)?;
+    let Path(symbol) = path.map_err(|_| ApiError::not_found("unknown symbol"))?;
+    let quote = shared.with_state(|s| s.market.quote(&symbol));
+    quote
+        .map(|q| Json(QuoteResponse::new(q, Utc::now())))
+        .ok_or_else(|| ApiError::not_found(format!("unknown symbol: {symbol}")))
+}
+
+async fn list_assets(State(shared): SharedState) -> ApiResult<Json<Vec<AssetResponse>>> {
+    gate_only(&shared)?;
+    let assets = shared.with_state(|s| {
+        s.market
+            .instruments()
+            .iter()
+            .map(|i| AssetResponse {
+                symbol: i.symbol.clone(),
+                name: i.name.clone(),
+                tradable: true,
+                tick_size: rust_decimal::Decimal::new(1, 2),
+                sub_dollar_tick_size: rust_decimal::Decimal::new(1, 4),
+                tick_threshold: rust_decimal::Decimal::ONE,
+                lot_size: rust_decimal::Decimal::ONE,
+                min_qty: rust_decimal::Decimal::ONE,
+                max_qty: rust_decimal::Decimal::from(crate::market::MAX_ORDER_QTY),
+            })
+            .collect()
+    });
+    Ok(Json(assets))
+}
+
+// ---- /admin ----
+
+async fn get_faults(State(shared): SharedState) -> Json<FaultProfile> {
+    Json(shared.faults())
+}
+
+async fn put_faults(State(shared): SharedState, body: Body) -> ApiResult<Json<FaultProfile>> {
+    let profile: FaultProfile = read_json(body).await?;
+    shared
+        .set_faults(profile.clone())
+        .map_err(ApiError::validation)?;
+    Ok(Json(profile))
+}
+
+async fn reset(State(shared): SharedState) -> StatusCode {
+    shared.reset();
+    StatusCode::NO_CONTENT
+}
+
+async fn ground_truth(State(shared): SharedState) -> Json<impl Serialize> {
+    Json(shared.ground_truth())
+}
+
+async fn stats(State(shared): SharedState) -> Json<impl Serialize> {
+    Json(shared.stats())
+}
+
+async fn set_price(State(shared): SharedState, body: Body) -> ApiResult<Json<QuoteResponse>> {
+    let request: SetPriceRequest = read_json(body).await?;
+    if request.price <= rust_decimal::Decimal::ZERO {
+        return Err(ApiError::validation("price must be > 0"));
+    }
+    shared
+        .set_price(&request.symbol, request.price)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("unknown symbol: {}", request.symbol)))
+}

@@ -1,0 +1,422 @@
+//! Wire types of the venue's REST API, stream and admin API. These are the
+//! contract; `fixtures/` holds a golden example of each.
+//!
+//! Amounts (qty, prices) are JSON strings in everything the venue sends.
+//! Requests accept strings or numbers.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::market::{
+    ExecReport, ExecType, Fill, NewOrder, Order, OrderStatus, OrderType, Quote, Side, TimeInForce,
+};
+
+/// Error codes of `{"code", "message"}` bodies (Alpaca style).
+pub mod codes {
+    /// 400: malformed request or invalid field.
+    pub const VALIDATION: u32 = 40_010_000;
+    /// 401: missing or wrong API key.
+    pub const UNAUTHORIZED: u32 = 40_110_000;
+    /// 404: unknown order, symbol or route.
+    pub const NOT_FOUND: u32 = 40_410_000;
+    /// 405: method not allowed on this route.
+    pub const METHOD_NOT_ALLOWED: u32 = 40_510_000;
+    /// 413: request body larger than 64 KiB.
+    pub const PAYLOAD_TOO_LARGE: u32 = 41_310_000;
+    /// 422: well-formed but refused (duplicate client_order_id, unknown
+    /// symbol, venue rejection, cancel of a terminal order).
+    pub const UNPROCESSABLE: u32 = 42_210_000;
+    /// 429: rate limited (fault injection).
+    pub const RATE_LIMIT: u32 = 42_910_000;
+    /// 500: internal error (fault injection: response lost).
+    pub const INTERNAL: u32 = 50_010_000;
+    /// 503: unavailable (fault injection).
+    pub const UNAVAILABLE: u32 = 50_310_000;
+    /// 504: gateway timeout (fault injection: response lost after a hang).
+    pub const TIMEOUT: u32 = 50_410_000;
+}
+
+/// Every error response body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: u32,
+    pub message: String,
+}
+
+/// `POST /v1/orders` body, as sent by clients (see `parse_place_order`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaceOrderRequest {
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: Side,
+    #[serde(rename = "type")]
+    pub order_type: OrderType,
+    pub time_in_force: TimeInForce,
+    pub qty: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_price: Option<Decimal>,
+}
+
+/// An order as the venue shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderResponse {
+    pub id: Uuid,
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: Side,
+    #[serde(rename = "type")]
+    pub order_type: OrderType,
+    pub time_in_force: TimeInForce,
+    pub qty: Decimal,
+    pub limit_price: Option<Decimal>,
+    pub status: OrderStatus,
+    pub filled_qty: Decimal,
+    pub leaves_qty: Decimal,
+    pub filled_avg_price: Option<Decimal>,
+    pub reject_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+impl From<&Order> for OrderResponse {
+    fn from(o: &Order) -> Self {
+        OrderResponse {
+            id: o.id,
+            client_order_id: o.client_order_id.clone(),
+            symbol: o.symbol.clone(),
+            side: o.side,
+            order_type: o.order_type,
+            time_in_force: o.time_in_force,
+            qty: o.qty,
+            limit_price: o.limit_price,
+            status: o.status,
+            filled_qty: o.filled_qty,
+            leaves_qty: o.leaves_qty(),
+            filled_avg_price: o.avg_price(),
+            reject_reason: o.reject_reason.clone(),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            version: o.version,
+        }
+    }
+}
+
+/// One fill (`GET /v1/orders/{id}/fills`, ground truth).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FillResponse {
+    pub exec_id: String,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub transact_time: DateTime<Utc>,
+}
+
+impl From<&Fill> for FillResponse {
+    fn from(f: &Fill) -> Self {
+        FillResponse {
+            exec_id: f.exec_id.clone(),
+            qty: f.qty,
+            price: f.price,
+            transact_time: f.transact_time,
+        }
+    }
+}
+
+/// `GET /v1/quotes/{symbol}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuoteResponse {
+    pub symbol: String,
+    pub bid: Decimal,
+    pub ask: Decimal,
+    pub last: Decimal,
+    pub time: DateTime<Utc>,
+}
+
+impl QuoteResponse {
+    pub fn new(q: Quote, time: DateTime<Utc>) -> Self {
+        QuoteResponse {
+            symbol: q.symbol,
+            bid: q.bid,
+            ask: q.ask,
+            last: q.last,
+            time,
+        }
+    }
+}
+
+/// `GET /v1/assets` element.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetResponse {
+    pub symbol: String,
+    pub name: String,
+    pub tradable: bool,
+    /// Price tick at or above `tick_threshold`.
+    pub tick_size: Decimal,
+    /// Price tick below `tick_threshold`.
+    pub sub_dollar_tick_size: Decimal,
+    pub tick_threshold: Decimal,
+    pub lot_size: Decimal,
+    pub min_qty: Decimal,
+    pub max_qty: Decimal,
+}
+
+/// Stream, client → server, first message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamAuthRequest {
+    pub action: String,
+    pub key: String,
+}
+
+/// Stream, server → client: answer to a good `auth`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamAuthResponse {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+}
+
+/// Stream, server → client: error (bad auth, slow consumer), then close.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamError {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub code: u32,
+    pub message: String,
+}
+
+/// Stream, server → client: one execution report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamExecutionReport {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub seq: u64,
+    pub exec_id: String,
+    pub exec_type: ExecType,
+    pub order_id: Uuid,
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: Side,
+    pub status: OrderStatus,
+    pub last_qty: Decimal,
+    pub last_px: Option<Decimal>,
+    pub cum_qty: Decimal,
+    pub leaves_qty: Decimal,
+    pub avg_px: Option<Decimal>,
+    pub transact_time: DateTime<Utc>,
+    pub reason: Option<String>,
+}
+
+impl StreamExecutionReport {
+    pub fn new(seq: u64, r: &ExecReport) -> Self {
+        StreamExecutionReport {
+            kind: "execution_report".to_owned(),
+            seq,
+            exec_id: r.exec_id.clone(),
+            exec_type: r.exec_type,
+            order_id: r.order_id,
+            client_order_id: r.client_order_id.clone(),
+            symbol: r.symbol.clone(),
+            side: r.side,
+            status: r.status,
+            last_qty: r.last_qty,
+            last_px: r.last_px,
+            cum_qty: r.cum_qty,
+            leaves_qty: r.leaves_qty,
+            avg_px: r.avg_px,
+            transact_time: r.transact_time,
+            reason: r.reason.clone(),
+        }
+    }
+}
+
+/// Stream, server → client: heartbeat carrying the last seq assigned on
+/// this connection (0 before the first report).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamHeartbeat {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub seq: u64,
+    pub time: DateTime<Utc>,
+}
+
+/// `GET /admin/ground-truth` order element.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroundTruthOrder {
+    #[serde(flatten)]
+    pub order: OrderResponse,
+    pub fills: Vec<FillResponse>,
+    /// Raw POST /v1/orders requests seen with this client_order_id.
+    pub placement_requests: u64,
+}
+
+/// `GET /admin/ground-truth`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroundTruth {
+    pub orders: Vec<GroundTruthOrder>,
+    /// Raw POST /v1/orders requests per client_order_id, including
+    /// duplicates, invalid ones and those answered 429/503 by fault injection
+    /// (every request whose body carried a string client_order_id).
+    pub placement_requests: BTreeMap<String, u64>,
+    /// Venue orders created per client_order_id: 1 by construction.
+    pub orders_created: BTreeMap<String, u64>,
+}
+
+/// `POST /admin/prices` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetPriceRequest {
+    pub symbol: String,
+    pub price: Decimal,
+}
+
+/// Counts of injected faults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultStats {
+    pub response_lost_timeout: u64,
+    pub response_lost_500: u64,
+    pub reject: u64,
+    pub reject_response_lost: u64,
+    pub rate_limited: u64,
+    pub unavailable: u64,
+    pub stale_read: u64,
+    pub duplicate_report: u64,
+    pub out_of_order_report: u64,
+    pub drop_report: u64,
+    pub disconnect: u64,
+    pub fill_after_cancel: u64,
+    pub fill_races_cancel: u64,
+    pub latency: u64,
+}
+
+/// `GET /admin/stats`. Counters since start (reset does not clear them),
+/// except `orders` and `open_orders`, which describe the current book.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub faults: FaultStats,
+    pub orders: u64,
+    pub open_orders: u64,
+    pub orders_created: u64,
+    pub orders_rejected: u64,
+    pub placement_requests: u64,
+    pub reports_published: u64,
+    pub reports_sent: u64,
+    pub connections_opened: u64,
+    pub connections_open: u64,
+    pub slow_consumer_disconnects: u64,
+}
+
+/// Parses a `POST /v1/orders` body. Returns the client_order_id (if the body
+/// carried a string one, for counting) and the order or the reason it is
+/// malformed.
+pub fn parse_place_order(body: &Value) -> (Option<String>, Result<NewOrder, String>) {
+    let Some(obj) = body.as_object() else {
+        return (None, Err("request body must be a JSON object".into()));
+    };
+    let client_order_id = obj
+        .get("client_order_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let parsed = (|| {
+        let client_order_id = required_str(obj, "client_order_id")?;
+        let symbol = required_str(obj, "symbol")?;
+        let side = match required_str(obj, "side")?.as_str() {
+            "buy" => Side::Buy,
+            "sell" => Side::Sell,
+            _ => return Err("side must be buy or sell".to_owned()),
+        };
+        let order_type = match required_str(obj, "type")?.as_str() {
+            "market" => OrderType::Market,
+            "limit" => OrderType::Limit,
+            _ => return Err("type must be market or limit".to_owned()),
+        };
+        let time_in_force = match required_str(obj, "time_in_force")?.as_str() {
+            "day" => TimeInForce::Day,
+            "gtc" => TimeInForce::Gtc,
+            "ioc" => TimeInForce::Ioc,
+            "fok" => TimeInForce::Fok,
+            _ => return Err("time_in_force must be day, gtc, ioc or fok".to_owned()),
+        };
+        let qty = match obj.get("qty") {
+            None | Some(Value::Null) => return Err("qty is required".to_owned()),
+            Some(v) => parse_amount(v).map_err(|e| format!("qty {e}"))?,
+        };
+        let limit_price = match obj.get("limit_price") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(parse_amount(v).map_err(|e| format!("limit_price {e}"))?),
+        };
+        Ok(NewOrder {
+            client_order_id,
+            symbol,
+            side,
+            order_type,
+            time_in_force,
+            qty,
+            limit_price,
+        })
+    })();
+    (client_order_id, parsed)
+}
+
+fn required_str(obj: &serde_json::Map<String, Value>, field: &str) -> Result<String, String> {
+    match obj.get(field) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        None | Some(Value::Null) => Err(format!("{field} is required")),
+        Some(_) => Err(format!("{field} must be a string")),
+    }
+}
+
+/// Longest amount string accepted (digits, sign and point).
+const MAX_AMOUNT_LEN: usize = 40;
+
+/// A decimal amount from a JSON string or number: plain decimal notation
+/// only (no exponent, NaN, infinity, spaces or separators).
+pub fn parse_amount(value: &Value) -> Result<Decimal, String> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return Err("must be a decimal string or number".to_owned()),
+    };
+    if text.is_empty() || text.len() > MAX_AMOUNT_LEN {
+        return Err("is not a valid decimal".to_owned());
+    }
+    let digits = text.strip_prefix('-').unwrap_or(&text);
+    let mut points = 0;
+    for c in digits.chars() {
+        match c {
+            '0'..='9' => {}
+            '.' => points += 1,
+            _ => return Err("is not a valid decimal".to_owned()),
+        }
+    }
+    if points > 1 || digits.starts_with('.') || digits.ends_with('.') || digits.is_empty() {
+        return Err("is not a valid decimal".to_owned());
+    }
+    Decimal::from_str_exact(&text).map_err(|_| "is not a representable decimal".to_owned())
+}
+
+/// `GET /v1/orders` query parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListOrdersQuery {
+    /// open (default), closed or all.
+    pub status: Option<String>,
+    /// Page size, 1..=500, default 100.
+    pub limit: Option<String>,
+    /// Cursor: the id of the last order of the previous page.
+    pub after: Option<String>,
+}
+
+/// `GET /v1/orders:by_client_order_id` query parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ByClientOrderIdQuery {
+    pub client_order_id: Option<String>,
+}
+
+/// Parses a Decimal from `FromStr` for tests and tools.
+pub fn decimal(s: &str) -> Option<Decimal> {
+    Decimal::from_str(s).ok()
+}
