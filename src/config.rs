@@ -67,6 +67,7 @@ pub struct ExchangeSettings {
     pub url: String,
     pub api_key: String,
     pub request_timeout_ms: u64,
+    pub stream_stall_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +86,7 @@ pub struct LifecycleSettings {
     pub retry_base_ms: u64,
     pub retry_cap_ms: u64,
     pub max_unexpected_attempts: u32,
+    pub cancel_lookup_attempts: u32,
     pub market_buy_collar: rust_decimal::Decimal,
     pub completer_interval_ms: u64,
     pub completer_batch: u32,
@@ -214,6 +216,7 @@ impl Settings {
                 "exchange.request_timeout_ms",
                 self.exchange.request_timeout_ms,
             ),
+            ("exchange.stream_stall_ms", self.exchange.stream_stall_ms),
             (
                 "balances.request_timeout_ms",
                 self.balances.request_timeout_ms,
@@ -240,6 +243,10 @@ impl Settings {
             (
                 "lifecycle.max_unexpected_attempts",
                 u64::from(l.max_unexpected_attempts),
+            ),
+            (
+                "lifecycle.cancel_lookup_attempts",
+                u64::from(l.cancel_lookup_attempts),
             ),
         ] {
             if value == 0 {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::config::{DatabaseSettings, Settings};
 use crate::db;
 use crate::embedded_postgres::{self, ClusterOptions, EmbeddedPostgres};
-use crate::engine::{Engine, completer};
+use crate::engine::{Engine, catchup, completer, settler, venue_stream};
 use crate::http::auth::AuthCache;
 
 /// The database orderd uses inside the embedded cluster.
@@ -37,6 +37,8 @@ pub struct AppState {
     pub instance_id: Uuid,
     pub engine: Arc<Engine>,
     pub auth_cache: AuthCache,
+    /// Trade updates for this instance's `/stream` clients.
+    pub trade_updates: tokio::sync::broadcast::Sender<crate::http::stream::TradeUpdateNote>,
 }
 
 /// Whether a command must own the embedded cluster (`serve`) or may use the
@@ -159,6 +161,10 @@ impl Application {
             instance_id,
             engine,
             auth_cache: AuthCache::default(),
+            trade_updates: tokio::sync::broadcast::channel(
+                crate::http::stream::TRADE_UPDATE_BUFFER,
+            )
+            .0,
         });
         Ok(Self {
             listener,
@@ -190,7 +196,28 @@ impl Application {
         } = self;
         let heartbeat = tokio::spawn(instance_heartbeat(state.pool.clone(), state.instance_id));
         let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
-        let completer = tokio::spawn(completer::run(state.engine.clone(), background_stopped));
+        let background = vec![
+            tokio::spawn(completer::run(
+                state.engine.clone(),
+                background_stopped.clone(),
+            )),
+            tokio::spawn(settler::run(
+                state.engine.clone(),
+                background_stopped.clone(),
+            )),
+            tokio::spawn(catchup::run(
+                state.engine.clone(),
+                background_stopped.clone(),
+            )),
+            tokio::spawn(venue_stream::run(
+                state.engine.clone(),
+                background_stopped.clone(),
+            )),
+            tokio::spawn(crate::http::stream::relay_notifications(
+                state.clone(),
+                background_stopped,
+            )),
+        ];
         let router = crate::http::router(state.clone());
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
@@ -199,8 +226,10 @@ impl Application {
         // Background work finishes its current pass (each step it records
         // is one transaction, never cut short), then stops.
         let _ = stop_background.send(true);
-        if let Err(error) = completer.await {
-            tracing::error!(%error, "completer task");
+        for task in background {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "background task");
+            }
         }
         heartbeat.abort();
         if let Err(error) =

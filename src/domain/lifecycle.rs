@@ -85,6 +85,8 @@ pub enum Step {
     /// Placed; the venue drives it (fills, cancels, expiry arrive by stream
     /// or by polling).
     Working,
+    /// Ask the venue to cancel; the outcome arrives as venue news.
+    Cancel,
     /// Release what is left of the hold.
     Release,
     /// Nothing left to do.
@@ -95,10 +97,11 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 6] = [
+    pub const ALL: [Step; 7] = [
         Step::Reserve,
         Step::Place,
         Step::Working,
+        Step::Cancel,
         Step::Release,
         Step::Closed,
         Step::Parked,
@@ -109,6 +112,7 @@ impl Step {
             Step::Reserve => "reserve",
             Step::Place => "place",
             Step::Working => "working",
+            Step::Cancel => "cancel",
             Step::Release => "release",
             Step::Closed => "closed",
             Step::Parked => "parked",
@@ -121,7 +125,10 @@ impl Step {
 
     /// Steps that orderd itself must drive (the completer's work).
     pub fn is_driven(self) -> bool {
-        matches!(self, Step::Reserve | Step::Place | Step::Release)
+        matches!(
+            self,
+            Step::Reserve | Step::Place | Step::Cancel | Step::Release
+        )
     }
 }
 
@@ -211,6 +218,8 @@ pub struct Lifecycle {
     pub hold_id: Option<String>,
     pub venue_order_id: Option<String>,
     pub reject_reason: Option<RejectReason>,
+    /// The trader asked to cancel.
+    pub cancel_requested: bool,
 }
 
 impl Lifecycle {
@@ -224,6 +233,7 @@ impl Lifecycle {
             hold_id: None,
             venue_order_id: None,
             reject_reason: None,
+            cancel_requested: false,
         }
     }
 }
@@ -240,6 +250,10 @@ pub enum Action {
     LookupPlacement,
     /// Release the rest of the hold.
     ReleaseHold { hold_id: String },
+    /// Canceled before it was sent: give up the placement (no call).
+    AbandonPlacement,
+    /// Ask the venue to cancel the order.
+    CancelAtVenue { venue_order_id: String },
     /// Nothing for orderd to do now.
     None,
 }
@@ -250,6 +264,8 @@ pub fn next_action(lifecycle: &Lifecycle) -> Action {
         // Re-sending the same keyed request is how an unknown hold outcome
         // is resolved: the service replays what it did.
         (Step::Reserve, _) => Action::CreateHold,
+        // Canceled before it was ever sent: it never will be.
+        (Step::Place, StepState::Pending) if lifecycle.cancel_requested => Action::AbandonPlacement,
         (Step::Place, StepState::Pending) => Action::PlaceOrder,
         // The placement may or may not exist: evidence first.
         (Step::Place, StepState::Unknown) => Action::LookupPlacement,
@@ -258,6 +274,12 @@ pub fn next_action(lifecycle: &Lifecycle) -> Action {
                 hold_id: hold_id.clone(),
             },
             // transition() never enters Release without a hold.
+            None => Action::None,
+        },
+        (Step::Cancel, _) => match &lifecycle.venue_order_id {
+            Some(venue_order_id) => Action::CancelAtVenue {
+                venue_order_id: venue_order_id.clone(),
+            },
             None => Action::None,
         },
         (Step::Working | Step::Closed | Step::Parked, _) => Action::None,
@@ -282,6 +304,14 @@ pub enum Outcome {
     /// The venue does not know the client_order_id (yet): send it (again).
     PlacementNotFound,
     HoldReleased,
+    /// The placement was given up before being sent.
+    PlacementAbandoned,
+    /// The venue took the cancel request; its outcome comes as venue news.
+    CancelAccepted,
+    /// The venue refused the cancel (the order is already done there).
+    CancelRefused {
+        detail: String,
+    },
     /// Timeout, 5xx, reset, or a duplicate-id answer that proves nothing:
     /// the call may or may not have taken effect.
     Unknown {
@@ -337,6 +367,9 @@ pub struct InvalidTransition {
 pub struct Limits {
     /// Unexpected answers tolerated before the order is parked.
     pub max_unexpected_attempts: u32,
+    /// Lookups that find nothing before a canceled order whose placement
+    /// was unknown is taken as never placed.
+    pub cancel_lookup_attempts: u32,
 }
 
 /// The transition table.
@@ -356,6 +389,20 @@ pub fn transition(
 
     match (step, outcome) {
         // ── reserve ──────────────────────────────────────────────────────
+        (Step::Reserve, Outcome::HoldCreated { hold_id }) if current.cancel_requested => {
+            // Canceled while the hold was being made: never place it.
+            next.hold_id = Some(hold_id.clone());
+            next.attempts = 0;
+            next.status = Status::Canceled;
+            enter_release(&mut next);
+            let mut events = vec![event(ActionState::Succeeded, json!({ "hold_id": hold_id }))];
+            events.extend(release_requested(&next));
+            Ok(Change {
+                next,
+                events,
+                schedule: Schedule::Now,
+            })
+        }
         (Step::Reserve, Outcome::HoldCreated { hold_id }) => {
             next.step = Step::Place;
             next.step_state = StepState::Pending;
@@ -390,9 +437,15 @@ pub fn transition(
 
         // ── place ────────────────────────────────────────────────────────
         (Step::Place, Outcome::Placed { venue_order_id }) => {
-            next.step = Step::Working;
+            // A cancel that arrived meanwhile is sent now.
+            let (step, status, schedule) = if current.cancel_requested {
+                (Step::Cancel, Status::PendingCancel, Schedule::Now)
+            } else {
+                (Step::Working, Status::New, Schedule::Idle)
+            };
+            next.step = step;
             next.step_state = StepState::Pending;
-            next.status = Status::New;
+            next.status = status;
             next.attempts = 0;
             next.venue_order_id = Some(venue_order_id.clone());
             Ok(Change {
@@ -401,7 +454,44 @@ pub fn transition(
                     ActionState::Succeeded,
                     json!({ "venue_order_id": venue_order_id }),
                 )],
-                schedule: Schedule::Idle,
+                schedule,
+            })
+        }
+        (Step::Place, Outcome::PlacementAbandoned) if current.cancel_requested => {
+            next.status = Status::Canceled;
+            next.attempts = 0;
+            enter_release(&mut next);
+            let mut events = vec![event(
+                ActionState::Failed,
+                json!({ "reason": "canceled before placement" }),
+            )];
+            events.extend(release_requested(&next));
+            Ok(Change {
+                next,
+                events,
+                schedule: Schedule::Now,
+            })
+        }
+        (Step::Place, Outcome::PlacementNotFound)
+            if current.step_state == StepState::Unknown
+                && current.cancel_requested
+                && current.attempts + 1 >= limits.cancel_lookup_attempts =>
+        {
+            // Canceled, and after repeated lookups the venue still has no
+            // such order: it never arrived. Reconciliation cancels it should
+            // it ever show up.
+            next.status = Status::Canceled;
+            next.attempts = 0;
+            enter_release(&mut next);
+            let mut events = vec![event(
+                ActionState::Failed,
+                json!({ "reason": "canceled; the venue never received it" }),
+            )];
+            events.extend(release_requested(&next));
+            Ok(Change {
+                next,
+                events,
+                schedule: Schedule::Now,
             })
         }
         (Step::Place, Outcome::PlacementRejected { detail }) => {
@@ -428,7 +518,10 @@ pub fn transition(
             // Not at the venue (or not visible yet): sending it again under
             // the same client_order_id is safe, the venue refuses a second
             // order with it. Wait a little first: a stale read says 404 too.
-            next.step_state = StepState::Pending;
+            // A canceled order is looked up again instead of re-sent.
+            if !current.cancel_requested {
+                next.step_state = StepState::Pending;
+            }
             next.attempts += 1;
             Ok(Change {
                 next,
@@ -454,8 +547,35 @@ pub fn transition(
             })
         }
 
+        // ── cancel ───────────────────────────────────────────────────────
+        (Step::Cancel, Outcome::CancelAccepted) => {
+            next.step = Step::Working;
+            next.step_state = StepState::Pending;
+            next.attempts = 0;
+            Ok(Change {
+                next,
+                events: vec![event(ActionState::Succeeded, json!({}))],
+                schedule: Schedule::Idle,
+            })
+        }
+        (Step::Cancel, Outcome::CancelRefused { detail }) => {
+            // Already done at the venue: its news (a fill, an expiry) tells
+            // the rest; back to waiting for it.
+            next.step = Step::Working;
+            next.step_state = StepState::Pending;
+            next.attempts = 0;
+            Ok(Change {
+                next,
+                events: vec![event(ActionState::Failed, json!({ "reason": detail }))],
+                schedule: Schedule::Idle,
+            })
+        }
+
         // ── any driven step ──────────────────────────────────────────────
-        (Step::Reserve | Step::Place | Step::Release, Outcome::Unknown { detail }) => {
+        (
+            Step::Reserve | Step::Place | Step::Cancel | Step::Release,
+            Outcome::Unknown { detail },
+        ) => {
             next.step_state = StepState::Unknown;
             next.attempts += 1;
             Ok(Change {
@@ -466,7 +586,7 @@ pub fn transition(
                 },
             })
         }
-        (Step::Reserve | Step::Place | Step::Release, Outcome::Retry { detail }) => {
+        (Step::Reserve | Step::Place | Step::Cancel | Step::Release, Outcome::Retry { detail }) => {
             // Known not done: the step state stays what it was (an earlier
             // unknown is still unknown).
             next.attempts += 1;
@@ -481,7 +601,10 @@ pub fn transition(
                 },
             })
         }
-        (Step::Reserve | Step::Place | Step::Release, Outcome::Unexpected { detail }) => {
+        (
+            Step::Reserve | Step::Place | Step::Cancel | Step::Release,
+            Outcome::Unexpected { detail },
+        ) => {
             next.attempts += 1;
             if next.attempts >= limits.max_unexpected_attempts {
                 next.step = Step::Parked;
@@ -512,6 +635,200 @@ pub fn transition(
             state: current.step_state.as_str(),
             outcome: format!("{outcome:?}"),
         }),
+    }
+}
+
+/// A cancel request from the trader.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("order is already {0}")]
+pub struct AlreadyTerminal(pub Status);
+
+/// Records the trader's wish to cancel. Idempotent: asking twice changes
+/// nothing the second time. What happens next depends on the step: not yet
+/// placed → the placement is abandoned; placed → the venue is asked.
+pub fn request_cancel(current: &Lifecycle) -> Result<Change, AlreadyTerminal> {
+    if current.status.is_terminal() {
+        return Err(AlreadyTerminal(current.status));
+    }
+    let mut next = current.clone();
+    if current.cancel_requested {
+        return Ok(Change {
+            next,
+            events: Vec::new(),
+            schedule: Schedule::Idle,
+        });
+    }
+    next.cancel_requested = true;
+    next.status = Status::PendingCancel;
+    let schedule = match current.step {
+        Step::Working => {
+            next.step = Step::Cancel;
+            next.step_state = StepState::Pending;
+            next.attempts = 0;
+            Schedule::Now
+        }
+        // The driver sees the request at its next step.
+        Step::Reserve | Step::Place => Schedule::Now,
+        Step::Cancel | Step::Release | Step::Closed | Step::Parked => Schedule::Idle,
+    };
+    Ok(Change {
+        next,
+        events: vec![EventRecord {
+            step: Step::Cancel,
+            state: ActionState::Requested,
+            detail: serde_json::json!({ "from_step": current.step.as_str() }),
+        }],
+        schedule,
+    })
+}
+
+/// The venue's order status vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VenueStatus {
+    Accepted,
+    New,
+    PartiallyFilled,
+    Filled,
+    PendingCancel,
+    Canceled,
+    Expired,
+    Rejected,
+}
+
+impl VenueStatus {
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "accepted" => VenueStatus::Accepted,
+            "new" => VenueStatus::New,
+            "partially_filled" => VenueStatus::PartiallyFilled,
+            "filled" => VenueStatus::Filled,
+            "pending_cancel" => VenueStatus::PendingCancel,
+            "canceled" => VenueStatus::Canceled,
+            "expired" => VenueStatus::Expired,
+            "rejected" => VenueStatus::Rejected,
+            _ => return None,
+        })
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            VenueStatus::Filled
+                | VenueStatus::Canceled
+                | VenueStatus::Expired
+                | VenueStatus::Rejected
+        )
+    }
+}
+
+/// What the venue last said about an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VenueNews {
+    pub status: VenueStatus,
+    /// The venue's cumulative filled quantity (the largest seen).
+    pub cum_qty: rust_decimal::Decimal,
+}
+
+/// The order after venue news.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    pub next: Lifecycle,
+    pub events: Vec<EventRecord>,
+    /// The venue counts more filled shares than orderd has fills for: a
+    /// report was lost; fetch the fills.
+    pub missing_fills: bool,
+    /// The order just became terminal and its hold must be released.
+    pub release_now: bool,
+}
+
+/// Projects an order's status and step from venue news. `filled_qty` is the
+/// fold of every fill orderd has recorded for it (including any that came
+/// with this news), `qty` the order's size. Pure and order-independent
+/// enough that stale or repeated news never moves an order backwards:
+/// filled quantity comes from the fills, and a terminal status is final.
+pub fn on_venue_news(
+    current: &Lifecycle,
+    qty: rust_decimal::Decimal,
+    filled_qty: rust_decimal::Decimal,
+    news: VenueNews,
+) -> Projection {
+    let mut next = current.clone();
+    let missing_fills = news.cum_qty > filled_qty;
+    let unchanged = |next: Lifecycle| Projection {
+        next,
+        events: Vec::new(),
+        missing_fills,
+        release_now: false,
+    };
+    // A fill after the end (a fill racing a cancel, reported late) is
+    // recorded and settled, but the order's outcome stays what it was.
+    if current.status.is_terminal() {
+        return unchanged(next);
+    }
+    // News of an order we never got to placing cannot be ours to act on.
+    if current.step == Step::Reserve {
+        return unchanged(next);
+    }
+    let complete = filled_qty >= qty;
+    let status = if complete {
+        Status::Filled
+    } else if news.status.is_terminal() && !missing_fills {
+        match news.status {
+            VenueStatus::Canceled => Status::Canceled,
+            VenueStatus::Expired => Status::Expired,
+            VenueStatus::Rejected => Status::Rejected,
+            // "filled" with fewer shares than ordered cannot be complete
+            // without missing fills; treat as still working.
+            _ if filled_qty > rust_decimal::Decimal::ZERO => Status::PartiallyFilled,
+            _ => Status::New,
+        }
+    } else if current.cancel_requested {
+        Status::PendingCancel
+    } else if filled_qty > rust_decimal::Decimal::ZERO {
+        Status::PartiallyFilled
+    } else {
+        Status::New
+    };
+    next.status = status;
+    let mut events = Vec::new();
+    let mut release_now = false;
+    if status.is_terminal() {
+        if matches!(current.step, Step::Place | Step::Working | Step::Cancel) {
+            next.attempts = 0;
+            enter_release(&mut next);
+            release_now = next.step == Step::Release;
+        }
+        if status == Status::Rejected {
+            next.reject_reason = Some(RejectReason::Venue {
+                detail: "rejected by the venue".to_string(),
+            });
+        }
+    } else if current.step == Step::Place {
+        // News about it is proof it was placed.
+        next.step = if current.cancel_requested {
+            Step::Cancel
+        } else {
+            Step::Working
+        };
+        next.step_state = StepState::Pending;
+        next.attempts = 0;
+    }
+    if next.status != current.status || next.step != current.step {
+        events.push(EventRecord {
+            step: Step::Working,
+            state: ActionState::Succeeded,
+            detail: serde_json::json!({
+                "venue_status": format!("{:?}", news.status).to_lowercase(),
+                "status": status.as_str(),
+            }),
+        });
+    }
+    events.extend(release_requested(&next).filter(|_| release_now));
+    Projection {
+        next,
+        events,
+        missing_fills,
+        release_now,
     }
 }
 
@@ -551,6 +868,7 @@ mod tests {
 
     const LIMITS: Limits = Limits {
         max_unexpected_attempts: 3,
+        cancel_lookup_attempts: 4,
     };
 
     fn apply(l: &Lifecycle, o: Outcome) -> Change {
@@ -702,6 +1020,171 @@ mod tests {
         assert!(transition(&working, Outcome::Unknown { detail: "x".into() }, LIMITS).is_err());
     }
 
+    fn working() -> Lifecycle {
+        let mut l = Lifecycle::accepted();
+        l = apply(
+            &l,
+            Outcome::HoldCreated {
+                hold_id: "h".into(),
+            },
+        )
+        .next;
+        apply(
+            &l,
+            Outcome::Placed {
+                venue_order_id: "v".into(),
+            },
+        )
+        .next
+    }
+
+    fn news(status: VenueStatus, cum: i64) -> VenueNews {
+        VenueNews {
+            status,
+            cum_qty: rust_decimal::Decimal::from(cum),
+        }
+    }
+
+    #[test]
+    fn fills_project_partial_then_filled_then_release() {
+        let l = working();
+        let ten = rust_decimal::Decimal::from(10);
+        let p = on_venue_news(&l, ten, 4.into(), news(VenueStatus::PartiallyFilled, 4));
+        assert_eq!(p.next.status, Status::PartiallyFilled);
+        assert_eq!(p.next.step, Step::Working);
+        let p = on_venue_news(&p.next, ten, ten, news(VenueStatus::Filled, 10));
+        assert_eq!(p.next.status, Status::Filled);
+        assert_eq!(p.next.step, Step::Release);
+        assert!(p.release_now);
+    }
+
+    #[test]
+    fn a_terminal_report_with_missing_fills_waits_for_them() {
+        let l = working();
+        let p = on_venue_news(&l, 10.into(), 4.into(), news(VenueStatus::Canceled, 6));
+        assert!(p.missing_fills);
+        assert_eq!(p.next.status, Status::PartiallyFilled);
+        assert_eq!(p.next.step, Step::Working);
+        let p = on_venue_news(&p.next, 10.into(), 6.into(), news(VenueStatus::Canceled, 6));
+        assert_eq!(p.next.status, Status::Canceled);
+        assert_eq!(p.next.step, Step::Release);
+    }
+
+    #[test]
+    fn a_fill_after_the_end_keeps_the_outcome() {
+        let l = working();
+        let canceled = on_venue_news(&l, 10.into(), 0.into(), news(VenueStatus::Canceled, 0)).next;
+        assert_eq!(canceled.status, Status::Canceled);
+        let late = on_venue_news(
+            &canceled,
+            10.into(),
+            3.into(),
+            news(VenueStatus::Canceled, 3),
+        );
+        assert_eq!(late.next.status, Status::Canceled);
+        assert!(late.events.is_empty());
+    }
+
+    #[test]
+    fn news_during_an_unknown_placement_proves_it() {
+        let mut l = Lifecycle::accepted();
+        l = apply(
+            &l,
+            Outcome::HoldCreated {
+                hold_id: "h".into(),
+            },
+        )
+        .next;
+        l = apply(
+            &l,
+            Outcome::Unknown {
+                detail: "timeout".into(),
+            },
+        )
+        .next;
+        let p = on_venue_news(
+            &l,
+            10.into(),
+            2.into(),
+            news(VenueStatus::PartiallyFilled, 2),
+        );
+        assert_eq!(p.next.step, Step::Working);
+        assert_eq!(p.next.status, Status::PartiallyFilled);
+    }
+
+    #[test]
+    fn cancel_before_placement_never_places() {
+        let mut l = Lifecycle::accepted();
+        l = apply(
+            &l,
+            Outcome::HoldCreated {
+                hold_id: "h".into(),
+            },
+        )
+        .next;
+        let c = request_cancel(&l).unwrap();
+        assert_eq!(c.next.status, Status::PendingCancel);
+        assert_eq!(next_action(&c.next), Action::AbandonPlacement);
+        let done = apply(&c.next, Outcome::PlacementAbandoned);
+        assert_eq!(done.next.status, Status::Canceled);
+        assert_eq!(done.next.step, Step::Release);
+    }
+
+    #[test]
+    fn cancel_of_a_working_order_asks_the_venue_once() {
+        let c = request_cancel(&working()).unwrap();
+        assert_eq!(c.next.step, Step::Cancel);
+        assert_eq!(
+            next_action(&c.next),
+            Action::CancelAtVenue {
+                venue_order_id: "v".into()
+            }
+        );
+        let again = request_cancel(&c.next).unwrap();
+        assert!(again.events.is_empty(), "idempotent");
+        let sent = apply(&c.next, Outcome::CancelAccepted);
+        assert_eq!(sent.next.step, Step::Working);
+        assert_eq!(sent.next.status, Status::PendingCancel);
+        // The venue's fill wins a race with the cancel.
+        let filled = on_venue_news(&sent.next, 5.into(), 5.into(), news(VenueStatus::Filled, 5));
+        assert_eq!(filled.next.status, Status::Filled);
+    }
+
+    #[test]
+    fn a_terminal_order_cannot_be_canceled() {
+        let l = working();
+        let done = on_venue_news(&l, 1.into(), 1.into(), news(VenueStatus::Filled, 1)).next;
+        assert_eq!(
+            request_cancel(&done).unwrap_err(),
+            AlreadyTerminal(Status::Filled)
+        );
+    }
+
+    #[test]
+    fn a_canceled_unknown_placement_is_given_up_after_the_lookups() {
+        let mut l = Lifecycle::accepted();
+        l = apply(
+            &l,
+            Outcome::HoldCreated {
+                hold_id: "h".into(),
+            },
+        )
+        .next;
+        l = apply(&l, Outcome::Unknown { detail: "t".into() }).next;
+        l = request_cancel(&l).unwrap().next;
+        for _ in 0..(LIMITS.cancel_lookup_attempts - 2) {
+            l = apply(&l, Outcome::PlacementNotFound).next;
+            assert_eq!(
+                next_action(&l),
+                Action::LookupPlacement,
+                "looked up, never re-sent"
+            );
+        }
+        let done = apply(&l, Outcome::PlacementNotFound);
+        assert_eq!(done.next.status, Status::Canceled);
+        assert_eq!(done.next.step, Step::Release);
+    }
+
     #[test]
     fn backoff_grows_is_capped_and_jittered() {
         let base = Duration::from_millis(100);
@@ -729,6 +1212,11 @@ mod tests {
             Just(Outcome::Unknown { detail: "u".into() }),
             Just(Outcome::Retry { detail: "r".into() }),
             Just(Outcome::Unexpected { detail: "x".into() }),
+            Just(Outcome::PlacementAbandoned),
+            Just(Outcome::CancelAccepted),
+            Just(Outcome::CancelRefused {
+                detail: "done".into()
+            }),
         ]
     }
 
@@ -763,6 +1251,8 @@ mod tests {
                     Action::CreateHold => prop_assert_eq!(l.step, Step::Reserve),
                     Action::PlaceOrder | Action::LookupPlacement => prop_assert_eq!(l.step, Step::Place),
                     Action::ReleaseHold { .. } => prop_assert_eq!(l.step, Step::Release),
+                    Action::AbandonPlacement => prop_assert!(l.cancel_requested),
+                    Action::CancelAtVenue { .. } => prop_assert_eq!(l.step, Step::Cancel),
                     Action::None => prop_assert!(!l.step.is_driven()),
                 }
             }

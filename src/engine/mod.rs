@@ -3,7 +3,10 @@
 //! of the loop makes one external call, outside any transaction, then
 //! records its outcome and the next step in one transaction.
 
+pub mod catchup;
 pub mod completer;
+pub mod settler;
+pub mod venue_stream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -22,7 +25,7 @@ use crate::failpoints;
 use crate::store::orders::{self as order_store, LeaseAfter, OrderRecord};
 use crate::venues::CallError;
 use crate::venues::balances::{BalancesClient, CreateHoldRequest, HoldReference, HoldResult};
-use crate::venues::exchange::{ExchangeClient, PlaceOrderRequest, PlaceResult};
+use crate::venues::exchange::{CancelResult, ExchangeClient, PlaceOrderRequest, PlaceResult};
 
 /// Cash is held to the cent.
 const CASH_DP: u32 = 2;
@@ -62,8 +65,13 @@ pub struct Engine {
     pub balances: BalancesClient,
     pub instance_id: Uuid,
     pub settings: LifecycleSettings,
+    stream_stall_ms: u64,
     /// account_id → balances account id (never changes once created).
     balances_accounts: RwLock<HashMap<Uuid, String>>,
+    /// Wakes the settler when a fill is recorded.
+    pub settler_wake: tokio::sync::Notify,
+    /// Catch-up requests (see [`catchup`]).
+    pub catch_up: catchup::Requests,
 }
 
 impl Engine {
@@ -81,13 +89,21 @@ impl Engine {
             ),
             instance_id,
             settings: settings.lifecycle.clone(),
+            stream_stall_ms: settings.exchange.stream_stall_ms,
             balances_accounts: RwLock::new(HashMap::new()),
+            settler_wake: tokio::sync::Notify::new(),
+            catch_up: catchup::Requests::default(),
         })
+    }
+
+    fn settings_stream_stall_ms(&self) -> u64 {
+        self.stream_stall_ms
     }
 
     fn limits(&self) -> Limits {
         Limits {
             max_unexpected_attempts: self.settings.max_unexpected_attempts,
+            cancel_lookup_attempts: self.settings.cancel_lookup_attempts,
         }
     }
 
@@ -133,53 +149,75 @@ impl Engine {
                 Action::CreateHold => self.reserve(&mut order).await?,
                 Action::PlaceOrder => self.place(&order).await,
                 Action::LookupPlacement => self.lookup(&order).await,
-                Action::ReleaseHold { hold_id } => self.release(&order, &hold_id).await,
+                Action::ReleaseHold { hold_id } => self.release(&order, &hold_id).await?,
+                Action::AbandonPlacement => Outcome::PlacementAbandoned,
+                Action::CancelAtVenue { venue_order_id } => self.cancel(&venue_order_id).await,
             };
-            let change = lifecycle::transition(&current, outcome, self.limits())?;
-            let (wait, lease_after) = match change.schedule {
-                Schedule::Now => (Duration::ZERO, self.keep_lease()),
-                Schedule::Idle => (Duration::ZERO, LeaseAfter::Release),
-                Schedule::Backoff { attempts } => {
-                    let wait = backoff(
-                        attempts,
-                        self.settings.retry_base(),
-                        self.settings.retry_cap(),
-                        rand::random::<f64>(),
-                    );
-                    if Instant::now() + wait < deadline {
-                        (wait, self.keep_lease())
-                    } else {
-                        (wait, LeaseAfter::Release)
+            let mut current = current;
+            let mut change = lifecycle::transition(&current, outcome.clone(), self.limits())?;
+            loop {
+                let (wait, lease_after) = self.schedule(&change, deadline);
+                let applied = order_store::record_change(
+                    &self.pool,
+                    &order,
+                    &change,
+                    self.instance_id,
+                    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    lease_after,
+                )
+                .await?;
+                let fresh = order_store::load(&self.pool, order.order_id)
+                    .await?
+                    .ok_or(EngineError::NoAccount(order.order_id))?;
+                if applied {
+                    order = fresh;
+                    match lease_after {
+                        LeaseAfter::Release => return Ok(order),
+                        LeaseAfter::Keep { .. } => {
+                            if !wait.is_zero() {
+                                tokio::time::sleep(wait).await;
+                            }
+                        }
                     }
+                    break;
                 }
-            };
-            let applied = order_store::record_change(
-                &self.pool,
-                &order,
-                &change,
-                self.instance_id,
-                u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                lease_after,
-            )
-            .await?;
-            let fresh = order_store::load(&self.pool, order.order_id)
-                .await?
-                .ok_or(EngineError::NoAccount(order.order_id))?;
-            if !applied {
-                tracing::debug!(order_id = %order.order_id, "order changed under us; re-reading");
+                // Someone changed the order meanwhile (a cancel request, venue
+                // news). The call's outcome still counts if the order is at
+                // the same step: apply it to the fresh state. Otherwise the
+                // news has overtaken it.
                 if fresh.lease_owner != Some(self.instance_id) {
                     return Ok(fresh);
                 }
+                let fresh_lifecycle = fresh.lifecycle()?;
                 order = fresh;
-                continue;
+                if fresh_lifecycle.step != current.step
+                    || fresh_lifecycle.step_state != current.step_state
+                {
+                    tracing::debug!(order_id = %order.order_id, "order moved on while we called out");
+                    break;
+                }
+                current = fresh_lifecycle;
+                change = lifecycle::transition(&current, outcome.clone(), self.limits())?;
             }
-            order = fresh;
-            match lease_after {
-                LeaseAfter::Release => return Ok(order),
-                LeaseAfter::Keep { .. } => {
-                    if !wait.is_zero() {
-                        tokio::time::sleep(wait).await;
-                    }
+        }
+    }
+
+    /// When to run the next step, and whether to keep the lease meanwhile.
+    fn schedule(&self, change: &lifecycle::Change, deadline: Instant) -> (Duration, LeaseAfter) {
+        match change.schedule {
+            Schedule::Now => (Duration::ZERO, self.keep_lease()),
+            Schedule::Idle => (Duration::ZERO, LeaseAfter::Release),
+            Schedule::Backoff { attempts } => {
+                let wait = backoff(
+                    attempts,
+                    self.settings.retry_base(),
+                    self.settings.retry_cap(),
+                    rand::random::<f64>(),
+                );
+                if Instant::now() + wait < deadline {
+                    (wait, self.keep_lease())
+                } else {
+                    (wait, LeaseAfter::Release)
                 }
             }
         }
@@ -323,16 +361,37 @@ impl Engine {
         }
     }
 
-    async fn release(&self, order: &OrderRecord, hold_id: &str) -> Outcome {
+    async fn cancel(&self, venue_order_id: &str) -> Outcome {
+        match self.exchange.cancel_order(venue_order_id).await {
+            Ok(CancelResult::Requested) => Outcome::CancelAccepted,
+            Ok(CancelResult::AlreadyDone { message }) => Outcome::CancelRefused { detail: message },
+            // A fresh order may not be visible yet (stale read): again.
+            Ok(CancelResult::NotFound) => Outcome::Retry {
+                detail: "the venue does not show the order yet".to_string(),
+            },
+            Err(error) => outcome_of_error(error),
+        }
+    }
+
+    /// Releases the rest of the hold once every fill of the order is
+    /// settled (a release first would make a later settlement draw on the
+    /// trader's free balance).
+    async fn release(&self, order: &OrderRecord, hold_id: &str) -> Result<Outcome, EngineError> {
+        let unsettled = crate::store::fills::unsettled_count(&self.pool, order.order_id).await?;
+        if unsettled > 0 {
+            return Ok(Outcome::Retry {
+                detail: format!("waiting for {unsettled} fill(s) to settle"),
+            });
+        }
         let result = self
             .balances
             .release_hold(hold_id, &keys::release(order.order_id))
             .await;
         failpoints::hit(failpoints::AFTER_RELEASE_SENT);
-        match result {
+        Ok(match result {
             Ok(_) => Outcome::HoldReleased,
             Err(error) => outcome_of_error(error),
-        }
+        })
     }
 }
 

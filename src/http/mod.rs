@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 mod health;
 pub mod orders;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -22,13 +23,20 @@ pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
     Router::new()
         .merge(health::routes())
-        .route("/v2/orders", get(orders::list).post(orders::submit))
+        .route(
+            "/v2/orders",
+            get(orders::list)
+                .post(orders::submit)
+                .delete(orders::cancel_all),
+        )
         .route(
             "/v2/orders:by_client_order_id",
             get(orders::get_by_client_order_id),
         )
-        .route("/v2/orders/{id}", get(orders::get))
+        .route("/v2/orders/{id}", get(orders::get).delete(orders::cancel))
         .route("/v2/orders/{id}/events", get(orders::events))
+        .route("/v2/orders/{id}/fills", get(orders::fills))
+        .route("/stream", get(stream::upgrade))
         .route("/v2/account", get(account::account))
         .route("/v2/positions", get(account::positions))
         .route("/v2/positions/{symbol}", get(account::position))

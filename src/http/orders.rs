@@ -486,3 +486,127 @@ pub async fn events(
         "events": events,
     })))
 }
+
+/// Drives a just-canceled order's next step in the background (the venue
+/// cancel, or the release of a never-placed order's hold). The driver that
+/// holds the lease, if any, sees the cancel at its next step instead.
+fn drive_cancel(state: &Arc<AppState>, order_id: Uuid) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let deadline = Instant::now() + state.settings.lifecycle.submit_deadline();
+        if let Err(error) = state.engine.claim_and_drive(order_id, deadline).await {
+            tracing::error!(%order_id, %error, "driving a cancel");
+        }
+    });
+}
+
+/// `DELETE /v2/orders/{id}`: 204 once the cancel is recorded; the outcome
+/// (canceled, or filled if a fill wins the race) follows.
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    Trader(account): Trader,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let order_id = parse_order_id(&id)?;
+    let work = tokio::spawn({
+        let state = state.clone();
+        async move {
+            order_store::request_cancel(
+                &state.pool,
+                account.account_id,
+                order_id,
+                state.instance_id,
+            )
+            .await
+        }
+    });
+    match work.await.map_err(ApiError::internal)?? {
+        order_store::CancelRequest::NotFound => {
+            Err(ApiError::not_found(format!("order not found for {id}")))
+        }
+        order_store::CancelRequest::AlreadyTerminal(status) => Err(ApiError::unprocessable(
+            format!("order is already in \"{status}\" state"),
+        )),
+        order_store::CancelRequest::Recorded(_) => {
+            drive_cancel(&state, order_id);
+            Ok(StatusCode::NO_CONTENT)
+        }
+    }
+}
+
+/// `DELETE /v2/orders`: cancels every open order; Alpaca's 207 body, one
+/// entry per order with its own status.
+pub async fn cancel_all(
+    State(state): State<Arc<AppState>>,
+    Trader(account): Trader,
+) -> Result<Response, ApiError> {
+    let work = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let mut results = Vec::new();
+            for order in order_store::open_orders(&state.pool, account.account_id).await? {
+                let outcome = order_store::request_cancel(
+                    &state.pool,
+                    account.account_id,
+                    order.order_id,
+                    state.instance_id,
+                )
+                .await;
+                let entry = match outcome {
+                    Ok(order_store::CancelRequest::Recorded(updated)) => {
+                        drive_cancel(&state, updated.order_id);
+                        json!({"id": updated.order_id, "status": 200, "body": order_json(&updated)})
+                    }
+                    Ok(order_store::CancelRequest::AlreadyTerminal(status)) => json!({
+                        "id": order.order_id, "status": 422,
+                        "body": {"code": codes::UNPROCESSABLE, "message": format!("order is already in \"{status}\" state")}
+                    }),
+                    Ok(order_store::CancelRequest::NotFound) => json!({
+                        "id": order.order_id, "status": 404,
+                        "body": {"code": codes::NOT_FOUND, "message": "order not found"}
+                    }),
+                    Err(error) => {
+                        tracing::error!(order_id = %order.order_id, %error, "cancel-all entry");
+                        json!({
+                            "id": order.order_id, "status": 500,
+                            "body": {"code": codes::INTERNAL, "message": "internal server error"}
+                        })
+                    }
+                };
+                results.push(entry);
+            }
+            Ok::<_, sqlx::Error>(results)
+        }
+    });
+    let results = work.await.map_err(ApiError::internal)??;
+    Ok((StatusCode::MULTI_STATUS, Json(Value::Array(results))).into_response())
+}
+
+/// `GET /v2/orders/{id}/fills`: the order's executions and their settlement.
+pub async fn fills(
+    State(state): State<Arc<AppState>>,
+    Trader(account): Trader,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let order_id = parse_order_id(&id)?;
+    let order = order_store::load_for_account(&state.pool, account.account_id, order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("order not found for {id}")))?;
+    let fills = crate::store::fills::fills_of(&state.pool, order.order_id).await?;
+    let fills: Vec<Value> = fills
+        .iter()
+        .map(|f| {
+            json!({
+                "execution_id": f.exec_id,
+                "order_id": f.order_id,
+                "qty": f.qty.normalize().to_string(),
+                "price": f.price.normalize().to_string(),
+                "transact_time": f.transact_time,
+                "source": f.source,
+                "settlement_state": f.settlement_state,
+                "settled_at": f.settled_at,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(fills)))
+}

@@ -3,6 +3,7 @@
 //! process, so no external call can end up inside a transaction here.
 
 pub mod accounts;
+pub mod fills;
 pub mod idempotency;
 pub mod orders;
 

@@ -51,6 +51,9 @@ pub struct OrderRecord {
     pub expired_at: Option<DateTime<Utc>>,
     pub failed_at: Option<DateTime<Utc>>,
     pub version: i64,
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    pub venue_status: Option<String>,
+    pub venue_cum_qty: Decimal,
 }
 
 /// A row whose text columns hold a value this binary does not know.
@@ -78,6 +81,7 @@ impl OrderRecord {
             hold_id: self.hold_id.clone(),
             venue_order_id: self.venue_order_id.clone(),
             reject_reason: self.reject_reason().ok().flatten(),
+            cancel_requested: self.cancel_requested_at.is_some(),
         })
     }
 
@@ -281,6 +285,7 @@ pub async fn record_change(
                                         ELSE now() + make_interval(secs => $12::float8 / 1000) END,
                 submitted_at = CASE WHEN $8::text IS NOT NULL AND submitted_at IS NULL THEN now() ELSE submitted_at END,
                 failed_at = CASE WHEN $3 = 'rejected' AND failed_at IS NULL THEN now() ELSE failed_at END,
+                canceled_at = CASE WHEN $3 = 'canceled' AND canceled_at IS NULL THEN now() ELSE canceled_at END,
                 recovery_version = $14,
                 updated_at = now(), version = version + 1
           WHERE order_id = $1 AND version = $2 AND lease_owner = $13",
@@ -375,7 +380,7 @@ pub async fn claim_due(
     let sql = format!(
         "WITH due AS (
             SELECT order_id FROM orders
-             WHERE step IN ('reserve', 'place', 'release')
+             WHERE step IN ('reserve', 'place', 'cancel', 'release')
                AND next_attempt_at <= now()
                AND {LEASE_FREE}
              ORDER BY next_attempt_at
@@ -467,4 +472,90 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<OrderRecord>
         .bind(filter.limit)
         .fetch_all(pool)
         .await
+}
+
+/// Orders the venue is still working for us (placed, not terminal): what a
+/// stream gap or reconnect must catch up.
+pub async fn at_venue(pool: &PgPool) -> Result<Vec<OrderRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM orders WHERE venue_order_id IS NOT NULL AND step IN ('working', 'cancel')",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// What a cancel request did.
+#[derive(Debug, Clone)]
+pub enum CancelRequest {
+    NotFound,
+    AlreadyTerminal(Status),
+    /// Recorded (or already recorded); the order as it is now.
+    Recorded(Box<OrderRecord>),
+}
+
+/// Records the trader's cancel in one transaction (see
+/// `domain::lifecycle::request_cancel`); the driver does the rest.
+pub async fn request_cancel(
+    pool: &PgPool,
+    account_id: Uuid,
+    order_id: Uuid,
+    instance_id: Uuid,
+) -> Result<CancelRequest, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let order: Option<OrderRecord> =
+        sqlx::query_as("SELECT * FROM orders WHERE order_id = $1 AND account_id = $2 FOR UPDATE")
+            .bind(order_id)
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(order) = order else {
+        tx.rollback().await?;
+        return Ok(CancelRequest::NotFound);
+    };
+    let current = match order.lifecycle() {
+        Ok(current) => current,
+        Err(error) => return Err(sqlx::Error::Protocol(error.to_string())),
+    };
+    let change = match crate::domain::lifecycle::request_cancel(&current) {
+        Ok(change) => change,
+        Err(done) => {
+            tx.rollback().await?;
+            return Ok(CancelRequest::AlreadyTerminal(done.0));
+        }
+    };
+    if change.events.is_empty() {
+        tx.rollback().await?;
+        return Ok(CancelRequest::Recorded(Box::new(order)));
+    }
+    let next = &change.next;
+    let updated: OrderRecord = sqlx::query_as(
+        "UPDATE orders SET status = $2, step = $3, step_state = $4, attempts = $5,
+                cancel_requested_at = COALESCE(cancel_requested_at, now()),
+                next_attempt_at = now(), updated_at = now(), version = version + 1
+          WHERE order_id = $1 RETURNING *",
+    )
+    .bind(order_id)
+    .bind(next.status.as_str())
+    .bind(next.step.as_str())
+    .bind(next.step_state.as_str())
+    .bind(i32::try_from(next.attempts).unwrap_or(i32::MAX))
+    .fetch_one(&mut *tx)
+    .await?;
+    insert_events(&mut tx, order_id, instance_id, &change.events).await?;
+    crate::store::fills::notify_trade_update(&mut tx, account_id, order_id, "pending_cancel", None)
+        .await?;
+    tx.commit().await?;
+    Ok(CancelRequest::Recorded(Box::new(updated)))
+}
+
+/// The account's orders that are not terminal.
+pub async fn open_orders(pool: &PgPool, account_id: Uuid) -> Result<Vec<OrderRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM orders WHERE account_id = $1
+            AND status NOT IN ('filled', 'canceled', 'expired', 'rejected')
+          ORDER BY created_at",
+    )
+    .bind(account_id)
+    .fetch_all(pool)
+    .await
 }

@@ -146,3 +146,56 @@ fn available_from(message: &str) -> Option<String> {
         })
         .filter(|s| !s.is_empty())
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettlementReference {
+    pub order_id: String,
+    pub exec_id: String,
+}
+
+/// One fill's settlement, keyed by the venue's exec_id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettlementRequest {
+    pub idempotency_key: String,
+    pub account_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<String>,
+    pub side: String,
+    pub symbol: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub qty: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub fee: Decimal,
+    /// The part of the hold this fill consumes (qty × the hold's rate);
+    /// what it does not spend (price improvement) goes back to available.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::str_option"
+    )]
+    pub hold_amount: Option<Decimal>,
+    pub reference: SettlementReference,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Settlement {
+    pub id: String,
+    pub idempotency_key: String,
+    pub flagged: bool,
+    #[serde(default)]
+    pub flag_reason: Option<String>,
+}
+
+impl BalancesClient {
+    pub async fn settle(&self, request: &SettlementRequest) -> Result<Settlement, CallError> {
+        let response = self
+            .http
+            .post(self.url("/v1/settlements"))
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| transport_error(SERVICE, e))?;
+        read_response(SERVICE, response).await
+    }
+}

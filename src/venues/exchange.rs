@@ -161,3 +161,124 @@ fn is_duplicate_client_order_id(message: &str) -> bool {
     m.contains("client_order_id")
         && (m.contains("unique") || m.contains("duplicate") || m.contains("already"))
 }
+
+/// What a cancel request proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelResult {
+    /// 204: requested; the outcome arrives on the stream.
+    Requested,
+    /// 422: the order is already terminal at the venue.
+    AlreadyDone { message: String },
+    /// 404: unknown (or not visible yet).
+    NotFound,
+}
+
+/// One execution as the venue lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct VenueFill {
+    pub exec_id: String,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub transact_time: chrono::DateTime<chrono::Utc>,
+}
+
+impl ExchangeClient {
+    pub async fn cancel_order(&self, venue_order_id: &str) -> Result<CancelResult, CallError> {
+        let response = self
+            .http
+            .delete(self.url(&format!("/v1/orders/{venue_order_id}")))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .map_err(|e| transport_error(SERVICE, e))?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(CancelResult::Requested);
+        }
+        match read_response::<serde_json::Value>(SERVICE, response).await {
+            Ok(_) => Ok(CancelResult::Requested),
+            Err(CallError::Definitive { status: 404, .. }) => Ok(CancelResult::NotFound),
+            Err(CallError::Definitive {
+                status: 422,
+                message,
+                ..
+            }) => Ok(CancelResult::AlreadyDone { message }),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// `Ok(None)` when the venue does not know (or does not show yet) the id.
+    pub async fn order(&self, venue_order_id: &str) -> Result<Option<VenueOrder>, CallError> {
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/orders/{venue_order_id}")))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .map_err(|e| transport_error(SERVICE, e))?;
+        match read_response::<VenueOrder>(SERVICE, response).await {
+            Ok(order) => Ok(Some(order)),
+            Err(CallError::Definitive { status: 404, .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    pub async fn fills(&self, venue_order_id: &str) -> Result<Vec<VenueFill>, CallError> {
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/orders/{venue_order_id}/fills")))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .map_err(|e| transport_error(SERVICE, e))?;
+        read_response(SERVICE, response).await
+    }
+
+    /// The websocket URL of the execution-report stream.
+    pub fn stream_url(&self) -> String {
+        let base = self
+            .base_url
+            .replacen("https://", "wss://", 1)
+            .replacen("http://", "ws://", 1);
+        format!("{base}/v1/stream")
+    }
+}
+
+/// A message on the venue's execution-report stream.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamMessage {
+    Auth {
+        status: String,
+    },
+    ExecutionReport(ExecutionReport),
+    /// Carries the last seq the venue assigned on this connection.
+    Heartbeat {
+        seq: u64,
+    },
+    Error {
+        #[serde(default)]
+        code: serde_json::Value,
+        #[serde(default)]
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ExecutionReport {
+    pub seq: u64,
+    pub exec_id: String,
+    pub exec_type: String,
+    pub order_id: String,
+    pub client_order_id: String,
+    pub status: String,
+    pub last_qty: Decimal,
+    #[serde(default)]
+    pub last_px: Option<Decimal>,
+    pub cum_qty: Decimal,
+    pub transact_time: chrono::DateTime<chrono::Utc>,
+}
+
+/// The first message a stream client sends.
+pub fn stream_auth_message(api_key: &str) -> String {
+    serde_json::json!({ "action": "auth", "key": api_key }).to_string()
+}

@@ -1,0 +1,162 @@
+//! Catch-up over REST: when the venue stream may have lost something (a
+//! sequence gap, a silent stall, a reconnect, a terminal report whose
+//! cumulative quantity is ahead of the fills orderd has), ask the venue for
+//! the affected orders and their fills, and apply what it says through the
+//! one apply function. Requests are coalesced: many triggers while a pass
+//! runs make one more pass, not many.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use uuid::Uuid;
+
+use super::{Engine, EngineError};
+use crate::store::fills::{self as fill_store, Applied, Execution, ExecutionFill, FillSource};
+use crate::store::orders::{self as order_store, OrderRecord};
+
+/// Orders caught up at once.
+pub const CATCH_UP_CONCURRENCY: usize = 16;
+
+/// Pending catch-up requests.
+#[derive(Debug, Default)]
+pub struct Requests {
+    all: AtomicBool,
+    orders: Mutex<HashSet<Uuid>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Requests {
+    /// Every order at the venue (after a gap, stall or reconnect).
+    pub fn all(&self) {
+        self.all.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// One order (its terminal report came before all its fills).
+    pub fn order(&self, order_id: Uuid) {
+        if let Ok(mut orders) = self.orders.lock() {
+            orders.insert(order_id);
+        }
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> (bool, Vec<Uuid>) {
+        let all = self.all.swap(false, Ordering::SeqCst);
+        let orders = self
+            .orders
+            .lock()
+            .map(|mut o| o.drain().collect())
+            .unwrap_or_default();
+        (all, orders)
+    }
+}
+
+/// Catches up every order the venue still works for us. Returns how many
+/// orders it looked at.
+pub async fn catch_up_all(engine: &Arc<Engine>) -> Result<usize, EngineError> {
+    let orders = order_store::at_venue(&engine.pool).await?;
+    Ok(catch_up_orders(engine, orders).await)
+}
+
+async fn catch_up_orders(engine: &Arc<Engine>, orders: Vec<OrderRecord>) -> usize {
+    let count = orders.len();
+    futures_util::stream::iter(orders)
+        .map(|order| {
+            let engine = engine.clone();
+            async move {
+                if let Err(error) = catch_up_order(&engine, &order).await {
+                    tracing::warn!(order_id = %order.order_id, %error, "catch-up failed; next pass retries");
+                }
+            }
+        })
+        .buffer_unordered(CATCH_UP_CONCURRENCY)
+        .collect::<()>()
+        .await;
+    count
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatchUpError {
+    #[error(transparent)]
+    Venue(#[from] crate::venues::CallError),
+    #[error(transparent)]
+    Apply(#[from] fill_store::ApplyError),
+}
+
+/// Asks the venue about one order and applies its fills and status.
+pub async fn catch_up_order(engine: &Engine, order: &OrderRecord) -> Result<(), CatchUpError> {
+    let Some(venue_order_id) = order.venue_order_id.as_deref() else {
+        return Ok(());
+    };
+    // A stale read (not visible yet) is no news.
+    let Some(venue) = engine.exchange.order(venue_order_id).await? else {
+        return Ok(());
+    };
+    let base = Execution {
+        venue_client_order_id: order.venue_client_order_id.clone(),
+        venue_order_id: venue_order_id.to_string(),
+        fill: None,
+        venue_status: venue.status.clone(),
+        cum_qty: venue.filled_qty,
+        source: FillSource::Rest,
+    };
+    let mut new_fills = false;
+    if venue.filled_qty > order.filled_qty {
+        for fill in engine.exchange.fills(venue_order_id).await? {
+            let execution = Execution {
+                fill: Some(ExecutionFill {
+                    exec_id: fill.exec_id,
+                    qty: fill.qty,
+                    price: fill.price,
+                    transact_time: fill.transact_time,
+                }),
+                ..base.clone()
+            };
+            if let Applied::Applied { new_fill: true, .. } =
+                fill_store::apply_execution(&engine.pool, engine.instance_id, &execution).await?
+            {
+                new_fills = true;
+            }
+        }
+    }
+    fill_store::apply_execution(&engine.pool, engine.instance_id, &base).await?;
+    if new_fills {
+        tracing::info!(order_id = %order.order_id, "catch-up recovered fills the stream lost");
+        engine.settler_wake.notify_one();
+    }
+    Ok(())
+}
+
+/// Serves catch-up requests until `shutdown`.
+pub async fn run(engine: Arc<Engine>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            // A request, or the stop.
+            _ = engine.catch_up.notify.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        let (all, ids) = engine.catch_up.take();
+        if all {
+            match catch_up_all(&engine).await {
+                Ok(n) => tracing::info!(orders = n, "caught up over REST"),
+                Err(error) => {
+                    tracing::warn!(%error, "catch-up pass failed; retrying");
+                    engine.catch_up.all();
+                    tokio::time::sleep(engine.settings.retry_cap()).await;
+                }
+            }
+        } else {
+            let mut orders = Vec::new();
+            for id in ids {
+                match order_store::load(&engine.pool, id).await {
+                    Ok(Some(order)) => orders.push(order),
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, order_id = %id, "catch-up load"),
+                }
+            }
+            catch_up_orders(&engine, orders).await;
+        }
+    }
+}

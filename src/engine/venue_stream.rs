@@ -1,0 +1,232 @@
+//! The venue's execution-report stream: connect, authenticate, read
+//! reports, and hand them to the appliers through bounded channels. Gaps in
+//! the per-connection `seq` (a dropped report, shown by a later report or a
+//! heartbeat), silent stalls and reconnects all trigger a REST catch-up, so
+//! nothing the stream loses is lost. Reconnects back off with jitter.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::Engine;
+use crate::domain::lifecycle::backoff;
+use crate::store::fills::{self as fill_store, Applied, Execution, ExecutionFill, FillSource};
+use crate::venues::exchange::{ExecutionReport, StreamMessage, stream_auth_message};
+
+/// Appliers working in parallel; reports of one order always go to the same
+/// one, so they are applied in arrival order.
+pub const APPLIER_SHARDS: usize = 8;
+/// Reports buffered per applier before the reader waits (backpressure
+/// instead of unbounded memory).
+pub const APPLIER_QUEUE_LEN: usize = 1024;
+/// How long the venue may take to answer the auth message.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reconnect backoff bounds.
+pub const RECONNECT_BASE: Duration = Duration::from_millis(100);
+pub const RECONNECT_CAP: Duration = Duration::from_secs(5);
+/// A session that lasted this long resets the reconnect backoff.
+const HEALTHY_SESSION: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+enum StreamError {
+    #[error("websocket: {0}")]
+    Socket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("not authorized: {0}")]
+    Auth(String),
+    #[error("no message for {0:?}: stalled")]
+    Stall(Duration),
+    #[error("closed by the venue")]
+    Closed,
+    #[error("the venue reported an error: {0}")]
+    Venue(String),
+    #[error("appliers stopped")]
+    AppliersGone,
+}
+
+/// Converts a report to the apply function's input.
+pub fn execution_of(report: &ExecutionReport, source: FillSource) -> Execution {
+    let fill = (report.last_qty > rust_decimal::Decimal::ZERO)
+        .then_some(())
+        .and(report.last_px)
+        .map(|price| ExecutionFill {
+            exec_id: report.exec_id.clone(),
+            qty: report.last_qty,
+            price,
+            transact_time: report.transact_time,
+        });
+    Execution {
+        venue_client_order_id: report.client_order_id.clone(),
+        venue_order_id: report.order_id.clone(),
+        fill,
+        venue_status: report.status.clone(),
+        cum_qty: report.cum_qty,
+        source,
+    }
+}
+
+/// Runs the stream until `shutdown`.
+pub async fn run(engine: Arc<Engine>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut shards = Vec::with_capacity(APPLIER_SHARDS);
+    let mut appliers = Vec::with_capacity(APPLIER_SHARDS);
+    for _ in 0..APPLIER_SHARDS {
+        let (tx, rx) = mpsc::channel(APPLIER_QUEUE_LEN);
+        shards.push(tx);
+        appliers.push(tokio::spawn(apply_loop(engine.clone(), rx)));
+    }
+    let mut failures: u32 = 0;
+    loop {
+        let started = tokio::time::Instant::now();
+        let result = listen(&engine, &shards, &mut shutdown).await;
+        if *shutdown.borrow() {
+            break;
+        }
+        if let Err(error) = result {
+            tracing::warn!(%error, "venue stream lost; reconnecting");
+        }
+        // Whatever happened while we were not listening is caught up.
+        engine.catch_up.all();
+        failures = if started.elapsed() > HEALTHY_SESSION {
+            1
+        } else {
+            failures + 1
+        };
+        let wait = backoff(
+            failures,
+            RECONNECT_BASE,
+            RECONNECT_CAP,
+            rand::random::<f64>(),
+        );
+        tokio::select! {
+            // The reconnect delay, or the stop.
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(shards);
+    for applier in appliers {
+        let _ = applier.await;
+    }
+}
+
+async fn listen(
+    engine: &Engine,
+    shards: &[mpsc::Sender<Execution>],
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<(), StreamError> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(engine.exchange.stream_url()).await?;
+    socket
+        .send(Message::text(stream_auth_message(
+            engine.exchange.api_key(),
+        )))
+        .await?;
+    match tokio::time::timeout(AUTH_TIMEOUT, socket.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<StreamMessage>(&text) {
+            Ok(StreamMessage::Auth { status }) if status == "authorized" => {}
+            _ => return Err(StreamError::Auth(text.to_string())),
+        },
+        Ok(Some(Ok(other))) => return Err(StreamError::Auth(format!("{other:?}"))),
+        Ok(Some(Err(error))) => return Err(error.into()),
+        Ok(None) => return Err(StreamError::Closed),
+        Err(_) => return Err(StreamError::Auth("no answer".to_string())),
+    }
+    tracing::info!("venue stream connected");
+    // Reports sent before we (re)connected are not replayed by the venue.
+    engine.catch_up.all();
+
+    let stall = Duration::from_millis(engine.settings_stream_stall_ms());
+    let mut expected_seq: u64 = 1;
+    loop {
+        let next = tokio::select! {
+            // The next message (or a stall), or the stop.
+            next = tokio::time::timeout(stall, socket.next()) => next,
+            _ = shutdown.changed() => {
+                let _ = socket.close(None).await;
+                return Ok(());
+            }
+        };
+        let message = match next {
+            Err(_) => return Err(StreamError::Stall(stall)),
+            Ok(None) => return Err(StreamError::Closed),
+            Ok(Some(Err(error))) => return Err(error.into()),
+            Ok(Some(Ok(message))) => message,
+        };
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(_) => return Err(StreamError::Closed),
+            // Pings are answered by the library; nothing else is expected.
+            _ => continue,
+        };
+        match serde_json::from_str::<StreamMessage>(&text) {
+            Ok(StreamMessage::ExecutionReport(report)) => {
+                if report.seq > expected_seq {
+                    tracing::warn!(
+                        expected = expected_seq,
+                        got = report.seq,
+                        "venue stream gap; catching up"
+                    );
+                    engine.catch_up.all();
+                }
+                expected_seq = expected_seq.max(report.seq + 1);
+                let shard = shard_of(&report.client_order_id);
+                shards[shard]
+                    .send(execution_of(&report, FillSource::Stream))
+                    .await
+                    .map_err(|_| StreamError::AppliersGone)?;
+            }
+            Ok(StreamMessage::Heartbeat { seq }) => {
+                if seq >= expected_seq {
+                    tracing::warn!(
+                        expected = expected_seq,
+                        last = seq,
+                        "heartbeat shows lost reports; catching up"
+                    );
+                    engine.catch_up.all();
+                    expected_seq = seq + 1;
+                }
+            }
+            Ok(StreamMessage::Error { code, message }) => {
+                return Err(StreamError::Venue(format!("{code} {message}")));
+            }
+            Ok(StreamMessage::Auth { .. }) => {}
+            Err(error) => tracing::warn!(%error, "unreadable venue stream message"),
+        }
+    }
+}
+
+fn shard_of(key: &str) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    (hasher.finish() as usize) % APPLIER_SHARDS
+}
+
+async fn apply_loop(engine: Arc<Engine>, mut reports: mpsc::Receiver<Execution>) {
+    while let Some(execution) = reports.recv().await {
+        match fill_store::apply_execution(&engine.pool, engine.instance_id, &execution).await {
+            Ok(Applied::Applied {
+                order_id,
+                new_fill,
+                missing_fills,
+                ..
+            }) => {
+                if new_fill {
+                    engine.settler_wake.notify_one();
+                }
+                if missing_fills {
+                    engine.catch_up.order(order_id);
+                }
+            }
+            Ok(Applied::UnknownOrder) => {
+                tracing::debug!(client_order_id = %execution.venue_client_order_id, "report for an order orderd does not know");
+            }
+            Err(error) => {
+                // This report is lost to us; the venue still has it.
+                tracing::error!(%error, "applying a venue report; catching up");
+                engine.catch_up.all();
+            }
+        }
+    }
+}

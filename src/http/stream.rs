@@ -1,0 +1,229 @@
+//! `/stream`: Alpaca's `trade_updates` websocket. A client authenticates
+//! (`{"action":"authenticate","data":{"key_id","secret_key"}}`), listens
+//! (`{"action":"listen","data":{"streams":["trade_updates"]}}`), and gets
+//! its account's order events. Events come from Postgres NOTIFY, sent in
+//! the same transaction that recorded the change, so a client connected to
+//! any instance sees every event of its account, and never one that was
+//! rolled back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::alpaca::order_json;
+use crate::startup::AppState;
+use crate::store::accounts;
+use crate::store::fills::TRADE_UPDATES_CHANNEL;
+use crate::store::orders as order_store;
+
+/// Trade updates buffered per instance for slow stream clients; a client
+/// that falls further behind is told so and disconnected.
+pub const TRADE_UPDATE_BUFFER: usize = 4096;
+/// A client must authenticate within this time.
+pub const AUTH_LIMIT: Duration = Duration::from_secs(10);
+
+/// The namespace of the UUIDs shown as `execution_id` (alpaca-py parses it
+/// as a UUID; venue exec ids are not).
+const EXECUTION_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7264_4000_8000_6578_6563_7321);
+
+/// What NOTIFY carries.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TradeUpdateNote {
+    pub account_id: Uuid,
+    pub order_id: Uuid,
+    pub event: String,
+    pub execution_id: Option<String>,
+    pub price: Option<rust_decimal::Decimal>,
+    pub qty: Option<rust_decimal::Decimal>,
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+}
+
+/// Forwards Postgres notifications to this instance's stream clients until
+/// `shutdown`. sqlx's listener reconnects by itself.
+pub async fn relay_notifications(
+    state: Arc<AppState>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut listener = loop {
+        match sqlx::postgres::PgListener::connect_with(&state.pool).await {
+            Ok(mut listener) => match listener.listen(TRADE_UPDATES_CHANNEL).await {
+                Ok(()) => break listener,
+                Err(error) => tracing::error!(%error, "LISTEN trade_updates"),
+            },
+            Err(error) => tracing::error!(%error, "connecting the trade-update listener"),
+        }
+        tokio::select! {
+            // Retry, or stop.
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    };
+    loop {
+        let notification = tokio::select! {
+            // The next notification, or the stop.
+            n = listener.recv() => n,
+            _ = shutdown.changed() => return,
+        };
+        match notification {
+            Ok(notification) => {
+                match serde_json::from_str::<TradeUpdateNote>(notification.payload()) {
+                    // No receivers is fine: nobody is listening.
+                    Ok(note) => {
+                        let _ = state.trade_updates.send(note);
+                    }
+                    Err(error) => tracing::warn!(%error, "unreadable trade update"),
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "trade-update listener; reconnecting");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// `GET /stream` (websocket upgrade).
+pub async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| session(state, socket))
+}
+
+#[derive(Debug, Deserialize)]
+struct ClientMessage {
+    action: String,
+    #[serde(default)]
+    data: Value,
+    // The older form: {"action":"auth","key":..,"secret":..}.
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+fn frame(value: Value) -> Message {
+    Message::Text(value.to_string().into())
+}
+
+async fn session(state: Arc<AppState>, mut socket: WebSocket) {
+    // Subscribe first: nothing between authentication and listening is lost.
+    let mut updates = state.trade_updates.subscribe();
+    let account = match authenticate(&state, &mut socket).await {
+        Some(account) => account,
+        None => {
+            let _ = socket
+                .send(frame(json!({"stream": "authorization",
+                    "data": {"status": "unauthorized", "action": "authenticate"}})))
+                .await;
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+    };
+    let _ = socket
+        .send(frame(json!({"stream": "authorization",
+            "data": {"status": "authorized", "action": "authenticate"}})))
+        .await;
+    let mut listening = false;
+    loop {
+        tokio::select! {
+            // A client message (listen, or goodbye) ...
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    if let Ok(message) = serde_json::from_str::<ClientMessage>(&text)
+                        && message.action == "listen"
+                    {
+                        let streams: Vec<String> = message.data["streams"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                            .unwrap_or_default();
+                        listening = streams.iter().any(|s| s == "trade_updates");
+                        let shown: Vec<&str> = if listening { vec!["trade_updates"] } else { vec![] };
+                        if socket.send(frame(json!({"stream": "listening", "data": {"streams": shown}}))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            // ... or an update for some account.
+            update = updates.recv() => match update {
+                Ok(note) if listening && note.account_id == account.account_id => {
+                    let Some(message) = trade_update(&state, &account, &note).await else { continue };
+                    if socket.send(frame(message)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "trade-update client too slow; disconnecting");
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
+async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<accounts::Account> {
+    let first = tokio::time::timeout(AUTH_LIMIT, socket.recv())
+        .await
+        .ok()??
+        .ok()?;
+    let Message::Text(text) = first else {
+        return None;
+    };
+    let message: ClientMessage = serde_json::from_str(&text).ok()?;
+    let (key_id, secret) = match message.action.as_str() {
+        "authenticate" => (
+            message.data["key_id"].as_str()?.to_string(),
+            message.data["secret_key"].as_str()?.to_string(),
+        ),
+        "auth" => (message.key?, message.secret?),
+        _ => return None,
+    };
+    accounts::authenticate(&state.pool, &key_id, &secret)
+        .await
+        .ok()?
+}
+
+async fn trade_update(
+    state: &AppState,
+    account: &accounts::Account,
+    note: &TradeUpdateNote,
+) -> Option<Value> {
+    let order = order_store::load_for_account(&state.pool, account.account_id, note.order_id)
+        .await
+        .ok()??;
+    let mut data = json!({
+        "event": note.event,
+        "order": order_json(&order),
+        "timestamp": note.timestamp,
+    });
+    if let Some(exec_id) = &note.execution_id {
+        data["execution_id"] = json!(Uuid::new_v5(&EXECUTION_ID_NAMESPACE, exec_id.as_bytes()));
+        data["venue_execution_id"] = json!(exec_id);
+        data["price"] = json!(note.price.map(|p| p.normalize().to_string()));
+        data["qty"] = json!(note.qty.map(|q| q.normalize().to_string()));
+        // The position after this fill, from the ledger of record.
+        if let Ok(balances) = state
+            .engine
+            .balances
+            .balances(&account.balances_account_id)
+            .await
+        {
+            let qty = balances
+                .balances
+                .get(&order.symbol)
+                .map(|b| b.total.normalize().to_string());
+            data["position_qty"] = json!(qty);
+        }
+    }
+    Some(json!({ "stream": "trade_updates", "data": data }))
+}

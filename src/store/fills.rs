@@ -1,0 +1,454 @@
+//! Executions: the one function that applies one, whatever path it came by
+//! (stream, REST catch-up, reconciliation), and the settlement queue.
+//!
+//! `apply_execution` runs in one transaction: lock the order, insert the
+//! fill (the primary key on exec_id makes a repeat a no-op), re-fold all of
+//! the order's fills into its projection, apply the venue's status through
+//! the domain's `on_venue_news`, append events, and notify trader streams.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::orders::{OrderRecord, insert_events};
+use crate::domain::fills::{self, Fill, Overfill};
+use crate::domain::lifecycle::{
+    ActionState, EventRecord, Status, Step, VenueNews, VenueStatus, on_venue_news,
+};
+
+/// Postgres channel carrying trade updates to every instance's `/stream`.
+pub const TRADE_UPDATES_CHANNEL: &str = "trade_updates";
+
+/// How orderd learned of an execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillSource {
+    Stream,
+    Rest,
+    Reconcile,
+}
+
+impl FillSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FillSource::Stream => "stream",
+            FillSource::Rest => "rest",
+            FillSource::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// One piece of venue news about an order: an execution (a fill when
+/// `fill` is set) or a status observation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    pub venue_client_order_id: String,
+    pub venue_order_id: String,
+    pub fill: Option<ExecutionFill>,
+    /// The order's status at the venue after this execution.
+    pub venue_status: String,
+    pub cum_qty: Decimal,
+    pub source: FillSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionFill {
+    pub exec_id: String,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub transact_time: DateTime<Utc>,
+}
+
+/// What applying did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// No order of ours has this client_order_id (an orphan, or another
+    /// system's): reconciliation's business.
+    UnknownOrder,
+    Applied {
+        order_id: Uuid,
+        /// A fill was recorded now (not a repeat).
+        new_fill: bool,
+        /// The venue counts fills orderd does not have: catch up.
+        missing_fills: bool,
+        /// The order became terminal; its hold is due for release.
+        release_now: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// More shares filled than ordered: a bug somewhere, never absorbed.
+    #[error("order {order_id}: {source}")]
+    Overfill { order_id: Uuid, source: Overfill },
+    #[error("order {0}: unreadable row: {1}")]
+    Corrupt(Uuid, String),
+}
+
+/// Applies one execution. See the module docs.
+pub async fn apply_execution(
+    pool: &PgPool,
+    instance_id: Uuid,
+    execution: &Execution,
+) -> Result<Applied, ApplyError> {
+    let mut tx = pool.begin().await?;
+    let order: Option<OrderRecord> =
+        sqlx::query_as("SELECT * FROM orders WHERE venue_client_order_id = $1 FOR UPDATE")
+            .bind(&execution.venue_client_order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(order) = order else {
+        tx.rollback().await?;
+        return Ok(Applied::UnknownOrder);
+    };
+    let order_id = order.order_id;
+    let mut events = Vec::new();
+
+    let mut new_fill = false;
+    if let Some(fill) = execution.fill.as_ref().filter(|f| f.qty > Decimal::ZERO) {
+        let inserted = sqlx::query(
+            "INSERT INTO fills (exec_id, order_id, qty, price, transact_time, source)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (exec_id) DO NOTHING",
+        )
+        .bind(&fill.exec_id)
+        .bind(order_id)
+        .bind(fill.qty)
+        .bind(fill.price)
+        .bind(fill.transact_time)
+        .bind(execution.source.as_str())
+        .execute(&mut *tx)
+        .await?;
+        new_fill = inserted.rows_affected() == 1;
+        if new_fill {
+            events.push(EventRecord {
+                step: Step::Working,
+                state: ActionState::Succeeded,
+                detail: serde_json::json!({
+                    "fill": {"exec_id": fill.exec_id, "qty": fill.qty, "price": fill.price},
+                    "source": execution.source.as_str(),
+                }),
+            });
+        }
+    }
+
+    // The projection is always the fold of every recorded fill.
+    let rows: Vec<(String, Decimal, Decimal)> =
+        sqlx::query_as("SELECT exec_id, qty, price FROM fills WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    let all: Vec<Fill> = rows
+        .into_iter()
+        .map(|(exec_id, qty, price)| Fill {
+            exec_id,
+            qty,
+            price,
+        })
+        .collect();
+    let summary = fills::fold(order.qty, &all).map_err(|source| {
+        tracing::error!(%order_id, %source, "BUG: fills exceed the order quantity");
+        ApplyError::Overfill { order_id, source }
+    })?;
+
+    let current = order
+        .lifecycle()
+        .map_err(|e| ApplyError::Corrupt(order_id, e.to_string()))?;
+    let cum_qty = execution.cum_qty.max(order.venue_cum_qty);
+    let projection = match VenueStatus::parse(&execution.venue_status) {
+        Some(status) => on_venue_news(
+            &current,
+            order.qty,
+            summary.filled_qty,
+            VenueNews { status, cum_qty },
+        ),
+        None => {
+            tracing::warn!(%order_id, status = %execution.venue_status, "unknown venue status");
+            on_venue_news(
+                &current,
+                order.qty,
+                summary.filled_qty,
+                VenueNews {
+                    status: VenueStatus::New,
+                    cum_qty,
+                },
+            )
+        }
+    };
+    events.extend(projection.events.iter().cloned());
+    let next = &projection.next;
+    let reject_reason = next
+        .reject_reason
+        .as_ref()
+        .map(|r| serde_json::to_value(r).unwrap_or(serde_json::Value::Null));
+
+    sqlx::query(
+        "UPDATE orders
+            SET status = $2, step = $3, step_state = $4, attempts = $5,
+                filled_qty = $6, filled_avg_price = $7,
+                venue_status = $8, venue_cum_qty = $9,
+                venue_order_id = COALESCE(venue_order_id, $10),
+                reject_reason = COALESCE(reject_reason, $11),
+                submitted_at = COALESCE(submitted_at, now()),
+                filled_at = CASE WHEN $2 = 'filled' THEN COALESCE(filled_at, now()) ELSE filled_at END,
+                canceled_at = CASE WHEN $2 = 'canceled' THEN COALESCE(canceled_at, now()) ELSE canceled_at END,
+                expired_at = CASE WHEN $2 = 'expired' THEN COALESCE(expired_at, now()) ELSE expired_at END,
+                failed_at = CASE WHEN $2 = 'rejected' THEN COALESCE(failed_at, now()) ELSE failed_at END,
+                next_attempt_at = CASE WHEN $12 THEN now() ELSE next_attempt_at END,
+                updated_at = now(), version = version + 1
+          WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(next.status.as_str())
+    .bind(next.step.as_str())
+    .bind(next.step_state.as_str())
+    .bind(i32::try_from(next.attempts).unwrap_or(i32::MAX))
+    .bind(summary.filled_qty)
+    .bind(summary.avg_price)
+    .bind(&execution.venue_status)
+    .bind(cum_qty)
+    .bind(&execution.venue_order_id)
+    .bind(reject_reason)
+    .bind(projection.release_now)
+    .execute(&mut *tx)
+    .await?;
+    insert_events(&mut tx, order_id, instance_id, &events).await?;
+
+    if let Some(event) = trade_event(current.status, next.status, new_fill) {
+        let fill = execution.fill.as_ref().filter(|_| new_fill);
+        notify_trade_update(&mut tx, order.account_id, order_id, event, fill).await?;
+    }
+    tx.commit().await?;
+    Ok(Applied::Applied {
+        order_id,
+        new_fill,
+        missing_fills: projection.missing_fills,
+        release_now: projection.release_now,
+    })
+}
+
+/// The Alpaca `trade_updates` event for a change, if it is one traders see.
+fn trade_event(before: Status, after: Status, new_fill: bool) -> Option<&'static str> {
+    if new_fill {
+        return Some(if after == Status::Filled {
+            "fill"
+        } else {
+            "partial_fill"
+        });
+    }
+    if before == after {
+        return None;
+    }
+    match after {
+        Status::New => Some("new"),
+        Status::Canceled => Some("canceled"),
+        Status::Expired => Some("expired"),
+        Status::Rejected => Some("rejected"),
+        Status::PendingCancel => Some("pending_cancel"),
+        Status::Filled => Some("fill"),
+        Status::PartiallyFilled | Status::PendingNew => None,
+    }
+}
+
+/// Queues a trade update for every instance's trader stream; delivered by
+/// Postgres when (and only if) the transaction commits.
+pub async fn notify_trade_update(
+    tx: &mut Transaction<'_, Postgres>,
+    account_id: Uuid,
+    order_id: Uuid,
+    event: &str,
+    fill: Option<&ExecutionFill>,
+) -> Result<(), sqlx::Error> {
+    let payload = serde_json::json!({
+        "account_id": account_id,
+        "order_id": order_id,
+        "event": event,
+        "execution_id": fill.map(|f| f.exec_id.clone()),
+        "price": fill.map(|f| f.price),
+        "qty": fill.map(|f| f.qty),
+        "timestamp": fill.map(|f| f.transact_time).unwrap_or_else(Utc::now),
+    });
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(TRADE_UPDATES_CHANNEL)
+        .bind(payload.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Fills of `order_id` not yet settled (pending or unknown).
+pub async fn unsettled_count(pool: &PgPool, order_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM fills WHERE order_id = $1 AND settlement_state IN ('pending', 'unknown')",
+    )
+    .bind(order_id)
+    .fetch_one(pool)
+    .await
+}
+
+/// A fill as the trader API shows it.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct FillRecord {
+    pub exec_id: String,
+    pub order_id: Uuid,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub transact_time: DateTime<Utc>,
+    pub source: String,
+    pub settlement_state: String,
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+pub async fn fills_of(pool: &PgPool, order_id: Uuid) -> Result<Vec<FillRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT exec_id, order_id, qty, price, transact_time, source, settlement_state, settled_at
+           FROM fills WHERE order_id = $1 ORDER BY transact_time, exec_id",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// A fill due for settlement, with what the settlement request needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SettlementWork {
+    pub exec_id: String,
+    pub order_id: Uuid,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub settlement_attempts: i32,
+    pub side: String,
+    pub symbol: String,
+    pub hold_id: Option<String>,
+    pub hold_rate: Option<Decimal>,
+    pub balances_account_id: String,
+}
+
+/// Takes up to `limit` due unsettled fills for `lease_ms` (SKIP LOCKED, so
+/// instances share the queue).
+pub async fn claim_settlements(
+    pool: &PgPool,
+    limit: u32,
+    lease_ms: u64,
+) -> Result<Vec<SettlementWork>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH due AS (
+            SELECT exec_id FROM fills
+             WHERE settlement_state IN ('pending', 'unknown') AND next_settle_at <= now()
+               AND (settle_lease_until IS NULL OR settle_lease_until < now())
+             ORDER BY next_settle_at LIMIT $1
+             FOR UPDATE SKIP LOCKED),
+         taken AS (
+            UPDATE fills f SET settle_lease_until = now() + make_interval(secs => $2::float8 / 1000)
+              FROM due WHERE f.exec_id = due.exec_id
+            RETURNING f.exec_id, f.order_id, f.qty, f.price, f.settlement_attempts)
+         SELECT t.exec_id, t.order_id, t.qty, t.price, t.settlement_attempts,
+                o.side, o.symbol, o.hold_id, o.hold_rate, a.balances_account_id
+           FROM taken t JOIN orders o USING (order_id) JOIN accounts a ON a.account_id = o.account_id",
+    )
+    .bind(i64::from(limit))
+    .bind(lease_ms as f64)
+    .fetch_all(pool)
+    .await
+}
+
+/// The outcome of one settlement attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettlementOutcome {
+    Settled {
+        settlement_id: String,
+        flagged: bool,
+    },
+    Unknown {
+        detail: String,
+    },
+    Retry {
+        detail: String,
+    },
+    Failed {
+        detail: String,
+    },
+}
+
+/// Records a settlement attempt; a settled fill whose order waits to
+/// release its hold makes that order due now.
+pub async fn record_settlement(
+    pool: &PgPool,
+    instance_id: Uuid,
+    work: &SettlementWork,
+    outcome: &SettlementOutcome,
+    retry_in_ms: u64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let (state, action_state, detail) = match outcome {
+        SettlementOutcome::Settled {
+            settlement_id,
+            flagged,
+        } => {
+            sqlx::query(
+                "UPDATE fills SET settlement_state = 'settled', settlement_id = $2, settlement_flagged = $3,
+                        settled_at = now(), settle_lease_until = NULL
+                  WHERE exec_id = $1",
+            )
+            .bind(&work.exec_id)
+            .bind(settlement_id)
+            .bind(flagged)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE orders SET next_attempt_at = now() WHERE order_id = $1 AND step = 'release'",
+            )
+            .bind(work.order_id)
+            .execute(&mut *tx)
+            .await?;
+            (
+                "settled",
+                ActionState::Succeeded,
+                serde_json::json!({"exec_id": work.exec_id, "settlement_id": settlement_id, "flagged": flagged}),
+            )
+        }
+        SettlementOutcome::Unknown { detail }
+        | SettlementOutcome::Retry { detail }
+        | SettlementOutcome::Failed { detail } => {
+            let (state, action_state) = match outcome {
+                SettlementOutcome::Unknown { .. } => ("unknown", ActionState::Unknown),
+                SettlementOutcome::Failed { .. } => ("failed", ActionState::Failed),
+                _ => ("pending", ActionState::Failed),
+            };
+            // An unknown stays unknown until evidence says otherwise.
+            sqlx::query(
+                "UPDATE fills SET settlement_state = CASE WHEN settlement_state = 'unknown' AND $2 = 'pending'
+                                                         THEN 'unknown' ELSE $2 END,
+                        settlement_attempts = settlement_attempts + 1,
+                        next_settle_at = now() + make_interval(secs => $3::float8 / 1000),
+                        settle_lease_until = NULL
+                  WHERE exec_id = $1",
+            )
+            .bind(&work.exec_id)
+            .bind(state)
+            .bind(retry_in_ms as f64)
+            .execute(&mut *tx)
+            .await?;
+            (
+                state,
+                action_state,
+                serde_json::json!({"exec_id": work.exec_id, "detail": detail}),
+            )
+        }
+    };
+    tracing::debug!(exec_id = %work.exec_id, state, "settlement recorded");
+    insert_events(
+        &mut tx,
+        work.order_id,
+        instance_id,
+        &[EventRecord {
+            step: Step::Working,
+            state: action_state,
+            detail: serde_json::json!({ "settle": detail }),
+        }],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
