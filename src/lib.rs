@@ -2,6 +2,7 @@
 //!
 //! Start at [`startup::Application`]; ARCHITECTURE.md has the map.
 
+pub mod check;
 pub mod config;
 pub mod db;
 pub mod domain;

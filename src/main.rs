@@ -30,6 +30,13 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Check invariants I1–I7 against both services' ground truth; exits 1
+    /// when any is violated. Run it when the system is quiet.
+    Check {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Trader accounts.
     Account {
         #[command(subcommand)]
@@ -122,6 +129,41 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 Database::open(&settings.database, EmbeddedAccess::AttachOrStart).await?;
             database.close().await;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Check { json } => {
+            let database =
+                Database::open(&settings.database, EmbeddedAccess::AttachOrStart).await?;
+            let snapshot = orderd::check::collect(
+                &database.pool,
+                &settings.exchange.url,
+                &settings.balances.url,
+            )
+            .await;
+            database.close().await;
+            let report = orderd::check::check(&snapshot?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{} orders, {} fills", report.orders, report.fills);
+                for invariant in &report.invariants {
+                    let verdict = match (invariant.checked, invariant.holds()) {
+                        (false, _) => "n/a ",
+                        (true, true) => "ok  ",
+                        (true, false) => "FAIL",
+                    };
+                    println!("{verdict} {} {}", invariant.name, invariant.description);
+                    for violation in invariant.violations.iter().take(20) {
+                        println!("       {} {}", violation.id, violation.detail);
+                    }
+                    if invariant.violations.len() > 20 {
+                        println!("       ... and {} more", invariant.violations.len() - 20);
+                    }
+                }
+            }
+            if !report.all_hold() {
+                anyhow::bail!("invariants violated");
+            }
             Ok(())
         }
         Command::Account {

@@ -229,7 +229,7 @@ pub async fn apply_execution(
 }
 
 /// The Alpaca `trade_updates` event for a change, if it is one traders see.
-fn trade_event(before: Status, after: Status, new_fill: bool) -> Option<&'static str> {
+pub(crate) fn trade_event(before: Status, after: Status, new_fill: bool) -> Option<&'static str> {
     if new_fill {
         return Some(if after == Status::Filled {
             "fill"

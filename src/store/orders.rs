@@ -311,6 +311,18 @@ pub async fn record_change(
         return Ok(false);
     }
     insert_events(&mut tx, order.order_id, instance_id, &change.events).await?;
+    if let Ok(before) = order.status()
+        && let Some(event) = crate::store::fills::trade_event(before, next.status, false)
+    {
+        crate::store::fills::notify_trade_update(
+            &mut tx,
+            order.account_id,
+            order.order_id,
+            event,
+            None,
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(true)
 }

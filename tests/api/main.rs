@@ -5,5 +5,6 @@
 mod support;
 
 mod database;
+mod fills;
 mod health;
 mod orders;

@@ -354,3 +354,73 @@ impl TestStack {
         self.app.engine.clone()
     }
 }
+
+impl TestStack {
+    /// Runs the invariant checker over this stack and panics, listing the
+    /// violations, if any invariant it can check is broken.
+    pub async fn assert_invariants(&self) -> orderd::check::Report {
+        let snapshot = orderd::check::collect(
+            &self.app.db.pool,
+            &format!("http://{}", self.exchange.addr()),
+            &format!("http://{}", self.balances.addr()),
+        )
+        .await
+        .expect("collect ground truth");
+        let report = orderd::check::check(&snapshot);
+        let broken: Vec<String> = report
+            .invariants
+            .iter()
+            .filter(|i| !i.holds())
+            .map(|i| format!("{} {}: {:?}", i.name, i.description, i.violations))
+            .collect();
+        assert!(
+            broken.is_empty(),
+            "invariants violated:\n{}",
+            broken.join("\n")
+        );
+        report
+    }
+
+    /// Waits until no order is mid-step and every fill is settled.
+    pub async fn wait_quiet(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let busy: i64 = sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM orders WHERE step IN ('reserve', 'place', 'cancel', 'release'))
+                      + (SELECT count(*) FROM fills WHERE settlement_state <> 'settled')",
+            )
+            .fetch_one(&self.app.db.pool)
+            .await
+            .expect("busy count");
+            if busy == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{busy} items still busy after {limit:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until every order of the stack is terminal and quiet.
+    pub async fn wait_all_terminal(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let open: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM orders WHERE step <> 'closed'")
+                    .fetch_one(&self.app.db.pool)
+                    .await
+                    .expect("open count");
+            if open == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{open} orders not closed after {limit:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.wait_quiet(limit).await;
+    }
+}

@@ -1,0 +1,528 @@
+//! The invariant checker: compares orderd's database with both services'
+//! ground truth and reports each invariant (DESIGN §4) with the ids that
+//! break it. [`collect`] reads the three sources; [`check`] is a pure
+//! function over what was read. Run it once the system is quiet: work in
+//! flight looks like a violation.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::fills::{Fill, fold};
+
+/// One order as the checker needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderFacts {
+    pub order_id: Uuid,
+    pub account_id: Uuid,
+    pub venue_client_order_id: String,
+    pub venue_order_id: Option<String>,
+    pub symbol: String,
+    pub side: String,
+    pub qty: Decimal,
+    pub status: String,
+    pub step: String,
+    pub filled_qty: Decimal,
+    pub filled_avg_price: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FillFacts {
+    pub exec_id: String,
+    pub order_id: Uuid,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub settlement_state: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct VenueFillTruth {
+    pub exec_id: String,
+    pub qty: Decimal,
+    pub price: Decimal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct VenueOrderTruth {
+    pub id: String,
+    pub client_order_id: String,
+    pub status: String,
+    pub filled_qty: Decimal,
+    #[serde(default)]
+    pub fills: Vec<VenueFillTruth>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExchangeTruth {
+    pub orders: Vec<VenueOrderTruth>,
+    #[serde(default)]
+    pub orders_created: HashMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AssetTruth {
+    pub total: Decimal,
+    pub held: Decimal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccountTruth {
+    pub account_id: String,
+    pub balances: BTreeMap<String, AssetTruth>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HoldReferenceTruth {
+    #[serde(default)]
+    pub order_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HoldTruth {
+    pub id: String,
+    pub account_id: String,
+    pub remaining: Decimal,
+    pub reference: HoldReferenceTruth,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LedgerTruth {
+    pub account_id: String,
+    #[serde(rename = "type")]
+    pub entry_type: String,
+    pub asset: String,
+    pub amount: Decimal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SettlementTruth {
+    pub idempotency_key: String,
+    pub fee: Decimal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BalancesTruth {
+    pub accounts: Vec<AccountTruth>,
+    pub holds: Vec<HoldTruth>,
+    pub ledger: Vec<LedgerTruth>,
+    pub settlements: Vec<SettlementTruth>,
+}
+
+/// Everything the checker compares.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub orders: Vec<OrderFacts>,
+    pub fills: Vec<FillFacts>,
+    /// orderd account id → balances account id.
+    pub accounts: HashMap<Uuid, String>,
+    pub exchange: ExchangeTruth,
+    pub balances: BalancesTruth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// The offending id (order, exec or account).
+    pub id: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InvariantResult {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// `false` when this check cannot judge it from a snapshot.
+    pub checked: bool,
+    pub violations: Vec<Violation>,
+}
+
+impl InvariantResult {
+    pub fn holds(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub orders: usize,
+    pub fills: usize,
+    pub invariants: Vec<InvariantResult>,
+}
+
+impl Report {
+    pub fn all_hold(&self) -> bool {
+        self.invariants.iter().all(InvariantResult::holds)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("{0} ground truth: {1}")]
+    Truth(&'static str, String),
+}
+
+async fn truth<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    what: &'static str,
+    url: String,
+) -> Result<T, CollectError> {
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| CollectError::Truth(what, e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(CollectError::Truth(what, response.status().to_string()));
+    }
+    response
+        .json()
+        .await
+        .map_err(|e| CollectError::Truth(what, e.to_string()))
+}
+
+/// Reads orderd's database and both services' `/admin/ground-truth`.
+pub async fn collect(
+    pool: &PgPool,
+    exchange_url: &str,
+    balances_url: &str,
+) -> Result<Snapshot, CollectError> {
+    let orders = sqlx::query_as(
+        "SELECT order_id, account_id, venue_client_order_id, venue_order_id, symbol, side, qty,
+                status, step, filled_qty, filled_avg_price FROM orders",
+    )
+    .fetch_all(pool)
+    .await?;
+    let fills = sqlx::query_as("SELECT exec_id, order_id, qty, price, settlement_state FROM fills")
+        .fetch_all(pool)
+        .await?;
+    let accounts: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT account_id, balances_account_id FROM accounts")
+            .fetch_all(pool)
+            .await?;
+    let client = reqwest::Client::new();
+    let exchange = truth(
+        &client,
+        "exchange",
+        format!("{}/admin/ground-truth", exchange_url.trim_end_matches('/')),
+    )
+    .await?;
+    let balances = truth(
+        &client,
+        "balances",
+        format!("{}/admin/ground-truth", balances_url.trim_end_matches('/')),
+    )
+    .await?;
+    Ok(Snapshot {
+        orders,
+        fills,
+        accounts: accounts.into_iter().collect(),
+        exchange,
+        balances,
+    })
+}
+
+fn violation(id: impl ToString, detail: impl Into<String>) -> Violation {
+    Violation {
+        id: id.to_string(),
+        detail: detail.into(),
+    }
+}
+
+const TERMINAL: [&str; 4] = ["filled", "canceled", "expired", "rejected"];
+
+/// Checks every invariant a snapshot can show.
+pub fn check(snapshot: &Snapshot) -> Report {
+    let venue_by_client: HashMap<&str, Vec<&VenueOrderTruth>> = snapshot
+        .exchange
+        .orders
+        .iter()
+        .fold(HashMap::new(), |mut map, o| {
+            map.entry(o.client_order_id.as_str()).or_default().push(o);
+            map
+        });
+    let fills_by_order: HashMap<Uuid, Vec<&FillFacts>> =
+        snapshot.fills.iter().fold(HashMap::new(), |mut map, f| {
+            map.entry(f.order_id).or_default().push(f);
+            map
+        });
+    let orders_by_id: HashMap<Uuid, &OrderFacts> =
+        snapshot.orders.iter().map(|o| (o.order_id, o)).collect();
+
+    // I1: one venue order per order.
+    let mut i1 = Vec::new();
+    for order in &snapshot.orders {
+        let venue = venue_by_client
+            .get(order.venue_client_order_id.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let created = snapshot
+            .exchange
+            .orders_created
+            .get(&order.venue_client_order_id)
+            .copied()
+            .unwrap_or(venue.len() as u64);
+        if venue.len() > 1 || created > 1 {
+            i1.push(violation(
+                order.order_id,
+                format!("{} venue orders", venue.len().max(created as usize)),
+            ));
+        }
+        if let (Some(ours), Some(theirs)) = (&order.venue_order_id, venue.first())
+            && ours != &theirs.id
+        {
+            i1.push(violation(
+                order.order_id,
+                format!("recorded venue order {ours}, venue has {}", theirs.id),
+            ));
+        }
+    }
+
+    // I2: exactly-once fills, each settled exactly once.
+    let mut i2 = Vec::new();
+    let settlements: HashMap<&str, usize> =
+        snapshot
+            .balances
+            .settlements
+            .iter()
+            .fold(HashMap::new(), |mut map, s| {
+                *map.entry(s.idempotency_key.as_str()).or_default() += 1;
+                map
+            });
+    for order in &snapshot.orders {
+        let ours: BTreeSet<&str> = fills_by_order
+            .get(&order.order_id)
+            .map(|fs| fs.iter().map(|f| f.exec_id.as_str()).collect())
+            .unwrap_or_default();
+        let theirs: BTreeSet<&str> = venue_by_client
+            .get(order.venue_client_order_id.as_str())
+            .map(|vs| {
+                vs.iter()
+                    .flat_map(|v| v.fills.iter().map(|f| f.exec_id.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for missing in theirs.difference(&ours) {
+            i2.push(violation(
+                order.order_id,
+                format!("venue fill {missing} not recorded"),
+            ));
+        }
+        for extra in ours.difference(&theirs) {
+            i2.push(violation(
+                order.order_id,
+                format!("recorded fill {extra} unknown to the venue"),
+            ));
+        }
+    }
+    for fill in &snapshot.fills {
+        if fill.settlement_state != "settled" {
+            i2.push(violation(
+                &fill.exec_id,
+                format!("settlement {}", fill.settlement_state),
+            ));
+        }
+        match settlements.get(fill.exec_id.as_str()).copied().unwrap_or(0) {
+            1 => {}
+            n => i2.push(violation(
+                &fill.exec_id,
+                format!("{n} settlements in the ledger"),
+            )),
+        }
+    }
+
+    // I3: projection = fold of fills; terminal status matches the venue's.
+    let mut i3 = Vec::new();
+    for order in &snapshot.orders {
+        let fills: Vec<Fill> = fills_by_order
+            .get(&order.order_id)
+            .map(|fs| {
+                fs.iter()
+                    .map(|f| Fill {
+                        exec_id: f.exec_id.clone(),
+                        qty: f.qty,
+                        price: f.price,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        match fold(order.qty, &fills) {
+            Ok(summary) => {
+                if summary.filled_qty != order.filled_qty
+                    || summary.avg_price != order.filled_avg_price
+                {
+                    i3.push(violation(
+                        order.order_id,
+                        format!(
+                            "projection {} @ {:?}, fills fold to {} @ {:?}",
+                            order.filled_qty,
+                            order.filled_avg_price,
+                            summary.filled_qty,
+                            summary.avg_price
+                        ),
+                    ));
+                }
+            }
+            Err(overfill) => i3.push(violation(order.order_id, overfill.to_string())),
+        }
+        if let Some(venue) = venue_by_client
+            .get(order.venue_client_order_id.as_str())
+            .and_then(|v| v.first())
+            && TERMINAL.contains(&venue.status.as_str())
+            && venue.status != order.status
+        {
+            i3.push(violation(
+                order.order_id,
+                format!("status {}, the venue says {}", order.status, venue.status),
+            ));
+        }
+    }
+
+    // I4: conservation, and nothing held for a terminal order.
+    let mut i4 = Vec::new();
+    for (account_id, balances_id) in &snapshot.accounts {
+        let mut expected: BTreeMap<String, Decimal> = BTreeMap::new();
+        for entry in snapshot
+            .balances
+            .ledger
+            .iter()
+            .filter(|e| &e.account_id == balances_id && e.entry_type == "adjustment")
+        {
+            *expected.entry(entry.asset.clone()).or_default() += entry.amount;
+        }
+        for fill in &snapshot.fills {
+            let Some(order) = orders_by_id.get(&fill.order_id) else {
+                continue;
+            };
+            if &order.account_id != account_id {
+                continue;
+            }
+            let cash = fill.qty * fill.price;
+            let sign = if order.side == "buy" {
+                Decimal::ONE
+            } else {
+                -Decimal::ONE
+            };
+            *expected.entry(order.symbol.clone()).or_default() += sign * fill.qty;
+            *expected.entry("USD".to_string()).or_default() -= sign * cash;
+        }
+        let fees: Decimal = snapshot
+            .balances
+            .settlements
+            .iter()
+            .filter(|s| {
+                snapshot.fills.iter().any(|f| {
+                    f.exec_id == s.idempotency_key
+                        && orders_by_id
+                            .get(&f.order_id)
+                            .is_some_and(|o| &o.account_id == account_id)
+                })
+            })
+            .map(|s| s.fee)
+            .sum();
+        *expected.entry("USD".to_string()).or_default() -= fees;
+        let Some(actual) = snapshot
+            .balances
+            .accounts
+            .iter()
+            .find(|a| &a.account_id == balances_id)
+        else {
+            continue;
+        };
+        let assets: BTreeSet<&String> = expected.keys().chain(actual.balances.keys()).collect();
+        for asset in assets {
+            let want = expected.get(asset).copied().unwrap_or_default();
+            let have = actual
+                .balances
+                .get(asset)
+                .map(|b| b.total)
+                .unwrap_or_default();
+            if want != have {
+                i4.push(violation(
+                    account_id,
+                    format!("{asset}: total {have}, start plus settled fills gives {want}"),
+                ));
+            }
+        }
+    }
+    for hold in &snapshot.balances.holds {
+        if hold.remaining.is_zero() {
+            continue;
+        }
+        let order = hold
+            .reference
+            .order_id
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .and_then(|id| orders_by_id.get(&id));
+        match order {
+            Some(order) if TERMINAL.contains(&order.status.as_str()) => i4.push(violation(
+                order.order_id,
+                format!(
+                    "{} still held by hold {} of a {} order",
+                    hold.remaining, hold.id, order.status
+                ),
+            )),
+            Some(_) => {}
+            None => i4.push(violation(
+                &hold.id,
+                format!("{} held for no known order", hold.remaining),
+            )),
+        }
+    }
+
+    // I6: nothing stuck once quiet.
+    let mut i6 = Vec::new();
+    for order in &snapshot.orders {
+        if matches!(
+            order.step.as_str(),
+            "reserve" | "place" | "cancel" | "release" | "parked"
+        ) {
+            i6.push(violation(
+                order.order_id,
+                format!("at step {} ({})", order.step, order.status),
+            ));
+        }
+    }
+
+    let result = |name, description, violations| InvariantResult {
+        name,
+        description,
+        checked: true,
+        violations,
+    };
+    Report {
+        orders: snapshot.orders.len(),
+        fills: snapshot.fills.len(),
+        invariants: vec![
+            result("I1", "one venue order per order", i1),
+            result("I2", "exactly-once fills, each settled once", i2),
+            result(
+                "I3",
+                "projection = fold of fills; terminal status matches the venue",
+                i3,
+            ),
+            result("I4", "conservation; nothing held for a terminal order", i4),
+            InvariantResult {
+                name: "I5",
+                description: "acknowledged orders survive kill -9 (checked by the crash harness)",
+                checked: false,
+                violations: Vec::new(),
+            },
+            result(
+                "I6",
+                "every order finished or working; every hold resolved",
+                i6,
+            ),
+            InvariantResult {
+                name: "I7",
+                description: "retried requests get the same outcome (checked by the API tests)",
+                checked: false,
+                violations: Vec::new(),
+            },
+        ],
+    }
+}
