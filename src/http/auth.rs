@@ -23,17 +23,25 @@ pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Upper bound of cached keys; the cache is cleared when it is reached.
 pub const AUTH_CACHE_MAX: usize = 10_000;
 
+#[derive(Debug)]
+struct CachedKey {
+    secret_digest: Vec<u8>,
+    account: Account,
+    verified_at: Instant,
+}
+
 #[derive(Debug, Default)]
 pub struct AuthCache {
-    entries: RwLock<HashMap<String, (Vec<u8>, Account, Instant)>>,
+    entries: RwLock<HashMap<String, CachedKey>>,
 }
 
 impl AuthCache {
     fn get(&self, key_id: &str, secret: &str) -> Option<Account> {
         let entries = self.entries.read().ok()?;
-        let (digest, account, at) = entries.get(key_id)?;
-        (at.elapsed() < AUTH_CACHE_TTL && *digest == accounts::hash_secret(secret))
-            .then(|| account.clone())
+        let cached = entries.get(key_id)?;
+        (cached.verified_at.elapsed() < AUTH_CACHE_TTL
+            && cached.secret_digest == accounts::hash_secret(secret))
+        .then(|| cached.account.clone())
     }
 
     fn put(&self, key_id: &str, secret: &str, account: &Account) {
@@ -43,11 +51,11 @@ impl AuthCache {
             }
             entries.insert(
                 key_id.to_string(),
-                (
-                    accounts::hash_secret(secret),
-                    account.clone(),
-                    Instant::now(),
-                ),
+                CachedKey {
+                    secret_digest: accounts::hash_secret(secret),
+                    account: account.clone(),
+                    verified_at: Instant::now(),
+                },
             );
         }
     }

@@ -88,25 +88,31 @@ pub async fn authenticate(
     key_id: &str,
     secret: &str,
 ) -> Result<Option<Account>, sqlx::Error> {
-    let row: Option<(Vec<u8>, Uuid, String, String, chrono::DateTime<chrono::Utc>)> =
-        sqlx::query_as(
-            "SELECT k.secret_sha256, a.account_id, a.name, a.balances_account_id, a.created_at
+    let row: Option<KeyRow> = sqlx::query_as(
+        "SELECT k.secret_sha256, a.account_id, a.name, a.balances_account_id, a.created_at
            FROM api_keys k JOIN accounts a USING (account_id)
           WHERE k.key_id = $1 AND k.revoked_at IS NULL",
-        )
-        .bind(key_id)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.and_then(
-        |(stored, account_id, name, balances_account_id, created_at)| {
-            constant_time_eq(&stored, &hash_secret(secret)).then_some(Account {
-                account_id,
-                name,
-                balances_account_id,
-                created_at,
-            })
-        },
-    ))
+    )
+    .bind(key_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|row| {
+        constant_time_eq(&row.secret_sha256, &hash_secret(secret)).then_some(Account {
+            account_id: row.account_id,
+            name: row.name,
+            balances_account_id: row.balances_account_id,
+            created_at: row.created_at,
+        })
+    }))
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    secret_sha256: Vec<u8>,
+    account_id: Uuid,
+    name: String,
+    balances_account_id: String,
+    created_at: chrono::DateTime<chrono::Utc>,
 }
 
 pub async fn list_accounts(pool: &PgPool) -> Result<Vec<Account>, sqlx::Error> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{Orderd, start_command, wait_exit};
-use crate::support::{TestDatabase, exchange_config};
+use crate::support::{TestDatabase, balances_config, exchange_config};
 
 struct Venues {
     exchange: exchange_sim::Handle,
@@ -23,9 +23,9 @@ impl Venues {
         let exchange = exchange_sim::spawn(exchange_config())
             .await
             .expect("exchange-sim");
-        let mut config = balances_sim::Config::default();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        let balances = balances_sim::spawn(config).await.expect("balances-sim");
+        let balances = balances_sim::spawn(balances_config())
+            .await
+            .expect("balances-sim");
         Self {
             exchange,
             balances,

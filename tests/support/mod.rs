@@ -212,10 +212,19 @@ impl Trader {
 
 /// A test venue config: fast fills, fixed seed.
 pub fn exchange_config() -> exchange_sim::Config {
-    let mut config = exchange_sim::Config::default();
-    config.listen = "127.0.0.1:0".parse().expect("address");
-    config.seed = 7;
-    config
+    exchange_sim::Config {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        seed: 7,
+        ..Default::default()
+    }
+}
+
+/// A test ledger config: port 0.
+pub fn balances_config() -> balances_sim::Config {
+    balances_sim::Config {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        ..Default::default()
+    }
 }
 
 impl TestStack {
@@ -228,9 +237,7 @@ impl TestStack {
         let exchange = exchange_sim::spawn(exchange_config())
             .await
             .expect("exchange-sim");
-        let mut balances_config = balances_sim::Config::default();
-        balances_config.listen = "127.0.0.1:0".parse().expect("address");
-        let balances = balances_sim::spawn(balances_config)
+        let balances = balances_sim::spawn(balances_config())
             .await
             .expect("balances-sim");
         let mut settings = test_settings();
