@@ -486,12 +486,22 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<OrderRecord>
         .await
 }
 
-/// Orders the venue is still working for us (placed, not terminal): what a
-/// stream gap or reconnect must catch up.
+/// How long after a cancel or expiry an order is still caught up after a
+/// stream gap: venues report fills that raced the cancel after it.
+pub const LATE_FILL_WINDOW_SECS: f64 = 30.0;
+
+/// Orders the venue may still report on: placed and not terminal, or
+/// canceled/expired within [`LATE_FILL_WINDOW_SECS`]. What a stream gap or
+/// reconnect must catch up.
 pub async fn at_venue(pool: &PgPool) -> Result<Vec<OrderRecord>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT * FROM orders WHERE venue_order_id IS NOT NULL AND step IN ('working', 'cancel')",
+        "SELECT * FROM orders
+          WHERE venue_order_id IS NOT NULL
+            AND (step IN ('working', 'cancel')
+                 OR (status IN ('canceled', 'expired')
+                     AND updated_at > now() - make_interval(secs => $1)))",
     )
+    .bind(LATE_FILL_WINDOW_SECS)
     .fetch_all(pool)
     .await
 }
