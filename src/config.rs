@@ -25,6 +25,42 @@ pub struct Settings {
     pub exchange: ExchangeSettings,
     pub balances: BalancesSettings,
     pub lifecycle: LifecycleSettings,
+    pub reconcile: ReconcileSettings,
+    pub admin: AdminSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileSettings {
+    pub open_orders: String,
+    pub unknown_outcomes: String,
+    pub balances: String,
+    pub orphans: String,
+    pub gc: String,
+    pub settle_time_ms: u64,
+    pub stale_after_ms: u64,
+    pub batch: u32,
+    pub balances_lookback_secs: u64,
+    pub catchup_lookback_secs: u64,
+}
+
+impl ReconcileSettings {
+    /// The cron expression of each job, keyed by the job's config key.
+    pub fn schedules(&self) -> [(&'static str, &str); 5] {
+        [
+            ("open_orders", &self.open_orders),
+            ("unknown_outcomes", &self.unknown_outcomes),
+            ("balances", &self.balances),
+            ("orphans", &self.orphans),
+            ("gc", &self.gc),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub token: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +104,7 @@ pub struct ExchangeSettings {
     pub api_key: String,
     pub request_timeout_ms: u64,
     pub stream_stall_ms: u64,
+    pub stream_enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +124,7 @@ pub struct LifecycleSettings {
     pub retry_cap_ms: u64,
     pub max_unexpected_attempts: u32,
     pub cancel_lookup_attempts: u32,
+    pub placement_grace_ms: u64,
     pub market_buy_collar: rust_decimal::Decimal,
     pub completer_interval_ms: u64,
     pub completer_batch: u32,
@@ -279,6 +317,28 @@ impl Settings {
                 "must be between 0 and 1",
             ));
         }
+        for (job, expression) in self.reconcile.schedules() {
+            if let Err(error) = <cron::Schedule as std::str::FromStr>::from_str(expression) {
+                return Err(ConfigError::Invalid {
+                    key: match job {
+                        "open_orders" => "reconcile.open_orders",
+                        "unknown_outcomes" => "reconcile.unknown_outcomes",
+                        "balances" => "reconcile.balances",
+                        "orphans" => "reconcile.orphans",
+                        _ => "reconcile.gc",
+                    },
+                    problem: format!(
+                        "is not a cron expression with seconds ({expression:?}): {error}"
+                    ),
+                });
+            }
+        }
+        if self.reconcile.batch == 0 {
+            return Err(invalid("reconcile.batch", "must be at least 1"));
+        }
+        if self.admin.token.len() < 8 {
+            return Err(invalid("admin.token", "must be at least 8 characters"));
+        }
         validate_http_url("exchange.url", &self.exchange.url)?;
         validate_http_url("balances.url", &self.balances.url)?;
         if self.exchange.api_key.trim().is_empty() {
@@ -379,6 +439,9 @@ mod tests {
             error.to_string().contains("`database.max_connections`"),
             "{error}"
         );
+
+        let error = load_from("[reconcile]\ngc = \"every minute\"\n").unwrap_err();
+        assert!(error.to_string().contains("`reconcile.gc`"), "{error}");
 
         let error = load_from("[exchange]\nurl = \"ftp://x\"\n").unwrap_err();
         assert!(error.to_string().contains("`exchange.url`"), "{error}");

@@ -18,6 +18,7 @@ use crate::db;
 use crate::embedded_postgres::{self, ClusterOptions, EmbeddedPostgres};
 use crate::engine::{Engine, catchup, completer, settler, venue_stream};
 use crate::http::auth::AuthCache;
+use crate::reconcile::Reconciler;
 
 /// The database orderd uses inside the embedded cluster.
 pub const EMBEDDED_DATABASE: &str = "orderd";
@@ -36,6 +37,7 @@ pub struct AppState {
     /// This process's row in `instances`; owner of its leases.
     pub instance_id: Uuid,
     pub engine: Arc<Engine>,
+    pub reconciler: Arc<Reconciler>,
     pub auth_cache: AuthCache,
     /// Trade updates for this instance's `/stream` clients.
     pub trade_updates: tokio::sync::broadcast::Sender<crate::http::stream::TradeUpdateNote>,
@@ -155,11 +157,13 @@ impl Application {
             .with_context(|| format!("binding `http.listen` = {}", settings.http.listen))?;
         let instance_id = register_instance(&pool).await?;
         let engine = Engine::new(pool.clone(), &settings, instance_id);
+        let reconciler = Reconciler::new(engine.clone(), settings.reconcile.clone());
         let state = Arc::new(AppState {
             settings,
             pool,
             instance_id,
             engine,
+            reconciler,
             auth_cache: AuthCache::default(),
             trade_updates: tokio::sync::broadcast::channel(
                 crate::http::stream::TRADE_UPDATE_BUFFER,
@@ -212,7 +216,14 @@ impl Application {
             tokio::spawn(venue_stream::run(
                 state.engine.clone(),
                 background_stopped.clone(),
+                state.settings.exchange.stream_enabled,
             )),
+            tokio::spawn(
+                state
+                    .reconciler
+                    .clone()
+                    .run_scheduler(background_stopped.clone()),
+            ),
             tokio::spawn(crate::http::stream::relay_notifications(
                 state.clone(),
                 background_stopped,

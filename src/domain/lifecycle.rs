@@ -303,6 +303,9 @@ pub enum Outcome {
     },
     /// The venue does not know the client_order_id (yet): send it (again).
     PlacementNotFound,
+    /// The venue still does not know it after the grace window: it never
+    /// arrived, and sending it now would be too late.
+    PlacementNeverReceived,
     HoldReleased,
     /// The placement was given up before being sent.
     PlacementAbandoned,
@@ -464,6 +467,30 @@ pub fn transition(
             let mut events = vec![event(
                 ActionState::Failed,
                 json!({ "reason": "canceled before placement" }),
+            )];
+            events.extend(release_requested(&next));
+            Ok(Change {
+                next,
+                events,
+                schedule: Schedule::Now,
+            })
+        }
+        (Step::Place, Outcome::PlacementNeverReceived)
+            if current.step_state == StepState::Unknown =>
+        {
+            next.status = if current.cancel_requested {
+                Status::Canceled
+            } else {
+                Status::Rejected
+            };
+            next.attempts = 0;
+            next.reject_reason = (!current.cancel_requested).then(|| RejectReason::Venue {
+                detail: "never reached the venue within the placement grace window".to_string(),
+            });
+            enter_release(&mut next);
+            let mut events = vec![event(
+                ActionState::Failed,
+                json!({ "reason": "never reached the venue within the placement grace window" }),
             )];
             events.extend(release_requested(&next));
             Ok(Change {
@@ -967,6 +994,38 @@ mod tests {
     }
 
     #[test]
+    fn a_placement_never_received_is_rejected_and_released_not_sent_late() {
+        let mut l = Lifecycle::accepted();
+        l = apply(
+            &l,
+            Outcome::HoldCreated {
+                hold_id: "h".into(),
+            },
+        )
+        .next;
+        l = apply(
+            &l,
+            Outcome::Unknown {
+                detail: "timeout".into(),
+            },
+        )
+        .next;
+        let done = apply(&l, Outcome::PlacementNeverReceived);
+        assert_eq!(done.next.status, Status::Rejected);
+        assert_eq!(done.next.step, Step::Release);
+        // Only an unknown placement can be judged never received.
+        let mut pending = Lifecycle::accepted();
+        pending = apply(
+            &pending,
+            Outcome::HoldCreated {
+                hold_id: "h".into(),
+            },
+        )
+        .next;
+        assert!(transition(&pending, Outcome::PlacementNeverReceived, LIMITS).is_err());
+    }
+
+    #[test]
     fn repeated_unexpected_answers_park_the_order() {
         let mut l = Lifecycle::accepted();
         for _ in 0..2 {
@@ -1208,6 +1267,7 @@ mod tests {
             }),
             Just(Outcome::PlacementRejected { detail: "r".into() }),
             Just(Outcome::PlacementNotFound),
+            Just(Outcome::PlacementNeverReceived),
             Just(Outcome::HoldReleased),
             Just(Outcome::Unknown { detail: "u".into() }),
             Just(Outcome::Retry { detail: "r".into() }),

@@ -7,3 +7,5 @@
 pub mod fills;
 pub mod lifecycle;
 pub mod order;
+pub mod reconcile;
+pub mod schedule;

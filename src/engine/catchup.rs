@@ -101,6 +101,7 @@ pub async fn catch_up_order(engine: &Engine, order: &OrderRecord) -> Result<(), 
         venue_status: venue.status.clone(),
         cum_qty: venue.filled_qty,
         source: FillSource::Rest,
+        fencing_token: None,
     };
     let mut new_fills = false;
     if venue.filled_qty > order.filled_qty {

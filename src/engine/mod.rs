@@ -47,8 +47,12 @@ pub enum EngineError {
 pub mod keys {
     use uuid::Uuid;
 
+    /// Every client_order_id orderd sends to the venue starts with this; a
+    /// venue order with it that orderd does not know is an orphan.
+    pub const VENUE_CLIENT_ORDER_ID_PREFIX: &str = "od-";
+
     pub fn venue_client_order_id(order_id: Uuid) -> String {
-        format!("od-{}", order_id.simple())
+        format!("{VENUE_CLIENT_ORDER_ID_PREFIX}{}", order_id.simple())
     }
     pub fn hold(order_id: Uuid) -> String {
         format!("hold-{order_id}")
@@ -223,6 +227,10 @@ impl Engine {
         }
     }
 
+    fn placement_grace(&self) -> Duration {
+        Duration::from_millis(self.settings.placement_grace_ms)
+    }
+
     fn keep_lease(&self) -> LeaseAfter {
         LeaseAfter::Keep {
             lease_ms: self.settings.lease_ms,
@@ -353,6 +361,11 @@ impl Engine {
             Ok(Some(venue)) => Outcome::Placed {
                 venue_order_id: venue.id,
             },
+            // Past the grace window, a placement the venue still does not
+            // show never arrived: close it rather than send it late.
+            Ok(None) if placement_age(order) > self.placement_grace() => {
+                Outcome::PlacementNeverReceived
+            }
             Ok(None) => Outcome::PlacementNotFound,
             // A failed read proves nothing either way; the placement stays
             // unknown and is looked up again.
@@ -393,6 +406,13 @@ impl Engine {
             Err(error) => outcome_of_error(error),
         })
     }
+}
+
+/// How long ago the order was accepted.
+fn placement_age(order: &OrderRecord) -> Duration {
+    (chrono::Utc::now() - order.created_at)
+        .to_std()
+        .unwrap_or_default()
 }
 
 /// The generic mapping of a failed call to an outcome.

@@ -14,7 +14,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::Engine;
 use crate::domain::lifecycle::backoff;
-use crate::store::fills::{self as fill_store, Applied, Execution, ExecutionFill, FillSource};
+use crate::store::fills::{
+    self as fill_store, Applied, Execution, ExecutionFill, FillSource, VENUE_STREAM_LEASE,
+};
+use crate::store::reconcile as lease;
 use crate::venues::exchange::{ExecutionReport, StreamMessage, stream_auth_message};
 
 /// Appliers working in parallel; reports of one order always go to the same
@@ -45,10 +48,54 @@ enum StreamError {
     Venue(String),
     #[error("appliers stopped")]
     AppliersGone,
+    #[error("the venue stream lease was taken over")]
+    LeaseLost,
 }
 
+/// Renews the lease until renewal fails (taken over, or the database is
+/// unreachable for longer than the TTL); then returns.
+async fn keep_lease(engine: &Engine, token: i64) {
+    loop {
+        tokio::time::sleep(STREAM_LEASE_RENEW).await;
+        match lease::renew_lease(
+            &engine.pool,
+            VENUE_STREAM_LEASE,
+            engine.instance_id,
+            token,
+            STREAM_LEASE_TTL_MS,
+        )
+        .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    fencing_token = token,
+                    "venue stream lease taken over; stopping"
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "renewing the venue stream lease; stopping");
+                return;
+            }
+        }
+    }
+}
+
+/// How long the stream lease lasts without renewal, and how often the
+/// holder renews it. A dead holder is replaced within about the TTL (or
+/// sooner, once its instance heartbeat is stale).
+pub const STREAM_LEASE_TTL_MS: u64 = 3000;
+pub const STREAM_LEASE_RENEW: Duration = Duration::from_millis(1000);
+/// How often a standby instance tries to take the lease.
+pub const STREAM_LEASE_POLL: Duration = Duration::from_millis(500);
+
 /// Converts a report to the apply function's input.
-pub fn execution_of(report: &ExecutionReport, source: FillSource) -> Execution {
+pub fn execution_of(
+    report: &ExecutionReport,
+    source: FillSource,
+    fencing_token: Option<i64>,
+) -> Execution {
     let fill = (report.last_qty > rust_decimal::Decimal::ZERO)
         .then_some(())
         .and(report.last_px)
@@ -65,11 +112,20 @@ pub fn execution_of(report: &ExecutionReport, source: FillSource) -> Execution {
         venue_status: report.status.clone(),
         cum_qty: report.cum_qty,
         source,
+        fencing_token,
     }
 }
 
 /// Runs the stream until `shutdown`.
-pub async fn run(engine: Arc<Engine>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    engine: Arc<Engine>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    enabled: bool,
+) {
+    if !enabled {
+        tracing::info!("venue stream disabled (exchange.stream_enabled = false)");
+        return;
+    }
     let mut shards = Vec::with_capacity(APPLIER_SHARDS);
     let mut appliers = Vec::with_capacity(APPLIER_SHARDS);
     for _ in 0..APPLIER_SHARDS {
@@ -79,9 +135,46 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: tokio::sync::watch::Receiver
     }
     let mut failures: u32 = 0;
     loop {
+        // One instance listens at a time; the others wait for the lease.
+        let token = match lease::acquire_lease(
+            &engine.pool,
+            VENUE_STREAM_LEASE,
+            engine.instance_id,
+            STREAM_LEASE_TTL_MS,
+            engine.settings.instance_dead_after_ms,
+        )
+        .await
+        {
+            Ok(Some(token)) => token,
+            Ok(None) => {
+                tokio::select! {
+                    // Try again, or stop.
+                    _ = tokio::time::sleep(STREAM_LEASE_POLL) => continue,
+                    _ = shutdown.changed() => break,
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "taking the venue stream lease");
+                tokio::select! {
+                    // Try again, or stop.
+                    _ = tokio::time::sleep(STREAM_LEASE_POLL) => continue,
+                    _ = shutdown.changed() => break,
+                }
+            }
+        };
+        tracing::info!(fencing_token = token, "holding the venue stream lease");
         let started = tokio::time::Instant::now();
-        let result = listen(&engine, &shards, &mut shutdown).await;
+        let result = tokio::select! {
+            // Listening ends (error, stop), or the lease is lost: either
+            // way this instance stops reading the stream.
+            result = listen(&engine, &shards, &mut shutdown, token) => result,
+            () = keep_lease(&engine, token) => Err(StreamError::LeaseLost),
+        };
         if *shutdown.borrow() {
+            // Hand over at once instead of after the TTL.
+            let _ =
+                lease::release_lease(&engine.pool, VENUE_STREAM_LEASE, engine.instance_id, token)
+                    .await;
             break;
         }
         if let Err(error) = result {
@@ -116,6 +209,7 @@ async fn listen(
     engine: &Engine,
     shards: &[mpsc::Sender<Execution>],
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    fencing_token: i64,
 ) -> Result<(), StreamError> {
     let (mut socket, _) = tokio_tungstenite::connect_async(engine.exchange.stream_url()).await?;
     socket
@@ -173,7 +267,11 @@ async fn listen(
                 expected_seq = expected_seq.max(report.seq + 1);
                 let shard = shard_of(&report.client_order_id);
                 shards[shard]
-                    .send(execution_of(&report, FillSource::Stream))
+                    .send(execution_of(
+                        &report,
+                        FillSource::Stream,
+                        Some(fencing_token),
+                    ))
                     .await
                     .map_err(|_| StreamError::AppliersGone)?;
             }
@@ -218,6 +316,9 @@ async fn apply_loop(engine: Arc<Engine>, mut reports: mpsc::Receiver<Execution>)
                 if missing_fills {
                     engine.catch_up.order(order_id);
                 }
+            }
+            Ok(Applied::Fenced) => {
+                tracing::debug!("report refused: this instance no longer holds the stream");
             }
             Ok(Applied::UnknownOrder) => {
                 tracing::debug!(client_order_id = %execution.venue_client_order_id, "report for an order orderd does not know");

@@ -1,6 +1,7 @@
 //! The HTTP surface: routing, the per-request span, body limits.
 
 mod account;
+pub mod admin;
 pub mod alpaca;
 pub mod auth;
 pub mod error;
@@ -37,6 +38,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/orders/{id}/events", get(orders::events))
         .route("/v2/orders/{id}/fills", get(orders::fills))
         .route("/stream", get(stream::upgrade))
+        .route("/admin/reconciliations", get(admin::runs))
+        .route("/admin/reconciliations/{id}", get(admin::run))
+        .route(
+            "/admin/reconciliations/run/{job}",
+            axum::routing::post(admin::run_now),
+        )
         .route("/v2/account", get(account::account))
         .route("/v2/positions", get(account::positions))
         .route("/v2/positions/{symbol}", get(account::position))

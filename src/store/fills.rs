@@ -17,6 +17,9 @@ use crate::domain::lifecycle::{
     ActionState, EventRecord, Status, Step, VenueNews, VenueStatus, on_venue_news,
 };
 
+/// The lease one instance holds to listen to the venue stream.
+pub const VENUE_STREAM_LEASE: &str = "venue_stream";
+
 /// Postgres channel carrying trade updates to every instance's `/stream`.
 pub const TRADE_UPDATES_CHANNEL: &str = "trade_updates";
 
@@ -49,6 +52,9 @@ pub struct Execution {
     pub venue_status: String,
     pub cum_qty: Decimal,
     pub source: FillSource,
+    /// Set by the venue-stream holder: applied only while its lease token
+    /// is still the current one (a replaced holder's reports are refused).
+    pub fencing_token: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +71,8 @@ pub enum Applied {
     /// No order of ours has this client_order_id (an orphan, or another
     /// system's): reconciliation's business.
     UnknownOrder,
+    /// Refused: the stream lease moved to another instance.
+    Fenced,
     Applied {
         order_id: Uuid,
         /// A fill was recorded now (not a repeat).
@@ -94,6 +102,17 @@ pub async fn apply_execution(
     execution: &Execution,
 ) -> Result<Applied, ApplyError> {
     let mut tx = pool.begin().await?;
+    if let Some(token) = execution.fencing_token {
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT fencing_token FROM leases WHERE name = $1")
+                .bind(VENUE_STREAM_LEASE)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current != Some(token) {
+            tx.rollback().await?;
+            return Ok(Applied::Fenced);
+        }
+    }
     let order: Option<OrderRecord> =
         sqlx::query_as("SELECT * FROM orders WHERE venue_client_order_id = $1 FOR UPDATE")
             .bind(&execution.venue_client_order_id)
@@ -450,5 +469,64 @@ pub async fn record_settlement(
     )
     .await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Evidence from the ledger: the fill is settled.
+pub async fn mark_settled(
+    pool: &PgPool,
+    instance_id: Uuid,
+    order_id: Uuid,
+    exec_id: &str,
+    settlement_id: &str,
+    flagged: bool,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE fills SET settlement_state = 'settled', settlement_id = $2, settlement_flagged = $3,
+                settled_at = now(), settle_lease_until = NULL
+          WHERE exec_id = $1 AND settlement_state <> 'settled'",
+    )
+    .bind(exec_id)
+    .bind(settlement_id)
+    .bind(flagged)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 1 {
+        sqlx::query(
+            "UPDATE orders SET next_attempt_at = now() WHERE order_id = $1 AND step = 'release'",
+        )
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_events(
+            &mut tx,
+            order_id,
+            instance_id,
+            &[EventRecord {
+                step: Step::Working,
+                state: ActionState::Succeeded,
+                detail: serde_json::json!({"settle": {"exec_id": exec_id, "settlement_id": settlement_id,
+                                                       "evidence": "reconciliation found it in the ledger"}}),
+            }],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Makes a fill's settlement due now (a settled one is sent again; the
+/// keyed request replays at the ledger).
+pub async fn requeue_settlement(pool: &PgPool, exec_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE fills SET settlement_state = CASE WHEN settlement_state = 'settled' THEN 'pending'
+                                                  ELSE settlement_state END,
+                next_settle_at = now(), settle_lease_until = NULL
+          WHERE exec_id = $1",
+    )
+    .bind(exec_id)
+    .execute(pool)
+    .await?;
     Ok(())
 }

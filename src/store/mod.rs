@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod fills;
 pub mod idempotency;
 pub mod orders;
+pub mod reconcile;
 
 /// Whether a sqlx error is a unique-constraint violation.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {

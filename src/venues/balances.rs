@@ -199,3 +199,42 @@ impl BalancesClient {
         read_response(SERVICE, response).await
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Settlements {
+    pub settlements: Vec<Settlement>,
+}
+
+impl BalancesClient {
+    /// `Ok(None)` when the service does not know the hold.
+    pub async fn hold(&self, hold_id: &str) -> Result<Option<Hold>, CallError> {
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/holds/{hold_id}")))
+            .send()
+            .await
+            .map_err(|e| transport_error(SERVICE, e))?;
+        match read_response::<Hold>(SERVICE, response).await {
+            Ok(hold) => Ok(Some(hold)),
+            Err(CallError::Definitive { status: 404, .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Every settlement the ledger recorded for `order_id`.
+    pub async fn settlements_for_order(
+        &self,
+        order_id: &str,
+    ) -> Result<Vec<Settlement>, CallError> {
+        let response = self
+            .http
+            .get(self.url("/v1/settlements"))
+            .query(&[("order_id", order_id)])
+            .send()
+            .await
+            .map_err(|e| transport_error(SERVICE, e))?;
+        read_response::<Settlements>(SERVICE, response)
+            .await
+            .map(|s| s.settlements)
+    }
+}

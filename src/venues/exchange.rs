@@ -282,3 +282,28 @@ pub struct ExecutionReport {
 pub fn stream_auth_message(api_key: &str) -> String {
     serde_json::json!({ "action": "auth", "key": api_key }).to_string()
 }
+
+impl ExchangeClient {
+    /// One page of the venue's orders (`status` open, closed or all), after
+    /// the order id `after`.
+    pub async fn list_orders(
+        &self,
+        status: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VenueOrder>, CallError> {
+        let mut query = vec![("status", status.to_string()), ("limit", limit.to_string())];
+        if let Some(after) = after {
+            query.push(("after", after.to_string()));
+        }
+        let response = self
+            .http
+            .get(self.url("/v1/orders"))
+            .query(&query)
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .map_err(|e| transport_error(SERVICE, e))?;
+        read_response(SERVICE, response).await
+    }
+}

@@ -1,0 +1,472 @@
+//! The reconciliation diff: orderd's view of an order, hold or settlement
+//! against the other system's, turned into findings. Each finding is
+//! classified — *pending* (give it time), *resolvable* (repair it and
+//! record what was done) or *unresolvable* (record it and alert) — and
+//! names the repair. Nothing here overwrites one view with the other; the
+//! caller performs the named repair through the normal paths (the apply
+//! function, keyed calls).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::lifecycle::{Status, Step, VenueStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classification {
+    Pending,
+    Resolvable,
+    Unresolvable,
+}
+
+impl Classification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Classification::Pending => "pending",
+            Classification::Resolvable => "resolvable",
+            Classification::Unresolvable => "unresolvable",
+        }
+    }
+}
+
+/// What to do about a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "repair", rename_all = "snake_case")]
+pub enum Repair {
+    /// Nothing now (pending) or nothing possible (unresolvable).
+    None,
+    /// Fetch the venue's fills and status and apply them.
+    ApplyVenueNews,
+    /// Cancel the venue order.
+    CancelAtVenue { venue_order_id: String },
+    /// Release what is left of the hold.
+    ReleaseHold { hold_id: String },
+    /// Send the fill's keyed settlement (again).
+    Settle { exec_id: String },
+    /// The ledger has the settlement: record it as settled.
+    MarkSettled { exec_id: String },
+    /// Drive the order from its recovery point now.
+    DriveOrder,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub kind: &'static str,
+    pub classification: Classification,
+    pub repair: Repair,
+    pub detail: String,
+}
+
+fn finding(
+    kind: &'static str,
+    classification: Classification,
+    repair: Repair,
+    detail: String,
+) -> Finding {
+    Finding {
+        kind,
+        classification,
+        repair,
+        detail,
+    }
+}
+
+/// orderd's view of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalOrder {
+    pub status: Status,
+    pub step: Step,
+    pub filled_qty: Decimal,
+    /// How long since orderd last changed the order.
+    pub quiet_for: Duration,
+}
+
+/// The venue's view of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VenueOrderView {
+    pub venue_order_id: String,
+    pub status: Option<VenueStatus>,
+    pub filled_qty: Decimal,
+}
+
+/// Compares an order orderd placed with what the venue says about it.
+/// `venue` is `None` when the venue does not show it; `settle_time` is how
+/// long a difference may be in flight before it is a finding.
+pub fn diff_order(
+    local: &LocalOrder,
+    venue: Option<&VenueOrderView>,
+    settle_time: Duration,
+) -> Option<Finding> {
+    use Classification::*;
+    let young = local.quiet_for < settle_time;
+    let Some(venue) = venue else {
+        return Some(if young {
+            finding(
+                "venue_order_missing",
+                Pending,
+                Repair::None,
+                "not visible at the venue yet".into(),
+            )
+        } else {
+            finding(
+                "venue_order_missing",
+                Unresolvable,
+                Repair::None,
+                "orderd placed it but the venue does not know it".into(),
+            )
+        });
+    };
+    let venue_terminal = venue.status.is_some_and(VenueStatus::is_terminal);
+    if venue.filled_qty > local.filled_qty {
+        return Some(finding(
+            "missed_fills",
+            if young { Pending } else { Resolvable },
+            if young {
+                Repair::None
+            } else {
+                Repair::ApplyVenueNews
+            },
+            format!(
+                "venue filled {}, orderd has {}",
+                venue.filled_qty, local.filled_qty
+            ),
+        ));
+    }
+    if venue.filled_qty < local.filled_qty {
+        return Some(finding(
+            "fills_unknown_to_venue",
+            Unresolvable,
+            Repair::None,
+            format!(
+                "orderd has {} filled, the venue {}",
+                local.filled_qty, venue.filled_qty
+            ),
+        ));
+    }
+    if venue_terminal && !local.status.is_terminal() {
+        return Some(finding(
+            "missed_terminal_status",
+            if young { Pending } else { Resolvable },
+            if young {
+                Repair::None
+            } else {
+                Repair::ApplyVenueNews
+            },
+            format!("venue says {:?}, orderd {}", venue.status, local.status),
+        ));
+    }
+    if local.status.is_terminal() && !venue_terminal && venue.status.is_some() {
+        // orderd closed it (e.g. as never received) but it is live there.
+        return Some(finding(
+            "late_venue_order",
+            Resolvable,
+            Repair::CancelAtVenue {
+                venue_order_id: venue.venue_order_id.clone(),
+            },
+            format!("orderd has it {}, the venue still works it", local.status),
+        ));
+    }
+    None
+}
+
+/// A venue order carrying one of orderd's client ids. `local` is `None`
+/// when orderd has no order with that id.
+pub fn diff_venue_order(
+    local: Option<&LocalOrder>,
+    venue: &VenueOrderView,
+    settle_time: Duration,
+) -> Option<Finding> {
+    use Classification::*;
+    match local {
+        Some(local) => {
+            // A placement orderd has not resolved yet is the completer's.
+            if matches!(local.step, Step::Reserve | Step::Place) && !local.status.is_terminal() {
+                return Some(finding(
+                    "placement_unresolved",
+                    Pending,
+                    Repair::DriveOrder,
+                    "the venue has it; orderd's placement is still being resolved".into(),
+                ));
+            }
+            diff_order(local, Some(venue), settle_time)
+        }
+        None if venue.status.is_some_and(VenueStatus::is_terminal) => {
+            (venue.filled_qty > Decimal::ZERO).then(|| {
+                finding(
+                    "orphan_venue_order",
+                    Unresolvable,
+                    Repair::None,
+                    format!(
+                        "an order orderd never recorded filled {} at the venue",
+                        venue.filled_qty
+                    ),
+                )
+            })
+        }
+        None => Some(finding(
+            "orphan_venue_order",
+            Resolvable,
+            Repair::CancelAtVenue {
+                venue_order_id: venue.venue_order_id.clone(),
+            },
+            "a live venue order with orderd's id prefix that orderd never recorded".into(),
+        )),
+    }
+}
+
+/// A hold against its order.
+pub fn diff_hold(
+    order_status: Status,
+    order_step: Step,
+    hold_id: &str,
+    hold_remaining: Decimal,
+    unsettled_fills: u64,
+) -> Option<Finding> {
+    use Classification::*;
+    if !order_status.is_terminal() || hold_remaining <= Decimal::ZERO {
+        return None;
+    }
+    if unsettled_fills > 0 || order_step == Step::Release {
+        return Some(finding(
+            "hold_awaiting_release",
+            Pending,
+            Repair::None,
+            format!("{hold_remaining} held; {unsettled_fills} fill(s) still settling"),
+        ));
+    }
+    Some(finding(
+        "hold_not_released",
+        Resolvable,
+        Repair::ReleaseHold {
+            hold_id: hold_id.to_string(),
+        },
+        format!("{hold_remaining} still held for a {order_status} order"),
+    ))
+}
+
+/// A fill as orderd records it, for [`diff_settlements`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFill {
+    pub exec_id: String,
+    /// pending, unknown, settled or failed.
+    pub settlement_state: String,
+    pub quiet_for: Duration,
+}
+
+/// An order's fills against the ledger's settlements for it (by key).
+pub fn diff_settlements(
+    local: &[LocalFill],
+    ledger: &BTreeSet<String>,
+    settle_time: Duration,
+) -> Vec<Finding> {
+    use Classification::*;
+    let mut findings = Vec::new();
+    let ours: BTreeSet<&str> = local.iter().map(|f| f.exec_id.as_str()).collect();
+    for fill in local {
+        let in_ledger = ledger.contains(&fill.exec_id);
+        match (fill.settlement_state.as_str(), in_ledger) {
+            ("settled", true) => {}
+            ("settled", false) => findings.push(finding(
+                "settlement_missing_in_ledger",
+                Resolvable,
+                Repair::Settle {
+                    exec_id: fill.exec_id.clone(),
+                },
+                format!(
+                    "orderd recorded {} settled; the ledger has no such settlement",
+                    fill.exec_id
+                ),
+            )),
+            (_, true) => findings.push(finding(
+                "settlement_outcome_unrecorded",
+                Resolvable,
+                Repair::MarkSettled {
+                    exec_id: fill.exec_id.clone(),
+                },
+                format!(
+                    "the ledger settled {}; orderd had it {}",
+                    fill.exec_id, fill.settlement_state
+                ),
+            )),
+            ("failed", false) => findings.push(finding(
+                "settlement_failed",
+                Unresolvable,
+                Repair::None,
+                format!("the ledger refused to settle {}", fill.exec_id),
+            )),
+            (state, false) => {
+                let old = fill.quiet_for >= settle_time;
+                findings.push(finding(
+                    "settlement_pending",
+                    if old { Resolvable } else { Pending },
+                    if old {
+                        Repair::Settle {
+                            exec_id: fill.exec_id.clone(),
+                        }
+                    } else {
+                        Repair::None
+                    },
+                    format!("{} is {state}", fill.exec_id),
+                ));
+            }
+        }
+    }
+    for unknown in ledger.iter().filter(|k| !ours.contains(k.as_str())) {
+        findings.push(finding(
+            "ledger_settlement_unknown",
+            Unresolvable,
+            Repair::None,
+            format!("the ledger settled {unknown} for this order; orderd has no such fill"),
+        ));
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SETTLE: Duration = Duration::from_secs(5);
+
+    fn local(status: Status, step: Step, filled: i64, quiet_secs: u64) -> LocalOrder {
+        LocalOrder {
+            status,
+            step,
+            filled_qty: filled.into(),
+            quiet_for: Duration::from_secs(quiet_secs),
+        }
+    }
+
+    fn venue(status: VenueStatus, filled: i64) -> VenueOrderView {
+        VenueOrderView {
+            venue_order_id: "v1".into(),
+            status: Some(status),
+            filled_qty: filled.into(),
+        }
+    }
+
+    #[test]
+    fn missed_fills_are_repaired_once_the_order_has_been_quiet() {
+        let quiet = local(Status::New, Step::Working, 0, 60);
+        let f = diff_order(
+            &quiet,
+            Some(&venue(VenueStatus::PartiallyFilled, 3)),
+            SETTLE,
+        )
+        .unwrap();
+        assert_eq!(f.kind, "missed_fills");
+        assert_eq!(f.classification, Classification::Resolvable);
+        assert_eq!(f.repair, Repair::ApplyVenueNews);
+        let busy = local(Status::New, Step::Working, 0, 1);
+        let f = diff_order(&busy, Some(&venue(VenueStatus::PartiallyFilled, 3)), SETTLE).unwrap();
+        assert_eq!(
+            f.classification,
+            Classification::Pending,
+            "in flight, give it time"
+        );
+    }
+
+    #[test]
+    fn agreement_is_no_finding() {
+        let l = local(Status::PartiallyFilled, Step::Working, 3, 60);
+        assert_eq!(
+            diff_order(&l, Some(&venue(VenueStatus::PartiallyFilled, 3)), SETTLE),
+            None
+        );
+        let done = local(Status::Filled, Step::Closed, 3, 60);
+        assert_eq!(
+            diff_order(&done, Some(&venue(VenueStatus::Filled, 3)), SETTLE),
+            None
+        );
+    }
+
+    #[test]
+    fn a_live_venue_order_orderd_closed_is_canceled() {
+        let closed = local(Status::Rejected, Step::Closed, 0, 60);
+        let f = diff_order(&closed, Some(&venue(VenueStatus::New, 0)), SETTLE).unwrap();
+        assert_eq!(f.kind, "late_venue_order");
+        assert_eq!(
+            f.repair,
+            Repair::CancelAtVenue {
+                venue_order_id: "v1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn more_fills_locally_than_at_the_venue_is_unresolvable() {
+        let l = local(Status::Filled, Step::Closed, 5, 60);
+        let f = diff_order(&l, Some(&venue(VenueStatus::PartiallyFilled, 3)), SETTLE).unwrap();
+        assert_eq!(f.classification, Classification::Unresolvable);
+    }
+
+    #[test]
+    fn orphans_are_canceled_if_live_and_alerted_if_filled() {
+        let live = diff_venue_order(None, &venue(VenueStatus::New, 0), SETTLE).unwrap();
+        assert_eq!(live.kind, "orphan_venue_order");
+        assert!(matches!(live.repair, Repair::CancelAtVenue { .. }));
+        let filled = diff_venue_order(None, &venue(VenueStatus::Filled, 2), SETTLE).unwrap();
+        assert_eq!(filled.classification, Classification::Unresolvable);
+        assert_eq!(
+            diff_venue_order(None, &venue(VenueStatus::Canceled, 0), SETTLE),
+            None
+        );
+    }
+
+    #[test]
+    fn holds_of_terminal_orders_are_released_after_their_fills_settle() {
+        assert_eq!(
+            diff_hold(Status::New, Step::Working, "h", 10.into(), 0),
+            None
+        );
+        let waiting = diff_hold(Status::Filled, Step::Closed, "h", 10.into(), 1).unwrap();
+        assert_eq!(waiting.classification, Classification::Pending);
+        let leaked = diff_hold(Status::Canceled, Step::Closed, "h", 10.into(), 0).unwrap();
+        assert_eq!(
+            leaked.repair,
+            Repair::ReleaseHold {
+                hold_id: "h".into()
+            }
+        );
+        assert_eq!(
+            diff_hold(Status::Canceled, Step::Closed, "h", 0.into(), 0),
+            None
+        );
+    }
+
+    #[test]
+    fn settlements_are_compared_by_key() {
+        let fill = |id: &str, state: &str, quiet: u64| LocalFill {
+            exec_id: id.into(),
+            settlement_state: state.into(),
+            quiet_for: Duration::from_secs(quiet),
+        };
+        let ledger: BTreeSet<String> = ["a", "b", "z"].into_iter().map(String::from).collect();
+        let findings = diff_settlements(
+            &[
+                fill("a", "settled", 60),
+                fill("b", "unknown", 60),
+                fill("c", "pending", 60),
+                fill("d", "pending", 1),
+            ],
+            &ledger,
+            SETTLE,
+        );
+        let kinds: Vec<(&str, Classification)> = findings
+            .iter()
+            .map(|f| (f.kind, f.classification))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("settlement_outcome_unrecorded", Classification::Resolvable),
+                ("settlement_pending", Classification::Resolvable),
+                ("settlement_pending", Classification::Pending),
+                ("ledger_settlement_unknown", Classification::Unresolvable),
+            ]
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! Operator endpoints under `/admin`, behind `Authorization: Bearer
+//! <admin.token>`: reconciliation runs and their findings, and running a
+//! job now.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use crate::reconcile::Job;
+use crate::startup::AppState;
+use crate::store::reconcile as store;
+
+/// Runs listed at most per request.
+pub const RUNS_LIMIT_MAX: i64 = 500;
+
+/// An operator, authenticated by the admin token.
+pub struct Operator;
+
+impl FromRequestParts<Arc<AppState>> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let given = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let expected = state.settings.admin.token.as_bytes();
+        let matches = given.len() == expected.len()
+            && given
+                .bytes()
+                .zip(expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if matches {
+            Ok(Operator)
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RunsQuery {
+    job: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /admin/reconciliations?job=&limit=`.
+pub async fn runs(
+    State(state): State<Arc<AppState>>,
+    _: Operator,
+    Query(query): Query<RunsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(job) = &query.job
+        && Job::parse(job).is_none()
+    {
+        return Err(ApiError::validation(format!(
+            "job {job:?} is not a reconciliation job"
+        )));
+    }
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=RUNS_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::validation(format!(
+            "limit must be 1 to {RUNS_LIMIT_MAX}"
+        )));
+    }
+    let runs = store::list_runs(&state.pool, query.job.as_deref(), limit).await?;
+    Ok(Json(json!(runs)))
+}
+
+/// `GET /admin/reconciliations/{id}`: a run with its findings.
+pub async fn run(
+    State(state): State<Arc<AppState>>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let run_id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found("reconciliation run not found"))?;
+    let (run, findings) = store::run_with_findings(&state.pool, run_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("reconciliation run not found"))?;
+    Ok(Json(json!({ "run": run, "findings": findings })))
+}
+
+/// `POST /admin/reconciliations/run/{job}`: runs a job now and answers
+/// with the run and its findings.
+pub async fn run_now(
+    State(state): State<Arc<AppState>>,
+    _: Operator,
+    Path(job): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = Job::parse(&job)
+        .ok_or_else(|| ApiError::not_found(format!("no reconciliation job {job:?}")))?;
+    // In its own task: a client hanging up must not cut a run short.
+    let reconciler = state.reconciler.clone();
+    let summary = tokio::spawn(async move { reconciler.run_job(job, None).await })
+        .await
+        .map_err(ApiError::internal)??;
+    let (run, findings) = store::run_with_findings(&state.pool, summary.run_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("run vanished"))?;
+    Ok(Json(json!({ "run": run, "findings": findings })))
+}

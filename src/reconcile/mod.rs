@@ -1,0 +1,200 @@
+//! Reconciliation: cron-scheduled jobs that compare orderd with the venue
+//! and the ledger and repair what a crash, a timeout or a lost message left
+//! behind. Every run is recorded with what it examined, what it found and
+//! what it did. Each cron tick runs once across all instances (a unique
+//! row per job and tick); after downtime only the latest missed tick runs.
+
+mod jobs;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::ReconcileSettings;
+use crate::domain::schedule::latest_due;
+use crate::engine::Engine;
+use crate::store::reconcile::{self as store, RecordedFinding};
+
+/// How often the scheduler looks for due ticks.
+pub const SCHEDULER_POLL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Job {
+    /// Orders the venue works with no news for a while: look them up.
+    OpenOrders,
+    /// Unknown outcomes, parked orders, unsettled fills.
+    UnknownOutcomes,
+    /// Holds of terminal orders; settled fills against the ledger.
+    Balances,
+    /// Venue orders with orderd's ids that orderd does not know.
+    Orphans,
+    /// Expired idempotency records and old tick claims.
+    Gc,
+}
+
+impl Job {
+    pub const ALL: [Job; 5] = [
+        Job::OpenOrders,
+        Job::UnknownOutcomes,
+        Job::Balances,
+        Job::Orphans,
+        Job::Gc,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Job::OpenOrders => "open_orders",
+            Job::UnknownOutcomes => "unknown_outcomes",
+            Job::Balances => "balances",
+            Job::Orphans => "orphans",
+            Job::Gc => "gc",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|j| j.as_str() == text)
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub job: Job,
+    pub examined: u64,
+    pub findings: Vec<RecordedFinding>,
+    pub errors: Vec<String>,
+}
+
+/// What a job collects while it runs.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub examined: u64,
+    pub findings: Vec<RecordedFinding>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Reconciler {
+    pub engine: Arc<Engine>,
+    pub settings: ReconcileSettings,
+    schedules: Vec<(Job, cron::Schedule)>,
+}
+
+impl Reconciler {
+    /// Parses the schedules (validated with the settings at start-up).
+    pub fn new(engine: Arc<Engine>, settings: ReconcileSettings) -> Arc<Self> {
+        let schedules = Job::ALL
+            .into_iter()
+            .filter_map(|job| {
+                let expression = settings
+                    .schedules()
+                    .into_iter()
+                    .find(|(name, _)| *name == job.as_str())
+                    .map(|(_, e)| e.to_string())?;
+                cron::Schedule::from_str(&expression).ok().map(|s| (job, s))
+            })
+            .collect();
+        Arc::new(Self {
+            engine,
+            settings,
+            schedules,
+        })
+    }
+
+    /// Runs `job` now and records the run. `scheduled_for` names the tick
+    /// it runs for (`None`: by hand).
+    pub async fn run_job(
+        &self,
+        job: Job,
+        scheduled_for: Option<DateTime<Utc>>,
+    ) -> Result<RunSummary, sqlx::Error> {
+        let pool = &self.engine.pool;
+        let since = store::last_run_start(pool, job.as_str()).await?;
+        let run_id =
+            store::start_run(pool, job.as_str(), scheduled_for, self.engine.instance_id).await?;
+        let mut tally = Tally::default();
+        let result = match job {
+            Job::OpenOrders => jobs::open_orders(self, &mut tally).await,
+            Job::UnknownOutcomes => jobs::unknown_outcomes(self, &mut tally).await,
+            Job::Balances => jobs::balances(self, since, &mut tally).await,
+            Job::Orphans => jobs::orphans(self, &mut tally).await,
+            Job::Gc => jobs::gc(self, &mut tally).await,
+        };
+        if let Err(error) = result {
+            tally.errors.push(error.to_string());
+        }
+        store::finish_run(pool, run_id, tally.examined, &tally.findings, &tally.errors).await?;
+        for finding in &tally.findings {
+            tracing::info!(
+                run_id,
+                job = job.as_str(),
+                kind = finding.finding.kind,
+                classification = finding.finding.classification.as_str(),
+                order_id = ?finding.order_id,
+                action = %finding.action,
+                "reconciliation finding"
+            );
+        }
+        Ok(RunSummary {
+            run_id,
+            job,
+            examined: tally.examined,
+            findings: tally.findings,
+            errors: tally.errors,
+        })
+    }
+
+    /// Runs due ticks until `shutdown`.
+    pub async fn run_scheduler(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let pool = &self.engine.pool;
+        let lookback = chrono::Duration::seconds(
+            i64::try_from(self.settings.catchup_lookback_secs).unwrap_or(3600),
+        );
+        // Start after the last tick anyone ran, so a restart runs the
+        // latest missed tick once and not every tick it missed.
+        let mut seen: Vec<(Job, DateTime<Utc>)> = Vec::new();
+        for (job, _) in &self.schedules {
+            let floor = Utc::now() - lookback;
+            let last = store::last_tick(pool, job.as_str())
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(floor);
+            seen.push((*job, last.max(floor)));
+        }
+        loop {
+            let now = Utc::now();
+            for ((job, schedule), (_, last)) in self.schedules.iter().zip(seen.iter_mut()) {
+                let Some(tick) = latest_due(schedule, *last, now) else {
+                    continue;
+                };
+                *last = tick;
+                match store::claim_tick(pool, job.as_str(), tick, self.engine.instance_id).await {
+                    Ok(true) => {
+                        let this = self.clone();
+                        let job = *job;
+                        // Jobs run beside the scheduler so a slow one does
+                        // not delay the others' ticks.
+                        tokio::spawn(async move {
+                            if let Err(error) = this.run_job(job, Some(tick)).await {
+                                tracing::error!(job = job.as_str(), %error, "reconciliation run failed");
+                            }
+                        });
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(job = job.as_str(), %error, "claiming a reconciliation tick")
+                    }
+                }
+            }
+            tokio::select! {
+                // The next look, or the stop.
+                _ = tokio::time::sleep(SCHEDULER_POLL) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Reconciliation's records: tick claims, runs, findings, and named
+//! leases with fencing tokens.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::reconcile::Finding;
+
+/// Claims the tick `(job, scheduled_for)`; `true` for exactly one caller
+/// across all instances.
+pub async fn claim_tick(
+    pool: &PgPool,
+    job: &str,
+    scheduled_for: DateTime<Utc>,
+    instance_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO reconcile_ticks (job, scheduled_for, instance_id) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(job)
+    .bind(scheduled_for)
+    .bind(instance_id)
+    .execute(pool)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// The latest tick of `job` any instance claimed.
+pub async fn last_tick(pool: &PgPool, job: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT max(scheduled_for) FROM reconcile_ticks WHERE job = $1")
+        .bind(job)
+        .fetch_one(pool)
+        .await
+}
+
+pub async fn start_run(
+    pool: &PgPool,
+    job: &str,
+    scheduled_for: Option<DateTime<Utc>>,
+    instance_id: Uuid,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO reconciliation_runs (job, scheduled_for, trigger, instance_id)
+         VALUES ($1, $2, $3, $4) RETURNING run_id",
+    )
+    .bind(job)
+    .bind(scheduled_for)
+    .bind(if scheduled_for.is_some() {
+        "schedule"
+    } else {
+        "manual"
+    })
+    .bind(instance_id)
+    .fetch_one(pool)
+    .await
+}
+
+/// When the last finished run of `job` started: the watermark of jobs that
+/// look only at what changed since.
+pub async fn last_run_start(
+    pool: &PgPool,
+    job: &str,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT max(started_at) FROM reconciliation_runs WHERE job = $1 AND finished_at IS NOT NULL",
+    )
+    .bind(job)
+    .fetch_one(pool)
+    .await
+}
+
+/// A finding with what was done about it.
+#[derive(Debug, Clone)]
+pub struct RecordedFinding {
+    pub finding: Finding,
+    pub order_id: Option<Uuid>,
+    pub subject: Option<String>,
+    pub action: String,
+    pub action_ok: Option<bool>,
+}
+
+pub async fn finish_run(
+    pool: &PgPool,
+    run_id: i64,
+    examined: u64,
+    findings: &[RecordedFinding],
+    errors: &[String],
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for f in findings {
+        sqlx::query(
+            "INSERT INTO reconciliation_findings
+                 (run_id, kind, classification, order_id, subject, detail, action, action_ok)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(run_id)
+        .bind(f.finding.kind)
+        .bind(f.finding.classification.as_str())
+        .bind(f.order_id)
+        .bind(&f.subject)
+        .bind(&f.finding.detail)
+        .bind(&f.action)
+        .bind(f.action_ok)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let repaired = findings
+        .iter()
+        .filter(|f| f.action_ok == Some(true))
+        .count();
+    sqlx::query(
+        "UPDATE reconciliation_runs SET finished_at = clock_timestamp(), examined = $2, findings = $3,
+                repaired = $4, errors = $5 WHERE run_id = $1",
+    )
+    .bind(run_id)
+    .bind(i32::try_from(examined).unwrap_or(i32::MAX))
+    .bind(i32::try_from(findings.len()).unwrap_or(i32::MAX))
+    .bind(i32::try_from(repaired).unwrap_or(i32::MAX))
+    .bind(serde_json::json!(errors))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct RunRecord {
+    pub run_id: i64,
+    pub job: String,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub trigger: String,
+    pub instance_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub examined: i32,
+    pub findings: i32,
+    pub repaired: i32,
+    pub errors: serde_json::Value,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct FindingRecord {
+    pub finding_id: i64,
+    pub kind: String,
+    pub classification: String,
+    pub order_id: Option<Uuid>,
+    pub subject: Option<String>,
+    pub detail: String,
+    pub action: String,
+    pub action_ok: Option<bool>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn list_runs(
+    pool: &PgPool,
+    job: Option<&str>,
+    limit: i64,
+) -> Result<Vec<RunRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM reconciliation_runs WHERE ($1::text IS NULL OR job = $1)
+          ORDER BY run_id DESC LIMIT $2",
+    )
+    .bind(job)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn run_with_findings(
+    pool: &PgPool,
+    run_id: i64,
+) -> Result<Option<(RunRecord, Vec<FindingRecord>)>, sqlx::Error> {
+    let run: Option<RunRecord> =
+        sqlx::query_as("SELECT * FROM reconciliation_runs WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(pool)
+            .await?;
+    let Some(run) = run else { return Ok(None) };
+    let findings = sqlx::query_as(
+        "SELECT finding_id, kind, classification, order_id, subject, detail, action, action_ok, created_at
+           FROM reconciliation_findings WHERE run_id = $1 ORDER BY finding_id",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some((run, findings)))
+}
+
+/// Takes (or keeps) the lease `name` for `ttl_ms`: free when unheld,
+/// expired, held by us, or held by a dead instance. Returns our fencing
+/// token, which grows at every change of owner.
+pub async fn acquire_lease(
+    pool: &PgPool,
+    name: &str,
+    instance_id: Uuid,
+    ttl_ms: u64,
+    dead_after_ms: u64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO leases (name, owner, fencing_token, expires_at)
+         VALUES ($1, $2, 1, now() + make_interval(secs => $3::float8 / 1000))
+         ON CONFLICT (name) DO UPDATE
+            SET fencing_token = CASE WHEN leases.owner = $2 THEN leases.fencing_token
+                                     ELSE leases.fencing_token + 1 END,
+                owner = $2,
+                expires_at = now() + make_interval(secs => $3::float8 / 1000)
+          WHERE leases.owner = $2 OR leases.expires_at < now()
+             OR leases.owner IN (SELECT instance_id FROM instances
+                                  WHERE stopped_at IS NOT NULL
+                                     OR last_seen_at < now() - make_interval(secs => $4::float8 / 1000))
+         RETURNING fencing_token",
+    )
+    .bind(name)
+    .bind(instance_id)
+    .bind(ttl_ms as f64)
+    .bind(dead_after_ms as f64)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Extends our lease if we still hold it with `token`; `false` when it was
+/// taken over.
+pub async fn renew_lease(
+    pool: &PgPool,
+    name: &str,
+    instance_id: Uuid,
+    token: i64,
+    ttl_ms: u64,
+) -> Result<bool, sqlx::Error> {
+    let renewed = sqlx::query(
+        "UPDATE leases SET expires_at = now() + make_interval(secs => $4::float8 / 1000)
+          WHERE name = $1 AND owner = $2 AND fencing_token = $3",
+    )
+    .bind(name)
+    .bind(instance_id)
+    .bind(token)
+    .bind(ttl_ms as f64)
+    .execute(pool)
+    .await?;
+    Ok(renewed.rows_affected() == 1)
+}
+
+/// Gives the lease up (clean shutdown), so a peer takes over at once.
+pub async fn release_lease(
+    pool: &PgPool,
+    name: &str,
+    instance_id: Uuid,
+    token: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE leases SET expires_at = now() WHERE name = $1 AND owner = $2 AND fencing_token = $3")
+        .bind(name)
+        .bind(instance_id)
+        .bind(token)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The current holder of `name` and its token, if any.
+pub async fn lease_holder(pool: &PgPool, name: &str) -> Result<Option<(Uuid, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT owner, fencing_token FROM leases WHERE name = $1 AND expires_at > now()")
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+}
