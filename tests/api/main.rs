@@ -8,3 +8,4 @@ mod database;
 mod fills;
 mod health;
 mod orders;
+mod reconcile;

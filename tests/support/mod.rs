@@ -91,6 +91,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub db: TestDatabase,
     pub engine: std::sync::Arc<orderd::engine::Engine>,
+    pub reconciler: std::sync::Arc<orderd::reconcile::Reconciler>,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -101,14 +102,28 @@ impl TestApp {
         Self::spawn_with(test_settings()).await
     }
 
+    /// Another instance over an existing database (scale-out tests).
+    pub async fn spawn_on(settings: Settings, db: &TestDatabase) -> Self {
+        let shared = TestDatabase {
+            name: db.name.clone(),
+            options: db.options.clone(),
+            pool: orderd::db::build_pool(db.options.clone(), &settings.database),
+        };
+        Self::spawn_over(settings, shared).await
+    }
+
     pub async fn spawn_with(settings: Settings) -> Self {
+        Self::spawn_over(settings, TestDatabase::fresh().await).await
+    }
+
+    async fn spawn_over(settings: Settings, db: TestDatabase) -> Self {
         orderd::install_crypto_provider();
-        let db = TestDatabase::fresh().await;
         let app = Application::build_with_pool(settings, db.pool.clone())
             .await
             .expect("app builds");
         let addr = app.local_addr();
         let engine = app.state().engine.clone();
+        let reconciler = app.state().reconciler.clone();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(app.run_until(async {
             let _ = rx.await;
@@ -117,6 +132,7 @@ impl TestApp {
             addr,
             db,
             engine,
+            reconciler,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             task: Some(task),
@@ -429,5 +445,49 @@ impl TestStack {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         self.wait_quiet(limit).await;
+    }
+}
+
+impl TestStack {
+    /// Runs a reconciliation job now, as the scheduler would.
+    pub async fn reconcile(&self, job: orderd::reconcile::Job) -> orderd::reconcile::RunSummary {
+        self.app
+            .reconciler
+            .run_job(job, None)
+            .await
+            .expect("reconciliation run")
+    }
+
+    /// The kinds of a run's findings, with their classification.
+    pub fn finding_kinds(summary: &orderd::reconcile::RunSummary) -> Vec<(String, String)> {
+        summary
+            .findings
+            .iter()
+            .map(|f| {
+                (
+                    f.finding.kind.to_string(),
+                    f.finding.classification.as_str().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Settings under which only reconciliation repairs: no venue stream, a
+/// completer that (practically) never polls.
+pub fn reconciliation_only(settings: &mut Settings) {
+    settings.exchange.stream_enabled = false;
+    settings.lifecycle.completer_interval_ms = 3_600_000;
+    settings.reconcile.stale_after_ms = 100;
+    settings.reconcile.settle_time_ms = 100;
+    // Keep the scheduler from running jobs by itself during the test.
+    for schedule in [
+        &mut settings.reconcile.open_orders,
+        &mut settings.reconcile.unknown_outcomes,
+        &mut settings.reconcile.balances,
+        &mut settings.reconcile.orphans,
+        &mut settings.reconcile.gc,
+    ] {
+        *schedule = "0 0 0 1 1 * 2099".to_string();
     }
 }
