@@ -15,6 +15,7 @@ use nix::unistd::Pid;
 mod support;
 
 mod crash;
+mod scaleout;
 
 /// Start-up includes initdb on first use; allow for a slow machine.
 const START_LIMIT: Duration = Duration::from_secs(90);
