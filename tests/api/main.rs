@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alpaca_py;
 mod database;
 mod fills;
 mod health;

@@ -1,0 +1,128 @@
+"""Drives orderd with the official Alpaca SDK (alpaca-py), unmodified but
+for the base URL. Every call parses orderd's answer into alpaca-py's own
+models, so a missing or mistyped field fails here.
+
+Environment: ORDERD_BASE_URL (http://HOST:PORT), APCA_KEY_ID, APCA_SECRET.
+Prints one JSON summary on stdout; exits 1 with a traceback on any failure.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
+from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
+from alpaca.trading.stream import TradingStream
+
+# How long to wait for the stream's fill event.
+STREAM_WAIT_SECS = 30
+
+
+def main():
+    base = os.environ["ORDERD_BASE_URL"]
+    key = os.environ["APCA_KEY_ID"]
+    secret = os.environ["APCA_SECRET"]
+    client = TradingClient(key, secret, paper=False, url_override=base)
+    summary = {}
+
+    # The trade_updates stream, listening before anything trades.
+    events = []
+    filled = threading.Event()
+    stream = TradingStream(key, secret, paper=False, url_override=base.replace("http", "ws", 1) + "/stream")
+
+    async def on_update(update):
+        events.append({"event": str(update.event), "order_id": str(update.order.id),
+                       "status": update.order.status.value, "execution_id": str(update.execution_id),
+                       "qty": update.qty, "price": update.price})
+        if str(update.event).endswith("fill") and update.order.status == OrderStatus.FILLED:
+            filled.set()
+
+    stream.subscribe_trade_updates(on_update)
+    thread = threading.Thread(target=stream.run, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+
+    limit = client.submit_order(LimitOrderRequest(
+        symbol="AAPL", qty=2, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
+        limit_price=1.00, client_order_id="compat-limit-1"))
+    summary["limit_status"] = limit.status.value
+    summary["limit_client_order_id"] = limit.client_order_id
+
+    market = client.submit_order(MarketOrderRequest(
+        symbol="MSFT", qty=3, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    summary["market_status"] = market.status.value
+
+    sell = client.submit_order(MarketOrderRequest(
+        symbol="AAPL", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.DAY))
+    summary["sell_status"] = sell.status.value
+
+    by_id = client.get_order_by_id(limit.id)
+    by_client = client.get_order_by_client_id("compat-limit-1")
+    assert by_id.id == limit.id == by_client.id, (by_id.id, limit.id, by_client.id)
+
+    all_orders = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL))
+    summary["orders_all"] = len(all_orders)
+
+    try:
+        client.submit_order(MarketOrderRequest(
+            symbol="NVDA", qty=1_000_000, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+        summary["refused_status"] = None
+    except APIError as error:
+        summary["refused_status"] = error.status_code
+        summary["refused_message"] = json.loads(str(error))["message"]
+
+    if not filled.wait(STREAM_WAIT_SECS):
+        raise AssertionError(f"no fill event on the stream within {STREAM_WAIT_SECS}s: {events}")
+    summary["stream_events"] = sorted({e["event"] for e in events})
+
+    # Let the market orders finish before canceling everything still open.
+    for order_id in (market.id, sell.id):
+        for _ in range(300):
+            if client.get_order_by_id(order_id).status == OrderStatus.FILLED:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"market order {order_id} did not fill")
+
+    client.cancel_order_by_id(limit.id)
+    for _ in range(100):
+        if client.get_order_by_id(limit.id).status == OrderStatus.CANCELED:
+            break
+        time.sleep(0.1)
+    summary["canceled_status"] = client.get_order_by_id(limit.id).status.value
+
+    resting = client.submit_order(LimitOrderRequest(
+        symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1.00))
+    canceled = client.cancel_orders()
+    summary["cancel_all"] = [c.status for c in canceled]
+    summary["cancel_all_ids"] = [str(c.id) for c in canceled]
+    assert str(resting.id) in summary["cancel_all_ids"]
+
+    open_orders = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
+    summary["orders_open_after_cancel_all"] = len(
+        [o for o in open_orders if o.status not in (OrderStatus.PENDING_CANCEL,)])
+
+    account = client.get_account()
+    summary["account_cash"] = account.cash
+    summary["account_status"] = account.status.value
+
+    positions = client.get_all_positions()
+    summary["positions"] = {p.symbol: p.qty for p in positions}
+    summary["aapl_position"] = client.get_open_position("AAPL").qty
+
+    stream.stop()
+    thread.join(timeout=10)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:  # noqa: BLE001 - any failure is the test's failure
+        traceback.print_exc()
+        sys.exit(1)
