@@ -11,54 +11,25 @@
 //! result in one transaction. An outcome that does not fit the current step
 //! is an [`InvalidTransition`], never silently absorbed.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The trader-visible status (Alpaca's order statuses that orderd uses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    PendingNew,
-    New,
-    PartiallyFilled,
-    Filled,
-    PendingCancel,
-    Canceled,
-    Expired,
-    Rejected,
+text_enum! {
+    /// The trader-visible status (Alpaca's order statuses that orderd uses).
+    pub enum Status {
+        PendingNew => "pending_new",
+        New => "new",
+        PartiallyFilled => "partially_filled",
+        Filled => "filled",
+        PendingCancel => "pending_cancel",
+        Canceled => "canceled",
+        Expired => "expired",
+        Rejected => "rejected",
+    }
 }
 
 impl Status {
-    pub const ALL: [Status; 8] = [
-        Status::PendingNew,
-        Status::New,
-        Status::PartiallyFilled,
-        Status::Filled,
-        Status::PendingCancel,
-        Status::Canceled,
-        Status::Expired,
-        Status::Rejected,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::PendingNew => "pending_new",
-            Status::New => "new",
-            Status::PartiallyFilled => "partially_filled",
-            Status::Filled => "filled",
-            Status::PendingCancel => "pending_cancel",
-            Status::Canceled => "canceled",
-            Status::Expired => "expired",
-            Status::Rejected => "rejected",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
     /// No further fills or status changes are expected from the venue.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -68,61 +39,29 @@ impl Status {
     }
 }
 
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+text_enum! {
+    /// The recovery point: which step runs next.
+    pub enum Step {
+        /// Create the hold at the balances service.
+        Reserve => "reserve",
+        /// Place the order at the venue.
+        Place => "place",
+        /// Placed; the venue drives it (fills, cancels, expiry arrive by
+        /// stream or by polling).
+        Working => "working",
+        /// Ask the venue to cancel; the outcome arrives as venue news.
+        Cancel => "cancel",
+        /// Release what is left of the hold.
+        Release => "release",
+        /// Nothing left to do.
+        Closed => "closed",
+        /// Stopped after repeated failures that retrying cannot fix; an
+        /// operator must look.
+        Parked => "parked",
     }
-}
-
-/// The recovery point: which step runs next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    /// Create the hold at the balances service.
-    Reserve,
-    /// Place the order at the venue.
-    Place,
-    /// Placed; the venue drives it (fills, cancels, expiry arrive by stream
-    /// or by polling).
-    Working,
-    /// Ask the venue to cancel; the outcome arrives as venue news.
-    Cancel,
-    /// Release what is left of the hold.
-    Release,
-    /// Nothing left to do.
-    Closed,
-    /// Stopped after repeated failures that retrying cannot fix; an
-    /// operator must look.
-    Parked,
 }
 
 impl Step {
-    pub const ALL: [Step; 7] = [
-        Step::Reserve,
-        Step::Place,
-        Step::Working,
-        Step::Cancel,
-        Step::Release,
-        Step::Closed,
-        Step::Parked,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Reserve => "reserve",
-            Step::Place => "place",
-            Step::Working => "working",
-            Step::Cancel => "cancel",
-            Step::Release => "release",
-            Step::Closed => "closed",
-            Step::Parked => "parked",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
     /// Steps that orderd itself must drive (the completer's work).
     pub fn is_driven(self) -> bool {
         matches!(
@@ -132,56 +71,22 @@ impl Step {
     }
 }
 
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+text_enum! {
+    /// Whether the step's call is still to be made, or was made with an
+    /// outcome nobody knows yet.
+    pub enum StepState {
+        Pending => "pending",
+        Unknown => "unknown",
     }
 }
 
-/// Whether the step's call is still to be made, or was made with an
-/// outcome nobody knows yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepState {
-    Pending,
-    Unknown,
-}
-
-impl StepState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepState::Pending => "pending",
-            StepState::Unknown => "unknown",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "pending" => Some(StepState::Pending),
-            "unknown" => Some(StepState::Unknown),
-            _ => None,
-        }
-    }
-}
-
-/// The recorded action states of a step (DESIGN §1.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActionState {
-    Requested,
-    Succeeded,
-    Failed,
-    Unknown,
-}
-
-impl ActionState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionState::Requested => "requested",
-            ActionState::Succeeded => "succeeded",
-            ActionState::Failed => "failed",
-            ActionState::Unknown => "unknown",
-        }
+text_enum! {
+    /// The recorded action states of a step (DESIGN §1.6).
+    pub enum ActionState {
+        Requested => "requested",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Unknown => "unknown",
     }
 }
 
@@ -709,34 +614,21 @@ pub fn request_cancel(current: &Lifecycle) -> Result<Change, AlreadyTerminal> {
     })
 }
 
-/// The venue's order status vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VenueStatus {
-    Accepted,
-    New,
-    PartiallyFilled,
-    Filled,
-    PendingCancel,
-    Canceled,
-    Expired,
-    Rejected,
+text_enum! {
+    /// The venue's order status vocabulary.
+    pub enum VenueStatus {
+        Accepted => "accepted",
+        New => "new",
+        PartiallyFilled => "partially_filled",
+        Filled => "filled",
+        PendingCancel => "pending_cancel",
+        Canceled => "canceled",
+        Expired => "expired",
+        Rejected => "rejected",
+    }
 }
 
 impl VenueStatus {
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "accepted" => VenueStatus::Accepted,
-            "new" => VenueStatus::New,
-            "partially_filled" => VenueStatus::PartiallyFilled,
-            "filled" => VenueStatus::Filled,
-            "pending_cancel" => VenueStatus::PendingCancel,
-            "canceled" => VenueStatus::Canceled,
-            "expired" => VenueStatus::Expired,
-            "rejected" => VenueStatus::Rejected,
-            _ => return None,
-        })
-    }
-
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -845,7 +737,7 @@ pub fn on_venue_news(
             step: Step::Working,
             state: ActionState::Succeeded,
             detail: serde_json::json!({
-                "venue_status": format!("{:?}", news.status).to_lowercase(),
+                "venue_status": news.status.as_str(),
                 "status": status.as_str(),
             }),
         });

@@ -402,12 +402,12 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let open: Vec<String> = Status::ALL
-        .into_iter()
+        .iter()
         .filter(|s| !s.is_terminal())
         .map(|s| s.as_str().to_string())
         .collect();
     let closed: Vec<String> = Status::ALL
-        .into_iter()
+        .iter()
         .filter(|s| s.is_terminal())
         .map(|s| s.as_str().to_string())
         .collect();

@@ -99,15 +99,8 @@ async fn canceling_a_resting_order_releases_its_hold() {
         dec(&stack.balances_of(&trader).await["balances"]["USD"]["held"]),
         100.into()
     );
-    let canceled = stack
-        .http
-        .delete(format!("http://{}/v2/orders/{id}", stack.app.addr))
-        .header("APCA-API-KEY-ID", &trader.key_id)
-        .header("APCA-API-SECRET-KEY", &trader.secret_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(canceled.status(), 204);
+    let canceled = trader.cancel(&id).await;
+    assert_eq!(canceled, 204);
     let done = wait_status(&trader, &id, &["canceled"]).await;
     assert!(done["canceled_at"].is_string());
     stack.wait_all_terminal(Duration::from_secs(20)).await;
@@ -116,15 +109,8 @@ async fn canceling_a_resting_order_releases_its_hold() {
         0.into()
     );
     // A second cancel of a terminal order is Alpaca's 422.
-    let again = stack
-        .http
-        .delete(format!("http://{}/v2/orders/{id}", stack.app.addr))
-        .header("APCA-API-KEY-ID", &trader.key_id)
-        .header("APCA-API-SECRET-KEY", &trader.secret_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 422);
+    let again = trader.cancel(&id).await;
+    assert_eq!(again, 422);
     stack.assert_invariants().await;
 }
 
@@ -139,15 +125,8 @@ async fn canceling_before_placement_never_reaches_the_venue() {
     let reply = trader.post_order(resting_buy("AAPL", 5)).await;
     assert_eq!(reply.body["status"], "pending_new", "{}", reply.body);
     let id = reply.body["id"].as_str().unwrap().to_string();
-    let canceled = stack
-        .http
-        .delete(format!("http://{}/v2/orders/{id}", stack.app.addr))
-        .header("APCA-API-KEY-ID", &trader.key_id)
-        .header("APCA-API-SECRET-KEY", &trader.secret_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(canceled.status(), 204);
+    let canceled = trader.cancel(&id).await;
+    assert_eq!(canceled, 204);
     stack.put_balances_faults(json!({})).await;
     wait_status(&trader, &id, &["canceled"]).await;
     stack.wait_all_terminal(Duration::from_secs(20)).await;
@@ -173,16 +152,9 @@ async fn cancel_all_answers_207_per_order() {
     for symbol in ["AAPL", "MSFT", "NVDA"] {
         assert_eq!(trader.post_order(resting_buy(symbol, 1)).await.status, 200);
     }
-    let response = stack
-        .http
-        .delete(format!("http://{}/v2/orders", stack.app.addr))
-        .header("APCA-API-KEY-ID", &trader.key_id)
-        .header("APCA-API-SECRET-KEY", &trader.secret_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 207);
-    let body: Value = response.json().await.unwrap();
+    let response = trader.cancel_all().await;
+    assert_eq!(response.status, 207);
+    let body = response.body;
     let entries = body.as_array().unwrap();
     assert_eq!(entries.len(), 3);
     assert!(
@@ -211,15 +183,8 @@ async fn a_cancel_that_loses_the_race_to_the_fills_ends_filled() {
         .await;
     let reply = trader.post_order(market("NVDA", "buy", 50)).await;
     let id = reply.body["id"].as_str().unwrap().to_string();
-    let canceled = stack
-        .http
-        .delete(format!("http://{}/v2/orders/{id}", stack.app.addr))
-        .header("APCA-API-KEY-ID", &trader.key_id)
-        .header("APCA-API-SECRET-KEY", &trader.secret_key)
-        .send()
-        .await
-        .unwrap();
-    assert!(canceled.status() == 204 || canceled.status() == 422);
+    let canceled = trader.cancel(&id).await;
+    assert!(canceled == 204 || canceled == 422);
     wait_status(&trader, &id, &["filled"]).await;
     stack.wait_all_terminal(Duration::from_secs(20)).await;
     stack.assert_invariants().await;
@@ -240,14 +205,7 @@ async fn a_fill_after_the_cancel_is_still_applied_and_settled() {
         )
         .await;
     let id = reply.body["id"].as_str().unwrap().to_string();
-    stack
-        .http
-        .delete(format!("http://{}/v2/orders/{id}", stack.app.addr))
-        .header("APCA-API-KEY-ID", &trader.key_id)
-        .header("APCA-API-SECRET-KEY", &trader.secret_key)
-        .send()
-        .await
-        .unwrap();
+    trader.cancel(&id).await;
     wait_status(&trader, &id, &["canceled"]).await;
     stack.wait_all_terminal(Duration::from_secs(20)).await;
     // Give the late fill time to arrive, then it must be in and settled.
@@ -299,14 +257,7 @@ async fn hundreds_of_orders_through_a_misbehaving_stream_and_ledger_keep_every_i
         assert_eq!(reply.status, 200, "{}", reply.body);
         if i % 5 == 1 || i % 11 == 0 {
             let id = reply.body["id"].as_str().unwrap();
-            let _ = stack
-                .http
-                .delete(format!("http://{}/v2/orders/{id}", stack.app.addr))
-                .header("APCA-API-KEY-ID", &trader.key_id)
-                .header("APCA-API-SECRET-KEY", &trader.secret_key)
-                .send()
-                .await
-                .unwrap();
+            let _ = trader.cancel(&id).await;
         }
     }
     // Let the faulty stream run a while, then heal both services.

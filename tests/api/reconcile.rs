@@ -245,15 +245,8 @@ async fn a_release_whose_answer_was_lost_is_completed() {
     stack
         .put_balances_faults(json!({"response_lost": 1.0, "response_lost_delay_ms": 10}))
         .await;
-    let deleted = stack
-        .http
-        .delete(format!("http://{}/v2/orders/{id}", stack.app.addr))
-        .header("APCA-API-KEY-ID", &trader.key_id)
-        .header("APCA-API-SECRET-KEY", &trader.secret_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 204);
+    let deleted = trader.cancel(&id).await;
+    assert_eq!(deleted, 204);
     // Canceled at the venue; the release is sent and its answer lost.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while step_of(&stack, &id).await != "release" {

@@ -215,6 +215,27 @@ impl Trader {
         Self::reply(request.send().await.expect("POST /v2/orders")).await
     }
 
+    /// `DELETE /v2/orders/{id}`; the status code.
+    pub async fn cancel(&self, id: &str) -> u16 {
+        self.auth(self.http.delete(format!("{}/v2/orders/{id}", self.base)))
+            .send()
+            .await
+            .expect("DELETE /v2/orders/{id}")
+            .status()
+            .as_u16()
+    }
+
+    /// `DELETE /v2/orders`.
+    pub async fn cancel_all(&self) -> Reply {
+        Self::reply(
+            self.auth(self.http.delete(format!("{}/v2/orders", self.base)))
+                .send()
+                .await
+                .expect("DELETE /v2/orders"),
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         Self::reply(
             self.auth(self.http.get(format!("{}{}", self.base, path)))
