@@ -257,7 +257,7 @@ async fn hundreds_of_orders_through_a_misbehaving_stream_and_ledger_keep_every_i
         assert_eq!(reply.status, 200, "{}", reply.body);
         if i % 5 == 1 || i % 11 == 0 {
             let id = reply.body["id"].as_str().unwrap();
-            let _ = trader.cancel(&id).await;
+            let _ = trader.cancel(id).await;
         }
     }
     // Let the faulty stream run a while, then heal both services.
