@@ -10,6 +10,7 @@ pub mod embedded_postgres;
 pub mod engine;
 pub mod failpoints;
 pub mod http;
+pub mod metrics;
 pub mod reconcile;
 pub mod startup;
 pub mod store;

@@ -156,6 +156,8 @@ impl Application {
             .await
             .with_context(|| format!("binding `http.listen` = {}", settings.http.listen))?;
         let instance_id = register_instance(&pool).await?;
+        // The recorder exists before anything records.
+        let _ = crate::metrics::handle();
         let engine = Engine::new(pool.clone(), &settings, instance_id);
         let reconciler = Reconciler::new(engine.clone(), settings.reconcile.clone());
         let state = Arc::new(AppState {

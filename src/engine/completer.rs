@@ -26,7 +26,10 @@ pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
     )
     .await?;
     let claimed = ids.len();
-    futures_util::stream::iter(ids)
+    metrics::counter!(crate::metrics::names::COMPLETER_CLAIMS).increment(claimed as u64);
+    let takeovers = ids.iter().filter(|(_, taken_over)| *taken_over).count();
+    metrics::counter!(crate::metrics::names::COMPLETER_TAKEOVERS).increment(takeovers as u64);
+    futures_util::stream::iter(ids.into_iter().map(|(id, _)| id))
         .map(|order_id| {
             let engine = engine.clone();
             async move {

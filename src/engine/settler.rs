@@ -87,6 +87,14 @@ async fn settle_one(engine: &Engine, work: SettlementWork) {
             }
         }
     };
+    let label = match &outcome {
+        SettlementOutcome::Settled { flagged: true, .. } => "settled_flagged",
+        SettlementOutcome::Settled { .. } => "settled",
+        SettlementOutcome::Unknown { .. } => "unknown",
+        SettlementOutcome::Retry { .. } => "retry",
+        SettlementOutcome::Failed { .. } => "failed",
+    };
+    metrics::counter!(crate::metrics::names::SETTLEMENTS, "outcome" => label).increment(1);
     let retry_in = backoff(
         attempts + 1,
         engine.settings.retry_base(),

@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::Engine;
 use crate::domain::lifecycle::backoff;
+use crate::metrics::names;
 use crate::store::fills::{
     self as fill_store, Applied, Execution, ExecutionFill, FillSource, VENUE_STREAM_LEASE,
 };
@@ -177,8 +178,10 @@ pub async fn run(
                     .await;
             break;
         }
+        metrics::gauge!(names::STREAM_CONNECTED).set(0.0);
         if let Err(error) = result {
             tracing::warn!(%error, "venue stream lost; reconnecting");
+            metrics::counter!(names::STREAM_RECONNECTS).increment(1);
         }
         // Whatever happened while we were not listening is caught up.
         engine.catch_up.all();
@@ -228,6 +231,7 @@ async fn listen(
         Err(_) => return Err(StreamError::Auth("no answer".to_string())),
     }
     tracing::info!("venue stream connected");
+    metrics::gauge!(names::STREAM_CONNECTED).set(1.0);
     // Reports sent before we (re)connected are not replayed by the venue.
     engine.catch_up.all();
 
@@ -243,7 +247,10 @@ async fn listen(
             }
         };
         let message = match next {
-            Err(_) => return Err(StreamError::Stall(stall)),
+            Err(_) => {
+                metrics::counter!(names::STREAM_STALLS).increment(1);
+                return Err(StreamError::Stall(stall));
+            }
             Ok(None) => return Err(StreamError::Closed),
             Ok(Some(Err(error))) => return Err(error.into()),
             Ok(Some(Ok(message))) => message,
@@ -256,7 +263,9 @@ async fn listen(
         };
         match serde_json::from_str::<StreamMessage>(&text) {
             Ok(StreamMessage::ExecutionReport(report)) => {
+                metrics::counter!(names::STREAM_REPORTS).increment(1);
                 if report.seq > expected_seq {
+                    metrics::counter!(names::STREAM_GAPS).increment(1);
                     tracing::warn!(
                         expected = expected_seq,
                         got = report.seq,
@@ -277,6 +286,7 @@ async fn listen(
             }
             Ok(StreamMessage::Heartbeat { seq }) => {
                 if seq >= expected_seq {
+                    metrics::counter!(names::STREAM_GAPS).increment(1);
                     tracing::warn!(
                         expected = expected_seq,
                         last = seq,

@@ -17,6 +17,30 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match crate::metrics::render(&state.pool).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "rendering metrics");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unavailable for metrics\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {

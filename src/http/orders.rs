@@ -22,6 +22,7 @@ use crate::domain::lifecycle::{RejectReason, Status, Step};
 use crate::domain::order::{NewOrder, Side};
 use crate::engine::keys;
 use crate::failpoints;
+use crate::metrics::names;
 use crate::startup::AppState;
 use crate::store::accounts::Account;
 use crate::store::idempotency::{self, IdempotencyRecord, Taken};
@@ -129,13 +130,34 @@ pub async fn submit(
             rejection.body_text(),
         )
     })?;
+    let started = std::time::Instant::now();
     let new_order = parse_order_request(&body)?;
     let key = idempotency_key(&headers)?;
     // The work runs in its own task: a client that hangs up must not cancel
     // a transaction half-way (sqlx #4393) nor abandon a placement.
     let work = tokio::spawn(submit_order(state, account, new_order, key));
-    let answer = work.await.map_err(ApiError::internal)??;
-    Ok(answer.into_response())
+    let answer = work.await.map_err(ApiError::internal)?;
+    let outcome = match &answer {
+        Ok(a) if a.replayed => "replayed",
+        Ok(a) if a.status == StatusCode::OK => a.body["status"]
+            .as_str()
+            .map(status_label)
+            .unwrap_or("other"),
+        Ok(a) if a.status == StatusCode::FORBIDDEN => "insufficient_funds",
+        Ok(_) => "other",
+        Err(e) if e.status == StatusCode::CONFLICT => "conflict",
+        Err(e) if e.status.is_client_error() => "refused",
+        Err(_) => "error",
+    };
+    metrics::counter!(names::ORDERS_SUBMITTED, "outcome" => outcome).increment(1);
+    metrics::histogram!(names::SUBMIT_DURATION, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    Ok(answer?.into_response())
+}
+
+/// A bounded label for the status an order was answered with.
+fn status_label(status: &str) -> &'static str {
+    Status::parse(status).map(Status::as_str).unwrap_or("other")
 }
 
 async fn submit_order(
@@ -255,6 +277,8 @@ async fn existing_key(
     fingerprint: &str,
 ) -> Result<Answer, ApiError> {
     if record.request_fingerprint != fingerprint {
+        metrics::counter!(names::IDEMPOTENCY_CONFLICTS, "reason" => "different_request")
+            .increment(1);
         return Err(ApiError::unprocessable(
             "Idempotency-Key was already used with a different request",
         ));
@@ -262,6 +286,7 @@ async fn existing_key(
     let wait_until = Instant::now() + state.settings.lifecycle.idempotency_wait();
     loop {
         if let (Some(status), Some(body)) = (record.response_status, record.response_body.clone()) {
+            metrics::counter!(names::IDEMPOTENCY_REPLAYS, "key" => "idempotency_key").increment(1);
             return Ok(Answer {
                 status: StatusCode::from_u16(u16::try_from(status).unwrap_or(500))
                     .unwrap_or(StatusCode::OK),
@@ -278,6 +303,7 @@ async fn existing_key(
             return finish(state, account, Some(key), &order, true).await;
         }
         if Instant::now() >= wait_until {
+            metrics::counter!(names::IDEMPOTENCY_CONFLICTS, "reason" => "in_progress").increment(1);
             return Err(ApiError::conflict(
                 "a request with this Idempotency-Key is still in progress; retry later",
             ));
@@ -320,8 +346,11 @@ async fn existing_client_order_id(
             .await?
             .ok_or_else(|| ApiError::internal("client_order_id conflict without an order"))?;
     if order.request_fingerprint != fingerprint {
+        metrics::counter!(names::IDEMPOTENCY_CONFLICTS, "reason" => "client_order_id_reused")
+            .increment(1);
         return Err(ApiError::validation("client_order_id must be unique"));
     }
+    metrics::counter!(names::IDEMPOTENCY_REPLAYS, "key" => "client_order_id").increment(1);
     let order = match resume(state, order.order_id).await? {
         Some(order) => order,
         None => order,

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::config::ReconcileSettings;
 use crate::domain::schedule::latest_due;
 use crate::engine::Engine;
+use crate::metrics::names;
 use crate::store::reconcile::{self as store, RecordedFinding};
 
 /// How often the scheduler looks for due ticks.
@@ -127,6 +128,17 @@ impl Reconciler {
             tally.errors.push(error.to_string());
         }
         store::finish_run(pool, run_id, tally.examined, &tally.findings, &tally.errors).await?;
+        metrics::counter!(names::RECONCILE_RUNS, "job" => job.as_str()).increment(1);
+        for f in &tally.findings {
+            metrics::counter!(names::RECONCILE_FINDINGS, "job" => job.as_str(), "kind" => f.finding.kind,
+                "classification" => f.finding.classification.as_str())
+            .increment(1);
+            if let Some(ok) = f.action_ok {
+                metrics::counter!(names::RECONCILE_REPAIRS, "job" => job.as_str(), "kind" => f.finding.kind,
+                    "result" => if ok { "ok" } else { "failed" })
+                .increment(1);
+            }
+        }
         for finding in &tally.findings {
             tracing::info!(
                 run_id,

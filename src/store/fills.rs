@@ -288,6 +288,8 @@ pub async fn notify_trade_update(
         "qty": fill.map(|f| f.qty),
         "timestamp": fill.map(|f| f.transact_time).unwrap_or_else(Utc::now),
     });
+    metrics::counter!(crate::metrics::names::TRADE_EVENTS, "event" => event.to_string())
+        .increment(1);
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(TRADE_UPDATES_CHANNEL)
         .bind(payload.to_string())

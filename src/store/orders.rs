@@ -382,16 +382,17 @@ pub async fn claim(
 /// The completer's pick: up to `limit` due orders in a driven step whose
 /// lease is free, leased to `instance_id` in the same statement
 /// (`FOR UPDATE SKIP LOCKED`, so instances never pick the same order).
+/// Each comes with whether another instance's lease was taken over.
 pub async fn claim_due(
     pool: &PgPool,
     instance_id: Uuid,
     limit: u32,
     lease_ms: u64,
     dead_after_ms: u64,
-) -> Result<Vec<Uuid>, sqlx::Error> {
+) -> Result<Vec<(Uuid, bool)>, sqlx::Error> {
     let sql = format!(
         "WITH due AS (
-            SELECT order_id FROM orders
+            SELECT order_id, (lease_owner IS NOT NULL AND lease_owner <> $2) AS taken_over FROM orders
              WHERE step IN ('reserve', 'place', 'cancel', 'release')
                AND next_attempt_at <= now()
                AND {LEASE_FREE}
@@ -401,9 +402,9 @@ pub async fn claim_due(
          UPDATE orders o SET lease_owner = $2,
                 lease_expires_at = now() + make_interval(secs => $3::float8 / 1000)
            FROM due WHERE o.order_id = due.order_id
-         RETURNING o.order_id"
+         RETURNING o.order_id, due.taken_over"
     );
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(i64::from(limit))
         .bind(instance_id)
         .bind(lease_ms as f64)

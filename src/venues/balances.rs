@@ -83,25 +83,30 @@ impl BalancesClient {
     }
 
     pub async fn create_hold(&self, request: &CreateHoldRequest) -> Result<HoldResult, CallError> {
-        let response = self
-            .http
-            .post(self.url("/v1/holds"))
-            .json(request)
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        match read_response::<Hold>(SERVICE, response).await {
-            Ok(hold) => Ok(HoldResult::Created(hold)),
-            Err(CallError::Definitive { code, message, .. }) if code == "insufficient_funds" => {
-                Ok(HoldResult::InsufficientFunds {
-                    available: available_from(&message),
-                })
+        crate::metrics::timed(SERVICE, "create_hold", async {
+            let response = self
+                .http
+                .post(self.url("/v1/holds"))
+                .json(request)
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            match read_response::<Hold>(SERVICE, response).await {
+                Ok(hold) => Ok(HoldResult::Created(hold)),
+                Err(CallError::Definitive { code, message, .. })
+                    if code == "insufficient_funds" =>
+                {
+                    Ok(HoldResult::InsufficientFunds {
+                        available: available_from(&message),
+                    })
+                }
+                Err(CallError::Definitive { code, message, .. }) => {
+                    Ok(HoldResult::Refused { code, message })
+                }
+                Err(other) => Err(other),
             }
-            Err(CallError::Definitive { code, message, .. }) => {
-                Ok(HoldResult::Refused { code, message })
-            }
-            Err(other) => Err(other),
-        }
+        })
+        .await
     }
 
     /// Releases all that remains of `hold_id`; releasing a closed hold
@@ -111,26 +116,32 @@ impl BalancesClient {
         hold_id: &str,
         idempotency_key: &str,
     ) -> Result<Hold, CallError> {
-        let response = self
-            .http
-            .post(self.url(&format!("/v1/holds/{hold_id}/release")))
-            .json(&ReleaseRequest {
-                idempotency_key: idempotency_key.to_string(),
-            })
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        read_response(SERVICE, response).await
+        crate::metrics::timed(SERVICE, "release_hold", async {
+            let response = self
+                .http
+                .post(self.url(&format!("/v1/holds/{hold_id}/release")))
+                .json(&ReleaseRequest {
+                    idempotency_key: idempotency_key.to_string(),
+                })
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            read_response(SERVICE, response).await
+        })
+        .await
     }
 
     pub async fn balances(&self, account_id: &str) -> Result<Balances, CallError> {
-        let response = self
-            .http
-            .get(self.url(&format!("/v1/accounts/{account_id}/balances")))
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        read_response(SERVICE, response).await
+        crate::metrics::timed(SERVICE, "balances", async {
+            let response = self
+                .http
+                .get(self.url(&format!("/v1/accounts/{account_id}/balances")))
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            read_response(SERVICE, response).await
+        })
+        .await
     }
 }
 
@@ -189,14 +200,17 @@ pub struct Settlement {
 
 impl BalancesClient {
     pub async fn settle(&self, request: &SettlementRequest) -> Result<Settlement, CallError> {
-        let response = self
-            .http
-            .post(self.url("/v1/settlements"))
-            .json(request)
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        read_response(SERVICE, response).await
+        crate::metrics::timed(SERVICE, "settle", async {
+            let response = self
+                .http
+                .post(self.url("/v1/settlements"))
+                .json(request)
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            read_response(SERVICE, response).await
+        })
+        .await
     }
 }
 
@@ -208,17 +222,20 @@ pub struct Settlements {
 impl BalancesClient {
     /// `Ok(None)` when the service does not know the hold.
     pub async fn hold(&self, hold_id: &str) -> Result<Option<Hold>, CallError> {
-        let response = self
-            .http
-            .get(self.url(&format!("/v1/holds/{hold_id}")))
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        match read_response::<Hold>(SERVICE, response).await {
-            Ok(hold) => Ok(Some(hold)),
-            Err(CallError::Definitive { status: 404, .. }) => Ok(None),
-            Err(other) => Err(other),
-        }
+        crate::metrics::timed(SERVICE, "hold", async {
+            let response = self
+                .http
+                .get(self.url(&format!("/v1/holds/{hold_id}")))
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            match read_response::<Hold>(SERVICE, response).await {
+                Ok(hold) => Ok(Some(hold)),
+                Err(CallError::Definitive { status: 404, .. }) => Ok(None),
+                Err(other) => Err(other),
+            }
+        })
+        .await
     }
 
     /// Every settlement the ledger recorded for `order_id`.
@@ -226,15 +243,18 @@ impl BalancesClient {
         &self,
         order_id: &str,
     ) -> Result<Vec<Settlement>, CallError> {
-        let response = self
-            .http
-            .get(self.url("/v1/settlements"))
-            .query(&[("order_id", order_id)])
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        read_response::<Settlements>(SERVICE, response)
-            .await
-            .map(|s| s.settlements)
+        crate::metrics::timed(SERVICE, "settlements_for_order", async {
+            let response = self
+                .http
+                .get(self.url("/v1/settlements"))
+                .query(&[("order_id", order_id)])
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            read_response::<Settlements>(SERVICE, response)
+                .await
+                .map(|s| s.settlements)
+        })
+        .await
     }
 }

@@ -92,33 +92,36 @@ impl ExchangeClient {
     }
 
     pub async fn place_order(&self, request: &PlaceOrderRequest) -> Result<PlaceResult, CallError> {
-        let response = self
-            .http
-            .post(self.url("/v1/orders"))
-            .bearer_auth(&self.api_key)
-            .json(request)
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        match read_response::<VenueOrder>(SERVICE, response).await {
-            Ok(order) if order.status == "rejected" => Ok(PlaceResult::Rejected {
-                message: order
-                    .reject_reason
-                    .unwrap_or_else(|| "rejected".to_string()),
-            }),
-            Ok(order) => Ok(PlaceResult::Accepted(order)),
-            Err(CallError::Definitive {
-                status, message, ..
-            }) if status == 422 && is_duplicate_client_order_id(&message) => {
-                Ok(PlaceResult::DuplicateClientOrderId)
+        crate::metrics::timed(SERVICE, "place_order", async {
+            let response = self
+                .http
+                .post(self.url("/v1/orders"))
+                .bearer_auth(&self.api_key)
+                .json(request)
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            match read_response::<VenueOrder>(SERVICE, response).await {
+                Ok(order) if order.status == "rejected" => Ok(PlaceResult::Rejected {
+                    message: order
+                        .reject_reason
+                        .unwrap_or_else(|| "rejected".to_string()),
+                }),
+                Ok(order) => Ok(PlaceResult::Accepted(order)),
+                Err(CallError::Definitive {
+                    status, message, ..
+                }) if status == 422 && is_duplicate_client_order_id(&message) => {
+                    Ok(PlaceResult::DuplicateClientOrderId)
+                }
+                Err(CallError::Definitive {
+                    status, message, ..
+                }) if status == 422 || status == 400 || status == 403 => {
+                    Ok(PlaceResult::Rejected { message })
+                }
+                Err(other) => Err(other),
             }
-            Err(CallError::Definitive {
-                status, message, ..
-            }) if status == 422 || status == 400 || status == 403 => {
-                Ok(PlaceResult::Rejected { message })
-            }
-            Err(other) => Err(other),
-        }
+        })
+        .await
     }
 
     /// `Ok(None)` when the venue does not know the id (or does not show it
@@ -127,30 +130,36 @@ impl ExchangeClient {
         &self,
         client_order_id: &str,
     ) -> Result<Option<VenueOrder>, CallError> {
-        let response = self
-            .http
-            .get(self.url("/v1/orders:by_client_order_id"))
-            .query(&[("client_order_id", client_order_id)])
-            .bearer_auth(&self.api_key)
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        match read_response::<VenueOrder>(SERVICE, response).await {
-            Ok(order) => Ok(Some(order)),
-            Err(CallError::Definitive { status: 404, .. }) => Ok(None),
-            Err(other) => Err(other),
-        }
+        crate::metrics::timed(SERVICE, "order_by_client_order_id", async {
+            let response = self
+                .http
+                .get(self.url("/v1/orders:by_client_order_id"))
+                .query(&[("client_order_id", client_order_id)])
+                .bearer_auth(&self.api_key)
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            match read_response::<VenueOrder>(SERVICE, response).await {
+                Ok(order) => Ok(Some(order)),
+                Err(CallError::Definitive { status: 404, .. }) => Ok(None),
+                Err(other) => Err(other),
+            }
+        })
+        .await
     }
 
     pub async fn quote(&self, symbol: &str) -> Result<Quote, CallError> {
-        let response = self
-            .http
-            .get(self.url(&format!("/v1/quotes/{symbol}")))
-            .bearer_auth(&self.api_key)
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        read_response(SERVICE, response).await
+        crate::metrics::timed(SERVICE, "quote", async {
+            let response = self
+                .http
+                .get(self.url(&format!("/v1/quotes/{symbol}")))
+                .bearer_auth(&self.api_key)
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            read_response(SERVICE, response).await
+        })
+        .await
     }
 }
 
@@ -184,53 +193,62 @@ pub struct VenueFill {
 
 impl ExchangeClient {
     pub async fn cancel_order(&self, venue_order_id: &str) -> Result<CancelResult, CallError> {
-        let response = self
-            .http
-            .delete(self.url(&format!("/v1/orders/{venue_order_id}")))
-            .bearer_auth(&self.api_key)
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        if response.status() == reqwest::StatusCode::NO_CONTENT {
-            return Ok(CancelResult::Requested);
-        }
-        match read_response::<serde_json::Value>(SERVICE, response).await {
-            Ok(_) => Ok(CancelResult::Requested),
-            Err(CallError::Definitive { status: 404, .. }) => Ok(CancelResult::NotFound),
-            Err(CallError::Definitive {
-                status: 422,
-                message,
-                ..
-            }) => Ok(CancelResult::AlreadyDone { message }),
-            Err(other) => Err(other),
-        }
+        crate::metrics::timed(SERVICE, "cancel_order", async {
+            let response = self
+                .http
+                .delete(self.url(&format!("/v1/orders/{venue_order_id}")))
+                .bearer_auth(&self.api_key)
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            if response.status() == reqwest::StatusCode::NO_CONTENT {
+                return Ok(CancelResult::Requested);
+            }
+            match read_response::<serde_json::Value>(SERVICE, response).await {
+                Ok(_) => Ok(CancelResult::Requested),
+                Err(CallError::Definitive { status: 404, .. }) => Ok(CancelResult::NotFound),
+                Err(CallError::Definitive {
+                    status: 422,
+                    message,
+                    ..
+                }) => Ok(CancelResult::AlreadyDone { message }),
+                Err(other) => Err(other),
+            }
+        })
+        .await
     }
 
     /// `Ok(None)` when the venue does not know (or does not show yet) the id.
     pub async fn order(&self, venue_order_id: &str) -> Result<Option<VenueOrder>, CallError> {
-        let response = self
-            .http
-            .get(self.url(&format!("/v1/orders/{venue_order_id}")))
-            .bearer_auth(&self.api_key)
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        match read_response::<VenueOrder>(SERVICE, response).await {
-            Ok(order) => Ok(Some(order)),
-            Err(CallError::Definitive { status: 404, .. }) => Ok(None),
-            Err(other) => Err(other),
-        }
+        crate::metrics::timed(SERVICE, "order", async {
+            let response = self
+                .http
+                .get(self.url(&format!("/v1/orders/{venue_order_id}")))
+                .bearer_auth(&self.api_key)
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            match read_response::<VenueOrder>(SERVICE, response).await {
+                Ok(order) => Ok(Some(order)),
+                Err(CallError::Definitive { status: 404, .. }) => Ok(None),
+                Err(other) => Err(other),
+            }
+        })
+        .await
     }
 
     pub async fn fills(&self, venue_order_id: &str) -> Result<Vec<VenueFill>, CallError> {
-        let response = self
-            .http
-            .get(self.url(&format!("/v1/orders/{venue_order_id}/fills")))
-            .bearer_auth(&self.api_key)
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        read_response(SERVICE, response).await
+        crate::metrics::timed(SERVICE, "fills", async {
+            let response = self
+                .http
+                .get(self.url(&format!("/v1/orders/{venue_order_id}/fills")))
+                .bearer_auth(&self.api_key)
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            read_response(SERVICE, response).await
+        })
+        .await
     }
 
     /// The websocket URL of the execution-report stream.
@@ -292,18 +310,21 @@ impl ExchangeClient {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VenueOrder>, CallError> {
-        let mut query = vec![("status", status.to_string()), ("limit", limit.to_string())];
-        if let Some(after) = after {
-            query.push(("after", after.to_string()));
-        }
-        let response = self
-            .http
-            .get(self.url("/v1/orders"))
-            .query(&query)
-            .bearer_auth(&self.api_key)
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        read_response(SERVICE, response).await
+        crate::metrics::timed(SERVICE, "list_orders", async {
+            let mut query = vec![("status", status.to_string()), ("limit", limit.to_string())];
+            if let Some(after) = after {
+                query.push(("after", after.to_string()));
+            }
+            let response = self
+                .http
+                .get(self.url("/v1/orders"))
+                .query(&query)
+                .bearer_auth(&self.api_key)
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            read_response(SERVICE, response).await
+        })
+        .await
     }
 }

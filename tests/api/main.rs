@@ -8,5 +8,6 @@ mod alpaca_py;
 mod database;
 mod fills;
 mod health;
+mod operator;
 mod orders;
 mod reconcile;

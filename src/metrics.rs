@@ -1,0 +1,226 @@
+//! Prometheus metrics. Names follow Prometheus conventions (`_total` for
+//! counters, `_seconds` in base units) and labels take a bounded set of
+//! values (never an order id). Counters and histograms are recorded where
+//! things happen; gauges about the database (orders by status, the oldest
+//! open order, unknown outcomes) are computed when `/metrics` is scraped.
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::venues::CallError;
+
+/// Every metric name, in one place.
+pub mod names {
+    pub const ORDERS_OPEN: &str = "orderd_orders_open";
+    pub const ORDERS_BY_STEP: &str = "orderd_orders_by_step";
+    pub const OLDEST_OPEN_ORDER_AGE: &str = "orderd_oldest_open_order_age_seconds";
+    pub const UNKNOWN_OUTCOMES_OPEN: &str = "orderd_unknown_outcomes_open";
+    pub const FILLS_UNSETTLED: &str = "orderd_fills_unsettled";
+    pub const ORDERS_SUBMITTED: &str = "orderd_orders_submitted_total";
+    pub const SUBMIT_DURATION: &str = "orderd_submit_duration_seconds";
+    pub const TRADE_EVENTS: &str = "orderd_trade_events_total";
+    pub const EXTERNAL_CALL_DURATION: &str = "orderd_external_call_duration_seconds";
+    pub const EXTERNAL_CALL_ERRORS: &str = "orderd_external_call_errors_total";
+    pub const STREAM_CONNECTED: &str = "orderd_venue_stream_connected";
+    pub const STREAM_RECONNECTS: &str = "orderd_venue_stream_reconnects_total";
+    pub const STREAM_GAPS: &str = "orderd_venue_stream_gaps_total";
+    pub const STREAM_STALLS: &str = "orderd_venue_stream_stalls_total";
+    pub const STREAM_REPORTS: &str = "orderd_venue_stream_reports_total";
+    pub const RECONCILE_RUNS: &str = "orderd_reconciliation_runs_total";
+    pub const RECONCILE_FINDINGS: &str = "orderd_reconciliation_findings_total";
+    pub const RECONCILE_REPAIRS: &str = "orderd_reconciliation_repairs_total";
+    pub const COMPLETER_CLAIMS: &str = "orderd_completer_claims_total";
+    pub const COMPLETER_TAKEOVERS: &str = "orderd_completer_lease_takeovers_total";
+    pub const IDEMPOTENCY_REPLAYS: &str = "orderd_idempotency_replays_total";
+    pub const IDEMPOTENCY_CONFLICTS: &str = "orderd_idempotency_conflicts_total";
+    pub const SETTLEMENTS: &str = "orderd_settlements_total";
+}
+
+/// Histogram buckets for durations, in seconds: 0.5 ms to 10 s.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process's recorder, installed on first use (once per process: tests
+/// start several apps in one process and share it).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), DURATION_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder already installed (only possible if a library
+        // user installed one): ours still renders what it records.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    use names::*;
+    describe_gauge!(ORDERS_OPEN, "Orders not yet terminal, by status.");
+    describe_gauge!(
+        ORDERS_BY_STEP,
+        "Orders not closed, by recovery step and step state."
+    );
+    describe_gauge!(
+        OLDEST_OPEN_ORDER_AGE,
+        Unit::Seconds,
+        "Age of the oldest order that is not terminal."
+    );
+    describe_gauge!(
+        UNKNOWN_OUTCOMES_OPEN,
+        "Orders whose current step's outcome is unknown, by step."
+    );
+    describe_gauge!(FILLS_UNSETTLED, "Fills not settled, by settlement state.");
+    describe_counter!(ORDERS_SUBMITTED, "POST /v2/orders answers, by outcome.");
+    describe_histogram!(
+        SUBMIT_DURATION,
+        Unit::Seconds,
+        "POST /v2/orders latency, by outcome."
+    );
+    describe_counter!(TRADE_EVENTS, "Trade updates emitted, by event.");
+    describe_histogram!(
+        EXTERNAL_CALL_DURATION,
+        Unit::Seconds,
+        "Calls to the venue and the ledger, by service, endpoint and outcome."
+    );
+    describe_counter!(
+        EXTERNAL_CALL_ERRORS,
+        "Failed external calls, by service, endpoint and kind."
+    );
+    describe_gauge!(
+        STREAM_CONNECTED,
+        "1 while this instance holds and reads the venue stream."
+    );
+    describe_counter!(
+        STREAM_RECONNECTS,
+        "Venue stream sessions that ended and were reconnected."
+    );
+    describe_counter!(
+        STREAM_GAPS,
+        "Sequence gaps seen on the venue stream (each triggers a catch-up)."
+    );
+    describe_counter!(STREAM_STALLS, "Venue stream sessions ended by silence.");
+    describe_counter!(
+        STREAM_REPORTS,
+        "Execution reports received from the venue stream."
+    );
+    describe_counter!(RECONCILE_RUNS, "Reconciliation runs, by job.");
+    describe_counter!(
+        RECONCILE_FINDINGS,
+        "Reconciliation findings, by job, kind and classification."
+    );
+    describe_counter!(
+        RECONCILE_REPAIRS,
+        "Repairs reconciliation performed, by job, kind and result."
+    );
+    describe_counter!(COMPLETER_CLAIMS, "Orders the completer took to drive.");
+    describe_counter!(
+        COMPLETER_TAKEOVERS,
+        "Orders the completer took over from an expired or dead lease."
+    );
+    describe_counter!(
+        IDEMPOTENCY_REPLAYS,
+        "Requests answered by replaying an earlier outcome, by key kind."
+    );
+    describe_counter!(IDEMPOTENCY_CONFLICTS, "Idempotency refusals, by reason.");
+    describe_counter!(SETTLEMENTS, "Settlement attempts, by outcome.");
+}
+
+/// The label value of a call's outcome.
+pub fn outcome_label<T>(result: &Result<T, CallError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(CallError::Definitive { .. }) => "definitive",
+        Err(CallError::Retryable { .. }) => "retryable",
+        Err(CallError::Unknown { .. }) => "unknown",
+        Err(CallError::Unexpected { .. }) => "unexpected",
+    }
+}
+
+/// Times an external call and counts its failures.
+pub async fn timed<T>(
+    service: &'static str,
+    endpoint: &'static str,
+    call: impl Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    let started = Instant::now();
+    let result = call.await;
+    let outcome = outcome_label(&result);
+    metrics::histogram!(names::EXTERNAL_CALL_DURATION, "service" => service, "endpoint" => endpoint, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        metrics::counter!(names::EXTERNAL_CALL_ERRORS, "service" => service, "endpoint" => endpoint, "kind" => outcome)
+            .increment(1);
+    }
+    result
+}
+
+/// Sets the database gauges, then renders everything in the Prometheus
+/// text format.
+pub async fn render(pool: &sqlx::PgPool) -> Result<String, sqlx::Error> {
+    use crate::domain::lifecycle::{Status, Step};
+    let open: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, count(*) FROM orders
+          WHERE status NOT IN ('filled', 'canceled', 'expired', 'rejected') GROUP BY status",
+    )
+    .fetch_all(pool)
+    .await?;
+    for status in Status::ALL.iter().filter(|s| !s.is_terminal()) {
+        let n = open
+            .iter()
+            .find(|(s, _)| s == status.as_str())
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        metrics::gauge!(names::ORDERS_OPEN, "status" => status.as_str()).set(n as f64);
+    }
+    let steps: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT step, step_state, count(*) FROM orders WHERE step <> 'closed' GROUP BY step, step_state",
+    )
+    .fetch_all(pool)
+    .await?;
+    for step in Step::ALL.iter().filter(|s| **s != Step::Closed) {
+        for state in ["pending", "unknown"] {
+            let n = steps
+                .iter()
+                .find(|(s, st, _)| s == step.as_str() && st == state)
+                .map(|(_, _, n)| *n)
+                .unwrap_or(0);
+            metrics::gauge!(names::ORDERS_BY_STEP, "step" => step.as_str(), "state" => state)
+                .set(n as f64);
+            if state == "unknown" && step.is_driven() {
+                metrics::gauge!(names::UNKNOWN_OUTCOMES_OPEN, "step" => step.as_str())
+                    .set(n as f64);
+            }
+        }
+    }
+    let oldest: Option<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM now() - min(created_at))::float8 FROM orders
+          WHERE status NOT IN ('filled', 'canceled', 'expired', 'rejected')",
+    )
+    .fetch_one(pool)
+    .await?;
+    metrics::gauge!(names::OLDEST_OPEN_ORDER_AGE).set(oldest.unwrap_or(0.0));
+    let fills: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT settlement_state, count(*) FROM fills WHERE settlement_state <> 'settled' GROUP BY 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    for state in ["pending", "unknown", "failed"] {
+        let n = fills
+            .iter()
+            .find(|(s, _)| s == state)
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        metrics::gauge!(names::FILLS_UNSETTLED, "state" => state).set(n as f64);
+    }
+    Ok(handle().render())
+}
