@@ -113,7 +113,7 @@ impl Database {
     /// owns it.
     pub async fn close(self) {
         self.pool.close().await;
-        if let Some(pg) = self.embedded {
+        if let Some(pg) = self.embedded.filter(EmbeddedPostgres::is_owner) {
             let dir: PathBuf = pg.dir().to_path_buf();
             match tokio::task::spawn_blocking(move || pg.stop()).await {
                 Ok(Ok(())) => tracing::info!(dir = %dir.display(), "embedded PostgreSQL stopped"),
