@@ -3,6 +3,7 @@
 //! Start at [`startup::Application`]; ARCHITECTURE.md has the map.
 
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -42,6 +42,21 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// List trader accounts (`orderd accounts list`).
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+    /// Look at orders: what is stuck, what an order is waiting for.
+    Orders {
+        #[command(subcommand)]
+        command: OrdersCommand,
+    },
+    /// Reconciliation jobs.
+    Reconcile {
+        #[command(subcommand)]
+        command: ReconcileCommand,
+    },
     /// Database utilities.
     Db {
         #[command(subcommand)]
@@ -61,6 +76,48 @@ enum AccountCommand {
         /// The account at the balances service that holds its money.
         #[arg(long, value_name = "ID")]
         balances_account: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountsCommand {
+    /// Every account with its key and order counts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrdersCommand {
+    /// Orders, newest first.
+    List {
+        /// Only orders with this status (e.g. pending_new, new, filled).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only orders mid-step, parked, or working with no news for
+        /// reconcile.stale_after_ms.
+        #[arg(long)]
+        stuck: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One order with its full action timeline and fills.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReconcileCommand {
+    /// Run a job now (all jobs if none is named) and print its findings.
+    Run {
+        /// open_orders, unknown_outcomes, balances, orphans or gc.
+        job: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -166,6 +223,45 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Accounts {
+            command: AccountsCommand::List { json },
+        } => {
+            with_database(&settings, |pool| async move {
+                orderd::cli::accounts_list(&pool, json).await
+            })
+            .await
+        }
+        Command::Orders {
+            command:
+                OrdersCommand::List {
+                    status,
+                    stuck,
+                    json,
+                },
+        } => {
+            let cli_settings = settings.clone();
+            with_database(&settings, |pool| async move {
+                orderd::cli::orders_list(&pool, &cli_settings, status.as_deref(), stuck, json).await
+            })
+            .await
+        }
+        Command::Orders {
+            command: OrdersCommand::Show { id, json },
+        } => {
+            with_database(&settings, |pool| async move {
+                orderd::cli::orders_show(&pool, &id, json).await
+            })
+            .await
+        }
+        Command::Reconcile {
+            command: ReconcileCommand::Run { job, json },
+        } => {
+            let cli_settings = settings.clone();
+            with_database(&settings, |pool| async move {
+                orderd::cli::reconcile_run(&pool, &cli_settings, job.as_deref(), json).await
+            })
+            .await
+        }
         Command::Account {
             command:
                 AccountCommand::Create {
@@ -217,4 +313,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Opens the database as a short command does (attaching to a running
+/// `serve`'s embedded cluster), runs `command`, prints what it returns and
+/// closes the database whatever happened.
+async fn with_database<F, Fut>(settings: &Settings, command: F) -> anyhow::Result<()>
+where
+    F: FnOnce(sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    let database = Database::open(&settings.database, EmbeddedAccess::AttachOrStart).await?;
+    let result = command(database.pool.clone()).await;
+    database.close().await;
+    println!("{}", result?);
+    Ok(())
 }

@@ -245,14 +245,7 @@ impl Application {
             }
         }
         heartbeat.abort();
-        if let Err(error) =
-            sqlx::query("UPDATE instances SET stopped_at = now() WHERE instance_id = $1")
-                .bind(state.instance_id)
-                .execute(&state.pool)
-                .await
-        {
-            tracing::warn!(%error, "marking this instance stopped");
-        }
+        mark_instance_stopped(&state.pool, state.instance_id).await;
         if let Some(database) = database {
             database.close().await;
         }
@@ -260,7 +253,8 @@ impl Application {
     }
 }
 
-async fn register_instance(pool: &PgPool) -> anyhow::Result<Uuid> {
+/// Registers this process in `instances` (leases and runs name it).
+pub async fn register_instance(pool: &PgPool) -> anyhow::Result<Uuid> {
     let instance_id = Uuid::now_v7();
     let hostname = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
@@ -276,6 +270,18 @@ async fn register_instance(pool: &PgPool) -> anyhow::Result<Uuid> {
     .await
     .context("registering this instance")?;
     Ok(instance_id)
+}
+
+/// Marks an instance stopped, so its leases are free at once.
+pub async fn mark_instance_stopped(pool: &PgPool, instance_id: Uuid) {
+    if let Err(error) =
+        sqlx::query("UPDATE instances SET stopped_at = now() WHERE instance_id = $1")
+            .bind(instance_id)
+            .execute(pool)
+            .await
+    {
+        tracing::warn!(%error, "marking this instance stopped");
+    }
 }
 
 async fn instance_heartbeat(pool: PgPool, instance_id: Uuid) {

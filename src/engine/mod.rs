@@ -136,6 +136,8 @@ impl Engine {
     /// the venue, closes, or needs a retry later than `deadline` (then the
     /// lease is given up and the durable timer hands it to the completer).
     /// Returns the order as last recorded.
+    #[tracing::instrument(name = "order", skip_all,
+        fields(order_id = %order.order_id, client_order_id = %order.client_order_id))]
     pub async fn drive(
         &self,
         mut order: OrderRecord,

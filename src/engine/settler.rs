@@ -37,6 +37,7 @@ pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
     Ok(claimed)
 }
 
+#[tracing::instrument(name = "settlement", skip_all, fields(order_id = %work.order_id, exec_id = %work.exec_id))]
 async fn settle_one(engine: &Engine, work: SettlementWork) {
     // The part of the hold that belonged to this fill: qty at the hold's
     // rate (the limit or collared price for buys, one share per share for

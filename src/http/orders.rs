@@ -135,7 +135,16 @@ pub async fn submit(
     let key = idempotency_key(&headers)?;
     // The work runs in its own task: a client that hangs up must not cancel
     // a transaction half-way (sqlx #4393) nor abandon a placement.
-    let work = tokio::spawn(submit_order(state, account, new_order, key));
+    let span = tracing::info_span!(
+        "submit",
+        account_id = %account.account_id,
+        client_order_id = new_order.client_order_id.as_ref().map(|c| c.as_str()),
+        order_id = tracing::field::Empty,
+    );
+    let work = tokio::spawn(tracing::Instrument::instrument(
+        submit_order(state, account, new_order, key),
+        span,
+    ));
     let answer = work.await.map_err(ApiError::internal)?;
     let outcome = match &answer {
         Ok(a) if a.replayed => "replayed",
@@ -169,6 +178,7 @@ async fn submit_order(
     let settings = &state.settings.lifecycle;
     let fingerprint = new_order.fingerprint();
     let order_id = Uuid::now_v7();
+    tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let client_order_id = new_order
         .client_order_id
         .as_ref()

@@ -225,7 +225,10 @@ pub(super) async fn unknown_outcomes(r: &Reconciler, tally: &mut Tally) -> Resul
     let stuck: Vec<OrderRecord> = sqlx::query_as(
         "SELECT * FROM orders
           WHERE step IN ('reserve', 'place', 'cancel', 'release', 'parked')
-            AND updated_at < now() - make_interval(secs => $1::float8 / 1000)
+            -- Quiet for a while, or retried and still failing (the
+            -- completer's retries keep updated_at fresh).
+            AND (updated_at < now() - make_interval(secs => $1::float8 / 1000)
+                 OR (attempts > 0 AND created_at < now() - make_interval(secs => $1::float8 / 1000)))
           ORDER BY updated_at LIMIT $2",
     )
     .bind(r.settings.settle_time_ms as f64)

@@ -96,6 +96,12 @@ pub enum ApplyError {
 }
 
 /// Applies one execution. See the module docs.
+#[tracing::instrument(name = "execution", skip_all, fields(
+    venue_client_order_id = %execution.venue_client_order_id,
+    exec_id = execution.fill.as_ref().map(|f| f.exec_id.as_str()),
+    source = execution.source.as_str(),
+    order_id = tracing::field::Empty,
+))]
 pub async fn apply_execution(
     pool: &PgPool,
     instance_id: Uuid,
@@ -123,6 +129,7 @@ pub async fn apply_execution(
         return Ok(Applied::UnknownOrder);
     };
     let order_id = order.order_id;
+    tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let mut events = Vec::new();
 
     let mut new_fill = false;

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod fills;
 pub mod idempotency;
+pub mod operator;
 pub mod orders;
 pub mod reconcile;
 
