@@ -263,7 +263,20 @@ impl Engine {
         if order.hold_amount.is_none() {
             let quote = match self.exchange.quote(&order.symbol).await {
                 Ok(quote) => quote,
-                // A read: whatever went wrong, nothing happened. Retry.
+                // The venue does not price this symbol: the order cannot
+                // be reserved, now or later.
+                Err(CallError::Definitive {
+                    status: 404 | 422 | 400,
+                    message,
+                    ..
+                }) => {
+                    return Ok(Outcome::HoldRejected {
+                        reason: RejectReason::Venue {
+                            detail: format!("no quote for {}: {message}", order.symbol),
+                        },
+                    });
+                }
+                // A read: whatever else went wrong, nothing happened. Retry.
                 Err(error) => {
                     return Ok(Outcome::Retry {
                         detail: format!("quote for the hold: {error}"),

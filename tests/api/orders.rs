@@ -604,3 +604,20 @@ async fn wait_step(stack: &TestStack, id: &str, step: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_market_buy_of_a_symbol_the_venue_does_not_quote_is_rejected_not_retried() {
+    let stack = TestStack::spawn().await;
+    let trader = stack.trader(&[("USD", "100000")]).await;
+    let reply = trader
+        .post_order(json!({"symbol": "NOPE", "qty": "1", "side": "buy", "type": "market", "time_in_force": "day"}))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["status"], "rejected");
+    let step: String = sqlx::query_scalar("SELECT step FROM orders WHERE order_id = $1::uuid")
+        .bind(reply.body["id"].as_str().unwrap())
+        .fetch_one(&stack.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(step, "closed");
+}
