@@ -7,7 +7,70 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use rust_decimal::Decimal;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::openapi::ErrorBody;
+
+/// Alpaca's account object (decimals as strings).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AlpacaAccount {
+    pub id: uuid::Uuid,
+    pub account_number: String,
+    pub status: String,
+    pub crypto_status: String,
+    pub currency: String,
+    pub buying_power: String,
+    pub regt_buying_power: String,
+    pub daytrading_buying_power: String,
+    pub non_marginable_buying_power: String,
+    pub options_buying_power: String,
+    pub cash: String,
+    pub accrued_fees: String,
+    pub pending_transfer_in: String,
+    pub pending_transfer_out: String,
+    pub portfolio_value: String,
+    pub equity: String,
+    pub last_equity: String,
+    pub long_market_value: String,
+    pub short_market_value: String,
+    pub initial_margin: String,
+    pub maintenance_margin: String,
+    pub last_maintenance_margin: String,
+    pub sma: String,
+    pub multiplier: String,
+    pub pattern_day_trader: bool,
+    pub trading_blocked: bool,
+    pub transfers_blocked: bool,
+    pub account_blocked: bool,
+    pub trade_suspended_by_user: bool,
+    pub shorting_enabled: bool,
+    pub daytrade_count: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Alpaca's position object (decimals as strings).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AlpacaPosition {
+    pub asset_id: uuid::Uuid,
+    pub symbol: String,
+    pub exchange: String,
+    pub asset_class: String,
+    pub asset_marginable: bool,
+    pub qty: String,
+    pub qty_available: String,
+    pub avg_entry_price: String,
+    pub side: String,
+    pub market_value: Option<String>,
+    pub cost_basis: String,
+    pub unrealized_pl: Option<String>,
+    pub unrealized_plpc: Option<String>,
+    pub unrealized_intraday_pl: Option<String>,
+    pub unrealized_intraday_plpc: Option<String>,
+    pub current_price: Option<String>,
+    pub lastday_price: Option<String>,
+    pub change_today: String,
+}
 
 use super::alpaca::asset_id;
 use super::auth::Trader;
@@ -50,7 +113,7 @@ async fn position_json(
     account: &Account,
     symbol: &str,
     balance: &AssetBalance,
-) -> Result<Value, ApiError> {
+) -> Result<AlpacaPosition, ApiError> {
     let price = match state.engine.exchange.quote(symbol).await {
         Ok(quote) => Some(quote.last),
         Err(error) => {
@@ -72,33 +135,42 @@ async fn position_json(
         (Some(u), false) => Some((u / cost_basis).round_dp(6)),
         _ => None,
     };
-    Ok(json!({
-        "asset_id": asset_id(symbol),
-        "symbol": symbol,
-        "exchange": "NASDAQ",
-        "asset_class": "us_equity",
-        "asset_marginable": false,
-        "qty": qty.normalize().to_string(),
-        "qty_available": balance.available.normalize().to_string(),
-        "avg_entry_price": entry.normalize().to_string(),
-        "side": if qty >= Decimal::ZERO { "long" } else { "short" },
-        "market_value": market_value.map(money),
-        "cost_basis": money(cost_basis),
-        "unrealized_pl": unrealized.map(money),
-        "unrealized_plpc": plpc.map(|p| p.normalize().to_string()),
-        "unrealized_intraday_pl": unrealized.map(money),
-        "unrealized_intraday_plpc": plpc.map(|p| p.normalize().to_string()),
-        "current_price": price.map(|p| p.normalize().to_string()),
-        "lastday_price": price.map(|p| p.normalize().to_string()),
-        "change_today": "0",
-    }))
+    Ok(AlpacaPosition {
+        asset_id: asset_id(symbol),
+        symbol: symbol.to_string(),
+        exchange: "NASDAQ".to_string(),
+        asset_class: "us_equity".to_string(),
+        asset_marginable: false,
+        qty: qty.normalize().to_string(),
+        qty_available: balance.available.normalize().to_string(),
+        avg_entry_price: entry.normalize().to_string(),
+        side: if qty >= Decimal::ZERO {
+            "long"
+        } else {
+            "short"
+        }
+        .to_string(),
+        market_value: market_value.map(money),
+        cost_basis: money(cost_basis),
+        unrealized_pl: unrealized.map(money),
+        unrealized_plpc: plpc.map(|p| p.normalize().to_string()),
+        unrealized_intraday_pl: unrealized.map(money),
+        unrealized_intraday_plpc: plpc.map(|p| p.normalize().to_string()),
+        current_price: price.map(|p| p.normalize().to_string()),
+        lastday_price: price.map(|p| p.normalize().to_string()),
+        change_today: "0".to_string(),
+    })
 }
 
 /// `GET /v2/account`.
+#[utoipa::path(get, path = "/v2/account", tag = "account",
+    responses((status = 200, body = AlpacaAccount), (status = 401, body = ErrorBody),
+              (status = 503, description = "The balances service is unavailable", body = ErrorBody)),
+    security(("key_id" = [], "secret_key" = [])))]
 pub async fn account(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlpacaAccount>, ApiError> {
     let balances = state
         .engine
         .balances
@@ -122,47 +194,53 @@ pub async fn account(
         }
     }
     let equity = total_cash + long_market_value;
-    Ok(Json(json!({
-        "id": account.account_id,
-        "account_number": account.name,
-        "status": "ACTIVE",
-        "crypto_status": "INACTIVE",
-        "currency": "USD",
-        "buying_power": money(buying_power),
-        "regt_buying_power": money(buying_power),
-        "daytrading_buying_power": money(buying_power),
-        "non_marginable_buying_power": money(buying_power),
-        "options_buying_power": money(buying_power),
-        "cash": money(total_cash),
-        "accrued_fees": "0",
-        "pending_transfer_in": "0",
-        "pending_transfer_out": "0",
-        "portfolio_value": money(equity),
-        "equity": money(equity),
-        "last_equity": money(equity),
-        "long_market_value": money(long_market_value),
-        "short_market_value": "0",
-        "initial_margin": "0",
-        "maintenance_margin": "0",
-        "last_maintenance_margin": "0",
-        "sma": "0",
-        "multiplier": "1",
-        "pattern_day_trader": false,
-        "trading_blocked": false,
-        "transfers_blocked": false,
-        "account_blocked": false,
-        "trade_suspended_by_user": false,
-        "shorting_enabled": false,
-        "daytrade_count": 0,
-        "created_at": account.created_at,
-    })))
+    let cash = money(total_cash);
+    let power = money(buying_power);
+    let equity = money(equity);
+    Ok(Json(AlpacaAccount {
+        id: account.account_id,
+        account_number: account.name,
+        status: "ACTIVE".to_string(),
+        crypto_status: "INACTIVE".to_string(),
+        currency: "USD".to_string(),
+        buying_power: power.clone(),
+        regt_buying_power: power.clone(),
+        daytrading_buying_power: power.clone(),
+        non_marginable_buying_power: power.clone(),
+        options_buying_power: power,
+        cash,
+        accrued_fees: "0".to_string(),
+        pending_transfer_in: "0".to_string(),
+        pending_transfer_out: "0".to_string(),
+        portfolio_value: equity.clone(),
+        equity: equity.clone(),
+        last_equity: equity,
+        long_market_value: money(long_market_value),
+        short_market_value: "0".to_string(),
+        initial_margin: "0".to_string(),
+        maintenance_margin: "0".to_string(),
+        last_maintenance_margin: "0".to_string(),
+        sma: "0".to_string(),
+        multiplier: "1".to_string(),
+        pattern_day_trader: false,
+        trading_blocked: false,
+        transfers_blocked: false,
+        account_blocked: false,
+        trade_suspended_by_user: false,
+        shorting_enabled: false,
+        daytrade_count: 0,
+        created_at: account.created_at,
+    }))
 }
 
 /// `GET /v2/positions`.
+#[utoipa::path(get, path = "/v2/positions", tag = "account",
+    responses((status = 200, body = Vec<AlpacaPosition>), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("key_id" = [], "secret_key" = [])))]
 pub async fn positions(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<AlpacaPosition>>, ApiError> {
     let balances = state
         .engine
         .balances
@@ -176,15 +254,19 @@ pub async fn positions(
         }
         out.push(position_json(&state, &account, symbol, balance).await?);
     }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(out))
 }
 
 /// `GET /v2/positions/{symbol}`.
+#[utoipa::path(get, path = "/v2/positions/{symbol}", tag = "account",
+    params(("symbol" = String, Path)),
+    responses((status = 200, body = AlpacaPosition), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("key_id" = [], "secret_key" = [])))]
 pub async fn position(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
     Path(symbol): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlpacaPosition>, ApiError> {
     let symbol = symbol.to_ascii_uppercase();
     let balances = state
         .engine

@@ -8,12 +8,13 @@ use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::error::ApiError;
+use super::openapi::{ErrorBody, RunDetail};
 use crate::reconcile::Job;
 use crate::startup::AppState;
 use crate::store::reconcile as store;
+use crate::store::reconcile::RunRecord;
 
 /// Runs listed at most per request.
 pub const RUNS_LIMIT_MAX: i64 = 500;
@@ -49,18 +50,25 @@ impl FromRequestParts<Arc<AppState>> for Operator {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunsQuery {
+    /// open_orders, unknown_outcomes, balances, orphans or gc.
+    #[param(pattern = "^(open_orders|unknown_outcomes|balances|orphans|gc)$")]
     job: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
 /// `GET /admin/reconciliations?job=&limit=`.
+#[utoipa::path(get, path = "/admin/reconciliations", tag = "admin", params(RunsQuery),
+    responses((status = 200, body = Vec<RunRecord>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("operator" = [])))]
 pub async fn runs(
     State(state): State<Arc<AppState>>,
     _: Operator,
     Query(query): Query<RunsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<RunRecord>>, ApiError> {
     if let Some(job) = &query.job
         && Job::parse(job).is_none()
     {
@@ -74,32 +82,41 @@ pub async fn runs(
             "limit must be 1 to {RUNS_LIMIT_MAX}"
         )));
     }
-    let runs = store::list_runs(&state.pool, query.job.as_deref(), limit).await?;
-    Ok(Json(json!(runs)))
+    Ok(Json(
+        store::list_runs(&state.pool, query.job.as_deref(), limit).await?,
+    ))
 }
 
 /// `GET /admin/reconciliations/{id}`: a run with its findings.
+#[utoipa::path(get, path = "/admin/reconciliations/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 200, body = RunDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("operator" = [])))]
 pub async fn run(
     State(state): State<Arc<AppState>>,
     _: Operator,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunDetail>, ApiError> {
     let run_id: i64 = id
         .parse()
         .map_err(|_| ApiError::not_found("reconciliation run not found"))?;
     let (run, findings) = store::run_with_findings(&state.pool, run_id)
         .await?
         .ok_or_else(|| ApiError::not_found("reconciliation run not found"))?;
-    Ok(Json(json!({ "run": run, "findings": findings })))
+    Ok(Json(RunDetail { run, findings }))
 }
 
 /// `POST /admin/reconciliations/run/{job}`: runs a job now and answers
 /// with the run and its findings.
+#[utoipa::path(post, path = "/admin/reconciliations/run/{job}", tag = "admin",
+    params(("job" = String, Path, description = "open_orders, unknown_outcomes, balances, orphans or gc")),
+    responses((status = 200, body = RunDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("operator" = [])))]
 pub async fn run_now(
     State(state): State<Arc<AppState>>,
     _: Operator,
     Path(job): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunDetail>, ApiError> {
     let job = Job::parse(&job)
         .ok_or_else(|| ApiError::not_found(format!("no reconciliation job {job:?}")))?;
     // In its own task: a client hanging up must not cut a run short.
@@ -110,5 +127,5 @@ pub async fn run_now(
     let (run, findings) = store::run_with_findings(&state.pool, summary.run_id)
         .await?
         .ok_or_else(|| ApiError::internal("run vanished"))?;
-    Ok(Json(json!({ "run": run, "findings": findings })))
+    Ok(Json(RunDetail { run, findings }))
 }

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -130,45 +130,133 @@ fn decimal_string(value: Decimal) -> String {
     value.normalize().to_string()
 }
 
+/// Alpaca's order object, as orderd answers it. `order_json` serializes
+/// exactly this type, and the OpenAPI document is generated from it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AlpacaOrder {
+    pub id: Uuid,
+    pub client_order_id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Alpaca sets it on acceptance; alpaca-py requires it.
+    pub submitted_at: chrono::DateTime<chrono::Utc>,
+    pub filled_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub expired_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub canceled_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub failed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub replaced_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub replaced_by: Option<Uuid>,
+    pub replaces: Option<Uuid>,
+    /// Stable per symbol (UUID v5 of the symbol).
+    pub asset_id: Uuid,
+    pub symbol: String,
+    /// Always `us_equity`.
+    pub asset_class: String,
+    pub notional: Option<String>,
+    /// Decimal as a string.
+    pub qty: String,
+    pub filled_qty: String,
+    pub filled_avg_price: Option<String>,
+    /// Always `simple`.
+    pub order_class: String,
+    #[schema(inline)]
+    pub order_type: OrderTypeName,
+    #[serde(rename = "type")]
+    #[schema(inline)]
+    pub type_: OrderTypeName,
+    #[schema(inline)]
+    pub side: SideName,
+    pub position_intent: String,
+    #[schema(inline)]
+    pub time_in_force: TimeInForceName,
+    pub limit_price: Option<String>,
+    pub stop_price: Option<String>,
+    #[schema(inline)]
+    pub status: StatusName,
+    pub extended_hours: bool,
+    pub legs: Option<Vec<String>>,
+    pub trail_percent: Option<String>,
+    pub trail_price: Option<String>,
+    pub hwm: Option<String>,
+}
+
+macro_rules! schema_enum {
+    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        /// A closed set of values, as the wire spells them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl $name {
+            fn from_text(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+schema_enum!(OrderTypeName { Market => "market", Limit => "limit" });
+schema_enum!(SideName { Buy => "buy", Sell => "sell" });
+schema_enum!(TimeInForceName { Day => "day", Gtc => "gtc", Ioc => "ioc", Fok => "fok" });
+schema_enum!(StatusName {
+    PendingNew => "pending_new", New => "new", PartiallyFilled => "partially_filled",
+    Filled => "filled", PendingCancel => "pending_cancel", Canceled => "canceled",
+    Expired => "expired", Rejected => "rejected",
+});
+
+impl From<&OrderRecord> for AlpacaOrder {
+    fn from(order: &OrderRecord) -> Self {
+        // The columns hold only these values (CHECK constraints).
+        let order_type =
+            OrderTypeName::from_text(&order.order_type).unwrap_or(OrderTypeName::Market);
+        Self {
+            id: order.order_id,
+            client_order_id: order.client_order_id.clone(),
+            created_at: order.created_at,
+            updated_at: order.updated_at,
+            submitted_at: order.submitted_at.unwrap_or(order.created_at),
+            filled_at: order.filled_at,
+            expired_at: order.expired_at,
+            expires_at: None,
+            canceled_at: order.canceled_at,
+            failed_at: order.failed_at,
+            replaced_at: None,
+            replaced_by: None,
+            replaces: None,
+            asset_id: asset_id(&order.symbol),
+            symbol: order.symbol.clone(),
+            asset_class: "us_equity".to_string(),
+            notional: None,
+            qty: decimal_string(order.qty),
+            filled_qty: decimal_string(order.filled_qty),
+            filled_avg_price: order.filled_avg_price.map(decimal_string),
+            order_class: "simple".to_string(),
+            order_type,
+            type_: order_type,
+            side: SideName::from_text(&order.side).unwrap_or(SideName::Buy),
+            position_intent: if order.side == "buy" {
+                "buy_to_open"
+            } else {
+                "sell_to_close"
+            }
+            .to_string(),
+            time_in_force: TimeInForceName::from_text(&order.time_in_force)
+                .unwrap_or(TimeInForceName::Day),
+            limit_price: order.limit_price.map(decimal_string),
+            stop_price: None,
+            status: StatusName::from_text(&order.status).unwrap_or(StatusName::New),
+            extended_hours: false,
+            legs: None,
+            trail_percent: None,
+            trail_price: None,
+            hwm: None,
+        }
+    }
+}
+
 /// The Alpaca order object for `order`.
 pub fn order_json(order: &OrderRecord) -> Value {
-    json!({
-        "id": order.order_id,
-        "client_order_id": order.client_order_id,
-        "created_at": order.created_at,
-        "updated_at": order.updated_at,
-        // Alpaca sets it on acceptance; alpaca-py requires it.
-        "submitted_at": order.submitted_at.unwrap_or(order.created_at),
-        "filled_at": order.filled_at,
-        "expired_at": order.expired_at,
-        "expires_at": null,
-        "canceled_at": order.canceled_at,
-        "failed_at": order.failed_at,
-        "replaced_at": null,
-        "replaced_by": null,
-        "replaces": null,
-        "asset_id": asset_id(&order.symbol),
-        "symbol": order.symbol,
-        "asset_class": "us_equity",
-        "notional": null,
-        "qty": decimal_string(order.qty),
-        "filled_qty": decimal_string(order.filled_qty),
-        "filled_avg_price": order.filled_avg_price.map(decimal_string),
-        "order_class": "simple",
-        "order_type": order.order_type,
-        "type": order.order_type,
-        "side": order.side,
-        "position_intent": if order.side == "buy" { "buy_to_open" } else { "sell_to_close" },
-        "time_in_force": order.time_in_force,
-        "limit_price": order.limit_price.map(decimal_string),
-        "stop_price": null,
-        "status": order.status,
-        "extended_hours": false,
-        "legs": null,
-        "trail_percent": null,
-        "trail_price": null,
-        "hwm": null,
-    })
+    serde_json::to_value(AlpacaOrder::from(order)).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

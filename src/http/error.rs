@@ -105,3 +105,45 @@ impl IntoResponse for ApiError {
 pub async fn fallback_not_found() -> ApiError {
     ApiError::not_found("endpoint not found")
 }
+
+/// Gives every error response a `{code, message}` JSON body: axum's own
+/// rejections (a malformed query string, a wrong method) answer in plain
+/// text, which Alpaca clients cannot read.
+pub async fn alpaca_error_bodies(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    // Errors only, and never /metrics' plain-text 503.
+    let plain_metrics = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"))
+        && status == StatusCode::SERVICE_UNAVAILABLE;
+    if !(status.is_client_error() || status.is_server_error()) || is_json || plain_metrics {
+        return response;
+    }
+    let (_, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::BAD_REQUEST => codes::BAD_REQUEST,
+        StatusCode::UNAUTHORIZED => codes::UNAUTHORIZED,
+        StatusCode::NOT_FOUND => codes::NOT_FOUND,
+        StatusCode::PAYLOAD_TOO_LARGE => codes::PAYLOAD_TOO_LARGE,
+        StatusCode::UNPROCESSABLE_ENTITY => codes::UNPROCESSABLE,
+        s if s.is_server_error() => codes::INTERNAL,
+        _ => codes::BAD_REQUEST,
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    ApiError::new(status, code, message).into_response()
+}

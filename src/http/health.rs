@@ -1,5 +1,5 @@
-//! `/healthz` (the process is up) and `/readyz` (the database is reachable
-//! and migrated to this binary's schema version).
+//! `/healthz` (the process is up), `/readyz` (the database is reachable and
+//! migrated to this binary's schema version), `/metrics` (Prometheus).
 
 use std::sync::Arc;
 
@@ -7,9 +7,10 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
 
+use super::openapi::Health;
 use crate::db;
 use crate::startup::AppState;
 
@@ -20,9 +21,18 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/metrics", get(metrics))
 }
 
+fn health(status: &str, reason: Option<&str>) -> Json<Health> {
+    Json(Health {
+        status: status.to_string(),
+        reason: reason.map(str::to_string),
+    })
+}
+
 /// `GET /metrics`: Prometheus text format.
-async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response {
-    use axum::response::IntoResponse;
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+              (status = 503, description = "Database unavailable", body = String, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     match crate::metrics::render(&state.pool).await {
         Ok(text) => (
             [(
@@ -36,6 +46,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response
             tracing::warn!(%error, "rendering metrics");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::CONTENT_TYPE, "text/plain")],
                 "database unavailable for metrics\n",
             )
                 .into_response()
@@ -43,22 +54,27 @@ async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response
     }
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// `GET /healthz`.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    health("ok", None)
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<serde_json::Value>) {
+/// `GET /readyz`.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
     match db::is_migrated(&state.pool).await {
-        Ok(true) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Ok(true) => (StatusCode::OK, health("ready", None)),
         Ok(false) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "reason": "database schema is not migrated"})),
+            health("not_ready", Some("database schema is not migrated")),
         ),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "not_ready", "reason": "database unreachable"})),
+                health("not_ready", Some("database unreachable")),
             )
         }
     }

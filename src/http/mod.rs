@@ -6,6 +6,7 @@ pub mod alpaca;
 pub mod auth;
 pub mod error;
 mod health;
+pub mod openapi;
 pub mod orders;
 pub mod stream;
 
@@ -38,6 +39,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/orders/{id}/events", get(orders::events))
         .route("/v2/orders/{id}/fills", get(orders::fills))
         .route("/stream", get(stream::upgrade))
+        .route("/openapi.json", get(openapi::document))
         .route("/admin/reconciliations", get(admin::runs))
         .route("/admin/reconciliations/{id}", get(admin::run))
         .route(
@@ -48,6 +50,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/positions", get(account::positions))
         .route("/v2/positions/{symbol}", get(account::position))
         .fallback(error::fallback_not_found)
+        .layer(axum::middleware::map_response(error::alpaca_error_bodies))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

@@ -15,9 +15,11 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::alpaca::AlpacaOrder;
 use super::alpaca::{order_json, parse_order_request};
 use super::auth::Trader;
 use super::error::{ApiError, codes};
+use super::openapi::{CancelAllEntry, ErrorBody, FillView, OrderRequest, OrderTimeline};
 use crate::domain::lifecycle::{RejectReason, Status, Step};
 use crate::domain::order::{NewOrder, Side};
 use crate::engine::keys;
@@ -113,6 +115,21 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// `POST /v2/orders`.
+#[utoipa::path(post, path = "/v2/orders", tag = "orders",
+    request_body(content = OrderRequest, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Replays the first outcome of the same request; a different body under it is 422")),
+    responses(
+        (status = 200, description = "Accepted: new, or pending_new past the submit deadline, or rejected by the venue", body = AlpacaOrder,
+         headers(("Idempotent-Replayed" = String, description = "true on a replay"))),
+        (status = 400, description = "Malformed JSON or header", body = ErrorBody),
+        (status = 401, description = "Bad or missing API keys", body = ErrorBody),
+        (status = 403, description = "Insufficient buying power or qty", body = ErrorBody),
+        (status = 409, description = "The same Idempotency-Key is still in progress", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "A field fails validation, or a key or client_order_id is reused with another body", body = ErrorBody),
+    ),
+    security(("key_id" = [], "secret_key" = [])))]
 pub async fn submit(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
@@ -375,6 +392,10 @@ fn parse_order_id(id: &str) -> Result<Uuid, ApiError> {
 }
 
 /// `GET /v2/orders/{id}`.
+#[utoipa::path(get, path = "/v2/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    responses((status = 200, body = AlpacaOrder), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("key_id" = [], "secret_key" = [])))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
@@ -387,21 +408,27 @@ pub async fn get(
     Ok(Json(order_json(&order)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ByClientOrderId {
-    client_order_id: Option<String>,
+    #[param(min_length = 1, max_length = 48)]
+    client_order_id: String,
 }
 
 /// `GET /v2/orders:by_client_order_id?client_order_id=`.
+#[utoipa::path(get, path = "/v2/orders:by_client_order_id", tag = "orders", params(ByClientOrderId),
+    responses((status = 200, body = AlpacaOrder), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("key_id" = [], "secret_key" = [])))]
 pub async fn get_by_client_order_id(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
     Query(query): Query<ByClientOrderId>,
 ) -> Result<Json<Value>, ApiError> {
-    let client_order_id = query
-        .client_order_id
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| ApiError::validation("client_order_id is required"))?;
+    let client_order_id = query.client_order_id;
+    if client_order_id.is_empty() {
+        return Err(ApiError::validation("client_order_id is required"));
+    }
     let order =
         order_store::load_by_client_order_id(&state.pool, account.account_id, &client_order_id)
             .await?
@@ -409,8 +436,10 @@ pub async fn get_by_client_order_id(
     Ok(Json(order_json(&order)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// open (default), closed or all.
     status: Option<String>,
     limit: Option<String>,
     after: Option<String>,
@@ -435,6 +464,10 @@ fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// `GET /v2/orders`.
+#[utoipa::path(get, path = "/v2/orders", tag = "orders", params(ListQuery),
+    responses((status = 200, body = Vec<AlpacaOrder>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("key_id" = [], "secret_key" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
@@ -505,25 +538,29 @@ pub async fn list(
 }
 
 /// `GET /v2/orders/{id}/events`: the recorded action timeline.
+#[utoipa::path(get, path = "/v2/orders/{id}/events", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    responses((status = 200, body = OrderTimeline), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("key_id" = [], "secret_key" = [])))]
 pub async fn events(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderTimeline>, ApiError> {
     let order_id = parse_order_id(&id)?;
     let order = order_store::load_for_account(&state.pool, account.account_id, order_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("order not found for {id}")))?;
     let events = order_store::events(&state.pool, order.order_id).await?;
-    Ok(Json(json!({
-        "order_id": order.order_id,
-        "status": order.status,
-        "step": order.step,
-        "step_state": order.step_state,
-        "attempts": order.attempts,
-        "next_attempt_at": order.next_attempt_at,
-        "events": events,
-    })))
+    Ok(Json(OrderTimeline {
+        order_id: order.order_id,
+        status: order.status,
+        step: order.step,
+        step_state: order.step_state,
+        attempts: order.attempts,
+        next_attempt_at: order.next_attempt_at,
+        events,
+    }))
 }
 
 /// Drives a just-canceled order's next step in the background (the venue
@@ -541,6 +578,11 @@ fn drive_cancel(state: &Arc<AppState>, order_id: Uuid) {
 
 /// `DELETE /v2/orders/{id}`: 204 once the cancel is recorded; the outcome
 /// (canceled, or filled if a fill wins the race) follows.
+#[utoipa::path(delete, path = "/v2/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    responses((status = 204, description = "Cancel recorded"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, description = "Already terminal", body = ErrorBody)),
+    security(("key_id" = [], "secret_key" = [])))]
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
@@ -575,6 +617,9 @@ pub async fn cancel(
 
 /// `DELETE /v2/orders`: cancels every open order; Alpaca's 207 body, one
 /// entry per order with its own status.
+#[utoipa::path(delete, path = "/v2/orders", tag = "orders",
+    responses((status = 207, body = Vec<CancelAllEntry>), (status = 401, body = ErrorBody)),
+    security(("key_id" = [], "secret_key" = [])))]
 pub async fn cancel_all(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
@@ -622,30 +667,33 @@ pub async fn cancel_all(
 }
 
 /// `GET /v2/orders/{id}/fills`: the order's executions and their settlement.
+#[utoipa::path(get, path = "/v2/orders/{id}/fills", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    responses((status = 200, body = Vec<FillView>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("key_id" = [], "secret_key" = [])))]
 pub async fn fills(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<FillView>>, ApiError> {
     let order_id = parse_order_id(&id)?;
     let order = order_store::load_for_account(&state.pool, account.account_id, order_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("order not found for {id}")))?;
     let fills = crate::store::fills::fills_of(&state.pool, order.order_id).await?;
-    let fills: Vec<Value> = fills
-        .iter()
-        .map(|f| {
-            json!({
-                "execution_id": f.exec_id,
-                "order_id": f.order_id,
-                "qty": f.qty.normalize().to_string(),
-                "price": f.price.normalize().to_string(),
-                "transact_time": f.transact_time,
-                "source": f.source,
-                "settlement_state": f.settlement_state,
-                "settled_at": f.settled_at,
+    Ok(Json(
+        fills
+            .into_iter()
+            .map(|f| FillView {
+                execution_id: f.exec_id,
+                order_id: f.order_id,
+                qty: f.qty.normalize().to_string(),
+                price: f.price.normalize().to_string(),
+                transact_time: f.transact_time,
+                source: f.source,
+                settlement_state: f.settlement_state,
+                settled_at: f.settled_at,
             })
-        })
-        .collect();
-    Ok(Json(Value::Array(fills)))
+            .collect(),
+    ))
 }

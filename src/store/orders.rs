@@ -431,11 +431,12 @@ pub async fn release_lease(
 }
 
 /// One row of an order's timeline.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct OrderEvent {
     pub event_id: i64,
     pub step: String,
     pub state: String,
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
     pub instance_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,

@@ -125,7 +125,7 @@ pub async fn finish_run(
     Ok(())
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct RunRecord {
     pub run_id: i64,
     pub job: String,
@@ -137,10 +137,11 @@ pub struct RunRecord {
     pub examined: i32,
     pub findings: i32,
     pub repaired: i32,
+    #[schema(value_type = Vec<String>)]
     pub errors: serde_json::Value,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct FindingRecord {
     pub finding_id: i64,
     pub kind: String,

@@ -8,6 +8,7 @@ mod alpaca_py;
 mod database;
 mod fills;
 mod health;
+mod openapi;
 mod operator;
 mod orders;
 mod reconcile;
