@@ -165,7 +165,7 @@ impl ExchangeClient {
 
 /// The venue answers a reused client_order_id with 422 and a message that
 /// names it (it does not return the existing order, as on Alpaca).
-fn is_duplicate_client_order_id(message: &str) -> bool {
+pub(crate) fn is_duplicate_client_order_id(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     m.contains("client_order_id")
         && (m.contains("unique") || m.contains("duplicate") || m.contains("already"))

@@ -6,6 +6,8 @@
 
 pub mod balances;
 pub mod exchange;
+#[cfg(test)]
+mod fixtures_test;
 
 use std::time::Duration;
 

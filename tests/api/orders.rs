@@ -621,3 +621,33 @@ async fn a_market_buy_of_a_symbol_the_venue_does_not_quote_is_rejected_not_retri
         .unwrap();
     assert_eq!(step, "closed");
 }
+
+#[tokio::test]
+async fn an_expired_idempotency_key_is_free_again() {
+    let stack = TestStack::spawn_with(|s| s.lifecycle.idempotency_ttl_secs = 1).await;
+    let trader = stack.trader(&[("USD", "100000")]).await;
+    let first = trader
+        .post_order_with_key(limit_buy("AAPL", "1", "10.00"), Some("short-lived"))
+        .await;
+    assert_eq!(first.status, 200);
+    // Within the window: a different body under the key is refused.
+    let early = trader
+        .post_order_with_key(limit_buy("AAPL", "2", "10.00"), Some("short-lived"))
+        .await;
+    assert_eq!(early.status, 422);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let later = trader
+        .post_order_with_key(limit_buy("AAPL", "2", "10.00"), Some("short-lived"))
+        .await;
+    assert_eq!(later.status, 200, "{}", later.body);
+    assert!(later.headers.get("idempotent-replayed").is_none());
+    assert_ne!(later.body["id"], first.body["id"], "a new order");
+    // The gc job removes what expired.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let run = stack.reconcile(orderd::reconcile::Job::Gc).await;
+    assert!(
+        run.examined >= 1,
+        "expired records collected: {}",
+        run.examined
+    );
+}
