@@ -10,6 +10,7 @@ pub mod domain;
 pub mod embedded_postgres;
 pub mod engine;
 pub mod failpoints;
+pub mod harness;
 pub mod http;
 pub mod metrics;
 pub mod reconcile;

@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod chaos;
 mod cli;
 mod crash;
 mod scaleout;
