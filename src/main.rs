@@ -87,6 +87,20 @@ enum Command {
         #[arg(long, default_value = ".orderd/chaos")]
         work_dir: PathBuf,
     },
+    /// The benchmark, against a local stack with faults off: settled
+    /// orders/s, POST latency at half of peak, submit-to-settled latency,
+    /// recovery after SIGKILL with 1,000 orders in flight, commits per
+    /// order, and the pgbench single-row-insert ceiling beside them.
+    Bench {
+        /// Length of the throughput and latency phases, in seconds.
+        #[arg(long, default_value_t = 15)]
+        duration: u64,
+        #[arg(long, default_value = ".orderd/bench")]
+        work_dir: PathBuf,
+        /// Also print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Database utilities.
     Db {
         #[command(subcommand)]
@@ -314,6 +328,50 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                         .join(",")
                 )
             }
+        }
+        Command::Bench {
+            duration,
+            work_dir,
+            json,
+        } => {
+            let report =
+                orderd::harness::bench::run(&work_dir, std::time::Duration::from_secs(duration))
+                    .await?;
+            println!();
+            println!(
+                "settled orders/s        {:.0}  ({} orders in {:.1} s, {} clients)",
+                report.settled_orders_per_sec,
+                report.throughput_orders,
+                report.throughput_secs,
+                orderd::harness::bench::CLIENTS
+            );
+            println!(
+                "POST latency @ {:.0}/s    p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms",
+                report.offered_rate_per_sec,
+                report.post_p50_ms,
+                report.post_p95_ms,
+                report.post_p99_ms
+            );
+            println!(
+                "submit-to-settled       p50 {:.0} ms  p99 {:.0} ms",
+                report.settled_p50_ms, report.settled_p99_ms
+            );
+            println!(
+                "recovery (1,000 in flight, SIGKILL)  {:.1} s",
+                report.recovery_secs
+            );
+            println!("Postgres commits/order  {:.1}", report.commits_per_order);
+            println!(
+                "pgbench ceiling         {:.0} commits/s  (orderd settles {:.1}% of it in orders/s; {:.1}% in commits/s)",
+                report.pgbench_tps,
+                100.0 * report.settled_orders_per_sec / report.pgbench_tps.max(1.0),
+                100.0 * report.settled_orders_per_sec * report.commits_per_order
+                    / report.pgbench_tps.max(1.0)
+            );
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            Ok(())
         }
         Command::Check { json } => {
             let database =

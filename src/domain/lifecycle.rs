@@ -170,7 +170,15 @@ pub fn next_action(lifecycle: &Lifecycle) -> Action {
         // is resolved: the service replays what it did.
         (Step::Reserve, _) => Action::CreateHold,
         // Canceled before it was ever sent: it never will be.
-        (Step::Place, StepState::Pending) if lifecycle.cancel_requested => Action::AbandonPlacement,
+        (Step::Place, StepState::Pending)
+            if lifecycle.cancel_requested && lifecycle.attempts == 0 =>
+        {
+            Action::AbandonPlacement
+        }
+        // Canceled after an attempt whose fate is not proven (an answer we
+        // could not read, a lookup that may have been a stale read):
+        // evidence first, never an assumption.
+        (Step::Place, StepState::Pending) if lifecycle.cancel_requested => Action::LookupPlacement,
         (Step::Place, StepState::Pending) => Action::PlaceOrder,
         // The placement may or may not exist: evidence first.
         (Step::Place, StepState::Unknown) => Action::LookupPlacement,
@@ -380,9 +388,7 @@ pub fn transition(
                 schedule: Schedule::Now,
             })
         }
-        (Step::Place, Outcome::PlacementNeverReceived)
-            if current.step_state == StepState::Unknown =>
-        {
+        (Step::Place, Outcome::PlacementNeverReceived) if was_looked_up(current) => {
             next.status = if current.cancel_requested {
                 Status::Canceled
             } else {
@@ -405,7 +411,7 @@ pub fn transition(
             })
         }
         (Step::Place, Outcome::PlacementNotFound)
-            if current.step_state == StepState::Unknown
+            if was_looked_up(current)
                 && current.cancel_requested
                 && current.attempts + 1 >= limits.cancel_lookup_attempts =>
         {
@@ -446,7 +452,7 @@ pub fn transition(
                 schedule,
             })
         }
-        (Step::Place, Outcome::PlacementNotFound) if current.step_state == StepState::Unknown => {
+        (Step::Place, Outcome::PlacementNotFound) if was_looked_up(current) => {
             // Not at the venue (or not visible yet): sending it again under
             // the same client_order_id is safe, the venue refuses a second
             // order with it. Wait a little first: a stale read says 404 too.
@@ -599,6 +605,14 @@ pub fn request_cancel(current: &Lifecycle) -> Result<Change, AlreadyTerminal> {
             next.attempts = 0;
             Schedule::Now
         }
+        // A placement already attempted (its answer lost, then a lookup
+        // that found nothing, which may be a stale read) may exist at the
+        // venue: only evidence may close it, so it becomes unknown again
+        // and is looked up, never abandoned.
+        Step::Place if current.step_state == StepState::Pending && current.attempts > 0 => {
+            next.step_state = StepState::Unknown;
+            Schedule::Now
+        }
         // The driver sees the request at its next step.
         Step::Reserve | Step::Place => Schedule::Now,
         Step::Cancel | Step::Release | Step::Closed | Step::Parked => Schedule::Idle,
@@ -689,18 +703,22 @@ pub fn on_venue_news(
         return unchanged(next);
     }
     let complete = filled_qty >= qty;
-    let status = if complete {
-        Status::Filled
-    } else if news.status.is_terminal() && !missing_fills {
+    // The venue's terminal word decides the outcome once orderd has every
+    // fill it counts: an order canceled after a late fill completed it is
+    // still canceled there, and so here (found by `orderd chaos`).
+    let status = if news.status.is_terminal() && !missing_fills {
         match news.status {
             VenueStatus::Canceled => Status::Canceled,
             VenueStatus::Expired => Status::Expired,
             VenueStatus::Rejected => Status::Rejected,
+            _ if complete => Status::Filled,
             // "filled" with fewer shares than ordered cannot be complete
             // without missing fills; treat as still working.
             _ if filled_qty > rust_decimal::Decimal::ZERO => Status::PartiallyFilled,
             _ => Status::New,
         }
+    } else if complete {
+        Status::Filled
     } else if current.cancel_requested {
         Status::PendingCancel
     } else if filled_qty > rust_decimal::Decimal::ZERO {
@@ -749,6 +767,12 @@ pub fn on_venue_news(
         missing_fills,
         release_now,
     }
+}
+
+/// Whether the current placement step is resolved by a lookup (so a lookup
+/// result applies to it).
+fn was_looked_up(current: &Lifecycle) -> bool {
+    current.step_state == StepState::Unknown || (current.cancel_requested && current.attempts > 0)
 }
 
 /// Moves to Release when a hold exists, else straight to Closed.
@@ -1022,6 +1046,16 @@ mod tests {
     }
 
     #[test]
+    fn a_late_fill_that_completes_a_canceled_order_leaves_it_canceled() {
+        let mut l = request_cancel(&working()).unwrap().next;
+        l = apply(&l, Outcome::CancelAccepted).next;
+        // The canceled report was lost; the late fill says "canceled".
+        let p = on_venue_news(&l, 5.into(), 5.into(), news(VenueStatus::Canceled, 5));
+        assert_eq!(p.next.status, Status::Canceled);
+        assert_eq!(p.next.step, Step::Release);
+    }
+
+    #[test]
     fn a_fill_after_the_end_keeps_the_outcome() {
         let l = working();
         let canceled = on_venue_news(&l, 10.into(), 0.into(), news(VenueStatus::Canceled, 0)).next;
@@ -1079,6 +1113,46 @@ mod tests {
         let done = apply(&c.next, Outcome::PlacementAbandoned);
         assert_eq!(done.next.status, Status::Canceled);
         assert_eq!(done.next.step, Step::Release);
+    }
+
+    #[test]
+    fn a_cancel_after_a_lookup_found_nothing_looks_again_and_never_abandons() {
+        // Found by `orderd chaos --seeds 2`: the answer was lost, a stale
+        // read said "not found", the trader canceled; the venue had it.
+        let mut l = Lifecycle::accepted();
+        l = apply(
+            &l,
+            Outcome::HoldCreated {
+                hold_id: "h".into(),
+            },
+        )
+        .next;
+        l = apply(
+            &l,
+            Outcome::Unknown {
+                detail: "timeout".into(),
+            },
+        )
+        .next;
+        l = apply(&l, Outcome::PlacementNotFound).next;
+        assert_eq!(
+            next_action(&l),
+            Action::PlaceOrder,
+            "re-sent when not canceled"
+        );
+        let canceled = request_cancel(&l).unwrap().next;
+        assert_eq!(next_action(&canceled), Action::LookupPlacement);
+        let found = apply(
+            &canceled,
+            Outcome::PlacementRejected {
+                detail: "risk".into(),
+            },
+        );
+        assert_eq!(
+            found.next.status,
+            Status::Rejected,
+            "the venue's word, not a guess"
+        );
     }
 
     #[test]
@@ -1179,11 +1253,21 @@ mod tests {
         /// only with a matching step, and the next action always fits.
         #[test]
         fn any_outcome_sequence_keeps_the_lifecycle_coherent(
-            outcomes in proptest::collection::vec(any_outcome(), 0..40)
+            outcomes in proptest::collection::vec(proptest::option::weighted(0.9, any_outcome()), 0..40)
         ) {
             let mut l = Lifecycle::accepted();
             for outcome in outcomes {
                 let before = l.clone();
+                // `None` stands for the trader's cancel arriving here.
+                let Some(outcome) = outcome else {
+                    if let Ok(change) = request_cancel(&l) {
+                        l = change.next;
+                    }
+                    continue;
+                };
+                if next_action(&l) == Action::AbandonPlacement {
+                    prop_assert_eq!(l.attempts, 0, "abandoning a placement that may exist");
+                }
                 if let Ok(change) = transition(&l, outcome, LIMITS) {
                     l = change.next;
                     prop_assert!(!change.events.is_empty());

@@ -3,6 +3,7 @@
 //! every invariant checked. `orderd demo` runs one scenario with live
 //! progress; `orderd chaos` runs seeded scenarios and tabulates them.
 
+pub mod bench;
 pub mod session;
 pub mod stack;
 
