@@ -95,6 +95,7 @@ pub struct DatabaseSettings {
     pub statement_timeout_ms: u64,
     pub lock_timeout_ms: u64,
     pub idle_in_transaction_session_timeout_ms: u64,
+    pub rollback_guard: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

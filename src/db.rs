@@ -44,13 +44,17 @@ pub fn build_pool(options: PgConnectOptions, settings: &DatabaseSettings) -> PgP
         ])
         .application_name("orderd")
         .log_statements(tracing::log::LevelFilter::Trace);
-    PgPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout())
-        // The rollback below subsumes a ping.
-        .test_before_acquire(false)
-        .before_acquire(|conn, _meta| Box::pin(roll_back_if_in_transaction(conn)))
-        .connect_lazy_with(options)
+        // The rollback guard subsumes a ping.
+        .test_before_acquire(false);
+    let pool = if settings.rollback_guard {
+        pool.before_acquire(|conn, _meta| Box::pin(roll_back_if_in_transaction(conn)))
+    } else {
+        pool
+    };
+    pool.connect_lazy_with(options)
 }
 
 /// Rolls back a transaction left open on a pooled connection.

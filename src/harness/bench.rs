@@ -179,6 +179,7 @@ async fn measure(stack: &mut Stack, duration: Duration) -> anyhow::Result<BenchR
             statement_timeout_ms: 5000,
             lock_timeout_ms: 2000,
             idle_in_transaction_session_timeout_ms: 15000,
+            rollback_guard: true,
         },
         crate::startup::EmbeddedAccess::AttachOrStart,
     )
@@ -347,7 +348,10 @@ async fn pgbench(data_dir: &std::path::Path, pool: &PgPool) -> anyhow::Result<f6
     .execute(pool)
     .await?;
     let binaries = crate::embedded_postgres::PgBinaries::locate()?;
-    let pgbench = binaries.pg_ctl.with_file_name("pgbench");
+    // pg_ctl on PATH is often a symlink into the versioned directory that
+    // holds pgbench.
+    let pg_ctl = std::fs::canonicalize(&binaries.pg_ctl).unwrap_or(binaries.pg_ctl);
+    let pgbench = pg_ctl.with_file_name("pgbench");
     let script = std::env::temp_dir().join(format!("orderd-pgbench-{}.sql", std::process::id()));
     std::fs::write(&script, "INSERT INTO pgbench_ceiling (v) VALUES (1);\n")?;
     let database: String = sqlx::query_scalar("SELECT current_database()")
@@ -365,7 +369,8 @@ async fn pgbench(data_dir: &std::path::Path, pool: &PgPool) -> anyhow::Result<f6
             &PGBENCH_SECS.to_string(),
         ])
         .args(["-h"])
-        .arg(data_dir.join("socket"))
+        // Absolute: pgbench takes a host starting with '/' as a socket dir.
+        .arg(std::fs::canonicalize(data_dir.join("socket")).context("socket directory")?)
         .args([
             "-p",
             &crate::embedded_postgres::SOCKET_PORT.to_string(),
