@@ -96,6 +96,10 @@ pub struct DatabaseSettings {
     pub lock_timeout_ms: u64,
     pub idle_in_transaction_session_timeout_ms: u64,
     pub rollback_guard: bool,
+    /// Extra `name=value` server settings of the embedded cluster (each
+    /// passed as `-c name='value'`). Ignored when `url` is set.
+    #[serde(default)]
+    pub embedded_settings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,6 +237,10 @@ impl Settings {
                 "database.data_dir",
                 "must be set when database.url is not",
             ));
+        }
+        for setting in &self.database.embedded_settings {
+            crate::embedded_postgres::ServerSetting::parse(setting)
+                .map_err(|problem| invalid("database.embedded_settings", problem))?;
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));

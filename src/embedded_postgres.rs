@@ -103,6 +103,49 @@ pub struct ClusterOptions {
     pub fsync: bool,
     /// `max_connections` of the server.
     pub max_connections: u32,
+    /// Further settings, after orderd's own (so they may override them).
+    pub settings: Vec<ServerSetting>,
+}
+
+/// One `name=value` server setting, checked so that it cannot break out of
+/// the `-c name='value'` it is passed as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSetting {
+    name: String,
+    value: String,
+}
+
+impl ServerSetting {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (name, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?} is not name=value"))?;
+        let name = name.trim();
+        let name_ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+        if !name_ok {
+            return Err(format!("{name:?} is not a PostgreSQL setting name"));
+        }
+        let value = value.trim();
+        if value
+            .chars()
+            .any(|c| c == '\'' || c == '\\' || c.is_control())
+        {
+            return Err(format!(
+                "the value of {name} may not contain quotes, backslashes or control characters"
+            ));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            value: value.to_string(),
+        })
+    }
+
+    fn as_option(&self) -> String {
+        format!(" -c {}='{}'", self.name, self.value)
+    }
 }
 
 impl Default for ClusterOptions {
@@ -110,6 +153,7 @@ impl Default for ClusterOptions {
         Self {
             fsync: true,
             max_connections: 200,
+            settings: Vec::new(),
         }
     }
 }
@@ -387,7 +431,7 @@ impl EmbeddedPostgres {
         }
         // postmaster.pid from a crashed server is removed by postgres itself
         // when no process with that pid owns the shared memory.
-        let server_options = format!(
+        let mut server_options = format!(
             "-c listen_addresses='' -c unix_socket_directories='{socket}' -c port={SOCKET_PORT} \
              -c fsync={fsync} -c max_connections={max_connections} -c shared_buffers=128MB \
              -c synchronous_commit=on",
@@ -395,6 +439,9 @@ impl EmbeddedPostgres {
             fsync = if options.fsync { "on" } else { "off" },
             max_connections = options.max_connections,
         );
+        for setting in &options.settings {
+            server_options.push_str(&setting.as_option());
+        }
         let mut command = Command::new(&owner.binaries.pg_ctl);
         command
             .arg("start")
@@ -547,6 +594,25 @@ mod tests {
         );
         assert!(!message.contains('\n'), "one line: {message}");
         let _ = std::fs::remove_dir_all(&empty);
+    }
+
+    #[test]
+    fn server_settings_cannot_break_out_of_their_option() {
+        let ok = ServerSetting::parse(" shared_buffers = 1GB ").unwrap();
+        assert_eq!(ok.as_option(), " -c shared_buffers='1GB'");
+        let dotted = ServerSetting::parse("pg_stat_statements.track=all").unwrap();
+        assert_eq!(dotted.as_option(), " -c pg_stat_statements.track='all'");
+        for bad in [
+            "no_equals_sign",
+            "=1",
+            "Shared_buffers=1",
+            "a b=1",
+            "x=1' -c fsync='off",
+            "x=a\\b",
+            "x=a\nb",
+        ] {
+            assert!(ServerSetting::parse(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

@@ -100,6 +100,10 @@ enum Command {
         /// Also print the results as JSON.
         #[arg(long)]
         json: bool,
+        /// Load pg_stat_statements into the cluster and print the
+        /// statements of the throughput phase by total server time.
+        #[arg(long)]
+        profile: bool,
     },
     /// Database utilities.
     Db {
@@ -333,10 +337,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             duration,
             work_dir,
             json,
+            profile,
         } => {
-            let report =
-                orderd::harness::bench::run(&work_dir, std::time::Duration::from_secs(duration))
-                    .await?;
+            let report = orderd::harness::bench::run(
+                &work_dir,
+                std::time::Duration::from_secs(duration),
+                profile,
+            )
+            .await?;
             println!();
             println!(
                 "settled orders/s        {:.0}  ({} orders in {:.1} s, {} clients)",
@@ -368,6 +376,17 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 100.0 * report.settled_orders_per_sec * report.commits_per_order
                     / report.pgbench_tps.max(1.0)
             );
+            if !report.profile.is_empty() {
+                println!();
+                println!("statements of the throughput phase, by total server time:");
+                println!("calls/order   total ms   mean ms  rows/call  query");
+                for s in &report.profile {
+                    println!(
+                        "{:>11.2} {:>10.0} {:>9.3} {:>10.1}  {}",
+                        s.calls_per_order, s.total_ms, s.mean_ms, s.rows_per_call, s.query
+                    );
+                }
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }

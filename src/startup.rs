@@ -70,7 +70,17 @@ impl Database {
             ),
             None => {
                 let dir = settings.data_dir.clone();
-                let cluster_options = ClusterOptions::default();
+                let cluster_options = ClusterOptions {
+                    settings: settings
+                        .embedded_settings
+                        .iter()
+                        .map(|s| embedded_postgres::ServerSetting::parse(s))
+                        .collect::<Result<_, _>>()
+                        .map_err(|problem| {
+                            anyhow::anyhow!("database.embedded_settings: {problem}")
+                        })?,
+                    ..ClusterOptions::default()
+                };
                 let pg = tokio::task::spawn_blocking(move || match access {
                     EmbeddedAccess::Own => EmbeddedPostgres::start(&dir, &cluster_options),
                     EmbeddedAccess::AttachOrStart => {

@@ -163,7 +163,7 @@ impl Engine {
             let mut change = lifecycle::transition(&current, outcome.clone(), self.limits())?;
             loop {
                 let (wait, lease_after) = self.schedule(&change, deadline);
-                let applied = order_store::record_change(
+                let written = order_store::record_change(
                     &self.pool,
                     &order,
                     &change,
@@ -172,11 +172,8 @@ impl Engine {
                     lease_after,
                 )
                 .await?;
-                let fresh = order_store::load(&self.pool, order.order_id)
-                    .await?
-                    .ok_or(EngineError::NoAccount(order.order_id))?;
-                if applied {
-                    order = fresh;
+                if let Some(written) = written {
+                    order = written;
                     match lease_after {
                         LeaseAfter::Release => return Ok(order),
                         LeaseAfter::Keep { .. } => {
@@ -191,6 +188,9 @@ impl Engine {
                 // news). The call's outcome still counts if the order is at
                 // the same step: apply it to the fresh state. Otherwise the
                 // news has overtaken it.
+                let fresh = order_store::load(&self.pool, order.order_id)
+                    .await?
+                    .ok_or(EngineError::NoAccount(order.order_id))?;
                 if fresh.lease_owner != Some(self.instance_id) {
                     return Ok(fresh);
                 }
@@ -288,10 +288,15 @@ impl Engine {
                 .round_dp_with_strategy(CASH_DP, RoundingStrategy::AwayFromZero);
             let amount =
                 (order.qty * rate).round_dp_with_strategy(CASH_DP, RoundingStrategy::AwayFromZero);
-            order_store::set_hold_amount(&self.pool, order.order_id, amount, rate).await?;
-            *order = order_store::load(&self.pool, order.order_id)
-                .await?
-                .ok_or(EngineError::NoAccount(order.order_id))?;
+            let written =
+                order_store::set_hold_amount(&self.pool, order.order_id, amount, rate).await?;
+            *order = match written {
+                Some(written) => written,
+                // Recorded before (by an earlier attempt): that one counts.
+                None => order_store::load(&self.pool, order.order_id)
+                    .await?
+                    .ok_or(EngineError::NoAccount(order.order_id))?,
+            };
         }
         let Some(amount) = order.hold_amount else {
             return Ok(Outcome::Unexpected {

@@ -46,6 +46,46 @@ pub struct BenchReport {
     pub recovery_secs: f64,
     pub commits_per_order: f64,
     pub pgbench_tps: f64,
+    /// With `--profile`: the throughput phase's statements, costliest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<StatementProfile>,
+}
+
+/// One statement's share of the throughput phase (pg_stat_statements).
+#[derive(Debug, Clone, Default, serde::Serialize, sqlx::FromRow)]
+pub struct StatementProfile {
+    pub calls_per_order: f64,
+    pub total_ms: f64,
+    pub mean_ms: f64,
+    pub rows_per_call: f64,
+    pub query: String,
+}
+
+/// Statements shown by `--profile`.
+const PROFILE_TOP: i64 = 25;
+
+async fn reset_profile(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(pool)
+        .await?;
+    sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+async fn read_profile(pool: &PgPool, orders: u64) -> anyhow::Result<Vec<StatementProfile>> {
+    Ok(sqlx::query_as(
+        "SELECT calls::float8 / $1 AS calls_per_order, total_exec_time AS total_ms,
+                mean_exec_time AS mean_ms, rows::float8 / greatest(calls, 1) AS rows_per_call,
+                left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query
+           FROM pg_stat_statements
+          ORDER BY total_exec_time DESC LIMIT $2",
+    )
+    .bind(orders.max(1) as f64)
+    .bind(PROFILE_TOP)
+    .fetch_all(pool)
+    .await?)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -119,18 +159,20 @@ async fn one_order(
 async fn wait_settled(pool: &PgPool, limit: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     loop {
-        let busy: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM orders WHERE step <> 'closed')
-                  + (SELECT count(*) FROM fills WHERE settlement_state <> 'settled')",
+        // Both answered from partial indexes: polling this costs the
+        // measured system next to nothing.
+        let busy: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM orders WHERE step <> 'closed')
+                 OR EXISTS (SELECT 1 FROM fills WHERE settlement_state IN ('pending', 'unknown'))",
         )
         .fetch_one(pool)
         .await?;
-        if busy == 0 {
+        if !busy {
             return Ok(());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "{busy} items not settled after {limit:?}"
+            "orders or fills still not settled after {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -145,7 +187,11 @@ async fn commits(pool: &PgPool) -> anyhow::Result<i64> {
 }
 
 /// Runs the benchmark on a fresh stack in `work_dir`.
-pub async fn run(work_dir: &std::path::Path, duration: Duration) -> anyhow::Result<BenchReport> {
+pub async fn run(
+    work_dir: &std::path::Path,
+    duration: Duration,
+    profile: bool,
+) -> anyhow::Result<BenchReport> {
     let pg_dir = work_dir.join("postgres");
     if pg_dir.exists() {
         let _ = crate::embedded_postgres::EmbeddedPostgres::stop_unowned(&pg_dir);
@@ -156,14 +202,25 @@ pub async fn run(work_dir: &std::path::Path, duration: Duration) -> anyhow::Resu
         ("ORDERD__DATABASE__MAX_CONNECTIONS".into(), "48".into()),
         ("ORDERD__LOG__FILTER".into(), "warn".into()),
     ];
+    if profile {
+        config.orderd_env.push((
+            "ORDERD__DATABASE__EMBEDDED_SETTINGS".into(),
+            r#"["shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all"]"#
+                .into(),
+        ));
+    }
     let mut stack = tokio::task::block_in_place(|| Stack::start(config))?;
-    let result = measure(&mut stack, duration).await;
+    let result = measure(&mut stack, duration, profile).await;
     tokio::task::block_in_place(|| stack.stop());
     let _ = crate::embedded_postgres::EmbeddedPostgres::stop_unowned(&pg_dir);
     result
 }
 
-async fn measure(stack: &mut Stack, duration: Duration) -> anyhow::Result<BenchReport> {
+async fn measure(
+    stack: &mut Stack,
+    duration: Duration,
+    profile: bool,
+) -> anyhow::Result<BenchReport> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS * 2)
         .timeout(Duration::from_secs(30))
@@ -180,6 +237,7 @@ async fn measure(stack: &mut Stack, duration: Duration) -> anyhow::Result<BenchR
             lock_timeout_ms: 2000,
             idle_in_transaction_session_timeout_ms: 15000,
             rollback_guard: true,
+            embedded_settings: Vec::new(),
         },
         crate::startup::EmbeddedAccess::AttachOrStart,
     )
@@ -197,6 +255,9 @@ async fn measure(stack: &mut Stack, duration: Duration) -> anyhow::Result<BenchR
 
     // 1. Throughput: a closed loop of CLIENTS clients for `duration`.
     println!("throughput: {CLIENTS} clients for {duration:?}...");
+    if profile {
+        reset_profile(&pool).await?;
+    }
     let commits_before = commits(&pool).await?;
     let accepted = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -231,6 +292,9 @@ async fn measure(stack: &mut Stack, duration: Duration) -> anyhow::Result<BenchR
     report.accepted_orders_per_sec = orders as f64 / submit_secs;
     report.commits_per_order =
         (commits(&pool).await? - commits_before) as f64 / orders.max(1) as f64;
+    if profile {
+        report.profile = read_profile(&pool, orders).await?;
+    }
     println!(
         "  {orders} orders settled in {total_secs:.1}s: {:.0} settled orders/s ({:.0} accepted/s)",
         report.settled_orders_per_sec, report.accepted_orders_per_sec

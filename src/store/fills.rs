@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::orders::{OrderRecord, insert_events};
+use super::orders::{EventColumns, OrderRecord, insert_events};
 use crate::domain::fills::{self, Fill, Overfill};
 use crate::domain::lifecycle::{
     ActionState, EventRecord, Status, Step, VenueNews, VenueStatus, on_venue_news,
@@ -107,72 +107,76 @@ pub async fn apply_execution(
     instance_id: Uuid,
     execution: &Execution,
 ) -> Result<Applied, ApplyError> {
+    // Four round trips: BEGIN; lock the order (and read the fencing token);
+    // read its fills; write everything in one statement, then COMMIT. The
+    // fills are read in a statement of their own, after the lock: a
+    // statement that waited for the lock still sees its old snapshot, which
+    // could miss a fill the lock holder just committed.
     let mut tx = pool.begin().await?;
-    if let Some(token) = execution.fencing_token {
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT fencing_token FROM leases WHERE name = $1")
-                .bind(VENUE_STREAM_LEASE)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if current != Some(token) {
-            tx.rollback().await?;
-            return Ok(Applied::Fenced);
-        }
-    }
-    let order: Option<OrderRecord> =
-        sqlx::query_as("SELECT * FROM orders WHERE venue_client_order_id = $1 FOR UPDATE")
-            .bind(&execution.venue_client_order_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some(order) = order else {
+    let locked: Option<LockedOrder> = sqlx::query_as(
+        "SELECT o.*, (SELECT fencing_token FROM leases WHERE name = $2) AS current_fence
+           FROM orders o WHERE venue_client_order_id = $1 FOR UPDATE OF o",
+    )
+    .bind(&execution.venue_client_order_id)
+    .bind(VENUE_STREAM_LEASE)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(LockedOrder {
+        order,
+        current_fence,
+    }) = locked
+    else {
         tx.rollback().await?;
         return Ok(Applied::UnknownOrder);
     };
+    if let Some(token) = execution.fencing_token
+        && current_fence != Some(token)
+    {
+        tx.rollback().await?;
+        return Ok(Applied::Fenced);
+    }
     let order_id = order.order_id;
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
+
+    let fill = execution.fill.as_ref().filter(|f| f.qty > Decimal::ZERO);
+    // This order's fills, and any row with the report's exec_id (the
+    // primary key: a repeat, of this order or, by a venue bug, another).
+    let rows: Vec<(String, Decimal, Decimal, bool)> = sqlx::query_as(
+        "SELECT exec_id, qty, price, order_id = $1 FROM fills WHERE order_id = $1 OR exec_id = $2",
+    )
+    .bind(order_id)
+    .bind(fill.map(|f| f.exec_id.as_str()))
+    .fetch_all(&mut *tx)
+    .await?;
+    let fill = fill.filter(|f| !rows.iter().any(|(exec_id, ..)| *exec_id == f.exec_id));
+    let new_fill = fill.is_some();
     let mut events = Vec::new();
-
-    let mut new_fill = false;
-    if let Some(fill) = execution.fill.as_ref().filter(|f| f.qty > Decimal::ZERO) {
-        let inserted = sqlx::query(
-            "INSERT INTO fills (exec_id, order_id, qty, price, transact_time, source)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (exec_id) DO NOTHING",
-        )
-        .bind(&fill.exec_id)
-        .bind(order_id)
-        .bind(fill.qty)
-        .bind(fill.price)
-        .bind(fill.transact_time)
-        .bind(execution.source.as_str())
-        .execute(&mut *tx)
-        .await?;
-        new_fill = inserted.rows_affected() == 1;
-        if new_fill {
-            events.push(EventRecord {
-                step: Step::Working,
-                state: ActionState::Succeeded,
-                detail: serde_json::json!({
-                    "fill": {"exec_id": fill.exec_id, "qty": fill.qty, "price": fill.price},
-                    "source": execution.source.as_str(),
-                }),
-            });
-        }
-    }
-
-    // The projection is always the fold of every recorded fill.
-    let rows: Vec<(String, Decimal, Decimal)> =
-        sqlx::query_as("SELECT exec_id, qty, price FROM fills WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_all(&mut *tx)
-            .await?;
-    let all: Vec<Fill> = rows
+    let mut all: Vec<Fill> = rows
         .into_iter()
-        .map(|(exec_id, qty, price)| Fill {
+        .filter(|(.., mine)| *mine)
+        .map(|(exec_id, qty, price, _)| Fill {
             exec_id,
             qty,
             price,
         })
         .collect();
+    if let Some(fill) = fill {
+        all.push(Fill {
+            exec_id: fill.exec_id.clone(),
+            qty: fill.qty,
+            price: fill.price,
+        });
+        events.push(EventRecord {
+            step: Step::Working,
+            state: ActionState::Succeeded,
+            detail: serde_json::json!({
+                "fill": {"exec_id": fill.exec_id, "qty": fill.qty, "price": fill.price},
+                "source": execution.source.as_str(),
+            }),
+        });
+    }
+
+    // The projection is always the fold of every recorded fill.
     let summary = fills::fold(order.qty, &all).map_err(|source| {
         tracing::error!(%order_id, %source, "BUG: fills exceed the order quantity");
         ApplyError::Overfill { order_id, source }
@@ -182,35 +186,34 @@ pub async fn apply_execution(
         .lifecycle()
         .map_err(|e| ApplyError::Corrupt(order_id, e.to_string()))?;
     let cum_qty = execution.cum_qty.max(order.venue_cum_qty);
-    let projection = match VenueStatus::parse(&execution.venue_status) {
-        Some(status) => on_venue_news(
-            &current,
-            order.qty,
-            summary.filled_qty,
-            VenueNews { status, cum_qty },
-        ),
-        None => {
-            tracing::warn!(%order_id, status = %execution.venue_status, "unknown venue status");
-            on_venue_news(
-                &current,
-                order.qty,
-                summary.filled_qty,
-                VenueNews {
-                    status: VenueStatus::New,
-                    cum_qty,
-                },
-            )
-        }
-    };
+    let status = VenueStatus::parse(&execution.venue_status).unwrap_or_else(|| {
+        tracing::warn!(%order_id, status = %execution.venue_status, "unknown venue status");
+        VenueStatus::New
+    });
+    let projection = on_venue_news(
+        &current,
+        order.qty,
+        summary.filled_qty,
+        VenueNews { status, cum_qty },
+    );
     events.extend(projection.events.iter().cloned());
     let next = &projection.next;
     let reject_reason = next
         .reject_reason
         .as_ref()
         .map(|r| serde_json::to_value(r).unwrap_or(serde_json::Value::Null));
+    let trade_update = trade_event(current.status, next.status, new_fill)
+        .map(|event| trade_update_payload(order.account_id, order_id, event, fill));
+    let events = EventColumns::of(&events);
 
-    sqlx::query(
-        "UPDATE orders
+    let (inserted, _notified): (i64, i64) = sqlx::query_as(
+        "WITH fill AS (
+         INSERT INTO fills (exec_id, order_id, qty, price, transact_time, source)
+         SELECT $13, $1, $14, $15, $16, $17 WHERE $13::text IS NOT NULL
+         ON CONFLICT (exec_id) DO NOTHING
+         RETURNING exec_id),
+         updated AS (
+         UPDATE orders
             SET status = $2, step = $3, step_state = $4, attempts = $5,
                 filled_qty = $6, filled_avg_price = $7,
                 venue_status = $8, venue_cum_qty = $9,
@@ -223,7 +226,13 @@ pub async fn apply_execution(
                 failed_at = CASE WHEN $2 = 'rejected' THEN COALESCE(failed_at, now()) ELSE failed_at END,
                 next_attempt_at = CASE WHEN $12 THEN now() ELSE next_attempt_at END,
                 updated_at = now(), version = version + 1
-          WHERE order_id = $1",
+          WHERE order_id = $1),
+         events AS (
+         INSERT INTO order_events (order_id, step, state, detail, instance_id)
+         SELECT $1, s.step, s.state, s.detail, $18
+           FROM unnest($19::text[], $20::text[], $21::jsonb[]) AS s(step, state, detail))
+         SELECT (SELECT count(*) FROM fill),
+                (SELECT count(*) FROM (SELECT pg_notify($22, $23) WHERE $23::text IS NOT NULL) n)",
     )
     .bind(order_id)
     .bind(next.status.as_str())
@@ -237,13 +246,28 @@ pub async fn apply_execution(
     .bind(&execution.venue_order_id)
     .bind(reject_reason)
     .bind(projection.release_now)
-    .execute(&mut *tx)
+    .bind(fill.map(|f| f.exec_id.as_str()))
+    .bind(fill.map(|f| f.qty))
+    .bind(fill.map(|f| f.price))
+    .bind(fill.map(|f| f.transact_time))
+    .bind(execution.source.as_str())
+    .bind(instance_id)
+    .bind(events.steps)
+    .bind(events.states)
+    .bind(events.details)
+    .bind(TRADE_UPDATES_CHANNEL)
+    .bind(trade_update)
+    .fetch_one(&mut *tx)
     .await?;
-    insert_events(&mut tx, order_id, instance_id, &events).await?;
-
-    if let Some(event) = trade_event(current.status, next.status, new_fill) {
-        let fill = execution.fill.as_ref().filter(|_| new_fill);
-        notify_trade_update(&mut tx, order.account_id, order_id, event, fill).await?;
+    if inserted != i64::from(new_fill) {
+        // The exec_id appeared between our read and our insert, which the
+        // order's row lock rules out for this order: someone else's row.
+        // Write nothing; the unique key keeps the venue's truth.
+        tx.rollback().await?;
+        return Err(ApplyError::Corrupt(
+            order_id,
+            "exec_id recorded concurrently for another order".to_string(),
+        ));
     }
     tx.commit().await?;
     Ok(Applied::Applied {
@@ -252,6 +276,14 @@ pub async fn apply_execution(
         missing_fills: projection.missing_fills,
         release_now: projection.release_now,
     })
+}
+
+/// The order row an applier locked, and the venue stream's fencing token.
+#[derive(sqlx::FromRow)]
+struct LockedOrder {
+    #[sqlx(flatten)]
+    order: OrderRecord,
+    current_fence: Option<i64>,
 }
 
 /// The Alpaca `trade_updates` event for a change, if it is one traders see.
@@ -286,6 +318,22 @@ pub async fn notify_trade_update(
     event: &str,
     fill: Option<&ExecutionFill>,
 ) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(TRADE_UPDATES_CHANNEL)
+        .bind(trade_update_payload(account_id, order_id, event, fill))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The `pg_notify` payload of a trade update on [`TRADE_UPDATES_CHANNEL`]
+/// (counted as sent: it is built only to be sent).
+pub(crate) fn trade_update_payload(
+    account_id: Uuid,
+    order_id: Uuid,
+    event: &str,
+    fill: Option<&ExecutionFill>,
+) -> String {
     let payload = serde_json::json!({
         "account_id": account_id,
         "order_id": order_id,
@@ -297,12 +345,7 @@ pub async fn notify_trade_update(
     });
     metrics::counter!(crate::metrics::names::TRADE_EVENTS, "event" => event.to_string())
         .increment(1);
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(TRADE_UPDATES_CHANNEL)
-        .bind(payload.to_string())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    payload.to_string()
 }
 
 /// Fills of `order_id` not yet settled (pending or unknown).
@@ -399,8 +442,9 @@ pub enum SettlementOutcome {
     },
 }
 
-/// Records a settlement attempt; a settled fill whose order waits to
-/// release its hold makes that order due now.
+/// Records a settlement attempt, with its event, in one statement; a
+/// settled fill whose order waits to release its hold makes that order due
+/// now.
 pub async fn record_settlement(
     pool: &PgPool,
     instance_id: Uuid,
@@ -408,34 +452,35 @@ pub async fn record_settlement(
     outcome: &SettlementOutcome,
     retry_in_ms: u64,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let (state, action_state, detail) = match outcome {
+    // $1 exec_id, $2 order_id, $3 event state, $4 event detail, $5 instance.
+    const EVENT: &str = "events AS (
+         INSERT INTO order_events (order_id, step, state, detail, instance_id)
+         VALUES ($2, 'working', $3, $4, $5))
+         SELECT 1";
+    let (state, query) = match outcome {
         SettlementOutcome::Settled {
             settlement_id,
             flagged,
-        } => {
-            sqlx::query(
-                "UPDATE fills SET settlement_state = 'settled', settlement_id = $2, settlement_flagged = $3,
-                        settled_at = now(), settle_lease_until = NULL
-                  WHERE exec_id = $1",
-            )
+        } => (
+            "settled",
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "WITH fill AS (
+                 UPDATE fills SET settlement_state = 'settled', settlement_id = $6,
+                        settlement_flagged = $7, settled_at = now(), settle_lease_until = NULL
+                  WHERE exec_id = $1),
+                 nudged AS (
+                 UPDATE orders SET next_attempt_at = now() WHERE order_id = $2 AND step = 'release'),
+                 {EVENT}"
+            )))
             .bind(&work.exec_id)
-            .bind(settlement_id)
-            .bind(flagged)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE orders SET next_attempt_at = now() WHERE order_id = $1 AND step = 'release'",
-            )
             .bind(work.order_id)
-            .execute(&mut *tx)
-            .await?;
-            (
-                "settled",
-                ActionState::Succeeded,
-                serde_json::json!({"exec_id": work.exec_id, "settlement_id": settlement_id, "flagged": flagged}),
-            )
-        }
+            .bind(ActionState::Succeeded.as_str())
+            .bind(serde_json::json!({"settle": {
+                "exec_id": work.exec_id, "settlement_id": settlement_id, "flagged": flagged}}))
+            .bind(instance_id)
+            .bind(settlement_id)
+            .bind(flagged),
+        ),
         SettlementOutcome::Unknown { detail }
         | SettlementOutcome::Retry { detail }
         | SettlementOutcome::Failed { detail } => {
@@ -445,39 +490,30 @@ pub async fn record_settlement(
                 _ => ("pending", ActionState::Failed),
             };
             // An unknown stays unknown until evidence says otherwise.
-            sqlx::query(
-                "UPDATE fills SET settlement_state = CASE WHEN settlement_state = 'unknown' AND $2 = 'pending'
-                                                         THEN 'unknown' ELSE $2 END,
-                        settlement_attempts = settlement_attempts + 1,
-                        next_settle_at = now() + make_interval(secs => $3::float8 / 1000),
-                        settle_lease_until = NULL
-                  WHERE exec_id = $1",
-            )
-            .bind(&work.exec_id)
-            .bind(state)
-            .bind(retry_in_ms as f64)
-            .execute(&mut *tx)
-            .await?;
             (
                 state,
-                action_state,
-                serde_json::json!({"exec_id": work.exec_id, "detail": detail}),
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "WITH fill AS (
+                     UPDATE fills SET settlement_state = CASE WHEN settlement_state = 'unknown' AND $6 = 'pending'
+                                                              THEN 'unknown' ELSE $6 END,
+                            settlement_attempts = settlement_attempts + 1,
+                            next_settle_at = now() + make_interval(secs => $7::float8 / 1000),
+                            settle_lease_until = NULL
+                      WHERE exec_id = $1),
+                     {EVENT}"
+                )))
+                .bind(&work.exec_id)
+                .bind(work.order_id)
+                .bind(action_state.as_str())
+                .bind(serde_json::json!({"settle": {"exec_id": work.exec_id, "detail": detail}}))
+                .bind(instance_id)
+                .bind(state)
+                .bind(retry_in_ms as f64),
             )
         }
     };
+    query.execute(pool).await?;
     tracing::debug!(exec_id = %work.exec_id, state, "settlement recorded");
-    insert_events(
-        &mut tx,
-        work.order_id,
-        instance_id,
-        &[EventRecord {
-            step: Step::Working,
-            state: action_state,
-            detail: serde_json::json!({ "settle": detail }),
-        }],
-    )
-    .await?;
-    tx.commit().await?;
     Ok(())
 }
 

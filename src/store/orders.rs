@@ -193,22 +193,39 @@ pub async fn insert_events(
     if events.is_empty() {
         return Ok(());
     }
-    let steps: Vec<&str> = events.iter().map(|e| e.step.as_str()).collect();
-    let states: Vec<&str> = events.iter().map(|e| e.state.as_str()).collect();
-    let details: Vec<serde_json::Value> = events.iter().map(|e| e.detail.clone()).collect();
+    let columns = EventColumns::of(events);
     sqlx::query(
         "INSERT INTO order_events (order_id, step, state, detail, instance_id)
          SELECT $1, s.step, s.state, s.detail, $5
            FROM unnest($2::text[], $3::text[], $4::jsonb[]) AS s(step, state, detail)",
     )
     .bind(order_id)
-    .bind(steps)
-    .bind(states)
-    .bind(details)
+    .bind(columns.steps)
+    .bind(columns.states)
+    .bind(columns.details)
     .bind(instance_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Events as the three arrays an `unnest($a::text[], $b::text[],
+/// $c::jsonb[])` takes, for statements that write the events in the same
+/// statement as the change they record.
+pub(crate) struct EventColumns {
+    pub steps: Vec<&'static str>,
+    pub states: Vec<&'static str>,
+    pub details: Vec<serde_json::Value>,
+}
+
+impl EventColumns {
+    pub fn of(events: &[EventRecord]) -> Self {
+        Self {
+            steps: events.iter().map(|e| e.step.as_str()).collect(),
+            states: events.iter().map(|e| e.state.as_str()).collect(),
+            details: events.iter().map(|e| e.detail.clone()).collect(),
+        }
+    }
 }
 
 pub async fn load(pool: &PgPool, order_id: Uuid) -> Result<Option<OrderRecord>, sqlx::Error> {
@@ -251,11 +268,12 @@ pub enum LeaseAfter {
     Release,
 }
 
-/// Records a transition in one transaction: the new recovery point and
-/// projection, the events, the retry timer and the lease. Applies only if
-/// the row is still at `expected_version` and leased to `instance_id`
-/// (returns `false` otherwise: someone else moved it; reload).
-#[allow(clippy::too_many_arguments)]
+/// Records a transition in one statement (so one implicit transaction and
+/// one round trip): the new recovery point and projection, the events, the
+/// retry timer, the lease and the trader stream's notification. Applies
+/// only if the row is still at `order.version` and leased to
+/// `instance_id`; returns the row as written, or `None` when someone else
+/// moved it (reload).
 pub async fn record_change(
     pool: &PgPool,
     order: &OrderRecord,
@@ -263,7 +281,7 @@ pub async fn record_change(
     instance_id: Uuid,
     next_attempt_in_ms: u64,
     lease: LeaseAfter,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Option<OrderRecord>, sqlx::Error> {
     let next = &change.next;
     let reject_reason = next
         .reject_reason
@@ -273,9 +291,20 @@ pub async fn record_change(
         LeaseAfter::Keep { lease_ms } => (Some(instance_id), lease_ms as f64),
         LeaseAfter::Release => (None, 0.0),
     };
-    let mut tx = pool.begin().await?;
-    let updated = sqlx::query(
-        "UPDATE orders
+    let events = EventColumns::of(&change.events);
+    let trade_update = order
+        .status()
+        .ok()
+        .and_then(|before| crate::store::fills::trade_event(before, next.status, false))
+        .map(|event| {
+            crate::store::fills::trade_update_payload(order.account_id, order.order_id, event, None)
+        });
+    // Data-modifying CTEs run whether or not the outer query reads them;
+    // the events and the notification are written only if the update
+    // matched (they select from `updated`).
+    sqlx::query_as(
+        "WITH updated AS (
+         UPDATE orders
             SET status = $3, step = $4, step_state = $5, attempts = $6,
                 hold_id = COALESCE($7, hold_id), venue_order_id = COALESCE($8, venue_order_id),
                 reject_reason = COALESCE($9, reject_reason),
@@ -288,7 +317,16 @@ pub async fn record_change(
                 canceled_at = CASE WHEN $3 = 'canceled' AND canceled_at IS NULL THEN now() ELSE canceled_at END,
                 recovery_version = $14,
                 updated_at = now(), version = version + 1
-          WHERE order_id = $1 AND version = $2 AND lease_owner = $13",
+          WHERE order_id = $1 AND version = $2 AND lease_owner = $13
+         RETURNING *),
+         events AS (
+         INSERT INTO order_events (order_id, step, state, detail, instance_id)
+         SELECT updated.order_id, s.step, s.state, s.detail, $13
+           FROM updated, unnest($15::text[], $16::text[], $17::jsonb[]) AS s(step, state, detail))
+         SELECT updated.*,
+                (SELECT count(*) FROM (SELECT pg_notify($18, $19) WHERE $19::text IS NOT NULL) n)
+                  AS notified
+           FROM updated",
     )
     .bind(order.order_id)
     .bind(order.version)
@@ -304,47 +342,34 @@ pub async fn record_change(
     .bind(lease_ms)
     .bind(instance_id)
     .bind(RECOVERY_VERSION)
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() == 0 {
-        tx.rollback().await?;
-        return Ok(false);
-    }
-    insert_events(&mut tx, order.order_id, instance_id, &change.events).await?;
-    if let Ok(before) = order.status()
-        && let Some(event) = crate::store::fills::trade_event(before, next.status, false)
-    {
-        crate::store::fills::notify_trade_update(
-            &mut tx,
-            order.account_id,
-            order.order_id,
-            event,
-            None,
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(true)
+    .bind(events.steps)
+    .bind(events.states)
+    .bind(events.details)
+    .bind(crate::store::fills::TRADE_UPDATES_CHANNEL)
+    .bind(trade_update)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Records the hold a market buy will ask for, once, before asking: a
-/// retry must send the identical request under the same key.
+/// retry must send the identical request under the same key. Returns the
+/// row as written, or `None` if an amount was already recorded.
 pub async fn set_hold_amount(
     pool: &PgPool,
     order_id: Uuid,
     amount: Decimal,
     rate: Decimal,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<Option<OrderRecord>, sqlx::Error> {
+    sqlx::query_as(
         "UPDATE orders SET hold_amount = $2, hold_rate = $3, version = version + 1, updated_at = now()
-          WHERE order_id = $1 AND hold_amount IS NULL",
+          WHERE order_id = $1 AND hold_amount IS NULL
+         RETURNING *",
     )
     .bind(order_id)
     .bind(amount)
     .bind(rate)
-    .execute(pool)
-    .await?;
-    Ok(())
+    .fetch_optional(pool)
+    .await
 }
 
 /// SQL condition: the lease on `orders` is free for `$me`. A lease is free
