@@ -17,7 +17,7 @@ use crate::store::orders as order_store;
 /// `completer_concurrency` at a time, without inline retry sleeps (a retry
 /// is left to the durable timer). Returns how many it claimed.
 pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
-    let ids = order_store::claim_due(
+    let claims = order_store::claim_due(
         &engine.pool,
         engine.instance_id,
         engine.settings.completer_batch,
@@ -25,22 +25,15 @@ pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
         engine.settings.instance_dead_after_ms,
     )
     .await?;
-    let claimed = ids.len();
+    let claimed = claims.len();
     metrics::counter!(crate::metrics::names::COMPLETER_CLAIMS).increment(claimed as u64);
-    let takeovers = ids.iter().filter(|(_, taken_over)| *taken_over).count();
+    let takeovers = claims.iter().filter(|c| c.taken_over).count();
     metrics::counter!(crate::metrics::names::COMPLETER_TAKEOVERS).increment(takeovers as u64);
-    futures_util::stream::iter(ids.into_iter().map(|(id, _)| id))
-        .map(|order_id| {
+    futures_util::stream::iter(claims.into_iter().map(|c| c.order))
+        .map(|order| {
             let engine = engine.clone();
             async move {
-                let order = match order_store::load(&engine.pool, order_id).await {
-                    Ok(Some(order)) => order,
-                    Ok(None) => return,
-                    Err(error) => {
-                        tracing::warn!(%order_id, %error, "completer: loading order");
-                        return;
-                    }
-                };
+                let order_id = order.order_id;
                 // Deadline now: go on through immediate steps, never sleep.
                 if let Err(error) = engine.drive(order, Instant::now()).await {
                     tracing::error!(%order_id, %error, "completer: driving order");

@@ -259,35 +259,45 @@ impl Engine {
 
     /// Reserve: a market buy first fixes its hold amount from a quote (and
     /// records it, so every retry asks for the identical hold).
+    /// The hold a market buy of `qty` asks for: the quote's ask (or last,
+    /// if higher) plus the collar, to the cent. The error is the outcome
+    /// for the reserve step when the venue cannot quote.
+    pub async fn market_buy_hold(&self, symbol: &str, qty: Decimal) -> Result<MarketHold, Outcome> {
+        let quote = match self.exchange.quote(symbol).await {
+            Ok(quote) => quote,
+            // The venue does not price this symbol: the order cannot be
+            // reserved, now or later.
+            Err(CallError::Definitive {
+                status: 404 | 422 | 400,
+                message,
+                ..
+            }) => {
+                return Err(Outcome::HoldRejected {
+                    reason: RejectReason::Venue {
+                        detail: format!("no quote for {symbol}: {message}"),
+                    },
+                });
+            }
+            // A read: whatever else went wrong, nothing happened. Retry.
+            Err(error) => {
+                return Err(Outcome::Retry {
+                    detail: format!("quote for the hold: {error}"),
+                });
+            }
+        };
+        let rate = (quote.ask.max(quote.last) * (Decimal::ONE + self.settings.market_buy_collar))
+            .round_dp_with_strategy(CASH_DP, RoundingStrategy::AwayFromZero);
+        let amount = (qty * rate).round_dp_with_strategy(CASH_DP, RoundingStrategy::AwayFromZero);
+        Ok(MarketHold { amount, rate })
+    }
+
     async fn reserve(&self, order: &mut OrderRecord) -> Result<Outcome, EngineError> {
         if order.hold_amount.is_none() {
-            let quote = match self.exchange.quote(&order.symbol).await {
-                Ok(quote) => quote,
-                // The venue does not price this symbol: the order cannot
-                // be reserved, now or later.
-                Err(CallError::Definitive {
-                    status: 404 | 422 | 400,
-                    message,
-                    ..
-                }) => {
-                    return Ok(Outcome::HoldRejected {
-                        reason: RejectReason::Venue {
-                            detail: format!("no quote for {}: {message}", order.symbol),
-                        },
-                    });
-                }
-                // A read: whatever else went wrong, nothing happened. Retry.
-                Err(error) => {
-                    return Ok(Outcome::Retry {
-                        detail: format!("quote for the hold: {error}"),
-                    });
-                }
-            };
-            let rate = (quote.ask.max(quote.last)
-                * (Decimal::ONE + self.settings.market_buy_collar))
-                .round_dp_with_strategy(CASH_DP, RoundingStrategy::AwayFromZero);
-            let amount =
-                (order.qty * rate).round_dp_with_strategy(CASH_DP, RoundingStrategy::AwayFromZero);
+            let MarketHold { amount, rate } =
+                match self.market_buy_hold(&order.symbol, order.qty).await {
+                    Ok(hold) => hold,
+                    Err(outcome) => return Ok(outcome),
+                };
             let written =
                 order_store::set_hold_amount(&self.pool, order.order_id, amount, rate).await?;
             *order = match written {
@@ -426,6 +436,13 @@ impl Engine {
             Err(error) => outcome_of_error(error),
         })
     }
+}
+
+/// A market buy's hold: `amount` = qty × `rate`, both to the cent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarketHold {
+    pub amount: Decimal,
+    pub rate: Decimal,
 }
 
 /// How long ago the order was accepted.

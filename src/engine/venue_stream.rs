@@ -24,6 +24,8 @@ use crate::venues::exchange::{ExecutionReport, StreamMessage, stream_auth_messag
 /// Appliers working in parallel; reports of one order always go to the same
 /// one, so they are applied in arrival order.
 pub const APPLIER_SHARDS: usize = 8;
+/// Most reports an applier writes in one transaction.
+pub const APPLIER_BATCH: usize = 16;
 /// Reports buffered per applier before the reader waits (backpressure
 /// instead of unbounded memory).
 pub const APPLIER_QUEUE_LEN: usize = 1024;
@@ -311,33 +313,48 @@ fn shard_of(key: &str) -> usize {
     (hasher.finish() as usize) % APPLIER_SHARDS
 }
 
+/// Takes what has queued up on its shard, up to [`APPLIER_BATCH`] reports
+/// at a time, and applies them in one transaction (one commit for the
+/// lot when the venue is busy; a batch of one when it is not).
 async fn apply_loop(engine: Arc<Engine>, mut reports: mpsc::Receiver<Execution>) {
-    while let Some(execution) = reports.recv().await {
-        match fill_store::apply_execution(&engine.pool, engine.instance_id, &execution).await {
-            Ok(Applied::Applied {
-                order_id,
-                new_fill,
-                missing_fills,
-                ..
-            }) => {
-                if new_fill {
-                    engine.settler_wake.notify_one();
-                }
-                if missing_fills {
-                    engine.catch_up.order(order_id);
-                }
+    let mut batch = Vec::with_capacity(APPLIER_BATCH);
+    while reports.recv_many(&mut batch, APPLIER_BATCH).await > 0 {
+        let results = fill_store::apply_executions(&engine.pool, engine.instance_id, &batch).await;
+        for (execution, result) in batch.drain(..).zip(results) {
+            after_apply(&engine, &execution, result);
+        }
+    }
+}
+
+fn after_apply(
+    engine: &Engine,
+    execution: &Execution,
+    result: Result<Applied, fill_store::ApplyError>,
+) {
+    match result {
+        Ok(Applied::Applied {
+            order_id,
+            new_fill,
+            missing_fills,
+            ..
+        }) => {
+            if new_fill {
+                engine.settler_wake.notify_one();
             }
-            Ok(Applied::Fenced) => {
-                tracing::debug!("report refused: this instance no longer holds the stream");
+            if missing_fills {
+                engine.catch_up.order(order_id);
             }
-            Ok(Applied::UnknownOrder) => {
-                tracing::debug!(client_order_id = %execution.venue_client_order_id, "report for an order orderd does not know");
-            }
-            Err(error) => {
-                // This report is lost to us; the venue still has it.
-                tracing::error!(%error, "applying a venue report; catching up");
-                engine.catch_up.all();
-            }
+        }
+        Ok(Applied::Fenced) => {
+            tracing::debug!("report refused: this instance no longer holds the stream");
+        }
+        Ok(Applied::UnknownOrder) => {
+            tracing::debug!(client_order_id = %execution.venue_client_order_id, "report for an order orderd does not know");
+        }
+        Err(error) => {
+            // This report is lost to us; the venue still has it.
+            tracing::error!(%error, "applying a venue report; catching up");
+            engine.catch_up.all();
         }
     }
 }

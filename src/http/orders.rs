@@ -203,9 +203,20 @@ async fn submit_order(
         .unwrap_or_else(|| order_id.to_string());
     let qty = new_order.qty.value();
     let limit_price = new_order.limit_price.map(|p| p.value());
-    let (hold_asset, hold_amount, hold_rate) = match new_order.side {
-        Side::Buy => ("USD".to_string(), limit_price.map(|p| qty * p), limit_price),
-        Side::Sell => (new_order.symbol.to_string(), Some(qty), Some(Decimal::ONE)),
+    let (hold_asset, hold_amount, hold_rate) = match (new_order.side, limit_price) {
+        (Side::Buy, Some(price)) => ("USD".to_string(), Some(qty * price), Some(price)),
+        // A market buy's hold comes from a quote. Asked for here, it is
+        // written with the order (one write fewer); if the venue cannot
+        // quote now, the engine asks again before reserving.
+        (Side::Buy, None) => match state
+            .engine
+            .market_buy_hold(new_order.symbol.as_str(), qty)
+            .await
+        {
+            Ok(hold) => ("USD".to_string(), Some(hold.amount), Some(hold.rate)),
+            Err(_) => ("USD".to_string(), None, None),
+        },
+        (Side::Sell, _) => (new_order.symbol.to_string(), Some(qty), Some(Decimal::ONE)),
     };
     let row = NewOrderRow {
         order_id,
@@ -224,42 +235,49 @@ async fn submit_order(
         hold_rate,
     };
 
-    // Accept: the order, its first events, the key — one transaction.
-    let mut tx = state.pool.begin().await?;
-    if let Some(key) = &key {
-        match idempotency::take(
-            &mut tx,
-            account.account_id,
-            key,
-            &fingerprint,
-            settings.idempotency_ttl_secs,
-        )
-        .await?
-        {
-            Taken::New => {}
-            Taken::Existing(record) => {
-                tx.rollback().await?;
-                return existing_key(&state, &account, key, record, &fingerprint).await;
-            }
+    // Accept: the order, its first event and the key, in one transaction
+    // (without a key, one statement is that transaction).
+    let inserted = match &key {
+        None => {
+            order_store::insert_order(&state.pool, &row, state.instance_id, settings.lease_ms)
+                .await?
         }
-    }
-    let inserted =
-        order_store::insert_order(&mut tx, &row, state.instance_id, settings.lease_ms).await?;
-    if !inserted {
-        tx.rollback().await?;
+        Some(key) => {
+            let mut tx = state.pool.begin().await?;
+            match idempotency::take(
+                &mut tx,
+                account.account_id,
+                key,
+                &fingerprint,
+                settings.idempotency_ttl_secs,
+            )
+            .await?
+            {
+                Taken::New => {}
+                Taken::Existing(record) => {
+                    tx.rollback().await?;
+                    return existing_key(&state, &account, key, record, &fingerprint).await;
+                }
+            }
+            let inserted =
+                order_store::insert_order(&mut *tx, &row, state.instance_id, settings.lease_ms)
+                    .await?;
+            if inserted.is_some() {
+                idempotency::attach_order(&mut tx, account.account_id, key, order_id).await?;
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            inserted
+        }
+    };
+    let Some(order) = inserted else {
         return existing_client_order_id(&state, &account, &row.client_order_id, &fingerprint)
             .await;
-    }
-    if let Some(key) = &key {
-        idempotency::attach_order(&mut tx, account.account_id, key, order_id).await?;
-    }
-    tx.commit().await?;
+    };
     failpoints::hit(failpoints::AFTER_ACCEPT_COMMIT);
     tracing::debug!(%order_id, "order accepted");
 
-    let order = order_store::load(&state.pool, order_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("accepted order vanished"))?;
     let deadline = Instant::now() + settings.submit_deadline();
     let order = state
         .engine

@@ -96,43 +96,106 @@ pub enum ApplyError {
 }
 
 /// Applies one execution. See the module docs.
+pub async fn apply_execution(
+    pool: &PgPool,
+    instance_id: Uuid,
+    execution: &Execution,
+) -> Result<Applied, ApplyError> {
+    let mut tx = pool.begin().await?;
+    match apply_in(&mut tx, instance_id, execution).await {
+        Ok(applied) => {
+            tx.commit().await?;
+            Ok(applied)
+        }
+        Err(error) => {
+            tx.rollback().await?;
+            Err(error)
+        }
+    }
+}
+
+/// Applies `executions` (reports of different orders, or several of one
+/// order in arrival order) in one transaction: one commit for the lot. If
+/// any fails, the transaction is rolled back and each is applied on its
+/// own, so one bad report costs the others nothing. One result per
+/// execution, in order.
+pub async fn apply_executions(
+    pool: &PgPool,
+    instance_id: Uuid,
+    executions: &[Execution],
+) -> Vec<Result<Applied, ApplyError>> {
+    if executions.len() > 1 {
+        match apply_batch(pool, instance_id, executions).await {
+            Ok(applied) => return applied.into_iter().map(Ok).collect(),
+            Err(error) => {
+                tracing::warn!(%error, count = executions.len(),
+                    "applying a batch of reports failed; applying them one by one");
+            }
+        }
+    }
+    let mut results = Vec::with_capacity(executions.len());
+    for execution in executions {
+        results.push(apply_execution(pool, instance_id, execution).await);
+    }
+    results
+}
+
+async fn apply_batch(
+    pool: &PgPool,
+    instance_id: Uuid,
+    executions: &[Execution],
+) -> Result<Vec<Applied>, ApplyError> {
+    let mut tx = pool.begin().await?;
+    let mut applied = Vec::with_capacity(executions.len());
+    for execution in executions {
+        match apply_in(&mut tx, instance_id, execution).await {
+            Ok(one) => applied.push(one),
+            Err(error) => {
+                tx.rollback().await?;
+                return Err(error);
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// The body of [`apply_execution`], in the caller's transaction; writes
+/// nothing unless it returns `Applied::Applied`.
 #[tracing::instrument(name = "execution", skip_all, fields(
     venue_client_order_id = %execution.venue_client_order_id,
     exec_id = execution.fill.as_ref().map(|f| f.exec_id.as_str()),
     source = execution.source.as_str(),
     order_id = tracing::field::Empty,
 ))]
-pub async fn apply_execution(
-    pool: &PgPool,
+async fn apply_in(
+    tx: &mut Transaction<'_, Postgres>,
     instance_id: Uuid,
     execution: &Execution,
 ) -> Result<Applied, ApplyError> {
-    // Four round trips: BEGIN; lock the order (and read the fencing token);
-    // read its fills; write everything in one statement, then COMMIT. The
-    // fills are read in a statement of their own, after the lock: a
-    // statement that waited for the lock still sees its old snapshot, which
-    // could miss a fill the lock holder just committed.
-    let mut tx = pool.begin().await?;
+    // Three round trips: lock the order (and read the fencing token); read
+    // its fills; write everything in one statement. The fills are read in
+    // a statement of their own, after the lock: a statement that waited for
+    // the lock still sees its old snapshot, which could miss a fill the
+    // lock holder just committed.
     let locked: Option<LockedOrder> = sqlx::query_as(
         "SELECT o.*, (SELECT fencing_token FROM leases WHERE name = $2) AS current_fence
            FROM orders o WHERE venue_client_order_id = $1 FOR UPDATE OF o",
     )
     .bind(&execution.venue_client_order_id)
     .bind(VENUE_STREAM_LEASE)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let Some(LockedOrder {
         order,
         current_fence,
     }) = locked
     else {
-        tx.rollback().await?;
         return Ok(Applied::UnknownOrder);
     };
     if let Some(token) = execution.fencing_token
         && current_fence != Some(token)
     {
-        tx.rollback().await?;
         return Ok(Applied::Fenced);
     }
     let order_id = order.order_id;
@@ -146,7 +209,7 @@ pub async fn apply_execution(
     )
     .bind(order_id)
     .bind(fill.map(|f| f.exec_id.as_str()))
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
     let fill = fill.filter(|f| !rows.iter().any(|(exec_id, ..)| *exec_id == f.exec_id));
     let new_fill = fill.is_some();
@@ -257,19 +320,17 @@ pub async fn apply_execution(
     .bind(events.details)
     .bind(TRADE_UPDATES_CHANNEL)
     .bind(trade_update)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
     if inserted != i64::from(new_fill) {
         // The exec_id appeared between our read and our insert, which the
         // order's row lock rules out for this order: someone else's row.
-        // Write nothing; the unique key keeps the venue's truth.
-        tx.rollback().await?;
+        // The caller rolls back; the unique key keeps the venue's truth.
         return Err(ApplyError::Corrupt(
             order_id,
             "exec_id recorded concurrently for another order".to_string(),
         ));
     }
-    tx.commit().await?;
     Ok(Applied::Applied {
         order_id,
         new_fill,

@@ -124,24 +124,30 @@ pub struct NewOrderRow {
     pub hold_rate: Option<Decimal>,
 }
 
-/// Inserts the order, its `accept` and `reserve requested` events, and
-/// takes the lease for `instance_id`, in the caller's transaction.
-/// `Ok(false)` when the account already has an order with this
-/// client_order_id (nothing written).
-pub async fn insert_order(
-    tx: &mut Transaction<'_, Postgres>,
+/// Inserts the order and its `reserve requested` event, and takes the
+/// lease for `instance_id`, in one statement (in the caller's transaction
+/// or on its own). Returns the row, or `None` when the account already has
+/// an order with this client_order_id (nothing written).
+pub async fn insert_order<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     row: &NewOrderRow,
     instance_id: Uuid,
     lease_ms: u64,
-) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO orders (order_id, account_id, client_order_id, venue_client_order_id,
+) -> Result<Option<OrderRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH inserted AS (
+         INSERT INTO orders (order_id, account_id, client_order_id, venue_client_order_id,
                              request_fingerprint, symbol, side, order_type, time_in_force, qty,
                              limit_price, status, step, step_state, recovery_version,
                              hold_asset, hold_amount, hold_rate, lease_owner, lease_expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending_new', 'reserve', 'pending',
                  $12, $13, $14, $15, $16, now() + make_interval(secs => $17::float8 / 1000))
-         ON CONFLICT (account_id, client_order_id) DO NOTHING",
+         ON CONFLICT (account_id, client_order_id) DO NOTHING
+         RETURNING *),
+         events AS (
+         INSERT INTO order_events (order_id, step, state, detail, instance_id)
+         SELECT inserted.order_id, $18, $19, $20, $16 FROM inserted)
+         SELECT * FROM inserted",
     )
     .bind(row.order_id)
     .bind(row.account_id)
@@ -160,28 +166,16 @@ pub async fn insert_order(
     .bind(row.hold_rate)
     .bind(instance_id)
     .bind(lease_ms as f64)
-    .execute(&mut **tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
-        return Ok(false);
-    }
-    insert_events(
-        tx,
-        row.order_id,
-        instance_id,
-        &[EventRecord {
-            step: Step::Reserve,
-            state: ActionState::Requested,
-            detail: serde_json::json!({
-                "accepted": true,
-                "client_order_id": row.client_order_id,
-                "asset": row.hold_asset,
-                "amount": row.hold_amount,
-            }),
-        }],
-    )
-    .await?;
-    Ok(true)
+    .bind(Step::Reserve.as_str())
+    .bind(ActionState::Requested.as_str())
+    .bind(serde_json::json!({
+        "accepted": true,
+        "client_order_id": row.client_order_id,
+        "asset": row.hold_asset,
+        "amount": row.hold_amount,
+    }))
+    .fetch_optional(executor)
+    .await
 }
 
 pub async fn insert_events(
@@ -404,17 +398,25 @@ pub async fn claim(
         .await
 }
 
+/// An order the completer claimed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    #[sqlx(flatten)]
+    pub order: OrderRecord,
+    /// Another instance's lease was taken over.
+    pub taken_over: bool,
+}
+
 /// The completer's pick: up to `limit` due orders in a driven step whose
 /// lease is free, leased to `instance_id` in the same statement
 /// (`FOR UPDATE SKIP LOCKED`, so instances never pick the same order).
-/// Each comes with whether another instance's lease was taken over.
 pub async fn claim_due(
     pool: &PgPool,
     instance_id: Uuid,
     limit: u32,
     lease_ms: u64,
     dead_after_ms: u64,
-) -> Result<Vec<(Uuid, bool)>, sqlx::Error> {
+) -> Result<Vec<Claimed>, sqlx::Error> {
     let sql = format!(
         "WITH due AS (
             SELECT order_id, (lease_owner IS NOT NULL AND lease_owner <> $2) AS taken_over FROM orders
@@ -427,7 +429,7 @@ pub async fn claim_due(
          UPDATE orders o SET lease_owner = $2,
                 lease_expires_at = now() + make_interval(secs => $3::float8 / 1000)
            FROM due WHERE o.order_id = due.order_id
-         RETURNING o.order_id, due.taken_over"
+         RETURNING o.*, due.taken_over"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(i64::from(limit))

@@ -347,3 +347,81 @@ async fn trade_updates_reach_an_authenticated_stream_client() {
         serde_json::from_str(&bad.next().await.unwrap().unwrap().into_text().unwrap()).unwrap();
     assert_eq!(refused["data"]["status"], "unauthorized");
 }
+
+#[tokio::test]
+async fn a_batch_of_reports_applies_each_once_and_a_bad_one_costs_the_others_nothing() {
+    use orderd::store::fills::{
+        Applied, ApplyError, Execution, ExecutionFill, FillSource, apply_executions,
+    };
+    use rust_decimal::Decimal;
+
+    let stack = TestStack::spawn().await;
+    let trader = stack.trader(&[("USD", "1000")]).await;
+    let pool = &stack.app.engine.pool;
+    let mut orders = Vec::new();
+    for symbol in ["AMZN", "MSFT"] {
+        let reply = trader.post_order(resting_buy(symbol, 10)).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let id = uuid::Uuid::parse_str(reply.body["id"].as_str().unwrap()).unwrap();
+        let row = orderd::store::orders::load(pool, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(row.venue_order_id.is_some(), "placed: {row:?}");
+        orders.push(row);
+    }
+    let (a, b) = (&orders[0], &orders[1]);
+    let report = |order: &orderd::store::orders::OrderRecord, exec_id: &str, qty: u32| Execution {
+        venue_client_order_id: order.venue_client_order_id.clone(),
+        venue_order_id: order.venue_order_id.clone().unwrap(),
+        fill: Some(ExecutionFill {
+            exec_id: exec_id.to_string(),
+            qty: qty.into(),
+            price: Decimal::ONE,
+            transact_time: chrono::Utc::now(),
+        }),
+        venue_status: "partially_filled".to_string(),
+        cum_qty: qty.into(),
+        source: FillSource::Rest,
+        fencing_token: None,
+    };
+    let batch = [
+        report(a, "batch-a-1", 4),
+        // The same execution again, in the same batch: a no-op.
+        report(a, "batch-a-1", 4),
+        // More than the order's 10: refused, and must not cost the others.
+        report(b, "batch-b-1", 11),
+        report(a, "batch-a-2", 3),
+    ];
+    let instance = stack.app.engine.instance_id;
+    let results = apply_executions(pool, instance, &batch).await;
+    assert_eq!(results.len(), 4);
+    let new_fill = |r: &Result<Applied, ApplyError>| match r {
+        Ok(Applied::Applied { new_fill, .. }) => *new_fill,
+        other => panic!("not applied: {other:?}"),
+    };
+    assert!(new_fill(&results[0]));
+    assert!(!new_fill(&results[1]));
+    assert!(
+        matches!(results[2], Err(ApplyError::Overfill { .. })),
+        "{:?}",
+        results[2]
+    );
+    assert!(new_fill(&results[3]));
+
+    let filled = |id| async move {
+        let row = orderd::store::orders::load(pool, id)
+            .await
+            .unwrap()
+            .unwrap();
+        let fills = orderd::store::fills::fills_of(pool, id).await.unwrap();
+        (row.filled_qty, fills.len())
+    };
+    assert_eq!(filled(a.order_id).await, (Decimal::from(7), 2));
+    assert_eq!(filled(b.order_id).await, (Decimal::ZERO, 0));
+
+    // Replaying the good reports, batched again, changes nothing.
+    let again = apply_executions(pool, instance, &[batch[0].clone(), batch[3].clone()]).await;
+    assert!(again.iter().all(|r| !new_fill(r)));
+    assert_eq!(filled(a.order_id).await, (Decimal::from(7), 2));
+}
