@@ -9,7 +9,9 @@ use rust_decimal::Decimal;
 
 use super::{Engine, EngineError};
 use crate::domain::lifecycle::backoff;
-use crate::store::fills::{self as fill_store, SettlementOutcome, SettlementWork};
+use crate::store::fills::{
+    self as fill_store, SettlementAttempt, SettlementOutcome, SettlementWork,
+};
 use crate::venues::CallError;
 use crate::venues::balances::{SettlementReference, SettlementRequest};
 
@@ -26,19 +28,32 @@ pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
     )
     .await?;
     let claimed = work.len();
-    futures_util::stream::iter(work)
+    // Whatever attempts have finished are recorded together, one statement
+    // per chunk: batches under load, no waiting for stragglers.
+    let mut results = futures_util::stream::iter(work)
         .map(|work| {
             let engine = engine.clone();
             async move { settle_one(&engine, work).await }
         })
         .buffer_unordered(engine.settings.completer_concurrency)
-        .collect::<()>()
-        .await;
+        .ready_chunks(RECORD_CHUNK);
+    while let Some(attempts) = results.next().await {
+        if let Err(error) =
+            fill_store::record_settlements(&engine.pool, engine.instance_id, &attempts).await
+        {
+            // Their leases expire and the fills are claimed again: the
+            // keyed settlements replay their outcomes.
+            tracing::error!(%error, count = attempts.len(), "recording settlements");
+        }
+    }
     Ok(claimed)
 }
 
+/// Most settlement attempts recorded in one statement.
+const RECORD_CHUNK: usize = 64;
+
 #[tracing::instrument(name = "settlement", skip_all, fields(order_id = %work.order_id, exec_id = %work.exec_id))]
-async fn settle_one(engine: &Engine, work: SettlementWork) {
+async fn settle_one(engine: &Engine, work: SettlementWork) -> SettlementAttempt {
     // The part of the hold that belonged to this fill: qty at the hold's
     // rate (the limit or collared price for buys, one share per share for
     // sells). What the fill cost less than that is freed.
@@ -102,18 +117,10 @@ async fn settle_one(engine: &Engine, work: SettlementWork) {
         engine.settings.retry_cap(),
         rand::random::<f64>(),
     );
-    if let Err(error) = fill_store::record_settlement(
-        &engine.pool,
-        engine.instance_id,
-        &work,
-        &outcome,
-        u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
-    )
-    .await
-    {
-        // The lease expires and the fill is claimed again: the keyed
-        // settlement replays its outcome.
-        tracing::error!(exec_id = %work.exec_id, %error, "recording a settlement");
+    SettlementAttempt {
+        work,
+        outcome,
+        retry_in_ms: u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
     }
 }
 

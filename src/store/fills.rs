@@ -145,11 +145,21 @@ async fn apply_batch(
     instance_id: Uuid,
     executions: &[Execution],
 ) -> Result<Vec<Applied>, ApplyError> {
+    // Orders are locked in order_id order (venue_client_order_id is
+    // `od-` and the order id's hex, so it sorts the same), like every
+    // other statement that locks several orders: no deadlocks. The sort is
+    // stable, so one order's reports keep their arrival order.
+    let mut sequence: Vec<usize> = (0..executions.len()).collect();
+    sequence.sort_by(|&a, &b| {
+        executions[a]
+            .venue_client_order_id
+            .cmp(&executions[b].venue_client_order_id)
+    });
     let mut tx = pool.begin().await?;
-    let mut applied = Vec::with_capacity(executions.len());
-    for execution in executions {
-        match apply_in(&mut tx, instance_id, execution).await {
-            Ok(one) => applied.push(one),
+    let mut applied = vec![Applied::UnknownOrder; executions.len()];
+    for i in sequence {
+        match apply_in(&mut tx, instance_id, &executions[i]).await {
+            Ok(one) => applied[i] = one,
             Err(error) => {
                 tx.rollback().await?;
                 return Err(error);
@@ -202,48 +212,61 @@ async fn apply_in(
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
 
     let fill = execution.fill.as_ref().filter(|f| f.qty > Decimal::ZERO);
-    // This order's fills, and any row with the report's exec_id (the
-    // primary key: a repeat, of this order or, by a venue bug, another).
-    let rows: Vec<(String, Decimal, Decimal, bool)> = sqlx::query_as(
-        "SELECT exec_id, qty, price, order_id = $1 FROM fills WHERE order_id = $1 OR exec_id = $2",
-    )
-    .bind(order_id)
-    .bind(fill.map(|f| f.exec_id.as_str()))
-    .fetch_all(&mut **tx)
-    .await?;
-    let fill = fill.filter(|f| !rows.iter().any(|(exec_id, ..)| *exec_id == f.exec_id));
-    let new_fill = fill.is_some();
     let mut events = Vec::new();
-    let mut all: Vec<Fill> = rows
-        .into_iter()
-        .filter(|(.., mine)| *mine)
-        .map(|(exec_id, qty, price, _)| Fill {
-            exec_id,
-            qty,
-            price,
-        })
-        .collect();
-    if let Some(fill) = fill {
-        all.push(Fill {
-            exec_id: fill.exec_id.clone(),
-            qty: fill.qty,
-            price: fill.price,
-        });
-        events.push(EventRecord {
-            step: Step::Working,
-            state: ActionState::Succeeded,
-            detail: serde_json::json!({
-                "fill": {"exec_id": fill.exec_id, "qty": fill.qty, "price": fill.price},
-                "source": execution.source.as_str(),
-            }),
-        });
-    }
-
-    // The projection is always the fold of every recorded fill.
-    let summary = fills::fold(order.qty, &all).map_err(|source| {
-        tracing::error!(%order_id, %source, "BUG: fills exceed the order quantity");
-        ApplyError::Overfill { order_id, source }
-    })?;
+    // The projection is always the fold of every recorded fill. Only a
+    // fill changes the fold, and every fill is written here together with
+    // the fold, so a report without one keeps the stored projection.
+    let (fill, filled_qty, avg_price) = match fill {
+        None => (None, order.filled_qty, order.filled_avg_price),
+        Some(fill) => {
+            // This order's fills, and any row with the report's exec_id
+            // (the primary key: a repeat, of this order or, by a venue
+            // bug, another).
+            let rows: Vec<(String, Decimal, Decimal, bool)> = sqlx::query_as(
+                "SELECT exec_id, qty, price, order_id = $1 FROM fills
+                  WHERE order_id = $1 OR exec_id = $2",
+            )
+            .bind(order_id)
+            .bind(&fill.exec_id)
+            .fetch_all(&mut **tx)
+            .await?;
+            let repeat = rows.iter().any(|(exec_id, ..)| *exec_id == fill.exec_id);
+            let mut all: Vec<Fill> = rows
+                .into_iter()
+                .filter(|(.., mine)| *mine)
+                .map(|(exec_id, qty, price, _)| Fill {
+                    exec_id,
+                    qty,
+                    price,
+                })
+                .collect();
+            if !repeat {
+                all.push(Fill {
+                    exec_id: fill.exec_id.clone(),
+                    qty: fill.qty,
+                    price: fill.price,
+                });
+                events.push(EventRecord {
+                    step: Step::Working,
+                    state: ActionState::Succeeded,
+                    detail: serde_json::json!({
+                        "fill": {"exec_id": fill.exec_id, "qty": fill.qty, "price": fill.price},
+                        "source": execution.source.as_str(),
+                    }),
+                });
+            }
+            let summary = fills::fold(order.qty, &all).map_err(|source| {
+                tracing::error!(%order_id, %source, "BUG: fills exceed the order quantity");
+                ApplyError::Overfill { order_id, source }
+            })?;
+            (
+                (!repeat).then_some(fill),
+                summary.filled_qty,
+                summary.avg_price,
+            )
+        }
+    };
+    let new_fill = fill.is_some();
 
     let current = order
         .lifecycle()
@@ -256,9 +279,28 @@ async fn apply_in(
     let projection = on_venue_news(
         &current,
         order.qty,
-        summary.filled_qty,
+        filled_qty,
         VenueNews { status, cum_qty },
     );
+    // News that changes nothing orderd acts on (the venue acknowledging an
+    // order orderd already knows is placed) is not written: one write per
+    // order fewer. The row keeps the last venue status that mattered.
+    if !new_fill
+        && projection.events.is_empty()
+        && projection.next == current
+        && !projection.release_now
+        && !projection.missing_fills
+        && cum_qty == order.venue_cum_qty
+        && order.venue_order_id.is_some()
+        && !status.is_terminal()
+    {
+        return Ok(Applied::Applied {
+            order_id,
+            new_fill: false,
+            missing_fills: false,
+            release_now: false,
+        });
+    }
     events.extend(projection.events.iter().cloned());
     let next = &projection.next;
     let reject_reason = next
@@ -302,8 +344,8 @@ async fn apply_in(
     .bind(next.step.as_str())
     .bind(next.step_state.as_str())
     .bind(i32::try_from(next.attempts).unwrap_or(i32::MAX))
-    .bind(summary.filled_qty)
-    .bind(summary.avg_price)
+    .bind(filled_qty)
+    .bind(avg_price)
     .bind(&execution.venue_status)
     .bind(cum_qty)
     .bind(&execution.venue_order_id)
@@ -503,78 +545,130 @@ pub enum SettlementOutcome {
     },
 }
 
-/// Records a settlement attempt, with its event, in one statement; a
-/// settled fill whose order waits to release its hold makes that order due
-/// now.
-pub async fn record_settlement(
+/// One settlement attempt's result, to record.
+#[derive(Debug, Clone)]
+pub struct SettlementAttempt {
+    pub work: SettlementWork,
+    pub outcome: SettlementOutcome,
+    /// When to try again if it did not settle.
+    pub retry_in_ms: u64,
+}
+
+/// Records settlement attempts (of distinct fills), with their events, in
+/// one statement; an order waiting in `release` for a fill settled here is
+/// made due now. The orders are locked in `order_id` order, as the
+/// appliers lock them, so the two cannot deadlock.
+pub async fn record_settlements(
     pool: &PgPool,
     instance_id: Uuid,
-    work: &SettlementWork,
-    outcome: &SettlementOutcome,
-    retry_in_ms: u64,
+    attempts: &[SettlementAttempt],
 ) -> Result<(), sqlx::Error> {
-    // $1 exec_id, $2 order_id, $3 event state, $4 event detail, $5 instance.
-    const EVENT: &str = "events AS (
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    let n = attempts.len();
+    let (mut exec_ids, mut order_ids, mut states) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut settlement_ids, mut flags, mut retry_ms) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut event_states, mut details) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for SettlementAttempt {
+        work,
+        outcome,
+        retry_in_ms,
+    } in attempts
+    {
+        let (state, event_state, settlement_id, flagged, detail) = match outcome {
+            SettlementOutcome::Settled {
+                settlement_id,
+                flagged,
+            } => (
+                "settled",
+                ActionState::Succeeded,
+                Some(settlement_id.as_str()),
+                Some(*flagged),
+                serde_json::json!({
+                    "exec_id": work.exec_id, "settlement_id": settlement_id, "flagged": flagged}),
+            ),
+            SettlementOutcome::Unknown { detail } => (
+                "unknown",
+                ActionState::Unknown,
+                None,
+                None,
+                serde_json::json!({"exec_id": work.exec_id, "detail": detail}),
+            ),
+            SettlementOutcome::Retry { detail } => (
+                "pending",
+                ActionState::Failed,
+                None,
+                None,
+                serde_json::json!({"exec_id": work.exec_id, "detail": detail}),
+            ),
+            SettlementOutcome::Failed { detail } => (
+                "failed",
+                ActionState::Failed,
+                None,
+                None,
+                serde_json::json!({"exec_id": work.exec_id, "detail": detail}),
+            ),
+        };
+        tracing::debug!(exec_id = %work.exec_id, state, "settlement recorded");
+        exec_ids.push(work.exec_id.as_str());
+        order_ids.push(work.order_id);
+        states.push(state);
+        settlement_ids.push(settlement_id);
+        flags.push(flagged);
+        retry_ms.push(*retry_in_ms as f64);
+        event_states.push(event_state.as_str());
+        details.push(serde_json::json!({ "settle": detail }));
+    }
+    sqlx::query(
+        "WITH input AS (
+         SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::bool[],
+                              $6::float8[], $7::text[], $8::jsonb[])
+                    AS i(exec_id, order_id, state, settlement_id, flagged, retry_ms,
+                         event_state, detail)),
+         settled AS (
+         UPDATE fills f SET settlement_state = 'settled', settlement_id = i.settlement_id,
+                settlement_flagged = i.flagged, settled_at = now(), settle_lease_until = NULL
+           FROM input i WHERE f.exec_id = i.exec_id AND i.state = 'settled'),
+         -- An unknown stays unknown until evidence says otherwise.
+         retried AS (
+         UPDATE fills f SET settlement_state = CASE WHEN f.settlement_state = 'unknown'
+                                                         AND i.state = 'pending'
+                                                    THEN 'unknown' ELSE i.state END,
+                settlement_attempts = f.settlement_attempts + 1,
+                next_settle_at = now() + make_interval(secs => i.retry_ms / 1000),
+                settle_lease_until = NULL
+           FROM input i WHERE f.exec_id = i.exec_id AND i.state <> 'settled'),
+         nudged AS (
+         UPDATE orders o SET next_attempt_at = now()
+          WHERE o.order_id IN (SELECT w.order_id FROM orders w
+                                WHERE w.order_id IN (SELECT order_id FROM input WHERE state = 'settled')
+                                  AND w.step = 'release'
+                                ORDER BY w.order_id FOR UPDATE)),
+         events AS (
          INSERT INTO order_events (order_id, step, state, detail, instance_id)
-         VALUES ($2, 'working', $3, $4, $5))
-         SELECT 1";
-    let (state, query) = match outcome {
-        SettlementOutcome::Settled {
-            settlement_id,
-            flagged,
-        } => (
-            "settled",
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "WITH fill AS (
-                 UPDATE fills SET settlement_state = 'settled', settlement_id = $6,
-                        settlement_flagged = $7, settled_at = now(), settle_lease_until = NULL
-                  WHERE exec_id = $1),
-                 nudged AS (
-                 UPDATE orders SET next_attempt_at = now() WHERE order_id = $2 AND step = 'release'),
-                 {EVENT}"
-            )))
-            .bind(&work.exec_id)
-            .bind(work.order_id)
-            .bind(ActionState::Succeeded.as_str())
-            .bind(serde_json::json!({"settle": {
-                "exec_id": work.exec_id, "settlement_id": settlement_id, "flagged": flagged}}))
-            .bind(instance_id)
-            .bind(settlement_id)
-            .bind(flagged),
-        ),
-        SettlementOutcome::Unknown { detail }
-        | SettlementOutcome::Retry { detail }
-        | SettlementOutcome::Failed { detail } => {
-            let (state, action_state) = match outcome {
-                SettlementOutcome::Unknown { .. } => ("unknown", ActionState::Unknown),
-                SettlementOutcome::Failed { .. } => ("failed", ActionState::Failed),
-                _ => ("pending", ActionState::Failed),
-            };
-            // An unknown stays unknown until evidence says otherwise.
-            (
-                state,
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "WITH fill AS (
-                     UPDATE fills SET settlement_state = CASE WHEN settlement_state = 'unknown' AND $6 = 'pending'
-                                                              THEN 'unknown' ELSE $6 END,
-                            settlement_attempts = settlement_attempts + 1,
-                            next_settle_at = now() + make_interval(secs => $7::float8 / 1000),
-                            settle_lease_until = NULL
-                      WHERE exec_id = $1),
-                     {EVENT}"
-                )))
-                .bind(&work.exec_id)
-                .bind(work.order_id)
-                .bind(action_state.as_str())
-                .bind(serde_json::json!({"settle": {"exec_id": work.exec_id, "detail": detail}}))
-                .bind(instance_id)
-                .bind(state)
-                .bind(retry_in_ms as f64),
-            )
-        }
-    };
-    query.execute(pool).await?;
-    tracing::debug!(exec_id = %work.exec_id, state, "settlement recorded");
+         SELECT order_id, 'working', event_state, detail, $9 FROM input)
+         SELECT 1",
+    )
+    .bind(exec_ids)
+    .bind(order_ids)
+    .bind(states)
+    .bind(settlement_ids)
+    .bind(flags)
+    .bind(retry_ms)
+    .bind(event_states)
+    .bind(details)
+    .bind(instance_id)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
