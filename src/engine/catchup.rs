@@ -115,14 +115,25 @@ pub async fn catch_up_order(engine: &Engine, order: &OrderRecord) -> Result<(), 
                 }),
                 ..base.clone()
             };
-            if let Applied::Applied { new_fill: true, .. } =
-                fill_store::apply_execution(&engine.pool, engine.instance_id, &execution).await?
+            if let Applied::Applied { new_fill: true, .. } = fill_store::apply_execution(
+                &engine.pool,
+                &engine.trade_updates,
+                engine.instance_id,
+                &execution,
+            )
+            .await?
             {
                 new_fills = true;
             }
         }
     }
-    fill_store::apply_execution(&engine.pool, engine.instance_id, &base).await?;
+    fill_store::apply_execution(
+        &engine.pool,
+        &engine.trade_updates,
+        engine.instance_id,
+        &base,
+    )
+    .await?;
     if new_fills {
         tracing::info!(order_id = %order.order_id, "catch-up recovered fills the stream lost");
         engine.settler_wake.notify_one();

@@ -23,6 +23,7 @@ use crate::domain::lifecycle::{
 };
 use crate::failpoints;
 use crate::store::orders::{self as order_store, LeaseAfter, OrderRecord};
+use crate::store::trade_updates::TradeUpdates;
 use crate::venues::CallError;
 use crate::venues::balances::{BalancesClient, CreateHoldRequest, HoldReference, HoldResult};
 use crate::venues::exchange::{CancelResult, ExchangeClient, PlaceOrderRequest, PlaceResult};
@@ -76,11 +77,14 @@ pub struct Engine {
     pub settler_wake: tokio::sync::Notify,
     /// Catch-up requests (see [`catchup`]).
     pub catch_up: catchup::Requests,
+    /// Trade updates for `/stream`, sent after each commit.
+    pub trade_updates: TradeUpdates,
 }
 
 impl Engine {
     pub fn new(pool: PgPool, settings: &Settings, instance_id: Uuid) -> Arc<Self> {
         Arc::new(Self {
+            trade_updates: TradeUpdates::start(pool.clone()),
             pool,
             exchange: ExchangeClient::new(
                 &settings.exchange.url,
@@ -165,6 +169,7 @@ impl Engine {
                 let (wait, lease_after) = self.schedule(&change, deadline);
                 let written = order_store::record_change(
                     &self.pool,
+                    &self.trade_updates,
                     &order,
                     &change,
                     self.instance_id,

@@ -319,7 +319,13 @@ fn shard_of(key: &str) -> usize {
 async fn apply_loop(engine: Arc<Engine>, mut reports: mpsc::Receiver<Execution>) {
     let mut batch = Vec::with_capacity(APPLIER_BATCH);
     while reports.recv_many(&mut batch, APPLIER_BATCH).await > 0 {
-        let results = fill_store::apply_executions(&engine.pool, engine.instance_id, &batch).await;
+        let results = fill_store::apply_executions(
+            &engine.pool,
+            &engine.trade_updates,
+            engine.instance_id,
+            &batch,
+        )
+        .await;
         for (execution, result) in batch.drain(..).zip(results) {
             after_apply(&engine, &execution, result);
         }

@@ -612,6 +612,7 @@ pub async fn cancel(
         async move {
             order_store::request_cancel(
                 &state.pool,
+                &state.engine.trade_updates,
                 account.account_id,
                 order_id,
                 state.instance_id,
@@ -649,6 +650,7 @@ pub async fn cancel_all(
             for order in order_store::open_orders(&state.pool, account.account_id).await? {
                 let outcome = order_store::request_cancel(
                     &state.pool,
+                    &state.engine.trade_updates,
                     account.account_id,
                     order.order_id,
                     state.instance_id,

@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::alpaca::order_json;
 use crate::startup::AppState;
 use crate::store::accounts;
-use crate::store::fills::TRADE_UPDATES_CHANNEL;
 use crate::store::orders as order_store;
+use crate::store::trade_updates::TRADE_UPDATES_CHANNEL;
 
 /// Trade updates buffered per instance for slow stream clients; a client
 /// that falls further behind is told so and disconnected.

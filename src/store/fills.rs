@@ -20,8 +20,8 @@ use crate::domain::lifecycle::{
 /// The lease one instance holds to listen to the venue stream.
 pub const VENUE_STREAM_LEASE: &str = "venue_stream";
 
-/// Postgres channel carrying trade updates to every instance's `/stream`.
-pub const TRADE_UPDATES_CHANNEL: &str = "trade_updates";
+pub use super::trade_updates::TRADE_UPDATES_CHANNEL;
+use super::trade_updates::TradeUpdates;
 
 /// How orderd learned of an execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,13 +98,17 @@ pub enum ApplyError {
 /// Applies one execution. See the module docs.
 pub async fn apply_execution(
     pool: &PgPool,
+    updates: &TradeUpdates,
     instance_id: Uuid,
     execution: &Execution,
 ) -> Result<Applied, ApplyError> {
     let mut tx = pool.begin().await?;
     match apply_in(&mut tx, instance_id, execution).await {
-        Ok(applied) => {
+        Ok((applied, update)) => {
             tx.commit().await?;
+            if let Some(update) = update {
+                updates.publish(update);
+            }
             Ok(applied)
         }
         Err(error) => {
@@ -121,11 +125,12 @@ pub async fn apply_execution(
 /// execution, in order.
 pub async fn apply_executions(
     pool: &PgPool,
+    updates: &TradeUpdates,
     instance_id: Uuid,
     executions: &[Execution],
 ) -> Vec<Result<Applied, ApplyError>> {
     if executions.len() > 1 {
-        match apply_batch(pool, instance_id, executions).await {
+        match apply_batch(pool, updates, instance_id, executions).await {
             Ok(applied) => return applied.into_iter().map(Ok).collect(),
             Err(error) => {
                 tracing::warn!(%error, count = executions.len(),
@@ -135,13 +140,14 @@ pub async fn apply_executions(
     }
     let mut results = Vec::with_capacity(executions.len());
     for execution in executions {
-        results.push(apply_execution(pool, instance_id, execution).await);
+        results.push(apply_execution(pool, updates, instance_id, execution).await);
     }
     results
 }
 
 async fn apply_batch(
     pool: &PgPool,
+    updates: &TradeUpdates,
     instance_id: Uuid,
     executions: &[Execution],
 ) -> Result<Vec<Applied>, ApplyError> {
@@ -157,9 +163,13 @@ async fn apply_batch(
     });
     let mut tx = pool.begin().await?;
     let mut applied = vec![Applied::UnknownOrder; executions.len()];
+    let mut announced = Vec::new();
     for i in sequence {
         match apply_in(&mut tx, instance_id, &executions[i]).await {
-            Ok(one) => applied[i] = one,
+            Ok((one, update)) => {
+                applied[i] = one;
+                announced.extend(update);
+            }
             Err(error) => {
                 tx.rollback().await?;
                 return Err(error);
@@ -167,11 +177,15 @@ async fn apply_batch(
         }
     }
     tx.commit().await?;
+    for update in announced {
+        updates.publish(update);
+    }
     Ok(applied)
 }
 
 /// The body of [`apply_execution`], in the caller's transaction; writes
-/// nothing unless it returns `Applied::Applied`.
+/// nothing unless it returns `Applied::Applied`. Also returns the trade
+/// update to publish once the transaction commits.
 #[tracing::instrument(name = "execution", skip_all, fields(
     venue_client_order_id = %execution.venue_client_order_id,
     exec_id = execution.fill.as_ref().map(|f| f.exec_id.as_str()),
@@ -182,7 +196,7 @@ async fn apply_in(
     tx: &mut Transaction<'_, Postgres>,
     instance_id: Uuid,
     execution: &Execution,
-) -> Result<Applied, ApplyError> {
+) -> Result<(Applied, Option<String>), ApplyError> {
     // Three round trips: lock the order (and read the fencing token); read
     // its fills; write everything in one statement. The fills are read in
     // a statement of their own, after the lock: a statement that waited for
@@ -201,12 +215,12 @@ async fn apply_in(
         current_fence,
     }) = locked
     else {
-        return Ok(Applied::UnknownOrder);
+        return Ok((Applied::UnknownOrder, None));
     };
     if let Some(token) = execution.fencing_token
         && current_fence != Some(token)
     {
-        return Ok(Applied::Fenced);
+        return Ok((Applied::Fenced, None));
     }
     let order_id = order.order_id;
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
@@ -294,12 +308,15 @@ async fn apply_in(
         && order.venue_order_id.is_some()
         && !status.is_terminal()
     {
-        return Ok(Applied::Applied {
-            order_id,
-            new_fill: false,
-            missing_fills: false,
-            release_now: false,
-        });
+        return Ok((
+            Applied::Applied {
+                order_id,
+                new_fill: false,
+                missing_fills: false,
+                release_now: false,
+            },
+            None,
+        ));
     }
     events.extend(projection.events.iter().cloned());
     let next = &projection.next;
@@ -311,7 +328,7 @@ async fn apply_in(
         .map(|event| trade_update_payload(order.account_id, order_id, event, fill));
     let events = EventColumns::of(&events);
 
-    let (inserted, _notified): (i64, i64) = sqlx::query_as(
+    let inserted: i64 = sqlx::query_scalar(
         "WITH fill AS (
          INSERT INTO fills (exec_id, order_id, qty, price, transact_time, source)
          SELECT $13, $1, $14, $15, $16, $17 WHERE $13::text IS NOT NULL
@@ -336,8 +353,7 @@ async fn apply_in(
          INSERT INTO order_events (order_id, step, state, detail, instance_id)
          SELECT $1, s.step, s.state, s.detail, $18
            FROM unnest($19::text[], $20::text[], $21::jsonb[]) AS s(step, state, detail))
-         SELECT (SELECT count(*) FROM fill),
-                (SELECT count(*) FROM (SELECT pg_notify($22, $23) WHERE $23::text IS NOT NULL) n)",
+         SELECT count(*) FROM fill",
     )
     .bind(order_id)
     .bind(next.status.as_str())
@@ -360,8 +376,6 @@ async fn apply_in(
     .bind(events.steps)
     .bind(events.states)
     .bind(events.details)
-    .bind(TRADE_UPDATES_CHANNEL)
-    .bind(trade_update)
     .fetch_one(&mut **tx)
     .await?;
     if inserted != i64::from(new_fill) {
@@ -373,12 +387,15 @@ async fn apply_in(
             "exec_id recorded concurrently for another order".to_string(),
         ));
     }
-    Ok(Applied::Applied {
-        order_id,
-        new_fill,
-        missing_fills: projection.missing_fills,
-        release_now: projection.release_now,
-    })
+    Ok((
+        Applied::Applied {
+            order_id,
+            new_fill,
+            missing_fills: projection.missing_fills,
+            release_now: projection.release_now,
+        },
+        trade_update,
+    ))
 }
 
 /// The order row an applier locked, and the venue stream's fencing token.
@@ -412,25 +429,8 @@ pub(crate) fn trade_event(before: Status, after: Status, new_fill: bool) -> Opti
     }
 }
 
-/// Queues a trade update for every instance's trader stream; delivered by
-/// Postgres when (and only if) the transaction commits.
-pub async fn notify_trade_update(
-    tx: &mut Transaction<'_, Postgres>,
-    account_id: Uuid,
-    order_id: Uuid,
-    event: &str,
-    fill: Option<&ExecutionFill>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(TRADE_UPDATES_CHANNEL)
-        .bind(trade_update_payload(account_id, order_id, event, fill))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// The `pg_notify` payload of a trade update on [`TRADE_UPDATES_CHANNEL`]
-/// (counted as sent: it is built only to be sent).
+/// The payload of a trade update on [`TRADE_UPDATES_CHANNEL`] (counted as
+/// sent: it is built only to be sent).
 pub(crate) fn trade_update_payload(
     account_id: Uuid,
     order_id: Uuid,

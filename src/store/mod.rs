@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod operator;
 pub mod orders;
 pub mod reconcile;
+pub mod trade_updates;
 
 /// Whether a sqlx error is a unique-constraint violation.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {

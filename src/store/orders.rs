@@ -5,6 +5,7 @@ use rust_decimal::Decimal;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::trade_updates::TradeUpdates;
 use crate::domain::lifecycle::{
     ActionState, Change, EventRecord, Lifecycle, RejectReason, Status, Step, StepState,
 };
@@ -270,6 +271,7 @@ pub enum LeaseAfter {
 /// moved it (reload).
 pub async fn record_change(
     pool: &PgPool,
+    updates: &TradeUpdates,
     order: &OrderRecord,
     change: &Change,
     instance_id: Uuid,
@@ -294,9 +296,9 @@ pub async fn record_change(
             crate::store::fills::trade_update_payload(order.account_id, order.order_id, event, None)
         });
     // Data-modifying CTEs run whether or not the outer query reads them;
-    // the events and the notification are written only if the update
-    // matched (they select from `updated`).
-    sqlx::query_as(
+    // the events are written only if the update matched (they select from
+    // `updated`). The trade update is published after the commit.
+    let written: Option<OrderRecord> = sqlx::query_as(
         "WITH updated AS (
          UPDATE orders
             SET status = $3, step = $4, step_state = $5, attempts = $6,
@@ -317,10 +319,7 @@ pub async fn record_change(
          INSERT INTO order_events (order_id, step, state, detail, instance_id)
          SELECT updated.order_id, s.step, s.state, s.detail, $13
            FROM updated, unnest($15::text[], $16::text[], $17::jsonb[]) AS s(step, state, detail))
-         SELECT updated.*,
-                (SELECT count(*) FROM (SELECT pg_notify($18, $19) WHERE $19::text IS NOT NULL) n)
-                  AS notified
-           FROM updated",
+         SELECT * FROM updated",
     )
     .bind(order.order_id)
     .bind(order.version)
@@ -339,10 +338,14 @@ pub async fn record_change(
     .bind(events.steps)
     .bind(events.states)
     .bind(events.details)
-    .bind(crate::store::fills::TRADE_UPDATES_CHANNEL)
-    .bind(trade_update)
     .fetch_optional(pool)
-    .await
+    .await?;
+    if written.is_some()
+        && let Some(update) = trade_update
+    {
+        updates.publish(update);
+    }
+    Ok(written)
 }
 
 /// Records the hold a market buy will ask for, once, before asking: a
@@ -548,6 +551,7 @@ pub enum CancelRequest {
 /// `domain::lifecycle::request_cancel`); the driver does the rest.
 pub async fn request_cancel(
     pool: &PgPool,
+    updates: &TradeUpdates,
     account_id: Uuid,
     order_id: Uuid,
     instance_id: Uuid,
@@ -593,9 +597,13 @@ pub async fn request_cancel(
     .fetch_one(&mut *tx)
     .await?;
     insert_events(&mut tx, order_id, instance_id, &change.events).await?;
-    crate::store::fills::notify_trade_update(&mut tx, account_id, order_id, "pending_cancel", None)
-        .await?;
     tx.commit().await?;
+    updates.publish(crate::store::fills::trade_update_payload(
+        account_id,
+        order_id,
+        "pending_cancel",
+        None,
+    ));
     Ok(CancelRequest::Recorded(Box::new(updated)))
 }
 

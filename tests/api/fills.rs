@@ -394,7 +394,7 @@ async fn a_batch_of_reports_applies_each_once_and_a_bad_one_costs_the_others_not
         report(a, "batch-a-2", 3),
     ];
     let instance = stack.app.engine.instance_id;
-    let results = apply_executions(pool, instance, &batch).await;
+    let results = apply_executions(pool, &stack.app.engine.trade_updates, instance, &batch).await;
     assert_eq!(results.len(), 4);
     let new_fill = |r: &Result<Applied, ApplyError>| match r {
         Ok(Applied::Applied { new_fill, .. }) => *new_fill,
@@ -421,7 +421,13 @@ async fn a_batch_of_reports_applies_each_once_and_a_bad_one_costs_the_others_not
     assert_eq!(filled(b.order_id).await, (Decimal::ZERO, 0));
 
     // Replaying the good reports, batched again, changes nothing.
-    let again = apply_executions(pool, instance, &[batch[0].clone(), batch[3].clone()]).await;
+    let again = apply_executions(
+        pool,
+        &stack.app.engine.trade_updates,
+        instance,
+        &[batch[0].clone(), batch[3].clone()],
+    )
+    .await;
     assert!(again.iter().all(|r| !new_fill(r)));
     assert_eq!(filled(a.order_id).await, (Decimal::from(7), 2));
 }
