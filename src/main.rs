@@ -104,6 +104,10 @@ enum Command {
         /// statements of the throughput phase by total server time.
         #[arg(long)]
         profile: bool,
+        /// Offered load of the latency phase, orders/s (default: half the
+        /// throughput just measured).
+        #[arg(long)]
+        latency_rate: Option<f64>,
     },
     /// Database utilities.
     Db {
@@ -338,13 +342,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             work_dir,
             json,
             profile,
+            latency_rate,
         } => {
-            let report = orderd::harness::bench::run(
-                &work_dir,
-                std::time::Duration::from_secs(duration),
+            let options = orderd::harness::bench::BenchOptions {
+                duration: std::time::Duration::from_secs(duration),
                 profile,
-            )
-            .await?;
+                latency_rate,
+            };
+            let report = orderd::harness::bench::run(&work_dir, &options).await?;
             println!();
             println!(
                 "settled orders/s        {:.0}  ({} orders in {:.1} s, {} clients)",
@@ -376,6 +381,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 100.0 * report.settled_orders_per_sec * report.commits_per_order
                     / report.pgbench_tps.max(1.0)
             );
+            println!("mean time at the latency phase's load (orderd's /metrics):");
+            for (series, ms) in &report.latency_breakdown_ms {
+                println!("  {ms:>7.2} ms  {series}");
+            }
             if !report.profile.is_empty() {
                 println!();
                 println!("statements of the throughput phase, by total server time:");

@@ -62,6 +62,12 @@ text_enum! {
 }
 
 impl Step {
+    /// Past acceptance and placement: what `POST /v2/orders` answers with
+    /// is known (placed, rejected, or ended before reaching the venue).
+    pub fn answers_trader(self) -> bool {
+        !matches!(self, Step::Reserve | Step::Place)
+    }
+
     /// Steps that orderd itself must drive (the completer's work).
     pub fn is_driven(self) -> bool {
         matches!(

@@ -144,11 +144,41 @@ impl Engine {
         fields(order_id = %order.order_id, client_order_id = %order.client_order_id))]
     pub async fn drive(
         &self,
+        order: OrderRecord,
+        deadline: Instant,
+    ) -> Result<OrderRecord, EngineError> {
+        self.drive_until(order, deadline, Until::Idle).await
+    }
+
+    /// Drives a just-accepted order as far as its trader's answer: until
+    /// the venue has it, or it ended before reaching it. What follows (the
+    /// release of a rejected or already filled order's hold, a cancel
+    /// requested meanwhile) is left to the completer, so `POST
+    /// /v2/orders` never waits on settlements or backoffs it does not
+    /// report.
+    pub async fn drive_to_answer(
+        &self,
+        order: OrderRecord,
+        deadline: Instant,
+    ) -> Result<OrderRecord, EngineError> {
+        self.drive_until(order, deadline, Until::Answered).await
+    }
+
+    async fn drive_until(
+        &self,
         mut order: OrderRecord,
         deadline: Instant,
+        until: Until,
     ) -> Result<OrderRecord, EngineError> {
         loop {
             let current = order.lifecycle()?;
+            if until == Until::Answered && current.step.answers_trader() {
+                if order.lease_owner == Some(self.instance_id) {
+                    order_store::release_lease(&self.pool, order.order_id, self.instance_id)
+                        .await?;
+                }
+                return Ok(order);
+            }
             let action = next_action(&current);
             let outcome = match action {
                 Action::None => {
@@ -166,7 +196,14 @@ impl Engine {
             let mut current = current;
             let mut change = lifecycle::transition(&current, outcome.clone(), self.limits())?;
             loop {
-                let (wait, lease_after) = self.schedule(&change, deadline);
+                let (wait, lease_after) =
+                    if until == Until::Answered && change.next.step.answers_trader() {
+                        // The answer is known: record it and hand the rest
+                        // to the completer in the same write.
+                        (Duration::ZERO, LeaseAfter::Release)
+                    } else {
+                        self.schedule(&change, deadline)
+                    };
                 let written = order_store::record_change(
                     &self.pool,
                     &self.trade_updates,
@@ -441,6 +478,15 @@ impl Engine {
             Err(error) => outcome_of_error(error),
         })
     }
+}
+
+/// How far [`Engine::drive_until`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Until nothing is left to do now.
+    Idle,
+    /// Until the trader's answer is known.
+    Answered,
 }
 
 /// A market buy's hold: `amount` = qty × `rate`, both to the cent.

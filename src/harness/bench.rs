@@ -46,6 +46,9 @@ pub struct BenchReport {
     pub recovery_secs: f64,
     pub commits_per_order: f64,
     pub pgbench_tps: f64,
+    /// Mean time of each external call (and of the whole submit) during the
+    /// latency phase, from orderd's own `/metrics`: where a POST's time goes.
+    pub latency_breakdown_ms: Vec<(String, f64)>,
     /// With `--profile`: the throughput phase's statements, costliest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub profile: Vec<StatementProfile>,
@@ -59,6 +62,71 @@ pub struct StatementProfile {
     pub mean_ms: f64,
     pub rows_per_call: f64,
     pub query: String,
+}
+
+/// `(sum, count)` of every `*_seconds` histogram series in orderd's
+/// `/metrics` text, by series (name and labels, without `_sum`/`_count`).
+async fn histogram_totals(
+    http: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, (f64, f64)>> {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let mut totals = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let labels = labels.trim_end_matches('}');
+        let key = |base: &str| {
+            if labels.is_empty() {
+                base.to_string()
+            } else {
+                format!("{base}{{{labels}}}")
+            }
+        };
+        if let Some(base) = name.strip_suffix("_seconds_sum") {
+            totals.entry(key(base)).or_insert((0.0, 0.0)).0 = value;
+        } else if let Some(base) = name.strip_suffix("_seconds_count") {
+            totals.entry(key(base)).or_insert((0.0, 0.0)).1 = value;
+        }
+    }
+    Ok(totals)
+}
+
+/// Mean ms per series between two [`histogram_totals`], for the series
+/// that saw calls; the submit and external calls only.
+fn breakdown(
+    before: &std::collections::BTreeMap<String, (f64, f64)>,
+    after: &std::collections::BTreeMap<String, (f64, f64)>,
+) -> Vec<(String, f64)> {
+    after
+        .iter()
+        .filter(|(series, _)| {
+            series.starts_with("orderd_submit_duration")
+                || series.starts_with("orderd_external_call_duration")
+        })
+        .filter_map(|(series, (sum, count))| {
+            let (sum0, count0) = before.get(series).copied().unwrap_or_default();
+            let calls = count - count0;
+            (calls > 0.0).then(|| {
+                let name = series
+                    .trim_start_matches("orderd_")
+                    .replace("external_call_duration", "call")
+                    .replace("submit_duration", "submit");
+                (name, 1000.0 * (sum - sum0) / calls)
+            })
+        })
+        .collect()
 }
 
 /// Statements shown by `--profile`.
@@ -187,11 +255,22 @@ async fn commits(pool: &PgPool) -> anyhow::Result<i64> {
 }
 
 /// Runs the benchmark on a fresh stack in `work_dir`.
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Length of the throughput and latency phases.
+    pub duration: Duration,
+    /// Load pg_stat_statements and report the throughput phase's statements.
+    pub profile: bool,
+    /// Offered load of the latency phase; `None`: half the measured peak.
+    pub latency_rate: Option<f64>,
+}
+
 pub async fn run(
     work_dir: &std::path::Path,
-    duration: Duration,
-    profile: bool,
+    options: &BenchOptions,
 ) -> anyhow::Result<BenchReport> {
+    let profile = options.profile;
     let pg_dir = work_dir.join("postgres");
     if pg_dir.exists() {
         let _ = crate::embedded_postgres::EmbeddedPostgres::stop_unowned(&pg_dir);
@@ -210,17 +289,14 @@ pub async fn run(
         ));
     }
     let mut stack = tokio::task::block_in_place(|| Stack::start(config))?;
-    let result = measure(&mut stack, duration, profile).await;
+    let result = measure(&mut stack, options).await;
     tokio::task::block_in_place(|| stack.stop());
     let _ = crate::embedded_postgres::EmbeddedPostgres::stop_unowned(&pg_dir);
     result
 }
 
-async fn measure(
-    stack: &mut Stack,
-    duration: Duration,
-    profile: bool,
-) -> anyhow::Result<BenchReport> {
+async fn measure(stack: &mut Stack, options: &BenchOptions) -> anyhow::Result<BenchReport> {
+    let (duration, profile) = (options.duration, options.profile);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS * 2)
         .timeout(Duration::from_secs(30))
@@ -301,10 +377,14 @@ async fn measure(
     );
 
     // 2. Latency at half the peak, open loop.
-    let rate = (report.settled_orders_per_sec / 2.0).max(1.0);
+    let rate = options
+        .latency_rate
+        .unwrap_or(report.settled_orders_per_sec / 2.0)
+        .max(1.0);
     report.offered_rate_per_sec = rate;
     println!("latency: {rate:.0} orders/s offered for {duration:?}...");
     let phase_start = chrono::Utc::now();
+    let metrics_before = histogram_totals(&http, &url).await?;
     let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
     let interval = Duration::from_secs_f64(1.0 / rate);
     let started = Instant::now();
@@ -338,6 +418,8 @@ async fn measure(
     for task in tasks {
         let _ = task.await;
     }
+    let metrics_after = histogram_totals(&http, &url).await?;
+    report.latency_breakdown_ms = breakdown(&metrics_before, &metrics_after);
     wait_settled(&pool, Duration::from_secs(300)).await?;
     let mut post: Vec<f64> = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     post.sort_by(f64::total_cmp);

@@ -281,7 +281,7 @@ async fn submit_order(
     let deadline = Instant::now() + settings.submit_deadline();
     let order = state
         .engine
-        .drive(order, deadline)
+        .drive_to_answer(order, deadline)
         .await
         .map_err(ApiError::internal)?;
     finish(&state, &account, key.as_deref(), &order, false).await
