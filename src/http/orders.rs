@@ -158,11 +158,22 @@ pub async fn submit(
         client_order_id = new_order.client_order_id.as_ref().map(|c| c.as_str()),
         order_id = tracing::field::Empty,
     );
-    let work = tokio::spawn(tracing::Instrument::instrument(
-        submit_order(state, account, new_order, key),
+    let answer_by = Instant::now() + state.settings.lifecycle.submit_deadline();
+    let (accepted_tx, mut accepted) = tokio::sync::oneshot::channel();
+    let mut work = tokio::spawn(tracing::Instrument::instrument(
+        submit_order(state, account, new_order, key, accepted_tx),
         span,
     ));
-    let answer = work.await.map_err(ApiError::internal)?;
+    // Past the deadline, an accepted order is answered as it stands
+    // (`pending_new`) while its task goes on; the trader follows it with GET
+    // or the stream. Waiting on the task's handle cancels nothing in it.
+    let answer = match tokio::time::timeout_at(answer_by, &mut work).await {
+        Ok(joined) => joined.map_err(ApiError::internal)?,
+        Err(_) => match accepted.try_recv() {
+            Ok(order) => Ok(answer_for(&order)),
+            Err(_) => work.await.map_err(ApiError::internal)?,
+        },
+    };
     let outcome = match &answer {
         Ok(a) if a.replayed => "replayed",
         Ok(a) if a.status == StatusCode::OK => a.body["status"]
@@ -191,6 +202,7 @@ async fn submit_order(
     account: Account,
     new_order: NewOrder,
     key: Option<String>,
+    accepted_tx: tokio::sync::oneshot::Sender<OrderRecord>,
 ) -> Result<Answer, ApiError> {
     let settings = &state.settings.lifecycle;
     let fingerprint = new_order.fingerprint();
@@ -277,6 +289,8 @@ async fn submit_order(
     };
     failpoints::hit(failpoints::AFTER_ACCEPT_COMMIT);
     tracing::debug!(%order_id, "order accepted");
+    // For an answer past the deadline (nobody may be waiting: fine).
+    let _ = accepted_tx.send(order.clone());
 
     let deadline = Instant::now() + settings.submit_deadline();
     let order = state

@@ -369,11 +369,14 @@ pub async fn set_hold_amount(
     .await
 }
 
-/// SQL condition: the lease on `orders` is free for `$me`. A lease is free
-/// when nobody holds it, it expired, we hold it, or its holder's heartbeat
-/// is older than the dead-instance threshold (restart recovery does not
-/// wait out leases of a process that is gone).
-const LEASE_FREE: &str = "(lease_owner IS NULL OR lease_owner = $2 OR lease_expires_at < now()
+/// SQL condition: the lease on `orders` is free. A lease is free when
+/// nobody holds it, it expired, or its holder's heartbeat is older than the
+/// dead-instance threshold (restart recovery does not wait out leases of a
+/// process that is gone). A lease this instance holds is **not** free: one
+/// of its own tasks is driving the order (a `POST`, the completer, a
+/// cancel), and a second driver would only repeat its keyed calls
+/// concurrently (`orderd bench` saw holds refused as "in flight").
+const LEASE_FREE: &str = "(lease_owner IS NULL OR lease_expires_at < now()
      OR lease_owner IN (SELECT instance_id FROM instances
                          WHERE stopped_at IS NOT NULL
                             OR last_seen_at < now() - make_interval(secs => $4::float8 / 1000)))";
