@@ -140,8 +140,6 @@ impl Engine {
     /// the venue, closes, or needs a retry later than `deadline` (then the
     /// lease is given up and the durable timer hands it to the completer).
     /// Returns the order as last recorded.
-    #[tracing::instrument(name = "order", skip_all,
-        fields(order_id = %order.order_id, client_order_id = %order.client_order_id))]
     pub async fn drive(
         &self,
         order: OrderRecord,
@@ -164,6 +162,8 @@ impl Engine {
         self.drive_until(order, deadline, Until::Answered).await
     }
 
+    #[tracing::instrument(name = "order", skip_all,
+        fields(order_id = %order.order_id, client_order_id = %order.client_order_id))]
     async fn drive_until(
         &self,
         mut order: OrderRecord,

@@ -596,27 +596,17 @@ pub async fn record_settlements(
                 serde_json::json!({
                     "exec_id": work.exec_id, "settlement_id": settlement_id, "flagged": flagged}),
             ),
-            SettlementOutcome::Unknown { detail } => (
-                "unknown",
-                ActionState::Unknown,
-                None,
-                None,
-                serde_json::json!({"exec_id": work.exec_id, "detail": detail}),
-            ),
-            SettlementOutcome::Retry { detail } => (
-                "pending",
-                ActionState::Failed,
-                None,
-                None,
-                serde_json::json!({"exec_id": work.exec_id, "detail": detail}),
-            ),
-            SettlementOutcome::Failed { detail } => (
-                "failed",
-                ActionState::Failed,
-                None,
-                None,
-                serde_json::json!({"exec_id": work.exec_id, "detail": detail}),
-            ),
+            SettlementOutcome::Unknown { detail }
+            | SettlementOutcome::Retry { detail }
+            | SettlementOutcome::Failed { detail } => {
+                let (state, event_state) = match outcome {
+                    SettlementOutcome::Unknown { .. } => ("unknown", ActionState::Unknown),
+                    SettlementOutcome::Failed { .. } => ("failed", ActionState::Failed),
+                    _ => ("pending", ActionState::Failed),
+                };
+                let detail = serde_json::json!({"exec_id": work.exec_id, "detail": detail});
+                (state, event_state, None, None, detail)
+            }
         };
         tracing::debug!(exec_id = %work.exec_id, state, "settlement recorded");
         exec_ids.push(work.exec_id.as_str());
