@@ -102,6 +102,16 @@ pub struct DatabaseSettings {
     pub embedded_settings: Vec<String>,
 }
 
+impl DatabaseSettings {
+    /// `embedded_settings`, checked (the first bad one is the error).
+    pub fn server_settings(&self) -> Result<Vec<crate::embedded_postgres::ServerSetting>, String> {
+        self.embedded_settings
+            .iter()
+            .map(|s| crate::embedded_postgres::ServerSetting::parse(s))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExchangeSettings {
@@ -238,10 +248,9 @@ impl Settings {
                 "must be set when database.url is not",
             ));
         }
-        for setting in &self.database.embedded_settings {
-            crate::embedded_postgres::ServerSetting::parse(setting)
-                .map_err(|problem| invalid("database.embedded_settings", problem))?;
-        }
+        self.database
+            .server_settings()
+            .map_err(|problem| invalid("database.embedded_settings", problem))?;
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }

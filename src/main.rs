@@ -500,9 +500,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Db {
             command: DbCommand::Run { data_dir, no_fsync },
         } => {
-            let dir = data_dir.unwrap_or(settings.database.data_dir);
+            let dir = data_dir.unwrap_or_else(|| settings.database.data_dir.clone());
             let options = ClusterOptions {
                 fsync: !no_fsync,
+                settings: settings
+                    .database
+                    .server_settings()
+                    .map_err(|problem| anyhow::anyhow!("database.embedded_settings: {problem}"))?,
                 ..ClusterOptions::default()
             };
             let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir, &options))

@@ -71,14 +71,9 @@ impl Database {
             None => {
                 let dir = settings.data_dir.clone();
                 let cluster_options = ClusterOptions {
-                    settings: settings
-                        .embedded_settings
-                        .iter()
-                        .map(|s| embedded_postgres::ServerSetting::parse(s))
-                        .collect::<Result<_, _>>()
-                        .map_err(|problem| {
-                            anyhow::anyhow!("database.embedded_settings: {problem}")
-                        })?,
+                    settings: settings.server_settings().map_err(|problem| {
+                        anyhow::anyhow!("database.embedded_settings: {problem}")
+                    })?,
                     ..ClusterOptions::default()
                 };
                 let pg = tokio::task::spawn_blocking(move || match access {

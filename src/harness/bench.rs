@@ -17,11 +17,11 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio::time::Instant;
 
-use super::session::{STARTING_SHARES, SYMBOLS, Trader};
+use super::session::{SYMBOLS, Trader};
+use super::stack::{Stack, StackConfig};
 
 /// Cash each bench trader starts with (enough for every phase).
 const BENCH_CASH: &str = "5000000000";
-use super::stack::{Stack, StackConfig};
 
 /// Concurrent clients of the throughput phase.
 pub const CLIENTS: usize = 64;
@@ -78,15 +78,7 @@ async fn histogram_totals(
         .text()
         .await?;
     let mut totals = std::collections::BTreeMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
-        let labels = labels.trim_end_matches('}');
+    for (name, labels, value) in super::metric_samples(&text) {
         let key = |base: &str| {
             if labels.is_empty() {
                 base.to_string()
@@ -162,44 +154,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
-}
-
-async fn provision(
-    stack: &Stack,
-    http: &reqwest::Client,
-    count: usize,
-) -> anyhow::Result<Vec<Trader>> {
-    let mut traders = Vec::new();
-    for i in 0..count {
-        let name = format!("bench-{i}");
-        let mut balances = serde_json::Map::new();
-        balances.insert("USD".into(), json!(BENCH_CASH));
-        for symbol in SYMBOLS {
-            balances.insert(symbol.into(), json!(STARTING_SHARES));
-        }
-        http.post(format!("{}/admin/accounts", stack.balances.url()))
-            .json(&json!({"account_id": name, "balances": balances}))
-            .send()
-            .await?
-            .error_for_status()?;
-        let printed = tokio::task::block_in_place(|| {
-            stack.cli(&[
-                "account",
-                "create",
-                "--name",
-                &name,
-                "--balances-account",
-                &name,
-            ])
-        })?;
-        let created: serde_json::Value = serde_json::from_str(printed.trim())?;
-        traders.push(Trader {
-            name,
-            key_id: created["key_id"].as_str().unwrap_or_default().into(),
-            secret_key: created["secret_key"].as_str().unwrap_or_default().into(),
-        });
-    }
-    Ok(traders)
 }
 
 /// One market buy; its POST latency in ms, or `None` if not accepted.
@@ -301,7 +255,7 @@ async fn measure(stack: &mut Stack, options: &BenchOptions) -> anyhow::Result<Be
         .pool_max_idle_per_host(CLIENTS * 2)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let traders = Arc::new(provision(stack, &http, 8).await?);
+    let traders = Arc::new(super::provision(stack, &http, "bench", 8, BENCH_CASH).await?);
     // The bench reads orderd's database beside it (attached, not owned).
     let database = crate::startup::Database::open(
         &crate::config::DatabaseSettings {

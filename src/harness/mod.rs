@@ -242,18 +242,37 @@ async fn put_faults(http: &reqwest::Client, base: &str, faults: &Value) -> anyho
     Ok(())
 }
 
-/// Funds `count` traders at the ledger and creates their orderd accounts.
-async fn provision(
+/// A failpoint may have killed orderd: bring it back, unarmed, and count
+/// the kill.
+fn revive_if_killed(
+    stack: &mut Stack,
+    shared: &Shared,
+    report: &mut RunReport,
+) -> anyhow::Result<()> {
+    if !tokio::task::block_in_place(|| stack.orderd_alive()) {
+        shared.set_url(None);
+        report.kills += 1;
+        tokio::task::block_in_place(|| stack.start_orderd(None))?;
+        shared.set_url(stack.orderd_url());
+    }
+    Ok(())
+}
+
+/// Funds `count` traders named `{prefix}-{i}` at the ledger with `cash`
+/// USD and [`STARTING_SHARES`] of every symbol, and creates their orderd
+/// accounts.
+pub(crate) async fn provision(
     stack: &Stack,
     http: &reqwest::Client,
+    prefix: &str,
     count: usize,
-    seed: u64,
+    cash: &str,
 ) -> anyhow::Result<Vec<Trader>> {
     let mut traders = Vec::new();
     for i in 0..count {
-        let name = format!("trader-{seed}-{i}");
+        let name = format!("{prefix}-{i}");
         let mut balances = serde_json::Map::new();
-        balances.insert("USD".into(), json!(STARTING_CASH));
+        balances.insert("USD".into(), json!(cash));
         for symbol in SYMBOLS {
             balances.insert(symbol.into(), json!(STARTING_SHARES));
         }
@@ -291,11 +310,23 @@ async fn provision(
     Ok(traders)
 }
 
+/// The samples of Prometheus text: `(name, labels without braces, value)`.
+pub(crate) fn metric_samples(text: &str) -> impl Iterator<Item = (&str, &str, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let value = value.parse::<f64>().ok()?;
+            let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+            Some((name, labels.trim_end_matches('}'), value))
+        })
+}
+
 /// Sums the samples of one metric in Prometheus text.
 fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+    metric_samples(text)
+        .filter(|(n, ..)| *n == name)
+        .map(|(.., value)| value)
         .sum()
 }
 
@@ -403,7 +434,16 @@ async fn drive(scenario: &Scenario, stack: &mut Stack) -> anyhow::Result<RunRepo
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    let traders = Arc::new(provision(stack, &http, scenario.traders, scenario.seed).await?);
+    let traders = Arc::new(
+        provision(
+            stack,
+            &http,
+            &format!("trader-{}", scenario.seed),
+            scenario.traders,
+            STARTING_CASH,
+        )
+        .await?,
+    );
     put_faults(&http, &stack.exchange.url(), &scenario.exchange_faults).await?;
     put_faults(&http, &stack.balances.url(), &scenario.balances_faults).await?;
 
@@ -425,13 +465,7 @@ async fn drive(scenario: &Scenario, stack: &mut Stack) -> anyhow::Result<RunRepo
     };
     while started.elapsed() < scenario.duration {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        // A failpoint may have killed orderd: bring it back, unarmed.
-        if !tokio::task::block_in_place(|| stack.orderd_alive()) {
-            shared.set_url(None);
-            report.kills += 1;
-            tokio::task::block_in_place(|| stack.start_orderd(None))?;
-            shared.set_url(stack.orderd_url());
-        }
+        revive_if_killed(stack, &shared, &mut report)?;
         if let Some(kill) = kills.next_if(|k| started.elapsed() >= k.at) {
             shared.set_url(None);
             tokio::task::block_in_place(|| stack.kill_orderd());
@@ -475,12 +509,7 @@ async fn drive(scenario: &Scenario, stack: &mut Stack) -> anyhow::Result<RunRepo
     put_faults(&http, &stack.balances.url(), &json!({})).await?;
     while !session.is_finished() {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if !tokio::task::block_in_place(|| stack.orderd_alive()) {
-            shared.set_url(None);
-            report.kills += 1;
-            tokio::task::block_in_place(|| stack.start_orderd(None))?;
-            shared.set_url(stack.orderd_url());
-        }
+        revive_if_killed(stack, &shared, &mut report)?;
     }
     let _ = session.await;
     let url = stack.orderd_url().context("orderd is not running")?;

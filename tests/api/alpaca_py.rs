@@ -17,16 +17,7 @@ async fn the_official_alpaca_sdk_works_unmodified() {
     let trader = stack.trader(&[("USD", "100000"), ("AAPL", "10")]).await;
     let root = env!("CARGO_MANIFEST_DIR");
     let run = async {
-        let venv = tokio::process::Command::new(format!("{root}/scripts/python-venv"))
-            .output()
-            .await
-            .expect("run scripts/python-venv");
-        assert!(
-            venv.status.success(),
-            "python-venv: {}",
-            String::from_utf8_lossy(&venv.stderr)
-        );
-        let python = String::from_utf8_lossy(&venv.stdout).trim().to_string();
+        let python = crate::support::compat_python().await;
         tokio::process::Command::new(python)
             .arg(format!("{root}/tests/compat/alpaca_py_check.py"))
             .env("ORDERD_BASE_URL", format!("http://{}", stack.app.addr))

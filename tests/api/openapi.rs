@@ -32,18 +32,8 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
 
-    let root = env!("CARGO_MANIFEST_DIR");
     let run = async {
-        let venv = tokio::process::Command::new(format!("{root}/scripts/python-venv"))
-            .output()
-            .await
-            .expect("run scripts/python-venv");
-        assert!(
-            venv.status.success(),
-            "{}",
-            String::from_utf8_lossy(&venv.stderr)
-        );
-        let python = String::from_utf8_lossy(&venv.stdout).trim().to_string();
+        let python = crate::support::compat_python().await;
         let st = std::path::Path::new(&python).with_file_name("st");
         tokio::process::Command::new(st)
             .args([

@@ -463,22 +463,7 @@ async fn a_venue_rejection_releases_the_hold() {
     .await;
     assert!(order["failed_at"].is_string());
     // The answer does not wait for the release: the completer does it.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let step: String = sqlx::query_scalar("SELECT step FROM orders WHERE order_id = $1::uuid")
-            .bind(&id)
-            .fetch_one(&stack.app.db.pool)
-            .await
-            .unwrap();
-        if step == "closed" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still at step {step} after 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_step(&stack, &id, "closed").await;
     assert_eq!(held(&stack.balances_of(&trader).await, "USD"), dec("0"));
 }
 

@@ -512,3 +512,19 @@ pub fn reconciliation_only(settings: &mut Settings) {
         *schedule = "0 0 0 1 1 * 2099".to_string();
     }
 }
+
+/// The python of the compatibility venv (alpaca-py, schemathesis), created
+/// on first use by `scripts/python-venv`.
+pub async fn compat_python() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let venv = tokio::process::Command::new(format!("{root}/scripts/python-venv"))
+        .output()
+        .await
+        .expect("run scripts/python-venv");
+    assert!(
+        venv.status.success(),
+        "python-venv: {}",
+        String::from_utf8_lossy(&venv.stderr)
+    );
+    String::from_utf8_lossy(&venv.stdout).trim().to_string()
+}
