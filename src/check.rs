@@ -11,44 +11,24 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::fills::{Fill, fold};
+use crate::domain::fills::{Fill, SettlementState, fold};
+use crate::domain::ids::{ExecId, VenueClientOrderId, VenueOrderId};
+use crate::domain::lifecycle::{Status, VenueStatus};
+use crate::domain::order::Side;
 
-/// One order as the checker needs it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OrderFacts {
-    pub order_id: Uuid,
-    pub account_id: Uuid,
-    pub venue_client_order_id: String,
-    pub venue_order_id: Option<String>,
-    pub symbol: String,
-    pub side: String,
-    pub qty: Decimal,
-    pub status: String,
-    pub step: String,
-    pub filled_qty: Decimal,
-    pub filled_avg_price: Option<Decimal>,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct FillFacts {
-    pub exec_id: String,
-    pub order_id: Uuid,
-    pub qty: Decimal,
-    pub price: Decimal,
-    pub settlement_state: String,
-}
+pub use crate::store::operator::{FillFacts, OrderFacts};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct VenueFillTruth {
-    pub exec_id: String,
+    pub exec_id: ExecId,
     pub qty: Decimal,
     pub price: Decimal,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct VenueOrderTruth {
-    pub id: String,
-    pub client_order_id: String,
+    pub id: VenueOrderId,
+    pub client_order_id: VenueClientOrderId,
     pub status: String,
     pub filled_qty: Decimal,
     #[serde(default)]
@@ -59,7 +39,7 @@ pub struct VenueOrderTruth {
 pub struct ExchangeTruth {
     pub orders: Vec<VenueOrderTruth>,
     #[serde(default)]
-    pub orders_created: HashMap<String, u64>,
+    pub orders_created: HashMap<VenueClientOrderId, u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,7 +79,7 @@ pub struct LedgerTruth {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SettlementTruth {
-    pub idempotency_key: String,
+    pub idempotency_key: ExecId,
     pub fee: Decimal,
 }
 
@@ -190,19 +170,7 @@ pub async fn collect(
     exchange_url: &str,
     balances_url: &str,
 ) -> Result<Snapshot, CollectError> {
-    let orders = sqlx::query_as(
-        "SELECT order_id, account_id, venue_client_order_id, venue_order_id, symbol, side, qty,
-                status, step, filled_qty, filled_avg_price FROM orders",
-    )
-    .fetch_all(pool)
-    .await?;
-    let fills = sqlx::query_as("SELECT exec_id, order_id, qty, price, settlement_state FROM fills")
-        .fetch_all(pool)
-        .await?;
-    let accounts: Vec<(Uuid, String)> =
-        sqlx::query_as("SELECT account_id, balances_account_id FROM accounts")
-            .fetch_all(pool)
-            .await?;
+    let (orders, fills, accounts) = crate::store::operator::check_facts(pool).await?;
     let client = reqwest::Client::new();
     let exchange = truth(
         &client,
@@ -232,16 +200,25 @@ fn violation(id: impl ToString, detail: impl Into<String>) -> Violation {
     }
 }
 
-const TERMINAL: [&str; 4] = ["filled", "canceled", "expired", "rejected"];
+/// The trader's status a terminal venue status means.
+fn terminal_status(venue: &str) -> Option<Status> {
+    match VenueStatus::parse(venue)? {
+        VenueStatus::Filled => Some(Status::Filled),
+        VenueStatus::Canceled => Some(Status::Canceled),
+        VenueStatus::Expired => Some(Status::Expired),
+        VenueStatus::Rejected => Some(Status::Rejected),
+        _ => None,
+    }
+}
 
 /// Checks every invariant a snapshot can show.
 pub fn check(snapshot: &Snapshot) -> Report {
-    let venue_by_client: HashMap<&str, Vec<&VenueOrderTruth>> = snapshot
+    let venue_by_client: HashMap<&VenueClientOrderId, Vec<&VenueOrderTruth>> = snapshot
         .exchange
         .orders
         .iter()
         .fold(HashMap::new(), |mut map, o| {
-            map.entry(o.client_order_id.as_str()).or_default().push(o);
+            map.entry(&o.client_order_id).or_default().push(o);
             map
         });
     let fills_by_order: HashMap<Uuid, Vec<&FillFacts>> =
@@ -256,7 +233,7 @@ pub fn check(snapshot: &Snapshot) -> Report {
     let mut i1 = Vec::new();
     for order in &snapshot.orders {
         let venue = venue_by_client
-            .get(order.venue_client_order_id.as_str())
+            .get(&order.venue_client_order_id)
             .map(Vec::as_slice)
             .unwrap_or_default();
         let created = snapshot
@@ -283,25 +260,25 @@ pub fn check(snapshot: &Snapshot) -> Report {
 
     // I2: exactly-once fills, each settled exactly once.
     let mut i2 = Vec::new();
-    let settlements: HashMap<&str, usize> =
+    let settlements: HashMap<&ExecId, usize> =
         snapshot
             .balances
             .settlements
             .iter()
             .fold(HashMap::new(), |mut map, s| {
-                *map.entry(s.idempotency_key.as_str()).or_default() += 1;
+                *map.entry(&s.idempotency_key).or_default() += 1;
                 map
             });
     for order in &snapshot.orders {
-        let ours: BTreeSet<&str> = fills_by_order
+        let ours: BTreeSet<&ExecId> = fills_by_order
             .get(&order.order_id)
-            .map(|fs| fs.iter().map(|f| f.exec_id.as_str()).collect())
+            .map(|fs| fs.iter().map(|f| &f.exec_id).collect())
             .unwrap_or_default();
-        let theirs: BTreeSet<&str> = venue_by_client
-            .get(order.venue_client_order_id.as_str())
+        let theirs: BTreeSet<&ExecId> = venue_by_client
+            .get(&order.venue_client_order_id)
             .map(|vs| {
                 vs.iter()
-                    .flat_map(|v| v.fills.iter().map(|f| f.exec_id.as_str()))
+                    .flat_map(|v| v.fills.iter().map(|f| &f.exec_id))
                     .collect()
             })
             .unwrap_or_default();
@@ -319,13 +296,13 @@ pub fn check(snapshot: &Snapshot) -> Report {
         }
     }
     for fill in &snapshot.fills {
-        if fill.settlement_state != "settled" {
+        if fill.settlement_state != SettlementState::Settled {
             i2.push(violation(
                 &fill.exec_id,
                 format!("settlement {}", fill.settlement_state),
             ));
         }
-        match settlements.get(fill.exec_id.as_str()).copied().unwrap_or(0) {
+        match settlements.get(&fill.exec_id).copied().unwrap_or(0) {
             1 => {}
             n => i2.push(violation(
                 &fill.exec_id,
@@ -342,7 +319,7 @@ pub fn check(snapshot: &Snapshot) -> Report {
             .map(|fs| {
                 fs.iter()
                     .map(|f| Fill {
-                        exec_id: f.exec_id.clone(),
+                        exec_id: f.exec_id.to_string(),
                         qty: f.qty,
                         price: f.price,
                     })
@@ -369,10 +346,10 @@ pub fn check(snapshot: &Snapshot) -> Report {
             Err(overfill) => i3.push(violation(order.order_id, overfill.to_string())),
         }
         if let Some(venue) = venue_by_client
-            .get(order.venue_client_order_id.as_str())
+            .get(&order.venue_client_order_id)
             .and_then(|v| v.first())
-            && TERMINAL.contains(&venue.status.as_str())
-            && venue.status != order.status
+            && let Some(venue_status) = terminal_status(&venue.status)
+            && venue_status != order.status
         {
             i3.push(violation(
                 order.order_id,
@@ -401,7 +378,7 @@ pub fn check(snapshot: &Snapshot) -> Report {
                 continue;
             }
             let cash = fill.qty * fill.price;
-            let sign = if order.side == "buy" {
+            let sign = if order.side == Side::Buy {
                 Decimal::ONE
             } else {
                 -Decimal::ONE
@@ -459,7 +436,7 @@ pub fn check(snapshot: &Snapshot) -> Report {
             .and_then(|id| Uuid::parse_str(id).ok())
             .and_then(|id| orders_by_id.get(&id));
         match order {
-            Some(order) if TERMINAL.contains(&order.status.as_str()) => i4.push(violation(
+            Some(order) if order.status.is_terminal() => i4.push(violation(
                 order.order_id,
                 format!(
                     "{} still held by hold {} of a {} order",
@@ -477,10 +454,7 @@ pub fn check(snapshot: &Snapshot) -> Report {
     // I6: nothing stuck once quiet.
     let mut i6 = Vec::new();
     for order in &snapshot.orders {
-        if matches!(
-            order.step.as_str(),
-            "reserve" | "place" | "cancel" | "release" | "parked"
-        ) {
+        if order.step.is_driven() || order.step == crate::domain::lifecycle::Step::Parked {
             i6.push(violation(
                 order.order_id,
                 format!("at step {} ({})", order.step, order.status),

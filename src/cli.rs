@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::reconcile::{Job, Reconciler};
-use crate::store::{fills, operator, orders};
+use crate::store::{events, executions, operator, orders};
 
 /// Rows `orders list` shows at most.
 pub const LIST_LIMIT: i64 = 200;
@@ -63,6 +63,16 @@ pub async fn orders_list(
     json_output: bool,
 ) -> anyhow::Result<String> {
     let stuck_after = stuck.then_some(settings.reconcile.stale_after_ms);
+    let status = status
+        .map(|text| {
+            crate::domain::lifecycle::Status::parse(text).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no status {text:?}; statuses: {}",
+                    <crate::domain::lifecycle::Status as crate::domain::TextEnum>::spellings()
+                )
+            })
+        })
+        .transpose()?;
     let rows = operator::orders(pool, status, stuck_after, LIST_LIMIT).await?;
     if json_output {
         return Ok(serde_json::to_string_pretty(&rows)?);
@@ -74,13 +84,13 @@ pub async fn orders_list(
                 o.order_id.to_string(),
                 o.account.clone(),
                 o.symbol.clone(),
-                o.side.clone(),
+                o.side.to_string(),
                 format!("{}/{}", o.filled_qty.normalize(), o.qty.normalize()),
-                o.status.clone(),
-                if o.step_state == "unknown" {
+                o.status.to_string(),
+                if o.step_state == crate::domain::lifecycle::StepState::Unknown {
                     format!("{} (unknown)", o.step)
                 } else {
-                    o.step.clone()
+                    o.step.to_string()
                 },
                 o.attempts.to_string(),
                 age(o.updated_at),
@@ -103,8 +113,8 @@ pub async fn orders_show(pool: &PgPool, id: &str, json_output: bool) -> anyhow::
     let order = orders::load(pool, order_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no order {order_id}"))?;
-    let events = orders::events(pool, order_id).await?;
-    let fills = fills::fills_of(pool, order_id).await?;
+    let events = events::events_of(pool, order_id).await?;
+    let fills = executions::fills_of(pool, order_id).await?;
     if json_output {
         return Ok(serde_json::to_string_pretty(&json!({
             "order": crate::http::alpaca::order_json(&order),
@@ -156,12 +166,12 @@ pub async fn orders_show(pool: &PgPool, id: &str, json_output: bool) -> anyhow::
     let _ = writeln!(
         out,
         "hold           {}",
-        order.hold_id.as_deref().unwrap_or("-")
+        order.hold_id.as_ref().map_or("-", |h| h.as_str())
     );
     let _ = writeln!(
         out,
         "venue order    {}",
-        order.venue_order_id.as_deref().unwrap_or("-")
+        order.venue_order_id.as_ref().map_or("-", |v| v.as_str())
     );
     out.push_str("\ntimeline\n");
     let rows: Vec<Vec<String>> = events
@@ -169,8 +179,8 @@ pub async fn orders_show(pool: &PgPool, id: &str, json_output: bool) -> anyhow::
         .map(|e| {
             vec![
                 e.created_at.format("%H:%M:%S%.3f").to_string(),
-                e.step.clone(),
-                e.state.clone(),
+                e.step.to_string(),
+                e.state.to_string(),
                 e.detail.to_string(),
             ]
         })
@@ -181,11 +191,11 @@ pub async fn orders_show(pool: &PgPool, id: &str, json_output: bool) -> anyhow::
         .iter()
         .map(|f| {
             vec![
-                f.exec_id.clone(),
+                f.exec_id.to_string(),
                 f.qty.normalize().to_string(),
                 f.price.normalize().to_string(),
-                f.source.clone(),
-                f.settlement_state.clone(),
+                f.source.to_string(),
+                f.settlement_state.to_string(),
             ]
         })
         .collect();

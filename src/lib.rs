@@ -2,11 +2,14 @@
 //!
 //! Start at [`startup::Application`]; ARCHITECTURE.md has the map.
 
+#[macro_use]
+pub mod domain;
+
+pub mod app;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod db;
-pub mod domain;
 pub mod embedded_postgres;
 pub mod engine;
 pub mod failpoints;

@@ -4,13 +4,9 @@
 //! things happen; gauges about the database (orders by status, the oldest
 //! open order, unknown outcomes) are computed when `/metrics` is scraped.
 
-use std::future::Future;
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::venues::CallError;
 
 /// Every metric name, in one place.
 pub mod names {
@@ -22,6 +18,7 @@ pub mod names {
     pub const ORDERS_SUBMITTED: &str = "orderd_orders_submitted_total";
     pub const SUBMIT_DURATION: &str = "orderd_submit_duration_seconds";
     pub const TRADE_EVENTS: &str = "orderd_trade_events_total";
+    pub const TRADE_UPDATES_DROPPED: &str = "orderd_trade_updates_dropped_total";
     pub const EXTERNAL_CALL_DURATION: &str = "orderd_external_call_duration_seconds";
     pub const EXTERNAL_CALL_ERRORS: &str = "orderd_external_call_errors_total";
     pub const STREAM_CONNECTED: &str = "orderd_venue_stream_connected";
@@ -87,6 +84,10 @@ fn describe() {
         "POST /v2/orders latency, by outcome."
     );
     describe_counter!(TRADE_EVENTS, "Trade updates emitted, by event.");
+    describe_counter!(
+        TRADE_UPDATES_DROPPED,
+        "Trade updates lost before reaching /stream (queue full, or the send failed)."
+    );
     describe_histogram!(
         EXTERNAL_CALL_DURATION,
         Unit::Seconds,
@@ -135,92 +136,46 @@ fn describe() {
     describe_counter!(SETTLEMENTS, "Settlement attempts, by outcome.");
 }
 
-/// The label value of a call's outcome.
-pub fn outcome_label<T>(result: &Result<T, CallError>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(CallError::Definitive { .. }) => "definitive",
-        Err(CallError::Retryable { .. }) => "retryable",
-        Err(CallError::Unknown { .. }) => "unknown",
-        Err(CallError::Unexpected { .. }) => "unexpected",
-    }
-}
-
-/// Times an external call and counts its failures.
-pub async fn timed<T>(
-    service: &'static str,
-    endpoint: &'static str,
-    call: impl Future<Output = Result<T, CallError>>,
-) -> Result<T, CallError> {
-    let started = Instant::now();
-    let result = call.await;
-    let outcome = outcome_label(&result);
-    metrics::histogram!(names::EXTERNAL_CALL_DURATION, "service" => service, "endpoint" => endpoint, "outcome" => outcome)
-        .record(started.elapsed().as_secs_f64());
-    if result.is_err() {
-        metrics::counter!(names::EXTERNAL_CALL_ERRORS, "service" => service, "endpoint" => endpoint, "kind" => outcome)
-            .increment(1);
-    }
-    result
-}
-
 /// Sets the database gauges, then renders everything in the Prometheus
 /// text format.
 pub async fn render(pool: &sqlx::PgPool) -> Result<String, sqlx::Error> {
-    use crate::domain::lifecycle::{Status, Step};
-    let open: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT status, count(*) FROM orders
-          WHERE status NOT IN ('filled', 'canceled', 'expired', 'rejected') GROUP BY status",
-    )
-    .fetch_all(pool)
-    .await?;
+    use crate::domain::fills::SettlementState;
+    use crate::domain::lifecycle::{Status, Step, StepState};
+    let gauges = crate::store::operator::gauges(pool).await?;
     for status in Status::ALL.iter().filter(|s| !s.is_terminal()) {
-        let n = open
+        let n = gauges
+            .open_by_status
             .iter()
-            .find(|(s, _)| s == status.as_str())
-            .map(|(_, n)| *n)
-            .unwrap_or(0);
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n);
         metrics::gauge!(names::ORDERS_OPEN, "status" => status.as_str()).set(n as f64);
     }
-    let steps: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT step, step_state, count(*) FROM orders WHERE step <> 'closed' GROUP BY step, step_state",
-    )
-    .fetch_all(pool)
-    .await?;
     for step in Step::ALL.iter().filter(|s| **s != Step::Closed) {
-        for state in ["pending", "unknown"] {
-            let n = steps
+        for state in StepState::ALL {
+            let n = gauges
+                .by_step
                 .iter()
-                .find(|(s, st, _)| s == step.as_str() && st == state)
-                .map(|(_, _, n)| *n)
-                .unwrap_or(0);
-            metrics::gauge!(names::ORDERS_BY_STEP, "step" => step.as_str(), "state" => state)
+                .find(|(s, st, _)| s == step && st == state)
+                .map_or(0, |(_, _, n)| *n);
+            metrics::gauge!(names::ORDERS_BY_STEP, "step" => step.as_str(), "state" => state.as_str())
                 .set(n as f64);
-            if state == "unknown" && step.is_driven() {
+            if *state == StepState::Unknown && step.is_driven() {
                 metrics::gauge!(names::UNKNOWN_OUTCOMES_OPEN, "step" => step.as_str())
                     .set(n as f64);
             }
         }
     }
-    let oldest: Option<f64> = sqlx::query_scalar(
-        "SELECT extract(epoch FROM now() - min(created_at))::float8 FROM orders
-          WHERE status NOT IN ('filled', 'canceled', 'expired', 'rejected')",
-    )
-    .fetch_one(pool)
-    .await?;
-    metrics::gauge!(names::OLDEST_OPEN_ORDER_AGE).set(oldest.unwrap_or(0.0));
-    let fills: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT settlement_state, count(*) FROM fills WHERE settlement_state <> 'settled' GROUP BY 1",
-    )
-    .fetch_all(pool)
-    .await?;
-    for state in ["pending", "unknown", "failed"] {
-        let n = fills
+    metrics::gauge!(names::OLDEST_OPEN_ORDER_AGE).set(gauges.oldest_open_secs.unwrap_or(0.0));
+    for state in SettlementState::ALL
+        .iter()
+        .filter(|s| **s != SettlementState::Settled)
+    {
+        let n = gauges
+            .unsettled_fills
             .iter()
             .find(|(s, _)| s == state)
-            .map(|(_, n)| *n)
-            .unwrap_or(0);
-        metrics::gauge!(names::FILLS_UNSETTLED, "state" => state).set(n as f64);
+            .map_or(0, |(_, n)| *n);
+        metrics::gauge!(names::FILLS_UNSETTLED, "state" => state.as_str()).set(n as f64);
     }
     Ok(handle().render())
 }

@@ -13,12 +13,13 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
+use crate::app::App;
 use crate::config::{DatabaseSettings, Settings};
 use crate::db;
 use crate::embedded_postgres::{self, ClusterOptions, EmbeddedPostgres};
-use crate::engine::{Engine, catchup, completer, settler, venue_stream};
-use crate::http::auth::AuthCache;
-use crate::reconcile::Reconciler;
+use crate::engine::{catchup, completer, settler, venue_stream};
+use crate::http::AppState;
+use crate::store::instances;
 
 /// The database orderd uses inside the embedded cluster.
 pub const EMBEDDED_DATABASE: &str = "orderd";
@@ -28,20 +29,6 @@ pub const INSTANCE_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long to wait for an adopted embedded cluster to accept connections.
 const EMBEDDED_READY_LIMIT: Duration = Duration::from_secs(30);
-
-/// What every request handler and background task shares.
-#[derive(Debug)]
-pub struct AppState {
-    pub settings: Settings,
-    pub pool: PgPool,
-    /// This process's row in `instances`; owner of its leases.
-    pub instance_id: Uuid,
-    pub engine: Arc<Engine>,
-    pub reconciler: Arc<Reconciler>,
-    pub auth_cache: AuthCache,
-    /// Trade updates for this instance's `/stream` clients.
-    pub trade_updates: tokio::sync::broadcast::Sender<crate::http::stream::TradeUpdateNote>,
-}
 
 /// Whether a command must own the embedded cluster (`serve`) or may use the
 /// one a running `serve` owns (short CLI commands).
@@ -163,20 +150,7 @@ impl Application {
         let instance_id = register_instance(&pool).await?;
         // The recorder exists before anything records.
         let _ = crate::metrics::handle();
-        let engine = Engine::new(pool.clone(), &settings, instance_id);
-        let reconciler = Reconciler::new(engine.clone(), settings.reconcile.clone());
-        let state = Arc::new(AppState {
-            settings,
-            pool,
-            instance_id,
-            engine,
-            reconciler,
-            auth_cache: AuthCache::default(),
-            trade_updates: tokio::sync::broadcast::channel(
-                crate::http::stream::TRADE_UPDATE_BUFFER,
-            )
-            .0,
-        });
+        let state = AppState::new(App::new(settings, pool, instance_id));
         Ok(Self {
             listener,
             state,
@@ -187,7 +161,7 @@ impl Application {
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
-            .unwrap_or(self.state.settings.http.listen)
+            .unwrap_or(self.state.app.settings.http.listen)
     }
 
     pub fn state(&self) -> &Arc<AppState> {
@@ -205,29 +179,23 @@ impl Application {
             state,
             database,
         } = self;
-        let heartbeat = tokio::spawn(instance_heartbeat(state.pool.clone(), state.instance_id));
+        let app = state.app.clone();
+        let heartbeat = tokio::spawn(instance_heartbeat(app.pool.clone(), app.instance_id));
         let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
         let background = vec![
             tokio::spawn(completer::run(
-                state.engine.clone(),
+                app.engine.clone(),
                 background_stopped.clone(),
             )),
-            tokio::spawn(settler::run(
-                state.engine.clone(),
-                background_stopped.clone(),
-            )),
-            tokio::spawn(catchup::run(
-                state.engine.clone(),
-                background_stopped.clone(),
-            )),
+            tokio::spawn(settler::run(app.engine.clone(), background_stopped.clone())),
+            tokio::spawn(catchup::run(app.engine.clone(), background_stopped.clone())),
             tokio::spawn(venue_stream::run(
-                state.engine.clone(),
+                app.engine.clone(),
                 background_stopped.clone(),
-                state.settings.exchange.stream_enabled,
+                app.settings.exchange.stream_enabled,
             )),
             tokio::spawn(
-                state
-                    .reconciler
+                app.reconciler
                     .clone()
                     .run_scheduler(background_stopped.clone()),
             ),
@@ -250,7 +218,7 @@ impl Application {
             }
         }
         heartbeat.abort();
-        mark_instance_stopped(&state.pool, state.instance_id).await;
+        mark_instance_stopped(&app.pool, app.instance_id).await;
         if let Some(database) = database {
             database.close().await;
         }
@@ -260,31 +228,22 @@ impl Application {
 
 /// Registers this process in `instances` (leases and runs name it).
 pub async fn register_instance(pool: &PgPool) -> anyhow::Result<Uuid> {
-    let instance_id = Uuid::now_v7();
     let hostname = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".to_string());
-    sqlx::query(
-        "INSERT INTO instances (instance_id, hostname, pid, version) VALUES ($1, $2, $3, $4)",
+    instances::register(
+        pool,
+        &hostname,
+        std::process::id(),
+        env!("CARGO_PKG_VERSION"),
     )
-    .bind(instance_id)
-    .bind(hostname)
-    .bind(i32::try_from(std::process::id()).unwrap_or(i32::MAX))
-    .bind(env!("CARGO_PKG_VERSION"))
-    .execute(pool)
     .await
-    .context("registering this instance")?;
-    Ok(instance_id)
+    .context("registering this instance")
 }
 
 /// Marks an instance stopped, so its leases are free at once.
 pub async fn mark_instance_stopped(pool: &PgPool, instance_id: Uuid) {
-    if let Err(error) =
-        sqlx::query("UPDATE instances SET stopped_at = now() WHERE instance_id = $1")
-            .bind(instance_id)
-            .execute(pool)
-            .await
-    {
+    if let Err(error) = instances::mark_stopped(pool, instance_id).await {
         tracing::warn!(%error, "marking this instance stopped");
     }
 }
@@ -293,12 +252,7 @@ async fn instance_heartbeat(pool: PgPool, instance_id: Uuid) {
     let mut interval = tokio::time::interval(INSTANCE_HEARTBEAT_INTERVAL);
     loop {
         interval.tick().await;
-        if let Err(error) =
-            sqlx::query("UPDATE instances SET last_seen_at = now() WHERE instance_id = $1")
-                .bind(instance_id)
-                .execute(&pool)
-                .await
-        {
+        if let Err(error) = instances::heartbeat(&pool, instance_id).await {
             tracing::warn!(%error, "instance heartbeat");
         }
     }

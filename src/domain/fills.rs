@@ -6,6 +6,26 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
+text_enum! {
+    /// Where a fill's settlement at the balances service stands.
+    pub enum SettlementState as "settlement_state" {
+        /// Not sent yet, or sent and known not to have taken effect.
+        Pending => "pending",
+        /// Sent; the answer was lost. Re-sent under the same key.
+        Unknown => "unknown",
+        /// Done, final.
+        Settled => "settled",
+        /// Refused by the ledger for a reason retrying cannot fix.
+        Failed => "failed",
+    }
+}
+
+impl SettlementState {
+    /// The states a settler still has work in.
+    pub const UNSETTLED: &'static [SettlementState] =
+        &[SettlementState::Pending, SettlementState::Unknown];
+}
+
 /// Decimal places kept in an average price.
 pub const AVG_PRICE_DP: u32 = 6;
 

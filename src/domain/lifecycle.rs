@@ -15,9 +15,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::{HoldId, VenueOrderId};
+
 text_enum! {
     /// The trader-visible status (Alpaca's order statuses that orderd uses).
-    pub enum Status {
+    pub enum Status as "status" {
         PendingNew => "pending_new",
         New => "new",
         PartiallyFilled => "partially_filled",
@@ -30,18 +32,28 @@ text_enum! {
 }
 
 impl Status {
+    /// The statuses after which the trader's view no longer changes: the
+    /// one list of them (SQL binds or renders it from here).
+    pub const TERMINAL: &'static [Status] = &[
+        Status::Filled,
+        Status::Canceled,
+        Status::Expired,
+        Status::Rejected,
+    ];
+
+    /// Terminal statuses after which the venue may still report a fill
+    /// (one that raced the cancel or the expiry).
+    pub const LATE_FILLS_POSSIBLE: &'static [Status] = &[Status::Canceled, Status::Expired];
+
     /// No further fills or status changes are expected from the venue.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Status::Filled | Status::Canceled | Status::Expired | Status::Rejected
-        )
+        Self::TERMINAL.contains(&self)
     }
 }
 
 text_enum! {
     /// The recovery point: which step runs next.
-    pub enum Step {
+    pub enum Step as "step" {
         /// Create the hold at the balances service.
         Reserve => "reserve",
         /// Place the order at the venue.
@@ -68,19 +80,23 @@ impl Step {
         !matches!(self, Step::Reserve | Step::Place)
     }
 
+    /// The steps orderd itself must drive (the completer's work): the one
+    /// list of them (SQL binds or renders it from here).
+    pub const DRIVEN: &'static [Step] = &[Step::Reserve, Step::Place, Step::Cancel, Step::Release];
+
+    /// The steps of an order the venue works (what a stream gap catches up).
+    pub const AT_VENUE: &'static [Step] = &[Step::Working, Step::Cancel];
+
     /// Steps that orderd itself must drive (the completer's work).
     pub fn is_driven(self) -> bool {
-        matches!(
-            self,
-            Step::Reserve | Step::Place | Step::Cancel | Step::Release
-        )
+        Self::DRIVEN.contains(&self)
     }
 }
 
 text_enum! {
     /// Whether the step's call is still to be made, or was made with an
     /// outcome nobody knows yet.
-    pub enum StepState {
+    pub enum StepState as "step_state" {
         Pending => "pending",
         Unknown => "unknown",
     }
@@ -88,7 +104,7 @@ text_enum! {
 
 text_enum! {
     /// The recorded action states of a step (DESIGN §1.6).
-    pub enum ActionState {
+    pub enum ActionState as "state" {
         Requested => "requested",
         Succeeded => "succeeded",
         Failed => "failed",
@@ -126,8 +142,8 @@ pub struct Lifecycle {
     pub step_state: StepState,
     /// Failed or unknown attempts of the current step.
     pub attempts: u32,
-    pub hold_id: Option<String>,
-    pub venue_order_id: Option<String>,
+    pub hold_id: Option<HoldId>,
+    pub venue_order_id: Option<VenueOrderId>,
     pub reject_reason: Option<RejectReason>,
     /// The trader asked to cancel.
     pub cancel_requested: bool,
@@ -160,11 +176,11 @@ pub enum Action {
     /// Look the order up at the venue by client_order_id.
     LookupPlacement,
     /// Release the rest of the hold.
-    ReleaseHold { hold_id: String },
+    ReleaseHold { hold_id: HoldId },
     /// Canceled before it was sent: give up the placement (no call).
     AbandonPlacement,
     /// Ask the venue to cancel the order.
-    CancelAtVenue { venue_order_id: String },
+    CancelAtVenue { venue_order_id: VenueOrderId },
     /// Nothing for orderd to do now.
     None,
 }
@@ -209,13 +225,13 @@ pub fn next_action(lifecycle: &Lifecycle) -> Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     HoldCreated {
-        hold_id: String,
+        hold_id: HoldId,
     },
     HoldRejected {
         reason: RejectReason,
     },
     Placed {
-        venue_order_id: String,
+        venue_order_id: VenueOrderId,
     },
     PlacementRejected {
         detail: String,
@@ -636,7 +652,7 @@ pub fn request_cancel(current: &Lifecycle) -> Result<Change, AlreadyTerminal> {
 
 text_enum! {
     /// The venue's order status vocabulary.
-    pub enum VenueStatus {
+    pub enum VenueStatus as "venue status" {
         Accepted => "accepted",
         New => "new",
         PartiallyFilled => "partially_filled",
@@ -678,6 +694,31 @@ pub struct Projection {
     pub missing_fills: bool,
     /// The order just became terminal and its hold must be released.
     pub release_now: bool,
+}
+
+impl Projection {
+    /// News that changes nothing orderd acts on: the venue acknowledging,
+    /// again, an order orderd already knows is placed. Not worth a write
+    /// (one write per order fewer); the row keeps the last venue status
+    /// that mattered. `recorded_cum_qty` is the venue's cumulative quantity
+    /// as last recorded; `new_fill` whether the news brought a fill not
+    /// recorded before.
+    pub fn changes_nothing(
+        &self,
+        current: &Lifecycle,
+        news: VenueNews,
+        recorded_cum_qty: rust_decimal::Decimal,
+        new_fill: bool,
+    ) -> bool {
+        !new_fill
+            && self.events.is_empty()
+            && self.next == *current
+            && !self.release_now
+            && !self.missing_fills
+            && news.cum_qty == recorded_cum_qty
+            && current.venue_order_id.is_some()
+            && !news.status.is_terminal()
+    }
 }
 
 /// Projects an order's status and step from venue news. `filled_qty` is the

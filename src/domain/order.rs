@@ -2,14 +2,13 @@
 //! trader's request once validated. Nothing here knows about HTTP or SQL.
 
 use std::fmt;
-use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Longest `client_order_id` accepted (Alpaca's limit, and the venue's).
-pub const CLIENT_ORDER_ID_MAX_LEN: usize = 48;
+use super::TextEnum;
+pub use super::ids::{CLIENT_ORDER_ID_MAX_LEN, ClientOrderId};
 
 /// Longest symbol accepted.
 pub const SYMBOL_MAX_LEN: usize = 12;
@@ -37,64 +36,31 @@ fn invalid(field: &'static str, problem: impl Into<String>) -> InvalidField {
     }
 }
 
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident, $field:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(text: &str) -> Result<Self, InvalidField> {
-                match text {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(invalid(
-                        $field,
-                        format!(
-                            "must be one of {}, got {:?}",
-                            [$($text),+].join(", "),
-                            other
-                        ),
-                    )),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = InvalidField;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::parse(s)
-            }
-        }
-    };
+/// Parses a request field that takes one of `T`'s spellings; the error
+/// names the field and lists what it accepts.
+pub fn parse_field<T: TextEnum>(text: &str) -> Result<T, InvalidField> {
+    T::parse(text).ok_or_else(|| {
+        invalid(
+            T::NAME,
+            format!("must be one of {}, got {:?}", T::spellings(), text),
+        )
+    })
 }
 
-wire_enum!(
+text_enum! {
     /// Buy or sell.
-    Side, "side" { Buy => "buy", Sell => "sell" }
-);
+    pub enum Side as "side" { Buy => "buy", Sell => "sell" }
+}
 
-wire_enum!(
+text_enum! {
     /// Market or limit (the order types orderd supports).
-    OrderType, "type" { Market => "market", Limit => "limit" }
-);
+    pub enum OrderType as "type" { Market => "market", Limit => "limit" }
+}
 
-wire_enum!(
+text_enum! {
     /// How long an order works.
-    TimeInForce, "time_in_force" { Day => "day", Gtc => "gtc", Ioc => "ioc", Fok => "fok" }
-);
+    pub enum TimeInForce as "time_in_force" { Day => "day", Gtc => "gtc", Ioc => "ioc", Fok => "fok" }
+}
 
 /// An upper-case ticker symbol.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -186,36 +152,6 @@ impl LimitPrice {
 
     pub fn value(self) -> Decimal {
         self.0
-    }
-}
-
-/// A trader-chosen or orderd-generated id, unique per account.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ClientOrderId(String);
-
-impl ClientOrderId {
-    pub fn parse(text: &str) -> Result<Self, InvalidField> {
-        if text.is_empty() {
-            return Err(invalid("client_order_id", "must not be empty"));
-        }
-        if text.len() > CLIENT_ORDER_ID_MAX_LEN {
-            return Err(invalid(
-                "client_order_id",
-                format!("must be at most {CLIENT_ORDER_ID_MAX_LEN} characters"),
-            ));
-        }
-        if text.chars().any(|c| c.is_control()) {
-            return Err(invalid(
-                "client_order_id",
-                "must not contain control characters",
-            ));
-        }
-        Ok(Self(text.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -365,7 +301,7 @@ mod tests {
     #[test]
     fn enums_parse_their_wire_names_and_name_the_field() {
         assert_eq!(TimeInForce::parse("fok").unwrap(), TimeInForce::Fok);
-        let error = Side::parse("short").unwrap_err();
+        let error = parse_field::<Side>("short").unwrap_err();
         assert_eq!(error.field, "side");
         assert!(error.problem.contains("buy, sell"));
     }

@@ -12,6 +12,8 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::fills::SettlementState;
+use super::ids::{ExecId, HoldId, VenueOrderId};
 use super::lifecycle::{Status, Step, VenueStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,13 +43,13 @@ pub enum Repair {
     /// Fetch the venue's fills and status and apply them.
     ApplyVenueNews,
     /// Cancel the venue order.
-    CancelAtVenue { venue_order_id: String },
+    CancelAtVenue { venue_order_id: VenueOrderId },
     /// Release what is left of the hold.
-    ReleaseHold { hold_id: String },
+    ReleaseHold { hold_id: HoldId },
     /// Send the fill's keyed settlement (again).
-    Settle { exec_id: String },
+    Settle { exec_id: ExecId },
     /// The ledger has the settlement: record it as settled.
-    MarkSettled { exec_id: String },
+    MarkSettled { exec_id: ExecId },
     /// Drive the order from its recovery point now.
     DriveOrder,
 }
@@ -87,7 +89,7 @@ pub struct LocalOrder {
 /// The venue's view of an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VenueOrderView {
-    pub venue_order_id: String,
+    pub venue_order_id: VenueOrderId,
     pub status: Option<VenueStatus>,
     pub filled_qty: Decimal,
 }
@@ -221,7 +223,7 @@ pub fn diff_venue_order(
 pub fn diff_hold(
     order_status: Status,
     order_step: Step,
-    hold_id: &str,
+    hold_id: &HoldId,
     hold_remaining: Decimal,
     unsettled_fills: u64,
 ) -> Option<Finding> {
@@ -241,7 +243,7 @@ pub fn diff_hold(
         "hold_not_released",
         Resolvable,
         Repair::ReleaseHold {
-            hold_id: hold_id.to_string(),
+            hold_id: hold_id.clone(),
         },
         format!("{hold_remaining} still held for a {order_status} order"),
     ))
@@ -250,26 +252,25 @@ pub fn diff_hold(
 /// A fill as orderd records it, for [`diff_settlements`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalFill {
-    pub exec_id: String,
-    /// pending, unknown, settled or failed.
-    pub settlement_state: String,
+    pub exec_id: ExecId,
+    pub settlement_state: SettlementState,
     pub quiet_for: Duration,
 }
 
 /// An order's fills against the ledger's settlements for it (by key).
 pub fn diff_settlements(
     local: &[LocalFill],
-    ledger: &BTreeSet<String>,
+    ledger: &BTreeSet<ExecId>,
     settle_time: Duration,
 ) -> Vec<Finding> {
     use Classification::*;
     let mut findings = Vec::new();
-    let ours: BTreeSet<&str> = local.iter().map(|f| f.exec_id.as_str()).collect();
+    let ours: BTreeSet<&ExecId> = local.iter().map(|f| &f.exec_id).collect();
     for fill in local {
         let in_ledger = ledger.contains(&fill.exec_id);
-        match (fill.settlement_state.as_str(), in_ledger) {
-            ("settled", true) => {}
-            ("settled", false) => findings.push(finding(
+        match (fill.settlement_state, in_ledger) {
+            (SettlementState::Settled, true) => {}
+            (SettlementState::Settled, false) => findings.push(finding(
                 "settlement_missing_in_ledger",
                 Resolvable,
                 Repair::Settle {
@@ -291,7 +292,7 @@ pub fn diff_settlements(
                     fill.exec_id, fill.settlement_state
                 ),
             )),
-            ("failed", false) => findings.push(finding(
+            (SettlementState::Failed, false) => findings.push(finding(
                 "settlement_failed",
                 Unresolvable,
                 Repair::None,
@@ -314,7 +315,7 @@ pub fn diff_settlements(
             }
         }
     }
-    for unknown in ledger.iter().filter(|k| !ours.contains(k.as_str())) {
+    for unknown in ledger.iter().filter(|k| !ours.contains(k)) {
         findings.push(finding(
             "ledger_settlement_unknown",
             Unresolvable,
@@ -419,12 +420,12 @@ mod tests {
     #[test]
     fn holds_of_terminal_orders_are_released_after_their_fills_settle() {
         assert_eq!(
-            diff_hold(Status::New, Step::Working, "h", 10.into(), 0),
+            diff_hold(Status::New, Step::Working, &"h".into(), 10.into(), 0),
             None
         );
-        let waiting = diff_hold(Status::Filled, Step::Closed, "h", 10.into(), 1).unwrap();
+        let waiting = diff_hold(Status::Filled, Step::Closed, &"h".into(), 10.into(), 1).unwrap();
         assert_eq!(waiting.classification, Classification::Pending);
-        let leaked = diff_hold(Status::Canceled, Step::Closed, "h", 10.into(), 0).unwrap();
+        let leaked = diff_hold(Status::Canceled, Step::Closed, &"h".into(), 10.into(), 0).unwrap();
         assert_eq!(
             leaked.repair,
             Repair::ReleaseHold {
@@ -432,25 +433,25 @@ mod tests {
             }
         );
         assert_eq!(
-            diff_hold(Status::Canceled, Step::Closed, "h", 0.into(), 0),
+            diff_hold(Status::Canceled, Step::Closed, &"h".into(), 0.into(), 0),
             None
         );
     }
 
     #[test]
     fn settlements_are_compared_by_key() {
-        let fill = |id: &str, state: &str, quiet: u64| LocalFill {
+        let fill = |id: &str, state: SettlementState, quiet: u64| LocalFill {
             exec_id: id.into(),
-            settlement_state: state.into(),
+            settlement_state: state,
             quiet_for: Duration::from_secs(quiet),
         };
-        let ledger: BTreeSet<String> = ["a", "b", "z"].into_iter().map(String::from).collect();
+        let ledger: BTreeSet<ExecId> = ["a", "b", "z"].into_iter().map(ExecId::from).collect();
         let findings = diff_settlements(
             &[
-                fill("a", "settled", 60),
-                fill("b", "unknown", 60),
-                fill("c", "pending", 60),
-                fill("d", "pending", 1),
+                fill("a", SettlementState::Settled, 60),
+                fill("b", SettlementState::Unknown, 60),
+                fill("c", SettlementState::Pending, 60),
+                fill("d", SettlementState::Pending, 1),
             ],
             &ledger,
             SETTLE,

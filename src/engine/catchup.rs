@@ -13,7 +13,8 @@ use futures_util::StreamExt;
 use uuid::Uuid;
 
 use super::{Engine, EngineError};
-use crate::store::fills::{self as fill_store, Applied, Execution, ExecutionFill, FillSource};
+use crate::domain::lifecycle::VenueStatus;
+use crate::store::executions::{self as fill_store, Applied, Execution, ExecutionFill, FillSource};
 use crate::store::orders::{self as order_store, OrderRecord};
 
 /// Orders caught up at once.
@@ -83,22 +84,27 @@ pub enum CatchUpError {
     Venue(#[from] crate::venues::CallError),
     #[error(transparent)]
     Apply(#[from] fill_store::ApplyError),
+    #[error("the venue answered an order status orderd does not know: {0:?}")]
+    UnknownStatus(String),
 }
 
 /// Asks the venue about one order and applies its fills and status.
 pub async fn catch_up_order(engine: &Engine, order: &OrderRecord) -> Result<(), CatchUpError> {
-    let Some(venue_order_id) = order.venue_order_id.as_deref() else {
+    let Some(venue_order_id) = order.venue_order_id.as_ref() else {
         return Ok(());
     };
     // A stale read (not visible yet) is no news.
     let Some(venue) = engine.exchange.order(venue_order_id).await? else {
         return Ok(());
     };
+    let Some(venue_status) = VenueStatus::parse(&venue.status) else {
+        return Err(CatchUpError::UnknownStatus(venue.status));
+    };
     let base = Execution {
         venue_client_order_id: order.venue_client_order_id.clone(),
-        venue_order_id: venue_order_id.to_string(),
+        venue_order_id: venue_order_id.clone(),
         fill: None,
-        venue_status: venue.status.clone(),
+        venue_status,
         cum_qty: venue.filled_qty,
         source: FillSource::Rest,
         fencing_token: None,

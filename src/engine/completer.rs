@@ -11,13 +11,13 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use super::{Engine, EngineError};
-use crate::store::orders as order_store;
+use crate::store::recovery;
 
 /// One pass: claim up to `completer_batch` due orders and drive them,
 /// `completer_concurrency` at a time, without inline retry sleeps (a retry
 /// is left to the durable timer). Returns how many it claimed.
 pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
-    let claims = order_store::claim_due(
+    let claims = recovery::claim_due(
         &engine.pool,
         engine.instance_id,
         engine.settings.completer_batch,
@@ -62,8 +62,9 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: tokio::sync::watch::Receiver
         }
         if claimed == 0 {
             tokio::select! {
-                // Whichever comes first: the next poll, or the stop.
+                // Whichever comes first: the next poll, a wake-up, or the stop.
                 _ = tokio::time::sleep(engine.settings.completer_interval()) => {}
+                _ = engine.completer_wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
         }

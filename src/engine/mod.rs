@@ -3,8 +3,10 @@
 //! of the loop makes one external call, outside any transaction, then
 //! records its outcome and the next step in one transaction.
 
+mod calls;
 pub mod catchup;
 pub mod completer;
+pub mod keys;
 pub mod settler;
 pub mod venue_stream;
 
@@ -12,55 +14,30 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rust_decimal::{Decimal, RoundingStrategy};
 use sqlx::PgPool;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::config::{LifecycleSettings, Settings};
-use crate::domain::lifecycle::{
-    self, Action, Limits, Outcome, RejectReason, Schedule, backoff, next_action,
-};
-use crate::failpoints;
-use crate::store::orders::{self as order_store, LeaseAfter, OrderRecord};
+use crate::domain::lifecycle::{self, Action, Limits, Schedule, backoff, next_action};
+use crate::store::orders::{self as order_store, CorruptRow, OrderRecord};
+use crate::store::recovery::{self, LeaseAfter};
 use crate::store::trade_updates::TradeUpdates;
-use crate::venues::CallError;
-use crate::venues::balances::{BalancesClient, CreateHoldRequest, HoldReference, HoldResult};
-use crate::venues::exchange::{CancelResult, ExchangeClient, PlaceOrderRequest, PlaceResult};
-
-/// Cash is held to the cent.
-const CASH_DP: u32 = 2;
+use crate::venues::balances::BalancesClient;
+use crate::venues::exchange::ExchangeClient;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
-    Corrupt(#[from] order_store::CorruptRow),
+    Corrupt(#[from] CorruptRow),
     #[error(transparent)]
     Transition(#[from] lifecycle::InvalidTransition),
-    #[error("order {0} has no account")]
+    #[error("account {0} does not exist")]
     NoAccount(Uuid),
-}
-
-/// Idempotency keys and venue ids, all derived from the order id, so every
-/// retry sends the same ones.
-pub mod keys {
-    use uuid::Uuid;
-
-    /// Every client_order_id orderd sends to the venue starts with this; a
-    /// venue order with it that orderd does not know is an orphan.
-    pub const VENUE_CLIENT_ORDER_ID_PREFIX: &str = "od-";
-
-    pub fn venue_client_order_id(order_id: Uuid) -> String {
-        format!("{VENUE_CLIENT_ORDER_ID_PREFIX}{}", order_id.simple())
-    }
-    pub fn hold(order_id: Uuid) -> String {
-        format!("hold-{order_id}")
-    }
-    pub fn release(order_id: Uuid) -> String {
-        format!("release-{order_id}")
-    }
+    #[error("order {0} does not exist")]
+    NoOrder(Uuid),
 }
 
 #[derive(Debug)]
@@ -75,6 +52,8 @@ pub struct Engine {
     balances_accounts: RwLock<HashMap<Uuid, String>>,
     /// Wakes the settler when a fill is recorded.
     pub settler_wake: tokio::sync::Notify,
+    /// Wakes the completer when work became due (a cancel-all).
+    pub completer_wake: tokio::sync::Notify,
     /// Catch-up requests (see [`catchup`]).
     pub catch_up: catchup::Requests,
     /// Trade updates for `/stream`, sent after each commit.
@@ -100,6 +79,7 @@ impl Engine {
             stream_stall_ms: settings.exchange.stream_stall_ms,
             balances_accounts: RwLock::new(HashMap::new()),
             settler_wake: tokio::sync::Notify::new(),
+            completer_wake: tokio::sync::Notify::new(),
             catch_up: catchup::Requests::default(),
         })
     }
@@ -122,7 +102,7 @@ impl Engine {
         order_id: Uuid,
         deadline: Instant,
     ) -> Result<Option<OrderRecord>, EngineError> {
-        let claimed = order_store::claim(
+        let claimed = recovery::claim(
             &self.pool,
             order_id,
             self.instance_id,
@@ -171,28 +151,22 @@ impl Engine {
         until: Until,
     ) -> Result<OrderRecord, EngineError> {
         loop {
+            debug_assert_eq!(
+                order.lease_owner,
+                Some(self.instance_id),
+                "driving an order whose lease this instance does not hold"
+            );
             let current = order.lifecycle()?;
             if until == Until::Answered && current.step.answers_trader() {
-                if order.lease_owner == Some(self.instance_id) {
-                    order_store::release_lease(&self.pool, order.order_id, self.instance_id)
-                        .await?;
-                }
+                recovery::release_lease(&self.pool, order.order_id, self.instance_id).await?;
                 return Ok(order);
             }
             let action = next_action(&current);
-            let outcome = match action {
-                Action::None => {
-                    order_store::release_lease(&self.pool, order.order_id, self.instance_id)
-                        .await?;
-                    return Ok(order);
-                }
-                Action::CreateHold => self.reserve(&mut order).await?,
-                Action::PlaceOrder => self.place(&order).await,
-                Action::LookupPlacement => self.lookup(&order).await,
-                Action::ReleaseHold { hold_id } => self.release(&order, &hold_id).await?,
-                Action::AbandonPlacement => Outcome::PlacementAbandoned,
-                Action::CancelAtVenue { venue_order_id } => self.cancel(&venue_order_id).await,
-            };
+            if action == Action::None {
+                recovery::release_lease(&self.pool, order.order_id, self.instance_id).await?;
+                return Ok(order);
+            }
+            let outcome = self.call(&action, &mut order).await?;
             let mut current = current;
             let mut change = lifecycle::transition(&current, outcome.clone(), self.limits())?;
             loop {
@@ -204,7 +178,7 @@ impl Engine {
                     } else {
                         self.schedule(&change, deadline)
                     };
-                let written = order_store::record_change(
+                let written = recovery::record_change(
                     &self.pool,
                     &self.trade_updates,
                     &order,
@@ -232,7 +206,7 @@ impl Engine {
                 // news has overtaken it.
                 let fresh = order_store::load(&self.pool, order.order_id)
                     .await?
-                    .ok_or(EngineError::NoAccount(order.order_id))?;
+                    .ok_or(EngineError::NoOrder(order.order_id))?;
                 if fresh.lease_owner != Some(self.instance_id) {
                     return Ok(fresh);
                 }
@@ -271,212 +245,26 @@ impl Engine {
         }
     }
 
-    fn placement_grace(&self) -> Duration {
-        Duration::from_millis(self.settings.placement_grace_ms)
-    }
-
     fn keep_lease(&self) -> LeaseAfter {
         LeaseAfter::Keep {
             lease_ms: self.settings.lease_ms,
         }
     }
 
-    async fn balances_account(&self, account_id: Uuid) -> Result<String, EngineError> {
+    /// The balances service's account of orderd account `account_id`.
+    pub async fn balances_account(&self, account_id: Uuid) -> Result<String, EngineError> {
         if let Ok(cache) = self.balances_accounts.read()
             && let Some(id) = cache.get(&account_id)
         {
             return Ok(id.clone());
         }
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT balances_account_id FROM accounts WHERE account_id = $1")
-                .bind(account_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        let id = id.ok_or(EngineError::NoAccount(account_id))?;
+        let id = crate::store::accounts::balances_account_id(&self.pool, account_id)
+            .await?
+            .ok_or(EngineError::NoAccount(account_id))?;
         if let Ok(mut cache) = self.balances_accounts.write() {
             cache.insert(account_id, id.clone());
         }
         Ok(id)
-    }
-
-    /// Reserve: a market buy first fixes its hold amount from a quote (and
-    /// records it, so every retry asks for the identical hold).
-    /// The hold a market buy of `qty` asks for: the quote's ask (or last,
-    /// if higher) plus the collar, to the cent. The error is the outcome
-    /// for the reserve step when the venue cannot quote.
-    pub async fn market_buy_hold(&self, symbol: &str, qty: Decimal) -> Result<MarketHold, Outcome> {
-        let quote = match self.exchange.quote(symbol).await {
-            Ok(quote) => quote,
-            // The venue does not price this symbol: the order cannot be
-            // reserved, now or later.
-            Err(CallError::Definitive {
-                status: 404 | 422 | 400,
-                message,
-                ..
-            }) => {
-                return Err(Outcome::HoldRejected {
-                    reason: RejectReason::Venue {
-                        detail: format!("no quote for {symbol}: {message}"),
-                    },
-                });
-            }
-            // A read: whatever else went wrong, nothing happened. Retry.
-            Err(error) => {
-                return Err(Outcome::Retry {
-                    detail: format!("quote for the hold: {error}"),
-                });
-            }
-        };
-        let rate = (quote.ask.max(quote.last) * (Decimal::ONE + self.settings.market_buy_collar))
-            .round_dp_with_strategy(CASH_DP, RoundingStrategy::AwayFromZero);
-        let amount = (qty * rate).round_dp_with_strategy(CASH_DP, RoundingStrategy::AwayFromZero);
-        Ok(MarketHold { amount, rate })
-    }
-
-    async fn reserve(&self, order: &mut OrderRecord) -> Result<Outcome, EngineError> {
-        if order.hold_amount.is_none() {
-            let MarketHold { amount, rate } =
-                match self.market_buy_hold(&order.symbol, order.qty).await {
-                    Ok(hold) => hold,
-                    Err(outcome) => return Ok(outcome),
-                };
-            let written =
-                order_store::set_hold_amount(&self.pool, order.order_id, amount, rate).await?;
-            *order = match written {
-                Some(written) => written,
-                // Recorded before (by an earlier attempt): that one counts.
-                None => order_store::load(&self.pool, order.order_id)
-                    .await?
-                    .ok_or(EngineError::NoAccount(order.order_id))?,
-            };
-        }
-        let Some(amount) = order.hold_amount else {
-            return Ok(Outcome::Unexpected {
-                detail: "hold amount missing after recording it".to_string(),
-            });
-        };
-        let request = CreateHoldRequest {
-            idempotency_key: keys::hold(order.order_id),
-            account_id: self.balances_account(order.account_id).await?,
-            asset: order
-                .hold_asset
-                .clone()
-                .unwrap_or_else(|| "USD".to_string()),
-            amount,
-            reference: HoldReference {
-                order_id: order.order_id.to_string(),
-                client_order_id: order.client_order_id.clone(),
-            },
-        };
-        let result = self.balances.create_hold(&request).await;
-        if matches!(result, Ok(HoldResult::Created(_))) {
-            failpoints::hit(failpoints::AFTER_HOLD_CREATED);
-        }
-        Ok(match result {
-            Ok(HoldResult::Created(hold)) => Outcome::HoldCreated { hold_id: hold.id },
-            Ok(HoldResult::InsufficientFunds { available }) => Outcome::HoldRejected {
-                reason: RejectReason::InsufficientFunds { available },
-            },
-            // Our key with a different body means our own durable request
-            // changed: a bug, not the trader's problem. Park after retries.
-            Ok(HoldResult::Refused { code, message }) if code == "idempotency_key_reused" => {
-                Outcome::Unexpected {
-                    detail: format!("{code}: {message}"),
-                }
-            }
-            Ok(HoldResult::Refused { code, message }) => Outcome::HoldRejected {
-                reason: RejectReason::HoldRefused {
-                    detail: format!("{code}: {message}"),
-                },
-            },
-            Err(error) => outcome_of_error(error),
-        })
-    }
-
-    async fn place(&self, order: &OrderRecord) -> Outcome {
-        let request = PlaceOrderRequest {
-            client_order_id: order.venue_client_order_id.clone(),
-            symbol: order.symbol.clone(),
-            side: order.side.clone(),
-            order_type: order.order_type.clone(),
-            time_in_force: order.time_in_force.clone(),
-            qty: order.qty,
-            limit_price: order.limit_price,
-        };
-        let result = self.exchange.place_order(&request).await;
-        failpoints::hit(failpoints::AFTER_PLACE_SENT);
-        match result {
-            Ok(PlaceResult::Accepted(venue)) => Outcome::Placed {
-                venue_order_id: venue.id,
-            },
-            Ok(PlaceResult::Rejected { message }) => Outcome::PlacementRejected { detail: message },
-            // Proof that an earlier attempt reached the venue, not of what
-            // became of it: look it up.
-            Ok(PlaceResult::DuplicateClientOrderId) => Outcome::Unknown {
-                detail: "the venue already has this client_order_id".to_string(),
-            },
-            Err(error) => outcome_of_error(error),
-        }
-    }
-
-    async fn lookup(&self, order: &OrderRecord) -> Outcome {
-        match self
-            .exchange
-            .order_by_client_order_id(&order.venue_client_order_id)
-            .await
-        {
-            Ok(Some(venue)) if venue.status == "rejected" => Outcome::PlacementRejected {
-                detail: venue
-                    .reject_reason
-                    .unwrap_or_else(|| "rejected".to_string()),
-            },
-            Ok(Some(venue)) => Outcome::Placed {
-                venue_order_id: venue.id,
-            },
-            // Past the grace window, a placement the venue still does not
-            // show never arrived: close it rather than send it late.
-            Ok(None) if placement_age(order) > self.placement_grace() => {
-                Outcome::PlacementNeverReceived
-            }
-            Ok(None) => Outcome::PlacementNotFound,
-            // A failed read proves nothing either way; the placement stays
-            // unknown and is looked up again.
-            Err(CallError::Unknown { detail, .. }) => Outcome::Retry { detail },
-            Err(error) => outcome_of_error(error),
-        }
-    }
-
-    async fn cancel(&self, venue_order_id: &str) -> Outcome {
-        match self.exchange.cancel_order(venue_order_id).await {
-            Ok(CancelResult::Requested) => Outcome::CancelAccepted,
-            Ok(CancelResult::AlreadyDone { message }) => Outcome::CancelRefused { detail: message },
-            // A fresh order may not be visible yet (stale read): again.
-            Ok(CancelResult::NotFound) => Outcome::Retry {
-                detail: "the venue does not show the order yet".to_string(),
-            },
-            Err(error) => outcome_of_error(error),
-        }
-    }
-
-    /// Releases the rest of the hold once every fill of the order is
-    /// settled (a release first would make a later settlement draw on the
-    /// trader's free balance).
-    async fn release(&self, order: &OrderRecord, hold_id: &str) -> Result<Outcome, EngineError> {
-        let unsettled = crate::store::fills::unsettled_count(&self.pool, order.order_id).await?;
-        if unsettled > 0 {
-            return Ok(Outcome::Retry {
-                detail: format!("waiting for {unsettled} fill(s) to settle"),
-            });
-        }
-        let result = self
-            .balances
-            .release_hold(hold_id, &keys::release(order.order_id))
-            .await;
-        failpoints::hit(failpoints::AFTER_RELEASE_SENT);
-        Ok(match result {
-            Ok(_) => Outcome::HoldReleased,
-            Err(error) => outcome_of_error(error),
-        })
     }
 }
 
@@ -487,35 +275,4 @@ enum Until {
     Idle,
     /// Until the trader's answer is known.
     Answered,
-}
-
-/// A market buy's hold: `amount` = qty × `rate`, both to the cent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MarketHold {
-    pub amount: Decimal,
-    pub rate: Decimal,
-}
-
-/// How long ago the order was accepted.
-fn placement_age(order: &OrderRecord) -> Duration {
-    (chrono::Utc::now() - order.created_at)
-        .to_std()
-        .unwrap_or_default()
-}
-
-/// The generic mapping of a failed call to an outcome.
-fn outcome_of_error(error: CallError) -> Outcome {
-    match error {
-        CallError::Unknown { detail, .. } => Outcome::Unknown { detail },
-        CallError::Retryable { detail, .. } => Outcome::Retry { detail },
-        CallError::Definitive {
-            status,
-            code,
-            message,
-            ..
-        } => Outcome::Unexpected {
-            detail: format!("{status} {code} {message}"),
-        },
-        CallError::Unexpected { detail, .. } => Outcome::Unexpected { detail },
-    }
 }

@@ -9,8 +9,8 @@ use rust_decimal::Decimal;
 
 use super::{Engine, EngineError};
 use crate::domain::lifecycle::backoff;
-use crate::store::fills::{
-    self as fill_store, SettlementAttempt, SettlementOutcome, SettlementWork,
+use crate::store::settlements::{
+    self as settlement_store, SettlementAttempt, SettlementOutcome, SettlementWork,
 };
 use crate::venues::CallError;
 use crate::venues::balances::{SettlementReference, SettlementRequest};
@@ -21,7 +21,7 @@ pub const FEE_PER_FILL: Decimal = Decimal::ZERO;
 /// One pass: claim due fills and settle them concurrently. Returns how
 /// many were claimed.
 pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
-    let work = fill_store::claim_settlements(
+    let work = settlement_store::claim_settlements(
         &engine.pool,
         engine.settings.completer_batch,
         engine.settings.lease_ms,
@@ -39,7 +39,7 @@ pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
         .ready_chunks(RECORD_CHUNK);
     while let Some(attempts) = results.next().await {
         if let Err(error) =
-            fill_store::record_settlements(&engine.pool, engine.instance_id, &attempts).await
+            settlement_store::record_settlements(&engine.pool, engine.instance_id, &attempts).await
         {
             // Their leases expire and the fills are claimed again: the
             // keyed settlements replay their outcomes.
@@ -62,7 +62,7 @@ async fn settle_one(engine: &Engine, work: SettlementWork) -> SettlementAttempt 
         idempotency_key: work.exec_id.clone(),
         account_id: work.balances_account_id.clone(),
         hold_id: work.hold_id.clone(),
-        side: work.side.clone(),
+        side: work.side,
         symbol: work.symbol.clone(),
         qty: work.qty,
         price: work.price,

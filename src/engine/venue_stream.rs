@@ -13,9 +13,10 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::Engine;
+use crate::domain::lifecycle::VenueStatus;
 use crate::domain::lifecycle::backoff;
 use crate::metrics::names;
-use crate::store::fills::{
+use crate::store::executions::{
     self as fill_store, Applied, Execution, ExecutionFill, FillSource, VENUE_STREAM_LEASE,
 };
 use crate::store::reconcile as lease;
@@ -93,12 +94,18 @@ pub const STREAM_LEASE_RENEW: Duration = Duration::from_millis(1000);
 /// How often a standby instance tries to take the lease.
 pub const STREAM_LEASE_POLL: Duration = Duration::from_millis(500);
 
-/// Converts a report to the apply function's input.
+/// Converts a report to the apply function's input; `None` for a report
+/// whose status orderd does not know (logged; catch-up asks again).
 pub fn execution_of(
     report: &ExecutionReport,
     source: FillSource,
     fencing_token: Option<i64>,
-) -> Execution {
+) -> Option<Execution> {
+    let Some(venue_status) = VenueStatus::parse(&report.status) else {
+        tracing::warn!(status = %report.status, exec_id = %report.exec_id,
+            "a report with an order status orderd does not know");
+        return None;
+    };
     let fill = (report.last_qty > rust_decimal::Decimal::ZERO)
         .then_some(())
         .and(report.last_px)
@@ -108,15 +115,15 @@ pub fn execution_of(
             price,
             transact_time: report.transact_time,
         });
-    Execution {
+    Some(Execution {
         venue_client_order_id: report.client_order_id.clone(),
         venue_order_id: report.order_id.clone(),
         fill,
-        venue_status: report.status.clone(),
+        venue_status,
         cum_qty: report.cum_qty,
         source,
         fencing_token,
-    }
+    })
 }
 
 /// Runs the stream until `shutdown`.
@@ -276,13 +283,15 @@ async fn listen(
                     engine.catch_up.all();
                 }
                 expected_seq = expected_seq.max(report.seq + 1);
-                let shard = shard_of(&report.client_order_id);
+                let Some(execution) =
+                    execution_of(&report, FillSource::Stream, Some(fencing_token))
+                else {
+                    engine.catch_up.all();
+                    continue;
+                };
+                let shard = shard_of(report.client_order_id.as_str());
                 shards[shard]
-                    .send(execution_of(
-                        &report,
-                        FillSource::Stream,
-                        Some(fencing_token),
-                    ))
+                    .send(execution)
                     .await
                     .map_err(|_| StreamError::AppliersGone)?;
             }

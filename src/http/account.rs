@@ -75,59 +75,28 @@ pub struct AlpacaPosition {
 use super::alpaca::asset_id;
 use super::auth::Trader;
 use super::error::ApiError;
-use crate::startup::AppState;
-use crate::store::accounts::Account;
-use crate::venues::CallError;
-use crate::venues::balances::AssetBalance;
+use super::state::AppState;
+use crate::app::account::{self, AccountError, Position};
 
-const CASH_ASSET: &str = "USD";
-
-fn upstream(error: CallError) -> ApiError {
-    tracing::warn!(%error, "balances service unavailable for an account read");
-    ApiError::unavailable("the balances service is unavailable; retry shortly")
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Unavailable(_) => {
+                ApiError::unavailable("the balances service is unavailable; retry shortly")
+            }
+            AccountError::Database(error) => error.into(),
+        }
+    }
 }
 
 fn money(value: Decimal) -> String {
     value.round_dp(2).normalize().to_string()
 }
 
-/// Volume-weighted entry price of the account's buys of `symbol`.
-async fn avg_entry_price(
-    state: &AppState,
-    account: &Account,
-    symbol: &str,
-) -> Result<Option<Decimal>, ApiError> {
-    let avg: Option<Decimal> = sqlx::query_scalar(
-        "SELECT sum(filled_qty * filled_avg_price) / NULLIF(sum(filled_qty), 0)
-           FROM orders WHERE account_id = $1 AND symbol = $2 AND side = 'buy' AND filled_qty > 0",
-    )
-    .bind(account.account_id)
-    .bind(symbol)
-    .fetch_one(&state.pool)
-    .await?;
-    Ok(avg.map(|a| a.round_dp(4)))
-}
-
-async fn position_json(
-    state: &AppState,
-    account: &Account,
-    symbol: &str,
-    balance: &AssetBalance,
-) -> Result<AlpacaPosition, ApiError> {
-    let price = match state.engine.exchange.quote(symbol).await {
-        Ok(quote) => Some(quote.last),
-        Err(error) => {
-            tracing::warn!(%error, symbol, "no quote for a position");
-            None
-        }
-    };
-    // Shares funded directly at the balances service have no recorded
-    // cost: they are carried at the current price.
-    let entry = avg_entry_price(state, account, symbol)
-        .await?
-        .or(price)
-        .unwrap_or(Decimal::ZERO);
-    let qty = balance.total;
+fn position_json(position: &Position) -> AlpacaPosition {
+    let qty = position.qty;
+    let entry = position.avg_entry_price;
+    let price = position.current_price;
     let cost_basis = qty * entry;
     let market_value = price.map(|p| qty * p);
     let unrealized = market_value.map(|m| m - cost_basis);
@@ -135,14 +104,14 @@ async fn position_json(
         (Some(u), false) => Some((u / cost_basis).round_dp(6)),
         _ => None,
     };
-    Ok(AlpacaPosition {
-        asset_id: asset_id(symbol),
-        symbol: symbol.to_string(),
+    AlpacaPosition {
+        asset_id: asset_id(&position.symbol),
+        symbol: position.symbol.clone(),
         exchange: "NASDAQ".to_string(),
         asset_class: "us_equity".to_string(),
         asset_marginable: false,
         qty: qty.normalize().to_string(),
-        qty_available: balance.available.normalize().to_string(),
+        qty_available: position.qty_available.normalize().to_string(),
         avg_entry_price: entry.normalize().to_string(),
         side: if qty >= Decimal::ZERO {
             "long"
@@ -159,7 +128,7 @@ async fn position_json(
         current_price: price.map(|p| p.normalize().to_string()),
         lastday_price: price.map(|p| p.normalize().to_string()),
         change_today: "0".to_string(),
-    })
+    }
 }
 
 /// `GET /v2/account`.
@@ -171,32 +140,10 @@ pub async fn account(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
 ) -> Result<Json<AlpacaAccount>, ApiError> {
-    let balances = state
-        .engine
-        .balances
-        .balances(&account.balances_account_id)
-        .await
-        .map_err(upstream)?;
-    let cash = balances.balances.get(CASH_ASSET);
-    let total_cash = cash.map(|c| c.total).unwrap_or_default();
-    let buying_power = cash.map(|c| c.available).unwrap_or_default();
-    let mut long_market_value = Decimal::ZERO;
-    for (symbol, balance) in balances
-        .balances
-        .iter()
-        .filter(|(a, _)| a.as_str() != CASH_ASSET)
-    {
-        if balance.total.is_zero() {
-            continue;
-        }
-        if let Ok(quote) = state.engine.exchange.quote(symbol).await {
-            long_market_value += balance.total * quote.last;
-        }
-    }
-    let equity = total_cash + long_market_value;
-    let cash = money(total_cash);
-    let power = money(buying_power);
-    let equity = money(equity);
+    let summary = account::summary(&state.app, &account).await?;
+    let cash = money(summary.cash);
+    let power = money(summary.buying_power);
+    let equity = money(summary.equity);
     Ok(Json(AlpacaAccount {
         id: account.account_id,
         account_number: account.name,
@@ -215,7 +162,7 @@ pub async fn account(
         portfolio_value: equity.clone(),
         equity: equity.clone(),
         last_equity: equity,
-        long_market_value: money(long_market_value),
+        long_market_value: money(summary.long_market_value),
         short_market_value: "0".to_string(),
         initial_margin: "0".to_string(),
         maintenance_margin: "0".to_string(),
@@ -241,20 +188,8 @@ pub async fn positions(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
 ) -> Result<Json<Vec<AlpacaPosition>>, ApiError> {
-    let balances = state
-        .engine
-        .balances
-        .balances(&account.balances_account_id)
-        .await
-        .map_err(upstream)?;
-    let mut out = Vec::new();
-    for (symbol, balance) in &balances.balances {
-        if symbol == CASH_ASSET || balance.total.is_zero() {
-            continue;
-        }
-        out.push(position_json(&state, &account, symbol, balance).await?);
-    }
-    Ok(Json(out))
+    let positions = account::positions(&state.app, &account).await?;
+    Ok(Json(positions.iter().map(position_json).collect()))
 }
 
 /// `GET /v2/positions/{symbol}`.
@@ -268,16 +203,8 @@ pub async fn position(
     Path(symbol): Path<String>,
 ) -> Result<Json<AlpacaPosition>, ApiError> {
     let symbol = symbol.to_ascii_uppercase();
-    let balances = state
-        .engine
-        .balances
-        .balances(&account.balances_account_id)
-        .await
-        .map_err(upstream)?;
-    match balances.balances.get(&symbol) {
-        Some(balance) if symbol != CASH_ASSET && !balance.total.is_zero() => Ok(Json(
-            position_json(&state, &account, &symbol, balance).await?,
-        )),
-        _ => Err(ApiError::not_found("position does not exist")),
+    match account::position(&state.app, &account, &symbol).await? {
+        Some(position) => Ok(Json(position_json(&position))),
+        None => Err(ApiError::not_found("position does not exist")),
     }
 }

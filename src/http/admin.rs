@@ -11,9 +11,8 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::openapi::{ErrorBody, RunDetail};
+use super::state::AppState;
 use crate::reconcile::Job;
-use crate::startup::AppState;
-use crate::store::reconcile as store;
 use crate::store::reconcile::RunRecord;
 
 /// Runs listed at most per request.
@@ -35,7 +34,7 @@ impl FromRequestParts<Arc<AppState>> for Operator {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
-        let expected = state.settings.admin.token.as_bytes();
+        let expected = state.app.settings.admin.token.as_bytes();
         let matches = given.len() == expected.len()
             && given
                 .bytes()
@@ -83,7 +82,11 @@ pub async fn runs(
         )));
     }
     Ok(Json(
-        store::list_runs(&state.pool, query.job.as_deref(), limit).await?,
+        state
+            .app
+            .reconciler
+            .runs(query.job.as_deref(), limit)
+            .await?,
     ))
 }
 
@@ -100,7 +103,10 @@ pub async fn run(
     let run_id: i64 = id
         .parse()
         .map_err(|_| ApiError::not_found("reconciliation run not found"))?;
-    let (run, findings) = store::run_with_findings(&state.pool, run_id)
+    let (run, findings) = state
+        .app
+        .reconciler
+        .run_detail(run_id)
         .await?
         .ok_or_else(|| ApiError::not_found("reconciliation run not found"))?;
     Ok(Json(RunDetail { run, findings }))
@@ -120,11 +126,14 @@ pub async fn run_now(
     let job = Job::parse(&job)
         .ok_or_else(|| ApiError::not_found(format!("no reconciliation job {job:?}")))?;
     // In its own task: a client hanging up must not cut a run short.
-    let reconciler = state.reconciler.clone();
+    let reconciler = state.app.reconciler.clone();
     let summary = tokio::spawn(async move { reconciler.run_job(job, None).await })
         .await
         .map_err(ApiError::internal)??;
-    let (run, findings) = store::run_with_findings(&state.pool, summary.run_id)
+    let (run, findings) = state
+        .app
+        .reconciler
+        .run_detail(summary.run_id)
         .await?
         .ok_or_else(|| ApiError::internal("run vanished"))?;
     Ok(Json(RunDetail { run, findings }))

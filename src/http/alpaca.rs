@@ -8,8 +8,11 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use crate::domain::TextEnum;
+use crate::domain::lifecycle::Status;
 use crate::domain::order::{
     ClientOrderId, InvalidField, LimitPrice, NewOrder, OrderType, Qty, Side, Symbol, TimeInForce,
+    parse_field,
 };
 use crate::store::orders::OrderRecord;
 
@@ -106,9 +109,9 @@ pub fn parse_order_request(bytes: &[u8]) -> Result<NewOrder, ApiError> {
     let qty =
         decimal_field(&body, "qty")?.ok_or_else(|| ApiError::validation("qty is required"))?;
     let qty = Qty::parse(qty)?;
-    let side = Side::parse(&required_string(&body, "side")?)?;
-    let order_type = OrderType::parse(&required_string(&body, "type")?)?;
-    let time_in_force = TimeInForce::parse(&required_string(&body, "time_in_force")?)?;
+    let side = parse_field::<Side>(&required_string(&body, "side")?)?;
+    let order_type = parse_field::<OrderType>(&required_string(&body, "type")?)?;
+    let time_in_force = parse_field::<TimeInForce>(&required_string(&body, "time_in_force")?)?;
     let limit_price = decimal_field(&body, "limit_price")?
         .map(LimitPrice::parse)
         .transpose()?;
@@ -160,20 +163,20 @@ pub struct AlpacaOrder {
     pub filled_avg_price: Option<String>,
     /// Always `simple`.
     pub order_class: String,
-    #[schema(inline)]
-    pub order_type: OrderTypeName,
+    #[schema(schema_with = text_enum_schema::<OrderType>)]
+    pub order_type: OrderType,
     #[serde(rename = "type")]
-    #[schema(inline)]
-    pub type_: OrderTypeName,
-    #[schema(inline)]
-    pub side: SideName,
+    #[schema(schema_with = text_enum_schema::<OrderType>)]
+    pub type_: OrderType,
+    #[schema(schema_with = text_enum_schema::<Side>)]
+    pub side: Side,
     pub position_intent: String,
-    #[schema(inline)]
-    pub time_in_force: TimeInForceName,
+    #[schema(schema_with = text_enum_schema::<TimeInForce>)]
+    pub time_in_force: TimeInForce,
     pub limit_price: Option<String>,
     pub stop_price: Option<String>,
-    #[schema(inline)]
-    pub status: StatusName,
+    #[schema(schema_with = text_enum_schema::<Status>)]
+    pub status: Status,
     pub extended_hours: bool,
     pub legs: Option<Vec<String>>,
     pub trail_percent: Option<String>,
@@ -181,37 +184,20 @@ pub struct AlpacaOrder {
     pub hwm: Option<String>,
 }
 
-macro_rules! schema_enum {
-    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        /// A closed set of values, as the wire spells them.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
-
-        impl $name {
-            fn from_text(text: &str) -> Option<Self> {
-                match text { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-    };
+/// The OpenAPI schema of a closed set of values: a string with exactly
+/// the spellings the domain accepts (`schema_with` on a field).
+pub fn text_enum_schema<T: TextEnum>() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(T::ALL.iter().map(|v| v.as_str())))
+        .build()
 }
-
-schema_enum!(OrderTypeName { Market => "market", Limit => "limit" });
-schema_enum!(SideName { Buy => "buy", Sell => "sell" });
-schema_enum!(TimeInForceName { Day => "day", Gtc => "gtc", Ioc => "ioc", Fok => "fok" });
-schema_enum!(StatusName {
-    PendingNew => "pending_new", New => "new", PartiallyFilled => "partially_filled",
-    Filled => "filled", PendingCancel => "pending_cancel", Canceled => "canceled",
-    Expired => "expired", Rejected => "rejected",
-});
 
 impl From<&OrderRecord> for AlpacaOrder {
     fn from(order: &OrderRecord) -> Self {
-        // The columns hold only these values (CHECK constraints).
-        let order_type =
-            OrderTypeName::from_text(&order.order_type).unwrap_or(OrderTypeName::Market);
         Self {
             id: order.order_id,
-            client_order_id: order.client_order_id.clone(),
+            client_order_id: order.client_order_id.to_string(),
             created_at: order.created_at,
             updated_at: order.updated_at,
             submitted_at: order.submitted_at.unwrap_or(order.created_at),
@@ -231,20 +217,18 @@ impl From<&OrderRecord> for AlpacaOrder {
             filled_qty: decimal_string(order.filled_qty),
             filled_avg_price: order.filled_avg_price.map(decimal_string),
             order_class: "simple".to_string(),
-            order_type,
-            type_: order_type,
-            side: SideName::from_text(&order.side).unwrap_or(SideName::Buy),
-            position_intent: if order.side == "buy" {
-                "buy_to_open"
-            } else {
-                "sell_to_close"
+            order_type: order.order_type,
+            type_: order.order_type,
+            side: order.side,
+            position_intent: match order.side {
+                Side::Buy => "buy_to_open",
+                Side::Sell => "sell_to_close",
             }
             .to_string(),
-            time_in_force: TimeInForceName::from_text(&order.time_in_force)
-                .unwrap_or(TimeInForceName::Day),
+            time_in_force: order.time_in_force,
             limit_price: order.limit_price.map(decimal_string),
             stop_price: None,
-            status: StatusName::from_text(&order.status).unwrap_or(StatusName::New),
+            status: order.status,
             extended_hours: false,
             legs: None,
             trail_percent: None,

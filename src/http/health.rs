@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::openapi::Health;
+use super::state::AppState;
 use crate::db;
-use crate::startup::AppState;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -33,7 +33,7 @@ fn health(status: &str, reason: Option<&str>) -> Json<Health> {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
               (status = 503, description = "Database unavailable", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    match crate::metrics::render(&state.pool).await {
+    match crate::metrics::render(&state.app.pool).await {
         Ok(text) => (
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -64,7 +64,7 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
-    match db::is_migrated(&state.pool).await {
+    match db::is_migrated(&state.app.pool).await {
         Ok(true) => (StatusCode::OK, health("ready", None)),
         Ok(false) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -8,6 +8,7 @@ pub mod error;
 mod health;
 pub mod openapi;
 pub mod orders;
+pub mod state;
 pub mod stream;
 
 use std::sync::Arc;
@@ -18,11 +19,11 @@ use axum::http::Request;
 use axum::routing::get;
 use tower_http::trace::TraceLayer;
 
-use crate::startup::AppState;
+pub use self::state::AppState;
 
 /// Builds the router over the shared state.
 pub fn router(state: Arc<AppState>) -> Router {
-    let body_limit = state.settings.http.body_limit_bytes;
+    let body_limit = state.app.settings.http.body_limit_bytes;
     Router::new()
         .merge(health::routes())
         .route(

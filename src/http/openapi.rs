@@ -8,8 +8,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::account::{AlpacaAccount, AlpacaPosition};
-use super::alpaca::AlpacaOrder;
-use crate::store::orders::OrderEvent;
+use super::alpaca::{AlpacaOrder, text_enum_schema};
+use crate::domain::order::{OrderType, Side, TimeInForce};
+use crate::store::events::OrderEvent;
 use crate::store::reconcile::{FindingRecord, RunRecord};
 
 /// Alpaca's error body.
@@ -64,13 +65,13 @@ pub struct OrderRequest {
     #[schema(pattern = "^[A-Za-z0-9./]{1,12}$")]
     pub symbol: String,
     pub qty: QtyInput,
-    #[schema(inline)]
-    pub side: super::alpaca::SideName,
+    #[schema(schema_with = text_enum_schema::<Side>)]
+    pub side: Side,
     #[serde(rename = "type")]
-    #[schema(inline)]
-    pub type_: super::alpaca::OrderTypeName,
-    #[schema(inline)]
-    pub time_in_force: super::alpaca::TimeInForceName,
+    #[schema(schema_with = text_enum_schema::<OrderType>)]
+    pub type_: OrderType,
+    #[schema(schema_with = text_enum_schema::<TimeInForce>)]
+    pub time_in_force: TimeInForce,
     /// Required for limit orders, refused for market orders.
     pub limit_price: Option<PriceInput>,
     /// At most 48 characters, unique per account.

@@ -18,32 +18,16 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::alpaca::order_json;
-use crate::startup::AppState;
-use crate::store::accounts;
-use crate::store::orders as order_store;
-use crate::store::trade_updates::TRADE_UPDATES_CHANNEL;
-
-/// Trade updates buffered per instance for slow stream clients; a client
-/// that falls further behind is told so and disconnected.
-pub const TRADE_UPDATE_BUFFER: usize = 4096;
+use super::state::AppState;
+use crate::app::{account, queries};
+use crate::store::accounts::Account;
+use crate::store::trade_updates::{TRADE_UPDATES_CHANNEL, TradeUpdateNote};
 /// A client must authenticate within this time.
 pub const AUTH_LIMIT: Duration = Duration::from_secs(10);
 
 /// The namespace of the UUIDs shown as `execution_id` (alpaca-py parses it
 /// as a UUID; venue exec ids are not).
 const EXECUTION_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7264_4000_8000_6578_6563_7321);
-
-/// What NOTIFY carries.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TradeUpdateNote {
-    pub account_id: Uuid,
-    pub order_id: Uuid,
-    pub event: String,
-    pub execution_id: Option<String>,
-    pub price: Option<rust_decimal::Decimal>,
-    pub qty: Option<rust_decimal::Decimal>,
-    pub timestamp: chrono::DateTime<chrono::Utc>,
-}
 
 /// Forwards Postgres notifications to this instance's stream clients until
 /// `shutdown`. sqlx's listener reconnects by itself.
@@ -52,7 +36,7 @@ pub async fn relay_notifications(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut listener = loop {
-        match sqlx::postgres::PgListener::connect_with(&state.pool).await {
+        match sqlx::postgres::PgListener::connect_with(&state.app.pool).await {
             Ok(mut listener) => match listener.listen(TRADE_UPDATES_CHANNEL).await {
                 Ok(()) => break listener,
                 Err(error) => tracing::error!(%error, "LISTEN trade_updates"),
@@ -171,7 +155,7 @@ async fn session(state: Arc<AppState>, mut socket: WebSocket) {
     }
 }
 
-async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<accounts::Account> {
+async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<Account> {
     let first = tokio::time::timeout(AUTH_LIMIT, socket.recv())
         .await
         .ok()??
@@ -188,17 +172,17 @@ async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<accoun
         "auth" => (message.key?, message.secret?),
         _ => return None,
     };
-    accounts::authenticate(&state.pool, &key_id, &secret)
+    account::authenticate(&state.app, &key_id, &secret)
         .await
         .ok()?
 }
 
 async fn trade_update(
     state: &AppState,
-    account: &accounts::Account,
+    account: &Account,
     note: &TradeUpdateNote,
 ) -> Option<Value> {
-    let order = order_store::load_for_account(&state.pool, account.account_id, note.order_id)
+    let order = queries::order(&state.app, account.account_id, note.order_id)
         .await
         .ok()??;
     let mut data = json!({
@@ -207,22 +191,16 @@ async fn trade_update(
         "timestamp": note.timestamp,
     });
     if let Some(exec_id) = &note.execution_id {
-        data["execution_id"] = json!(Uuid::new_v5(&EXECUTION_ID_NAMESPACE, exec_id.as_bytes()));
+        data["execution_id"] = json!(Uuid::new_v5(
+            &EXECUTION_ID_NAMESPACE,
+            exec_id.as_str().as_bytes()
+        ));
         data["venue_execution_id"] = json!(exec_id);
         data["price"] = json!(note.price.map(|p| p.normalize().to_string()));
         data["qty"] = json!(note.qty.map(|q| q.normalize().to_string()));
         // The position after this fill, from the ledger of record.
-        if let Ok(balances) = state
-            .engine
-            .balances
-            .balances(&account.balances_account_id)
-            .await
-        {
-            let qty = balances
-                .balances
-                .get(&order.symbol)
-                .map(|b| b.total.normalize().to_string());
-            data["position_qty"] = json!(qty);
+        if let Some(qty) = account::position_qty(&state.app, account, &order.symbol).await {
+            data["position_qty"] = json!(qty.normalize().to_string());
         }
     }
     Some(json!({ "stream": "trade_updates", "data": data }))

@@ -7,18 +7,21 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::{Reconciler, Tally};
-use crate::domain::lifecycle::{Status, Step, VenueStatus};
+use crate::domain::fills::SettlementState;
+use crate::domain::ids::ExecId;
+use crate::domain::lifecycle::{Step, StepState, VenueStatus};
 use crate::domain::reconcile::{
     Classification, Finding, LocalFill, LocalOrder, Repair, VenueOrderView, diff_hold, diff_order,
     diff_settlements, diff_venue_order,
 };
 use crate::engine::{catchup, keys};
-use crate::store::fills as fill_store;
+use crate::store::executions;
 use crate::store::orders::{self as order_store, OrderRecord};
 use crate::store::reconcile::RecordedFinding;
+use crate::store::scans;
+use crate::store::settlements;
 use crate::venues::exchange::VenueOrder;
 
 /// Venue orders read per page by the orphans job.
@@ -31,10 +34,9 @@ fn quiet_for(updated_at: DateTime<Utc>) -> Duration {
 }
 
 fn local_view(order: &OrderRecord) -> Option<LocalOrder> {
-    let lifecycle = order.lifecycle().ok()?;
     Some(LocalOrder {
-        status: lifecycle.status,
-        step: lifecycle.step,
+        status: order.status,
+        step: order.step,
         filled_qty: order.filled_qty,
         quiet_for: quiet_for(order.updated_at),
     })
@@ -102,7 +104,7 @@ impl Reconciler {
                 }
             }
             Repair::Settle { exec_id } => {
-                match fill_store::requeue_settlement(&engine.pool, exec_id).await {
+                match settlements::requeue_settlement(&engine.pool, exec_id).await {
                     Ok(()) => {
                         engine.settler_wake.notify_one();
                         ("settlement re-sent under its key".to_string(), Some(true))
@@ -118,9 +120,9 @@ impl Reconciler {
                             .settlements_for_order(&order.order_id.to_string())
                             .await
                         {
-                            Ok(settlements) => {
-                                match settlements.iter().find(|s| &s.idempotency_key == exec_id) {
-                                    Some(s) => fill_store::mark_settled(
+                            Ok(ledger) => {
+                                match ledger.iter().find(|s| &s.idempotency_key == exec_id) {
+                                    Some(s) => settlements::mark_settled(
                                         &engine.pool,
                                         engine.instance_id,
                                         order.order_id,
@@ -177,17 +179,12 @@ impl Reconciler {
 /// Orders the venue works that have been quiet, and recently canceled or
 /// expired ones (late fills): look each up, apply what orderd missed.
 pub(super) async fn open_orders(r: &Reconciler, tally: &mut Tally) -> Result<(), sqlx::Error> {
-    let orders: Vec<OrderRecord> = sqlx::query_as(
-        "SELECT * FROM orders
-          WHERE venue_order_id IS NOT NULL
-            AND ((step IN ('working', 'cancel') AND updated_at < now() - make_interval(secs => $1::float8 / 1000))
-                 OR (status IN ('canceled', 'expired') AND updated_at > now() - make_interval(secs => $2)))
-          ORDER BY updated_at LIMIT $3",
+    let orders = scans::quiet_at_venue(
+        &r.engine.pool,
+        r.settings.stale_after_ms,
+        LATE_FILL_WATCH_SECS,
+        r.settings.batch,
     )
-    .bind(r.settings.stale_after_ms as f64)
-    .bind(LATE_FILL_WATCH_SECS)
-    .bind(i64::from(r.settings.batch))
-    .fetch_all(&r.engine.pool)
     .await?;
     for order in orders {
         tally.examined += 1;
@@ -211,8 +208,13 @@ pub(super) async fn open_orders(r: &Reconciler, tally: &mut Tally) -> Result<(),
             venue.as_ref().map(venue_view).as_ref(),
             r.settle_time(),
         ) {
-            r.act(tally, finding, Some(&order), Some(venue_order_id))
-                .await;
+            r.act(
+                tally,
+                finding,
+                Some(&order),
+                Some(venue_order_id.to_string()),
+            )
+            .await;
         }
     }
     Ok(())
@@ -222,22 +224,10 @@ pub(super) async fn open_orders(r: &Reconciler, tally: &mut Tally) -> Result<(),
 /// is unknown.
 pub(super) async fn unknown_outcomes(r: &Reconciler, tally: &mut Tally) -> Result<(), sqlx::Error> {
     let pool = &r.engine.pool;
-    let stuck: Vec<OrderRecord> = sqlx::query_as(
-        "SELECT * FROM orders
-          WHERE step IN ('reserve', 'place', 'cancel', 'release', 'parked')
-            -- Quiet for a while, or retried and still failing (the
-            -- completer's retries keep updated_at fresh).
-            AND (updated_at < now() - make_interval(secs => $1::float8 / 1000)
-                 OR (attempts > 0 AND created_at < now() - make_interval(secs => $1::float8 / 1000)))
-          ORDER BY updated_at LIMIT $2",
-    )
-    .bind(r.settings.settle_time_ms as f64)
-    .bind(i64::from(r.settings.batch))
-    .fetch_all(pool)
-    .await?;
+    let stuck = scans::stuck(pool, r.settings.settle_time_ms, r.settings.batch).await?;
     for order in stuck {
         tally.examined += 1;
-        let finding = if order.step == Step::Parked.as_str() {
+        let finding = if order.step == Step::Parked {
             Finding {
                 kind: "parked_order",
                 classification: Classification::Unresolvable,
@@ -246,7 +236,7 @@ pub(super) async fn unknown_outcomes(r: &Reconciler, tally: &mut Tally) -> Resul
             }
         } else {
             Finding {
-                kind: if order.step_state == "unknown" {
+                kind: if order.step_state == StepState::Unknown {
                     "unknown_outcome"
                 } else {
                     "stalled_step"
@@ -263,20 +253,16 @@ pub(super) async fn unknown_outcomes(r: &Reconciler, tally: &mut Tally) -> Resul
         };
         r.act(tally, finding, Some(&order), None).await;
     }
-    let fills: Vec<(String, Uuid, String)> = sqlx::query_as(
-        "SELECT exec_id, order_id, settlement_state FROM fills
-          WHERE settlement_state IN ('unknown', 'failed', 'pending')
-            AND created_at < now() - make_interval(secs => $1::float8 / 1000)
-          LIMIT $2",
-    )
-    .bind(r.settings.settle_time_ms as f64)
-    .bind(i64::from(r.settings.batch))
-    .fetch_all(pool)
-    .await?;
-    for (exec_id, order_id, state) in fills {
+    let fills = scans::unsettled_fills(pool, r.settings.settle_time_ms, r.settings.batch).await?;
+    for scans::UnsettledFill {
+        exec_id,
+        order_id,
+        settlement_state: state,
+    } in fills
+    {
         tally.examined += 1;
         let order = order_store::load(pool, order_id).await?;
-        let finding = if state == "failed" {
+        let finding = if state == SettlementState::Failed {
             Finding {
                 kind: "settlement_failed",
                 classification: Classification::Unresolvable,
@@ -293,7 +279,8 @@ pub(super) async fn unknown_outcomes(r: &Reconciler, tally: &mut Tally) -> Resul
                 detail: format!("{exec_id} is {state}"),
             }
         };
-        r.act(tally, finding, order.as_ref(), Some(exec_id)).await;
+        r.act(tally, finding, order.as_ref(), Some(exec_id.to_string()))
+            .await;
     }
     Ok(())
 }
@@ -313,33 +300,27 @@ pub(super) async fn balances(
     let since = since
         .map(|s| s - chrono::Duration::seconds(60))
         .unwrap_or_else(|| Utc::now() - lookback);
-    let orders: Vec<OrderRecord> = sqlx::query_as(
-        "SELECT * FROM orders
-          WHERE hold_id IS NOT NULL AND status IN ('filled', 'canceled', 'expired', 'rejected')
-            AND updated_at >= $1
-          ORDER BY updated_at LIMIT $2",
-    )
-    .bind(since)
-    .bind(i64::from(r.settings.batch))
-    .fetch_all(pool)
-    .await?;
+    let orders = scans::terminal_with_holds(pool, since, r.settings.batch).await?;
     for order in orders {
         tally.examined += 1;
         let Some(hold_id) = order.hold_id.clone() else {
             continue;
         };
-        let status = Status::parse(&order.status).unwrap_or(Status::New);
-        let step = Step::parse(&order.step).unwrap_or(Step::Parked);
-        let fills = fill_store::fills_of(pool, order.order_id).await?;
+        let fills = executions::fills_of(pool, order.order_id).await?;
         let unsettled = fills
             .iter()
-            .filter(|f| matches!(f.settlement_state.as_str(), "pending" | "unknown"))
+            .filter(|f| SettlementState::UNSETTLED.contains(&f.settlement_state))
             .count() as u64;
         match r.engine.balances.hold(&hold_id).await {
             Ok(Some(hold)) => {
-                if let Some(finding) = diff_hold(status, step, &hold_id, hold.remaining, unsettled)
-                {
-                    r.act(tally, finding, Some(&order), Some(hold_id.clone()))
+                if let Some(finding) = diff_hold(
+                    order.status,
+                    order.step,
+                    &hold_id,
+                    hold.remaining,
+                    unsettled,
+                ) {
+                    r.act(tally, finding, Some(&order), Some(hold_id.to_string()))
                         .await;
                 }
             }
@@ -350,7 +331,7 @@ pub(super) async fn balances(
                     repair: Repair::None,
                     detail: format!("the ledger does not know hold {hold_id}"),
                 };
-                r.act(tally, finding, Some(&order), Some(hold_id.clone()))
+                r.act(tally, finding, Some(&order), Some(hold_id.to_string()))
                     .await;
             }
             Err(error) => tally
@@ -360,7 +341,7 @@ pub(super) async fn balances(
         if fills.is_empty() {
             continue;
         }
-        let ledger: BTreeSet<String> = match r
+        let ledger: BTreeSet<ExecId> = match r
             .engine
             .balances
             .settlements_for_order(&order.order_id.to_string())
@@ -379,14 +360,14 @@ pub(super) async fn balances(
             .iter()
             .map(|f| LocalFill {
                 exec_id: f.exec_id.clone(),
-                settlement_state: f.settlement_state.clone(),
+                settlement_state: f.settlement_state,
                 quiet_for: quiet_for(f.transact_time),
             })
             .collect();
         for finding in diff_settlements(&local, &ledger, r.settle_time()) {
             let subject = match &finding.repair {
                 Repair::Settle { exec_id } | Repair::MarkSettled { exec_id } => {
-                    Some(exec_id.clone())
+                    Some(exec_id.to_string())
                 }
                 _ => None,
             };
@@ -414,16 +395,14 @@ pub(super) async fn orphans(r: &Reconciler, tally: &mut Tally) -> Result<(), sql
                 return Ok(());
             }
         };
-        let last = page.last().map(|o| o.id.clone());
+        let last = page.last().map(|o| o.id.to_string());
         for venue in page
             .iter()
-            .filter(|v| v.client_order_id.starts_with(prefix))
+            .filter(|v| v.client_order_id.as_str().starts_with(prefix))
         {
             tally.examined += 1;
-            let order: Option<OrderRecord> =
-                sqlx::query_as("SELECT * FROM orders WHERE venue_client_order_id = $1")
-                    .bind(&venue.client_order_id)
-                    .fetch_optional(&r.engine.pool)
+            let order =
+                order_store::load_by_venue_client_order_id(&r.engine.pool, &venue.client_order_id)
                     .await?;
             let local = order.as_ref().and_then(local_view);
             if let Some(finding) =
@@ -433,7 +412,7 @@ pub(super) async fn orphans(r: &Reconciler, tally: &mut Tally) -> Result<(), sql
                     tally,
                     finding,
                     order.as_ref(),
-                    Some(venue.client_order_id.clone()),
+                    Some(venue.client_order_id.to_string()),
                 )
                 .await;
             }
@@ -456,10 +435,6 @@ pub(super) async fn gc(r: &Reconciler, tally: &mut Tally) -> Result<(), sqlx::Er
             break;
         }
     }
-    let ticks =
-        sqlx::query("DELETE FROM reconcile_ticks WHERE scheduled_for < now() - interval '1 day'")
-            .execute(pool)
-            .await?;
-    tally.examined += ticks.rows_affected();
+    tally.examined += crate::store::reconcile::delete_old_ticks(pool).await?;
     Ok(())
 }

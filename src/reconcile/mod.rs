@@ -159,6 +159,23 @@ impl Reconciler {
         })
     }
 
+    /// Recorded runs, newest first (of `job`, or of every job).
+    pub async fn runs(
+        &self,
+        job: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<store::RunRecord>, sqlx::Error> {
+        store::list_runs(&self.engine.pool, job, limit).await
+    }
+
+    /// A recorded run with its findings.
+    pub async fn run_detail(
+        &self,
+        run_id: i64,
+    ) -> Result<Option<(store::RunRecord, Vec<store::FindingRecord>)>, sqlx::Error> {
+        store::run_with_findings(&self.engine.pool, run_id).await
+    }
+
     /// Runs due ticks until `shutdown`.
     pub async fn run_scheduler(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let pool = &self.engine.pool;

@@ -42,6 +42,12 @@ fn random_token(bytes: usize) -> String {
     hex::encode(buf)
 }
 
+const INSERT_ACCOUNT: &str =
+    "INSERT INTO accounts (account_id, name, balances_account_id) VALUES ($1, $2, $3)";
+
+const INSERT_API_KEY: &str =
+    "INSERT INTO api_keys (key_id, account_id, secret_sha256) VALUES ($1, $2, $3)";
+
 /// Creates an account with one API key.
 pub async fn create_account(
     pool: &PgPool,
@@ -53,21 +59,19 @@ pub async fn create_account(
     let key_id = format!("OD{}", random_token(10).to_ascii_uppercase());
     let secret_key = random_token(32);
     let mut tx = pool.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO accounts (account_id, name, balances_account_id) VALUES ($1, $2, $3)",
-    )
-    .bind(account_id)
-    .bind(name)
-    .bind(balances_account_id)
-    .execute(&mut *tx)
-    .await;
+    let inserted = sqlx::query(INSERT_ACCOUNT)
+        .bind(account_id)
+        .bind(name)
+        .bind(balances_account_id)
+        .execute(&mut *tx)
+        .await;
     if let Err(error) = inserted {
         if super::is_unique_violation(&error) {
             return Err(CreateAccountError::NameTaken(name.to_string()));
         }
         return Err(error.into());
     }
-    sqlx::query("INSERT INTO api_keys (key_id, account_id, secret_sha256) VALUES ($1, $2, $3)")
+    sqlx::query(INSERT_API_KEY)
         .bind(&key_id)
         .bind(account_id)
         .bind(hash_secret(&secret_key))
@@ -81,6 +85,11 @@ pub async fn create_account(
     })
 }
 
+const AUTHENTICATE: &str =
+    "SELECT k.secret_sha256, a.account_id, a.name, a.balances_account_id, a.created_at
+           FROM api_keys k JOIN accounts a USING (account_id)
+          WHERE k.key_id = $1 AND k.revoked_at IS NULL";
+
 /// The account behind a key id and secret, if they match and the key is
 /// not revoked.
 pub async fn authenticate(
@@ -88,14 +97,10 @@ pub async fn authenticate(
     key_id: &str,
     secret: &str,
 ) -> Result<Option<Account>, sqlx::Error> {
-    let row: Option<KeyRow> = sqlx::query_as(
-        "SELECT k.secret_sha256, a.account_id, a.name, a.balances_account_id, a.created_at
-           FROM api_keys k JOIN accounts a USING (account_id)
-          WHERE k.key_id = $1 AND k.revoked_at IS NULL",
-    )
-    .bind(key_id)
-    .fetch_optional(pool)
-    .await?;
+    let row: Option<KeyRow> = sqlx::query_as(AUTHENTICATE)
+        .bind(key_id)
+        .fetch_optional(pool)
+        .await?;
     Ok(row.and_then(|row| {
         constant_time_eq(&row.secret_sha256, &hash_secret(secret)).then_some(Account {
             account_id: row.account_id,
@@ -115,12 +120,12 @@ struct KeyRow {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
+const LIST_ACCOUNTS: &str =
+    "SELECT account_id, name, balances_account_id, created_at FROM accounts ORDER BY created_at";
+
 pub async fn list_accounts(pool: &PgPool) -> Result<Vec<Account>, sqlx::Error> {
-    let rows: Vec<(Uuid, String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-        "SELECT account_id, name, balances_account_id, created_at FROM accounts ORDER BY created_at",
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows: Vec<(Uuid, String, String, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as(LIST_ACCOUNTS).fetch_all(pool).await?;
     Ok(rows
         .into_iter()
         .map(
@@ -136,4 +141,45 @@ pub async fn list_accounts(pool: &PgPool) -> Result<Vec<Account>, sqlx::Error> {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+const BALANCES_ACCOUNT_ID: &str = "SELECT balances_account_id FROM accounts WHERE account_id = $1";
+
+/// The balances service's account of `account_id`, if the account exists.
+pub async fn balances_account_id(
+    pool: &PgPool,
+    account_id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(BALANCES_ACCOUNT_ID)
+        .bind(account_id)
+        .fetch_optional(pool)
+        .await
+}
+
+const AVG_BUY_PRICE: &str = "SELECT sum(filled_qty * filled_avg_price) / NULLIF(sum(filled_qty), 0)
+       FROM orders WHERE account_id = $1 AND symbol = $2 AND side = 'buy' AND filled_qty > 0";
+
+/// Volume-weighted price of the account's filled buys of `symbol`.
+pub async fn avg_buy_price(
+    pool: &PgPool,
+    account_id: Uuid,
+    symbol: &str,
+) -> Result<Option<rust_decimal::Decimal>, sqlx::Error> {
+    sqlx::query_scalar(AVG_BUY_PRICE)
+        .bind(account_id)
+        .bind(symbol)
+        .fetch_one(pool)
+        .await
+}
+
+/// Every statement of this module, for the test that prepares them all.
+pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("INSERT_ACCOUNT", INSERT_ACCOUNT),
+        ("INSERT_API_KEY", INSERT_API_KEY),
+        ("AUTHENTICATE", AUTHENTICATE),
+        ("LIST_ACCOUNTS", LIST_ACCOUNTS),
+        ("BALANCES_ACCOUNT_ID", BALANCES_ACCOUNT_ID),
+        ("AVG_BUY_PRICE", AVG_BUY_PRICE),
+    ]
 }

@@ -1,54 +1,69 @@
-//! Read queries for operators (the CLI): orders with their account, stuck
-//! orders, accounts with their activity.
+//! Read queries for operators: orders with their account and stuck
+//! orders (the CLI), accounts with their activity, the gauges `/metrics`
+//! reports, and the facts `orderd check` compares with the venues.
+
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::types::{STUCK_STEPS, TERMINAL_STATUSES, statement};
+use crate::domain::fills::SettlementState;
+use crate::domain::ids::{ClientOrderId, ExecId, VenueClientOrderId, VenueOrderId};
+use crate::domain::lifecycle::{Status, Step, StepState};
+use crate::domain::order::{OrderType, Side};
+
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct OrderRow {
     pub order_id: Uuid,
     pub account: String,
-    pub client_order_id: String,
+    pub client_order_id: ClientOrderId,
     pub symbol: String,
-    pub side: String,
-    pub order_type: String,
+    pub side: Side,
+    pub order_type: OrderType,
     pub qty: Decimal,
     pub filled_qty: Decimal,
-    pub status: String,
-    pub step: String,
-    pub step_state: String,
+    pub status: Status,
+    pub step: Step,
+    pub step_state: StepState,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-/// Orders, newest first. `stuck_after_ms`: only orders mid-step or parked,
-/// or working with no news for that long.
-pub async fn orders(
-    pool: &PgPool,
-    status: Option<&str>,
-    stuck_after_ms: Option<u64>,
-    limit: i64,
-) -> Result<Vec<OrderRow>, sqlx::Error> {
-    sqlx::query_as(
+static ORDERS: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
         "SELECT o.order_id, a.name AS account, o.client_order_id, o.symbol, o.side, o.order_type, o.qty,
                 o.filled_qty, o.status, o.step, o.step_state, o.attempts, o.next_attempt_at,
                 o.created_at, o.updated_at
            FROM orders o JOIN accounts a USING (account_id)
           WHERE ($1::text IS NULL OR o.status = $1)
             AND ($2::float8 IS NULL
-                 OR o.step IN ('reserve', 'place', 'cancel', 'release', 'parked')
-                 OR (o.step = 'working' AND o.updated_at < now() - make_interval(secs => $2 / 1000)))
+                 OR o.step IN {stuck}
+                 OR (o.step = $4 AND o.updated_at < now() - make_interval(secs => $2 / 1000)))
           ORDER BY o.created_at DESC LIMIT $3",
-    )
-    .bind(status)
-    .bind(stuck_after_ms.map(|ms| ms as f64))
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+        stuck = *STUCK_STEPS,
+    ))
+});
+
+/// Orders, newest first. `stuck_after_ms`: only orders mid-step or parked,
+/// or working with no news for that long.
+pub async fn orders(
+    pool: &PgPool,
+    status: Option<Status>,
+    stuck_after_ms: Option<u64>,
+    limit: i64,
+) -> Result<Vec<OrderRow>, sqlx::Error> {
+    sqlx::query_as(*ORDERS)
+        .bind(status)
+        .bind(stuck_after_ms.map(|ms| ms as f64))
+        .bind(limit)
+        .bind(Step::Working)
+        .fetch_all(pool)
+        .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -62,15 +77,127 @@ pub struct AccountRow {
     pub open_orders: i64,
 }
 
-pub async fn accounts(pool: &PgPool) -> Result<Vec<AccountRow>, sqlx::Error> {
-    sqlx::query_as(
+static ACCOUNTS: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
         "SELECT a.account_id, a.name, a.balances_account_id, a.created_at,
                 (SELECT count(*) FROM api_keys k WHERE k.account_id = a.account_id AND k.revoked_at IS NULL) AS api_keys,
                 (SELECT count(*) FROM orders o WHERE o.account_id = a.account_id) AS orders,
                 (SELECT count(*) FROM orders o WHERE o.account_id = a.account_id
-                    AND o.status NOT IN ('filled', 'canceled', 'expired', 'rejected')) AS open_orders
+                    AND o.status NOT IN {terminal}) AS open_orders
            FROM accounts a ORDER BY a.created_at",
-    )
-    .fetch_all(pool)
-    .await
+        terminal = *TERMINAL_STATUSES,
+    ))
+});
+
+pub async fn accounts(pool: &PgPool) -> Result<Vec<AccountRow>, sqlx::Error> {
+    sqlx::query_as(*ACCOUNTS).fetch_all(pool).await
+}
+
+/// What `/metrics` reports about the database.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    /// Orders not terminal, by status.
+    pub open_by_status: Vec<(Status, i64)>,
+    /// Orders not closed, by step and step state.
+    pub by_step: Vec<(Step, StepState, i64)>,
+    /// Age of the oldest order not terminal, in seconds.
+    pub oldest_open_secs: Option<f64>,
+    /// Fills not settled, by settlement state.
+    pub unsettled_fills: Vec<(SettlementState, i64)>,
+}
+
+static OPEN_BY_STATUS: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "SELECT status, count(*) FROM orders WHERE status NOT IN {terminal} GROUP BY status",
+        terminal = *TERMINAL_STATUSES,
+    ))
+});
+
+const BY_STEP: &str =
+    "SELECT step, step_state, count(*) FROM orders WHERE step <> $1 GROUP BY step, step_state";
+
+static OLDEST_OPEN: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "SELECT extract(epoch FROM now() - min(created_at))::float8 FROM orders
+          WHERE status NOT IN {terminal}",
+        terminal = *TERMINAL_STATUSES,
+    ))
+});
+
+const UNSETTLED_FILLS: &str =
+    "SELECT settlement_state, count(*) FROM fills WHERE settlement_state <> $1 GROUP BY 1";
+
+/// The database gauges of `/metrics`.
+pub async fn gauges(pool: &PgPool) -> Result<Gauges, sqlx::Error> {
+    Ok(Gauges {
+        open_by_status: sqlx::query_as(*OPEN_BY_STATUS).fetch_all(pool).await?,
+        by_step: sqlx::query_as(BY_STEP)
+            .bind(Step::Closed)
+            .fetch_all(pool)
+            .await?,
+        oldest_open_secs: sqlx::query_scalar(*OLDEST_OPEN).fetch_one(pool).await?,
+        unsettled_fills: sqlx::query_as(UNSETTLED_FILLS)
+            .bind(SettlementState::Settled)
+            .fetch_all(pool)
+            .await?,
+    })
+}
+
+/// One order as the invariant checker needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderFacts {
+    pub order_id: Uuid,
+    pub account_id: Uuid,
+    pub venue_client_order_id: VenueClientOrderId,
+    pub venue_order_id: Option<VenueOrderId>,
+    pub symbol: String,
+    pub side: Side,
+    pub qty: Decimal,
+    pub status: Status,
+    pub step: Step,
+    pub filled_qty: Decimal,
+    pub filled_avg_price: Option<Decimal>,
+}
+
+/// One fill as the invariant checker needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FillFacts {
+    pub exec_id: ExecId,
+    pub order_id: Uuid,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub settlement_state: SettlementState,
+}
+
+const ORDER_FACTS: &str =
+    "SELECT order_id, account_id, venue_client_order_id, venue_order_id, symbol, side, qty,
+            status, step, filled_qty, filled_avg_price FROM orders";
+
+const FILL_FACTS: &str = "SELECT exec_id, order_id, qty, price, settlement_state FROM fills";
+
+const ACCOUNT_FACTS: &str = "SELECT account_id, balances_account_id FROM accounts";
+
+/// Every order, fill and account (the checker's view of orderd).
+pub async fn check_facts(
+    pool: &PgPool,
+) -> Result<(Vec<OrderFacts>, Vec<FillFacts>, Vec<(Uuid, String)>), sqlx::Error> {
+    let orders = sqlx::query_as(ORDER_FACTS).fetch_all(pool).await?;
+    let fills = sqlx::query_as(FILL_FACTS).fetch_all(pool).await?;
+    let accounts = sqlx::query_as(ACCOUNT_FACTS).fetch_all(pool).await?;
+    Ok((orders, fills, accounts))
+}
+
+/// Every statement of this module, for the test that prepares them all.
+pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("ORDERS", *ORDERS),
+        ("ACCOUNTS", *ACCOUNTS),
+        ("OPEN_BY_STATUS", *OPEN_BY_STATUS),
+        ("BY_STEP", BY_STEP),
+        ("OLDEST_OPEN", *OLDEST_OPEN),
+        ("UNSETTLED_FILLS", UNSETTLED_FILLS),
+        ("ORDER_FACTS", ORDER_FACTS),
+        ("FILL_FACTS", FILL_FACTS),
+        ("ACCOUNT_FACTS", ACCOUNT_FACTS),
+    ]
 }

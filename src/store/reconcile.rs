@@ -7,6 +7,10 @@ use uuid::Uuid;
 
 use crate::domain::reconcile::Finding;
 
+const CLAIM_TICK: &str =
+    "INSERT INTO reconcile_ticks (job, scheduled_for, instance_id) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING";
+
 /// Claims the tick `(job, scheduled_for)`; `true` for exactly one caller
 /// across all instances.
 pub async fn claim_tick(
@@ -15,25 +19,27 @@ pub async fn claim_tick(
     scheduled_for: DateTime<Utc>,
     instance_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO reconcile_ticks (job, scheduled_for, instance_id) VALUES ($1, $2, $3)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(job)
-    .bind(scheduled_for)
-    .bind(instance_id)
-    .execute(pool)
-    .await?;
+    let inserted = sqlx::query(CLAIM_TICK)
+        .bind(job)
+        .bind(scheduled_for)
+        .bind(instance_id)
+        .execute(pool)
+        .await?;
     Ok(inserted.rows_affected() == 1)
 }
 
+const LAST_TICK: &str = "SELECT max(scheduled_for) FROM reconcile_ticks WHERE job = $1";
+
 /// The latest tick of `job` any instance claimed.
 pub async fn last_tick(pool: &PgPool, job: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT max(scheduled_for) FROM reconcile_ticks WHERE job = $1")
+    sqlx::query_scalar(LAST_TICK)
         .bind(job)
         .fetch_one(pool)
         .await
 }
+
+const START_RUN: &str = "INSERT INTO reconciliation_runs (job, scheduled_for, trigger, instance_id)
+         VALUES ($1, $2, $3, $4) RETURNING run_id";
 
 pub async fn start_run(
     pool: &PgPool,
@@ -41,21 +47,21 @@ pub async fn start_run(
     scheduled_for: Option<DateTime<Utc>>,
     instance_id: Uuid,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO reconciliation_runs (job, scheduled_for, trigger, instance_id)
-         VALUES ($1, $2, $3, $4) RETURNING run_id",
-    )
-    .bind(job)
-    .bind(scheduled_for)
-    .bind(if scheduled_for.is_some() {
-        "schedule"
-    } else {
-        "manual"
-    })
-    .bind(instance_id)
-    .fetch_one(pool)
-    .await
+    sqlx::query_scalar(START_RUN)
+        .bind(job)
+        .bind(scheduled_for)
+        .bind(if scheduled_for.is_some() {
+            "schedule"
+        } else {
+            "manual"
+        })
+        .bind(instance_id)
+        .fetch_one(pool)
+        .await
 }
+
+const LAST_RUN_START: &str =
+    "SELECT max(started_at) FROM reconciliation_runs WHERE job = $1 AND finished_at IS NOT NULL";
 
 /// When the last finished run of `job` started: the watermark of jobs that
 /// look only at what changed since.
@@ -63,12 +69,10 @@ pub async fn last_run_start(
     pool: &PgPool,
     job: &str,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT max(started_at) FROM reconciliation_runs WHERE job = $1 AND finished_at IS NOT NULL",
-    )
-    .bind(job)
-    .fetch_one(pool)
-    .await
+    sqlx::query_scalar(LAST_RUN_START)
+        .bind(job)
+        .fetch_one(pool)
+        .await
 }
 
 /// A finding with what was done about it.
@@ -81,6 +85,14 @@ pub struct RecordedFinding {
     pub action_ok: Option<bool>,
 }
 
+const INSERT_FINDING: &str = "INSERT INTO reconciliation_findings
+                 (run_id, kind, classification, order_id, subject, detail, action, action_ok)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+const FINISH_RUN: &str =
+    "UPDATE reconciliation_runs SET finished_at = clock_timestamp(), examined = $2, findings = $3,
+                repaired = $4, errors = $5 WHERE run_id = $1";
+
 pub async fn finish_run(
     pool: &PgPool,
     run_id: i64,
@@ -90,37 +102,30 @@ pub async fn finish_run(
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     for f in findings {
-        sqlx::query(
-            "INSERT INTO reconciliation_findings
-                 (run_id, kind, classification, order_id, subject, detail, action, action_ok)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(run_id)
-        .bind(f.finding.kind)
-        .bind(f.finding.classification.as_str())
-        .bind(f.order_id)
-        .bind(&f.subject)
-        .bind(&f.finding.detail)
-        .bind(&f.action)
-        .bind(f.action_ok)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(INSERT_FINDING)
+            .bind(run_id)
+            .bind(f.finding.kind)
+            .bind(f.finding.classification.as_str())
+            .bind(f.order_id)
+            .bind(&f.subject)
+            .bind(&f.finding.detail)
+            .bind(&f.action)
+            .bind(f.action_ok)
+            .execute(&mut *tx)
+            .await?;
     }
     let repaired = findings
         .iter()
         .filter(|f| f.action_ok == Some(true))
         .count();
-    sqlx::query(
-        "UPDATE reconciliation_runs SET finished_at = clock_timestamp(), examined = $2, findings = $3,
-                repaired = $4, errors = $5 WHERE run_id = $1",
-    )
-    .bind(run_id)
-    .bind(i32::try_from(examined).unwrap_or(i32::MAX))
-    .bind(i32::try_from(findings.len()).unwrap_or(i32::MAX))
-    .bind(i32::try_from(repaired).unwrap_or(i32::MAX))
-    .bind(serde_json::json!(errors))
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(FINISH_RUN)
+        .bind(run_id)
+        .bind(i32::try_from(examined).unwrap_or(i32::MAX))
+        .bind(i32::try_from(findings.len()).unwrap_or(i32::MAX))
+        .bind(i32::try_from(repaired).unwrap_or(i32::MAX))
+        .bind(serde_json::json!(errors))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -154,40 +159,54 @@ pub struct FindingRecord {
     pub created_at: DateTime<Utc>,
 }
 
+const LIST_RUNS: &str = "SELECT * FROM reconciliation_runs WHERE ($1::text IS NULL OR job = $1)
+          ORDER BY run_id DESC LIMIT $2";
+
 pub async fn list_runs(
     pool: &PgPool,
     job: Option<&str>,
     limit: i64,
 ) -> Result<Vec<RunRecord>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT * FROM reconciliation_runs WHERE ($1::text IS NULL OR job = $1)
-          ORDER BY run_id DESC LIMIT $2",
-    )
-    .bind(job)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    sqlx::query_as(LIST_RUNS)
+        .bind(job)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
 }
+
+const LOAD_RUN: &str = "SELECT * FROM reconciliation_runs WHERE run_id = $1";
+
+const FINDINGS_OF_RUN: &str = "SELECT finding_id, kind, classification, order_id, subject, detail, action, action_ok, created_at
+           FROM reconciliation_findings WHERE run_id = $1 ORDER BY finding_id";
 
 pub async fn run_with_findings(
     pool: &PgPool,
     run_id: i64,
 ) -> Result<Option<(RunRecord, Vec<FindingRecord>)>, sqlx::Error> {
-    let run: Option<RunRecord> =
-        sqlx::query_as("SELECT * FROM reconciliation_runs WHERE run_id = $1")
-            .bind(run_id)
-            .fetch_optional(pool)
-            .await?;
+    let run: Option<RunRecord> = sqlx::query_as(LOAD_RUN)
+        .bind(run_id)
+        .fetch_optional(pool)
+        .await?;
     let Some(run) = run else { return Ok(None) };
-    let findings = sqlx::query_as(
-        "SELECT finding_id, kind, classification, order_id, subject, detail, action, action_ok, created_at
-           FROM reconciliation_findings WHERE run_id = $1 ORDER BY finding_id",
-    )
-    .bind(run_id)
-    .fetch_all(pool)
-    .await?;
+    let findings = sqlx::query_as(FINDINGS_OF_RUN)
+        .bind(run_id)
+        .fetch_all(pool)
+        .await?;
     Ok(Some((run, findings)))
 }
+
+const ACQUIRE_LEASE: &str = "INSERT INTO leases (name, owner, fencing_token, expires_at)
+         VALUES ($1, $2, 1, now() + make_interval(secs => $3::float8 / 1000))
+         ON CONFLICT (name) DO UPDATE
+            SET fencing_token = CASE WHEN leases.owner = $2 THEN leases.fencing_token
+                                     ELSE leases.fencing_token + 1 END,
+                owner = $2,
+                expires_at = now() + make_interval(secs => $3::float8 / 1000)
+          WHERE leases.owner = $2 OR leases.expires_at < now()
+             OR leases.owner IN (SELECT instance_id FROM instances
+                                  WHERE stopped_at IS NOT NULL
+                                     OR last_seen_at < now() - make_interval(secs => $4::float8 / 1000))
+         RETURNING fencing_token";
 
 /// Takes (or keeps) the lease `name` for `ttl_ms`: free when unheld,
 /// expired, held by us, or held by a dead instance. Returns our fencing
@@ -199,27 +218,18 @@ pub async fn acquire_lease(
     ttl_ms: u64,
     dead_after_ms: u64,
 ) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO leases (name, owner, fencing_token, expires_at)
-         VALUES ($1, $2, 1, now() + make_interval(secs => $3::float8 / 1000))
-         ON CONFLICT (name) DO UPDATE
-            SET fencing_token = CASE WHEN leases.owner = $2 THEN leases.fencing_token
-                                     ELSE leases.fencing_token + 1 END,
-                owner = $2,
-                expires_at = now() + make_interval(secs => $3::float8 / 1000)
-          WHERE leases.owner = $2 OR leases.expires_at < now()
-             OR leases.owner IN (SELECT instance_id FROM instances
-                                  WHERE stopped_at IS NOT NULL
-                                     OR last_seen_at < now() - make_interval(secs => $4::float8 / 1000))
-         RETURNING fencing_token",
-    )
-    .bind(name)
-    .bind(instance_id)
-    .bind(ttl_ms as f64)
-    .bind(dead_after_ms as f64)
-    .fetch_optional(pool)
-    .await
+    sqlx::query_scalar(ACQUIRE_LEASE)
+        .bind(name)
+        .bind(instance_id)
+        .bind(ttl_ms as f64)
+        .bind(dead_after_ms as f64)
+        .fetch_optional(pool)
+        .await
 }
+
+const RENEW_LEASE: &str =
+    "UPDATE leases SET expires_at = now() + make_interval(secs => $4::float8 / 1000)
+          WHERE name = $1 AND owner = $2 AND fencing_token = $3";
 
 /// Extends our lease if we still hold it with `token`; `false` when it was
 /// taken over.
@@ -230,18 +240,18 @@ pub async fn renew_lease(
     token: i64,
     ttl_ms: u64,
 ) -> Result<bool, sqlx::Error> {
-    let renewed = sqlx::query(
-        "UPDATE leases SET expires_at = now() + make_interval(secs => $4::float8 / 1000)
-          WHERE name = $1 AND owner = $2 AND fencing_token = $3",
-    )
-    .bind(name)
-    .bind(instance_id)
-    .bind(token)
-    .bind(ttl_ms as f64)
-    .execute(pool)
-    .await?;
+    let renewed = sqlx::query(RENEW_LEASE)
+        .bind(name)
+        .bind(instance_id)
+        .bind(token)
+        .bind(ttl_ms as f64)
+        .execute(pool)
+        .await?;
     Ok(renewed.rows_affected() == 1)
 }
+
+const RELEASE_LEASE: &str =
+    "UPDATE leases SET expires_at = now() WHERE name = $1 AND owner = $2 AND fencing_token = $3";
 
 /// Gives the lease up (clean shutdown), so a peer takes over at once.
 pub async fn release_lease(
@@ -250,7 +260,7 @@ pub async fn release_lease(
     instance_id: Uuid,
     token: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE leases SET expires_at = now() WHERE name = $1 AND owner = $2 AND fencing_token = $3")
+    sqlx::query(RELEASE_LEASE)
         .bind(name)
         .bind(instance_id)
         .bind(token)
@@ -259,10 +269,44 @@ pub async fn release_lease(
     Ok(())
 }
 
+const LEASE_HOLDER: &str =
+    "SELECT owner, fencing_token FROM leases WHERE name = $1 AND expires_at > now()";
+
 /// The current holder of `name` and its token, if any.
 pub async fn lease_holder(pool: &PgPool, name: &str) -> Result<Option<(Uuid, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT owner, fencing_token FROM leases WHERE name = $1 AND expires_at > now()")
+    sqlx::query_as(LEASE_HOLDER)
         .bind(name)
         .fetch_optional(pool)
         .await
+}
+
+const DELETE_OLD_TICKS: &str =
+    "DELETE FROM reconcile_ticks WHERE scheduled_for < now() - interval '1 day'";
+
+/// Tick claims older than a day (the guard only matters around now).
+pub async fn delete_old_ticks(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(DELETE_OLD_TICKS)
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
+
+/// Every statement of this module, for the test that prepares them all.
+pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("CLAIM_TICK", CLAIM_TICK),
+        ("LAST_TICK", LAST_TICK),
+        ("START_RUN", START_RUN),
+        ("LAST_RUN_START", LAST_RUN_START),
+        ("INSERT_FINDING", INSERT_FINDING),
+        ("FINISH_RUN", FINISH_RUN),
+        ("LIST_RUNS", LIST_RUNS),
+        ("LOAD_RUN", LOAD_RUN),
+        ("FINDINGS_OF_RUN", FINDINGS_OF_RUN),
+        ("ACQUIRE_LEASE", ACQUIRE_LEASE),
+        ("RENEW_LEASE", RENEW_LEASE),
+        ("RELEASE_LEASE", RELEASE_LEASE),
+        ("LEASE_HOLDER", LEASE_HOLDER),
+        ("DELETE_OLD_TICKS", DELETE_OLD_TICKS),
+    ]
 }

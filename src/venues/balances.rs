@@ -8,7 +8,9 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{CallError, http_client, read_response, transport_error};
+use super::{CallError, http_client, read_response, segment, timed, transport_error};
+use crate::domain::ids::{ExecId, HoldId};
+use crate::domain::order::Side;
 
 const SERVICE: &str = "balances";
 
@@ -30,7 +32,7 @@ pub struct CreateHoldRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Hold {
-    pub id: String,
+    pub id: HoldId,
     pub account_id: String,
     pub asset: String,
     pub amount: Decimal,
@@ -83,7 +85,7 @@ impl BalancesClient {
     }
 
     pub async fn create_hold(&self, request: &CreateHoldRequest) -> Result<HoldResult, CallError> {
-        crate::metrics::timed(SERVICE, "create_hold", async {
+        timed(SERVICE, "create_hold", async {
             let response = self
                 .http
                 .post(self.url("/v1/holds"))
@@ -113,13 +115,13 @@ impl BalancesClient {
     /// answers its state, so this is idempotent twice over.
     pub async fn release_hold(
         &self,
-        hold_id: &str,
+        hold_id: &HoldId,
         idempotency_key: &str,
     ) -> Result<Hold, CallError> {
-        crate::metrics::timed(SERVICE, "release_hold", async {
+        timed(SERVICE, "release_hold", async {
             let response = self
                 .http
-                .post(self.url(&format!("/v1/holds/{hold_id}/release")))
+                .post(self.url(&format!("/v1/holds/{}/release", segment(hold_id.as_str()))))
                 .json(&ReleaseRequest {
                     idempotency_key: idempotency_key.to_string(),
                 })
@@ -132,10 +134,10 @@ impl BalancesClient {
     }
 
     pub async fn balances(&self, account_id: &str) -> Result<Balances, CallError> {
-        crate::metrics::timed(SERVICE, "balances", async {
+        timed(SERVICE, "balances", async {
             let response = self
                 .http
-                .get(self.url(&format!("/v1/accounts/{account_id}/balances")))
+                .get(self.url(&format!("/v1/accounts/{}/balances", segment(account_id))))
                 .send()
                 .await
                 .map_err(|e| transport_error(SERVICE, e))?;
@@ -161,17 +163,18 @@ fn available_from(message: &str) -> Option<String> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SettlementReference {
     pub order_id: String,
-    pub exec_id: String,
+    pub exec_id: ExecId,
 }
 
 /// One fill's settlement, keyed by the venue's exec_id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SettlementRequest {
-    pub idempotency_key: String,
+    /// The fill's exec id.
+    pub idempotency_key: ExecId,
     pub account_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hold_id: Option<String>,
-    pub side: String,
+    pub hold_id: Option<HoldId>,
+    pub side: Side,
     pub symbol: String,
     #[serde(with = "rust_decimal::serde::str")]
     pub qty: Decimal,
@@ -192,7 +195,8 @@ pub struct SettlementRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Settlement {
     pub id: String,
-    pub idempotency_key: String,
+    /// The exec id it settled.
+    pub idempotency_key: ExecId,
     pub flagged: bool,
     #[serde(default)]
     pub flag_reason: Option<String>,
@@ -200,7 +204,7 @@ pub struct Settlement {
 
 impl BalancesClient {
     pub async fn settle(&self, request: &SettlementRequest) -> Result<Settlement, CallError> {
-        crate::metrics::timed(SERVICE, "settle", async {
+        timed(SERVICE, "settle", async {
             let response = self
                 .http
                 .post(self.url("/v1/settlements"))
@@ -221,11 +225,11 @@ pub struct Settlements {
 
 impl BalancesClient {
     /// `Ok(None)` when the service does not know the hold.
-    pub async fn hold(&self, hold_id: &str) -> Result<Option<Hold>, CallError> {
-        crate::metrics::timed(SERVICE, "hold", async {
+    pub async fn hold(&self, hold_id: &HoldId) -> Result<Option<Hold>, CallError> {
+        timed(SERVICE, "hold", async {
             let response = self
                 .http
-                .get(self.url(&format!("/v1/holds/{hold_id}")))
+                .get(self.url(&format!("/v1/holds/{}", segment(hold_id.as_str()))))
                 .send()
                 .await
                 .map_err(|e| transport_error(SERVICE, e))?;
@@ -243,7 +247,7 @@ impl BalancesClient {
         &self,
         order_id: &str,
     ) -> Result<Vec<Settlement>, CallError> {
-        crate::metrics::timed(SERVICE, "settlements_for_order", async {
+        timed(SERVICE, "settlements_for_order", async {
             let response = self
                 .http
                 .get(self.url("/v1/settlements"))

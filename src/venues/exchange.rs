@@ -7,14 +7,15 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{CallError, http_client, read_response, transport_error};
+use super::{CallError, http_client, read_response, segment, timed, transport_error};
+use crate::domain::ids::{ExecId, VenueClientOrderId, VenueOrderId};
 
 const SERVICE: &str = "exchange";
 
 /// A new order as the venue takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlaceOrderRequest {
-    pub client_order_id: String,
+    pub client_order_id: VenueClientOrderId,
     pub symbol: String,
     pub side: String,
     #[serde(rename = "type")]
@@ -28,8 +29,8 @@ pub struct PlaceOrderRequest {
 /// The venue's view of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct VenueOrder {
-    pub id: String,
-    pub client_order_id: String,
+    pub id: VenueOrderId,
+    pub client_order_id: VenueClientOrderId,
     pub symbol: String,
     pub side: String,
     pub status: String,
@@ -92,7 +93,7 @@ impl ExchangeClient {
     }
 
     pub async fn place_order(&self, request: &PlaceOrderRequest) -> Result<PlaceResult, CallError> {
-        crate::metrics::timed(SERVICE, "place_order", async {
+        timed(SERVICE, "place_order", async {
             let response = self
                 .http
                 .post(self.url("/v1/orders"))
@@ -128,13 +129,13 @@ impl ExchangeClient {
     /// yet: venues have stale reads).
     pub async fn order_by_client_order_id(
         &self,
-        client_order_id: &str,
+        client_order_id: &VenueClientOrderId,
     ) -> Result<Option<VenueOrder>, CallError> {
-        crate::metrics::timed(SERVICE, "order_by_client_order_id", async {
+        timed(SERVICE, "order_by_client_order_id", async {
             let response = self
                 .http
                 .get(self.url("/v1/orders:by_client_order_id"))
-                .query(&[("client_order_id", client_order_id)])
+                .query(&[("client_order_id", client_order_id.as_str())])
                 .bearer_auth(&self.api_key)
                 .send()
                 .await
@@ -149,10 +150,10 @@ impl ExchangeClient {
     }
 
     pub async fn quote(&self, symbol: &str) -> Result<Quote, CallError> {
-        crate::metrics::timed(SERVICE, "quote", async {
+        timed(SERVICE, "quote", async {
             let response = self
                 .http
-                .get(self.url(&format!("/v1/quotes/{symbol}")))
+                .get(self.url(&format!("/v1/quotes/{}", segment(symbol))))
                 .bearer_auth(&self.api_key)
                 .send()
                 .await
@@ -185,18 +186,21 @@ pub enum CancelResult {
 /// One execution as the venue lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct VenueFill {
-    pub exec_id: String,
+    pub exec_id: ExecId,
     pub qty: Decimal,
     pub price: Decimal,
     pub transact_time: chrono::DateTime<chrono::Utc>,
 }
 
 impl ExchangeClient {
-    pub async fn cancel_order(&self, venue_order_id: &str) -> Result<CancelResult, CallError> {
-        crate::metrics::timed(SERVICE, "cancel_order", async {
+    pub async fn cancel_order(
+        &self,
+        venue_order_id: &VenueOrderId,
+    ) -> Result<CancelResult, CallError> {
+        timed(SERVICE, "cancel_order", async {
             let response = self
                 .http
-                .delete(self.url(&format!("/v1/orders/{venue_order_id}")))
+                .delete(self.url(&format!("/v1/orders/{}", segment(venue_order_id.as_str()))))
                 .bearer_auth(&self.api_key)
                 .send()
                 .await
@@ -219,11 +223,14 @@ impl ExchangeClient {
     }
 
     /// `Ok(None)` when the venue does not know (or does not show yet) the id.
-    pub async fn order(&self, venue_order_id: &str) -> Result<Option<VenueOrder>, CallError> {
-        crate::metrics::timed(SERVICE, "order", async {
+    pub async fn order(
+        &self,
+        venue_order_id: &VenueOrderId,
+    ) -> Result<Option<VenueOrder>, CallError> {
+        timed(SERVICE, "order", async {
             let response = self
                 .http
-                .get(self.url(&format!("/v1/orders/{venue_order_id}")))
+                .get(self.url(&format!("/v1/orders/{}", segment(venue_order_id.as_str()))))
                 .bearer_auth(&self.api_key)
                 .send()
                 .await
@@ -237,11 +244,14 @@ impl ExchangeClient {
         .await
     }
 
-    pub async fn fills(&self, venue_order_id: &str) -> Result<Vec<VenueFill>, CallError> {
-        crate::metrics::timed(SERVICE, "fills", async {
+    pub async fn fills(&self, venue_order_id: &VenueOrderId) -> Result<Vec<VenueFill>, CallError> {
+        timed(SERVICE, "fills", async {
             let response = self
                 .http
-                .get(self.url(&format!("/v1/orders/{venue_order_id}/fills")))
+                .get(self.url(&format!(
+                    "/v1/orders/{}/fills",
+                    segment(venue_order_id.as_str())
+                )))
                 .bearer_auth(&self.api_key)
                 .send()
                 .await
@@ -284,10 +294,10 @@ pub enum StreamMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ExecutionReport {
     pub seq: u64,
-    pub exec_id: String,
+    pub exec_id: ExecId,
     pub exec_type: String,
-    pub order_id: String,
-    pub client_order_id: String,
+    pub order_id: VenueOrderId,
+    pub client_order_id: VenueClientOrderId,
     pub status: String,
     pub last_qty: Decimal,
     #[serde(default)]
@@ -310,7 +320,7 @@ impl ExchangeClient {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VenueOrder>, CallError> {
-        crate::metrics::timed(SERVICE, "list_orders", async {
+        timed(SERVICE, "list_orders", async {
             let mut query = vec![("status", status.to_string()), ("limit", limit.to_string())];
             if let Some(after) = after {
                 query.push(("after", after.to_string()));

@@ -58,7 +58,7 @@ fn same_fields(ours: Value, service: &str, name: &str, optional: &[&str]) {
 #[test]
 fn exchange_responses_parse() {
     let order: VenueOrder = parses("exchange", "order.response.json");
-    assert!(!order.id.is_empty());
+    assert!(!order.id.as_str().is_empty());
     let filled: VenueOrder = parses("exchange", "order.filled.response.json");
     assert_eq!(filled.status, "filled");
     let rejected: VenueOrder = parses("exchange", "order.rejected.response.json");
@@ -113,7 +113,7 @@ fn exchange_requests_have_the_venues_fields() {
     let limit = PlaceOrderRequest {
         client_order_id: "od-1".into(),
         symbol: "AAPL".into(),
-        side: "buy".into(),
+        side: "buy".to_string(),
         order_type: "limit".into(),
         time_in_force: "day".into(),
         qty: Decimal::from(10),
@@ -187,7 +187,7 @@ fn balances_requests_have_the_ledgers_fields() {
         idempotency_key: "exec-1".into(),
         account_id: "acct".into(),
         hold_id: Some("h".into()),
-        side: "buy".into(),
+        side: crate::domain::order::Side::Buy,
         symbol: "AAPL".into(),
         qty: Decimal::from(5),
         price: Decimal::new(9980, 2),

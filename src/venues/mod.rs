@@ -9,6 +9,16 @@ pub mod exchange;
 #[cfg(test)]
 mod fixtures_test;
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(super::segment("AAPL"), "AAPL");
+        assert_eq!(super::segment("BRK.B"), "BRK.B");
+        assert_eq!(super::segment("a/b?c#d%"), "a%2Fb%3Fc%23d%25");
+    }
+}
+
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -46,6 +56,51 @@ pub enum CallError {
         service: &'static str,
         detail: String,
     },
+}
+
+/// A path segment, percent-encoded: ids and symbols from outside never
+/// change the shape of a URL (`/`, `?`, `#`, `%` and the rest escaped).
+pub(crate) fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The label value of a call's outcome.
+pub fn outcome_label<T>(result: &Result<T, CallError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(CallError::Definitive { .. }) => "definitive",
+        Err(CallError::Retryable { .. }) => "retryable",
+        Err(CallError::Unknown { .. }) => "unknown",
+        Err(CallError::Unexpected { .. }) => "unexpected",
+    }
+}
+
+/// Times an external call and counts its failures: every call of both
+/// clients goes through here.
+pub(crate) async fn timed<T>(
+    service: &'static str,
+    endpoint: &'static str,
+    call: impl std::future::Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    use crate::metrics::names;
+    let started = std::time::Instant::now();
+    let result = call.await;
+    let outcome = outcome_label(&result);
+    metrics::histogram!(names::EXTERNAL_CALL_DURATION, "service" => service, "endpoint" => endpoint, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        metrics::counter!(names::EXTERNAL_CALL_ERRORS, "service" => service, "endpoint" => endpoint, "kind" => outcome)
+            .increment(1);
+    }
+    result
 }
 
 /// Retry-After longer than this is treated as this.

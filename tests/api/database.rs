@@ -77,3 +77,22 @@ async fn a_statement_over_the_timeout_is_cancelled_by_the_server() {
         .map(|c| c.to_string());
     assert_eq!(code.as_deref(), Some("57014"), "query_canceled: {error}");
 }
+
+/// Every statement orderd runs (`orderd::store::statements`) is prepared
+/// against the migrated schema: a column renamed, a type changed or a
+/// parameter that no longer fits fails here, whether or not another test
+/// happens to run that statement.
+#[tokio::test]
+async fn every_statement_prepares_against_the_migrated_schema() {
+    let db = TestDatabase::fresh().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let statements = orderd::store::statements();
+    assert!(statements.len() > 50, "the registry lists every statement");
+    let mut failures = Vec::new();
+    for (name, sql) in statements {
+        if let Err(error) = conn.prepare(sqlx::SqlSafeStr::into_sql_str(sql)).await {
+            failures.push(format!("{name}: {error}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

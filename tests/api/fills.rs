@@ -350,7 +350,7 @@ async fn trade_updates_reach_an_authenticated_stream_client() {
 
 #[tokio::test]
 async fn a_batch_of_reports_applies_each_once_and_a_bad_one_costs_the_others_nothing() {
-    use orderd::store::fills::{
+    use orderd::store::executions::{
         Applied, ApplyError, Execution, ExecutionFill, FillSource, apply_executions,
     };
     use rust_decimal::Decimal;
@@ -375,12 +375,12 @@ async fn a_batch_of_reports_applies_each_once_and_a_bad_one_costs_the_others_not
         venue_client_order_id: order.venue_client_order_id.clone(),
         venue_order_id: order.venue_order_id.clone().unwrap(),
         fill: Some(ExecutionFill {
-            exec_id: exec_id.to_string(),
+            exec_id: exec_id.into(),
             qty: qty.into(),
             price: Decimal::ONE,
             transact_time: chrono::Utc::now(),
         }),
-        venue_status: "partially_filled".to_string(),
+        venue_status: orderd::domain::lifecycle::VenueStatus::PartiallyFilled,
         cum_qty: qty.into(),
         source: FillSource::Rest,
         fencing_token: None,
@@ -414,7 +414,7 @@ async fn a_batch_of_reports_applies_each_once_and_a_bad_one_costs_the_others_not
             .await
             .unwrap()
             .unwrap();
-        let fills = orderd::store::fills::fills_of(pool, id).await.unwrap();
+        let fills = orderd::store::executions::fills_of(pool, id).await.unwrap();
         (row.filled_qty, fills.len())
     };
     assert_eq!(filled(a.order_id).await, (Decimal::from(7), 2));

@@ -122,8 +122,8 @@ impl TestApp {
             .await
             .expect("app builds");
         let addr = app.local_addr();
-        let engine = app.state().engine.clone();
-        let reconciler = app.state().reconciler.clone();
+        let engine = app.state().app.engine.clone();
+        let reconciler = app.state().app.reconciler.clone();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(app.run_until(async {
             let _ = rx.await;

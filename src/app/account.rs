@@ -1,0 +1,214 @@
+//! The trader's cash and positions: quantities from the balances service
+//! (the ledger of record), prices from the venue, entry prices from the
+//! fills orderd recorded.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use rust_decimal::Decimal;
+
+use super::App;
+use crate::domain::hold::CASH_ASSET;
+use crate::store::accounts;
+use crate::store::accounts::Account;
+use crate::venues::CallError;
+use crate::venues::balances::AssetBalance;
+
+/// How long a verified key is trusted without asking the database again
+/// (a revoked key stops working within this time).
+pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// Upper bound of cached keys; the cache is cleared when it is reached.
+pub const AUTH_CACHE_MAX: usize = 10_000;
+
+#[derive(Debug)]
+struct CachedKey {
+    secret_digest: Vec<u8>,
+    account: Account,
+    verified_at: Instant,
+}
+
+/// Verified keys, cached in memory for [`AUTH_CACHE_TTL`] so the hot path
+/// costs no query; the cache holds digests, never secrets.
+#[derive(Debug, Default)]
+pub struct AuthCache {
+    entries: RwLock<HashMap<String, CachedKey>>,
+}
+
+impl AuthCache {
+    fn get(&self, key_id: &str, secret: &str) -> Option<Account> {
+        let entries = self.entries.read().ok()?;
+        let cached = entries.get(key_id)?;
+        (cached.verified_at.elapsed() < AUTH_CACHE_TTL
+            && cached.secret_digest == accounts::hash_secret(secret))
+        .then(|| cached.account.clone())
+    }
+
+    fn put(&self, key_id: &str, secret: &str, account: &Account) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= AUTH_CACHE_MAX {
+                entries.clear();
+            }
+            entries.insert(
+                key_id.to_string(),
+                CachedKey {
+                    secret_digest: accounts::hash_secret(secret),
+                    account: account.clone(),
+                    verified_at: Instant::now(),
+                },
+            );
+        }
+    }
+}
+
+/// The account behind an API key id and secret, if they match and the key
+/// is live.
+pub async fn authenticate(
+    app: &App,
+    key_id: &str,
+    secret: &str,
+) -> Result<Option<Account>, sqlx::Error> {
+    if let Some(account) = app.auth_cache.get(key_id, secret) {
+        return Ok(Some(account));
+    }
+    let account = accounts::authenticate(&app.pool, key_id, secret).await?;
+    if let Some(account) = &account {
+        app.auth_cache.put(key_id, secret, account);
+    }
+    Ok(account)
+}
+
+/// The account's total of `symbol` at the ledger (`None` when it cannot
+/// be read now).
+pub async fn position_qty(app: &App, account: &Account, symbol: &str) -> Option<Decimal> {
+    let balances = app
+        .engine
+        .balances
+        .balances(&account.balances_account_id)
+        .await
+        .ok()?;
+    balances.balances.get(symbol).map(|b| b.total)
+}
+
+/// Why an account read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The balances service could not answer: the read cannot be made now.
+    #[error("the balances service is unavailable: {0}")]
+    Unavailable(CallError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// The account's cash and value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub cash: Decimal,
+    pub buying_power: Decimal,
+    pub long_market_value: Decimal,
+    pub equity: Decimal,
+}
+
+/// One position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub symbol: String,
+    pub qty: Decimal,
+    pub qty_available: Decimal,
+    /// Shares with no recorded cost (funded directly at the ledger) are
+    /// carried at the current price.
+    pub avg_entry_price: Decimal,
+    /// `None` when the venue cannot quote it now.
+    pub current_price: Option<Decimal>,
+}
+
+async fn balances(
+    app: &App,
+    account: &Account,
+) -> Result<std::collections::BTreeMap<String, AssetBalance>, AccountError> {
+    app.engine
+        .balances
+        .balances(&account.balances_account_id)
+        .await
+        .map(|b| b.balances)
+        .map_err(|error| {
+            tracing::warn!(%error, "balances service unavailable for an account read");
+            AccountError::Unavailable(error)
+        })
+}
+
+pub async fn summary(app: &App, account: &Account) -> Result<AccountSummary, AccountError> {
+    let balances = balances(app, account).await?;
+    let cash = balances.get(CASH_ASSET);
+    let total_cash = cash.map(|c| c.total).unwrap_or_default();
+    let buying_power = cash.map(|c| c.available).unwrap_or_default();
+    let mut long_market_value = Decimal::ZERO;
+    for (symbol, balance) in balances.iter().filter(|(a, _)| a.as_str() != CASH_ASSET) {
+        if balance.total.is_zero() {
+            continue;
+        }
+        if let Ok(quote) = app.engine.exchange.quote(symbol).await {
+            long_market_value += balance.total * quote.last;
+        }
+    }
+    Ok(AccountSummary {
+        cash: total_cash,
+        buying_power,
+        long_market_value,
+        equity: total_cash + long_market_value,
+    })
+}
+
+pub async fn positions(app: &App, account: &Account) -> Result<Vec<Position>, AccountError> {
+    let balances = balances(app, account).await?;
+    let mut out = Vec::new();
+    for (symbol, balance) in &balances {
+        if symbol == CASH_ASSET || balance.total.is_zero() {
+            continue;
+        }
+        out.push(position_of(app, account, symbol, balance).await?);
+    }
+    Ok(out)
+}
+
+pub async fn position(
+    app: &App,
+    account: &Account,
+    symbol: &str,
+) -> Result<Option<Position>, AccountError> {
+    let balances = balances(app, account).await?;
+    match balances.get(symbol) {
+        Some(balance) if symbol != CASH_ASSET && !balance.total.is_zero() => {
+            Ok(Some(position_of(app, account, symbol, balance).await?))
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn position_of(
+    app: &App,
+    account: &Account,
+    symbol: &str,
+    balance: &AssetBalance,
+) -> Result<Position, AccountError> {
+    let current_price = match app.engine.exchange.quote(symbol).await {
+        Ok(quote) => Some(quote.last),
+        Err(error) => {
+            tracing::warn!(%error, symbol, "no quote for a position");
+            None
+        }
+    };
+    let entry = crate::store::accounts::avg_buy_price(&app.pool, account.account_id, symbol)
+        .await?
+        .map(|a| a.round_dp(4))
+        .or(current_price)
+        .unwrap_or(Decimal::ZERO);
+    Ok(Position {
+        symbol: symbol.to_string(),
+        qty: balance.total,
+        qty_available: balance.available,
+        avg_entry_price: entry,
+        current_price,
+    })
+}

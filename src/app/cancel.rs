@@ -1,0 +1,123 @@
+//! Canceling: one order, or every open order of an account. The trader's
+//! wish is recorded in one transaction (`domain::lifecycle::request_cancel`
+//! decides what it means at the order's step); the driver does the rest —
+//! for one order at once in the background, for many through the
+//! completer, so a large cancel-all never spawns a task per order.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use uuid::Uuid;
+
+use super::{App, Internal};
+use crate::domain::lifecycle::Status;
+use crate::store::orders::{self as order_store, OrderRecord};
+use crate::store::recovery::{self, CancelRequest};
+
+/// Cancels recorded at once by a cancel-all.
+pub const CANCEL_ALL_CONCURRENCY: usize = 8;
+
+/// What a cancel request found.
+#[derive(Debug, Clone)]
+pub enum Canceled {
+    /// Recorded (or already recorded): the order as it is now. The
+    /// outcome (canceled, or filled if a fill wins the race) follows.
+    Recorded(Box<OrderRecord>),
+    NotFound,
+    /// Nothing left to cancel.
+    AlreadyTerminal(Status),
+}
+
+/// Records the cancel of `order_id` for `account_id` and drives it.
+pub async fn cancel(
+    app: &Arc<App>,
+    account_id: Uuid,
+    order_id: Uuid,
+) -> Result<Canceled, Internal> {
+    // In its own task: a client that hangs up must not cut the
+    // transaction short (sqlx #4393).
+    let recorded = tokio::spawn({
+        let app = app.clone();
+        async move { record(&app, account_id, order_id).await }
+    })
+    .await??;
+    if matches!(recorded, Canceled::Recorded(_)) {
+        drive(app, order_id);
+    }
+    Ok(recorded)
+}
+
+/// One order's part of a cancel-all.
+#[derive(Debug, Clone)]
+pub struct CancelAllEntry {
+    pub order_id: Uuid,
+    /// `None` when recording it failed (logged).
+    pub canceled: Option<Canceled>,
+}
+
+/// Records a cancel of every open order of `account_id`, a few at a time,
+/// and wakes the completer to drive them.
+pub async fn cancel_all(app: &Arc<App>, account_id: Uuid) -> Result<Vec<CancelAllEntry>, Internal> {
+    let work = tokio::spawn({
+        let app = app.clone();
+        async move {
+            let open = order_store::open_orders(&app.pool, account_id).await?;
+            let entries: Vec<CancelAllEntry> = futures_util::stream::iter(open)
+                .map(|order| {
+                    let app = app.clone();
+                    async move {
+                        let canceled = match record(&app, account_id, order.order_id).await {
+                            Ok(canceled) => Some(canceled),
+                            Err(error) => {
+                                tracing::error!(order_id = %order.order_id, %error, "cancel-all entry");
+                                None
+                            }
+                        };
+                        CancelAllEntry {
+                            order_id: order.order_id,
+                            canceled,
+                        }
+                    }
+                })
+                .buffered(CANCEL_ALL_CONCURRENCY)
+                .collect()
+                .await;
+            app.engine.completer_wake.notify_one();
+            Ok::<_, Internal>(entries)
+        }
+    });
+    work.await?
+}
+
+async fn record(app: &App, account_id: Uuid, order_id: Uuid) -> Result<Canceled, Internal> {
+    let request = recovery::request_cancel(
+        &app.pool,
+        &app.engine.trade_updates,
+        account_id,
+        order_id,
+        app.instance_id,
+    )
+    .await
+    .map_err(|error| match error {
+        recovery::CancelError::Database(error) => Internal::Database(error),
+        recovery::CancelError::Corrupt(error) => Internal::from(error),
+    })?;
+    Ok(match request {
+        CancelRequest::NotFound => Canceled::NotFound,
+        CancelRequest::AlreadyTerminal(status) => Canceled::AlreadyTerminal(status),
+        CancelRequest::Recorded(order) => Canceled::Recorded(order),
+    })
+}
+
+/// Drives a just-canceled order's next step in the background (the venue
+/// cancel, or the lookup of a placement that may exist). The driver that
+/// holds the lease, if any, sees the cancel at its next step instead.
+fn drive(app: &Arc<App>, order_id: Uuid) {
+    let app = app.clone();
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + app.settings.lifecycle.submit_deadline();
+        if let Err(error) = app.engine.claim_and_drive(order_id, deadline).await {
+            tracing::error!(%order_id, %error, "driving a cancel");
+        }
+    });
+}

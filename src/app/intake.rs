@@ -1,0 +1,304 @@
+//! Submitting an order, end to end: price its hold, accept it (the order,
+//! its first event and its Idempotency-Key in one transaction), drive it
+//! as far as its answer within the submit deadline, and answer — or, for
+//! a request seen before, replay or resume (see [`super::idempotency`];
+//! a repeated `client_order_id` with the same body is a replay too).
+//!
+//! The work runs in its own task: a client that hangs up cancels nothing
+//! (never a transaction half-way, sqlx #4393; never a placement).
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::idempotency::{self, FollowError, Followed, IdempotencyKey, StoredResponse, Taken};
+use super::{App, Internal};
+use crate::domain::hold::{hold_asset, hold_for};
+use crate::domain::ids::ClientOrderId;
+use crate::domain::lifecycle::{RejectReason, Status};
+use crate::domain::order::{NewOrder, Side};
+use crate::engine::keys;
+use crate::failpoints;
+use crate::metrics::names;
+use crate::store::accounts::Account;
+use crate::store::orders::{self as order_store, NewOrderRow, OrderRecord};
+
+/// What the trader is told about an order.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// The order as it stands (new, pending_new past the deadline,
+    /// rejected by the venue, ...).
+    Order(Box<OrderRecord>),
+    /// The balances service refused the hold: Alpaca's 403.
+    InsufficientFunds { side: Side },
+}
+
+impl Answer {
+    /// What `order` answers now.
+    pub fn of(order: OrderRecord) -> Self {
+        let insufficient = order.status == Status::Rejected
+            && matches!(
+                order.reject_reason(),
+                Some(RejectReason::InsufficientFunds { .. })
+            );
+        if insufficient {
+            Answer::InsufficientFunds { side: order.side }
+        } else {
+            Answer::Order(Box::new(order))
+        }
+    }
+
+    /// Final, and so stored for replay, once the order has left
+    /// `pending_new`: a `pending_new` answer is re-derived on replay so the
+    /// retry sees (and, if nobody drives it, resumes) the work.
+    fn is_final(&self) -> bool {
+        match self {
+            Answer::Order(order) => order.status != Status::PendingNew,
+            Answer::InsufficientFunds { .. } => true,
+        }
+    }
+}
+
+/// How the front door renders an answer, so a final one can be stored
+/// under its key and replayed byte for byte.
+pub type Render = fn(&Answer) -> StoredResponse;
+
+/// The reply to a submit.
+#[derive(Debug)]
+pub struct Reply {
+    pub body: ReplyBody,
+    /// An earlier request's outcome (Idempotency-Key or client_order_id).
+    pub replayed: bool,
+}
+
+#[derive(Debug)]
+pub enum ReplyBody {
+    Fresh(Answer),
+    Stored(StoredResponse),
+}
+
+/// Why a submit was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Key(#[from] FollowError),
+    #[error("client_order_id must be unique")]
+    ClientOrderIdReused,
+    #[error(transparent)]
+    Internal(#[from] Internal),
+}
+
+impl From<sqlx::Error> for SubmitError {
+    fn from(error: sqlx::Error) -> Self {
+        SubmitError::Internal(error.into())
+    }
+}
+
+/// Submits `order` for `account`. Answers once the order's answer is
+/// known or, past `lifecycle.submit_deadline_ms`, with the order as it
+/// stands (`pending_new`) while its task goes on.
+pub async fn submit(
+    app: Arc<App>,
+    account: Account,
+    order: NewOrder,
+    key: Option<IdempotencyKey>,
+    render: Render,
+) -> Result<Reply, SubmitError> {
+    let answer_by = Instant::now() + app.settings.lifecycle.submit_deadline();
+    let (accepted_tx, mut accepted) = tokio::sync::oneshot::channel();
+    let span = tracing::info_span!(
+        "submit",
+        account_id = %account.account_id,
+        client_order_id = order.client_order_id.as_ref().map(|c| c.as_str()),
+        order_id = tracing::field::Empty,
+    );
+    let mut work = tokio::spawn(tracing::Instrument::instrument(
+        accept_and_drive(app, account, order, key, render, accepted_tx),
+        span,
+    ));
+    // Waiting on the task's handle cancels nothing in it.
+    match tokio::time::timeout_at(answer_by, &mut work).await {
+        Ok(joined) => joined.map_err(Internal::from)?,
+        Err(_) => match accepted.try_recv() {
+            Ok(order) => Ok(Reply {
+                body: ReplyBody::Fresh(Answer::of(order)),
+                replayed: false,
+            }),
+            Err(_) => work.await.map_err(Internal::from)?,
+        },
+    }
+}
+
+async fn accept_and_drive(
+    app: Arc<App>,
+    account: Account,
+    order: NewOrder,
+    key: Option<IdempotencyKey>,
+    render: Render,
+    accepted_tx: tokio::sync::oneshot::Sender<OrderRecord>,
+) -> Result<Reply, SubmitError> {
+    let settings = &app.settings.lifecycle;
+    let fingerprint = order.fingerprint();
+    let order_id = Uuid::now_v7();
+    tracing::Span::current().record("order_id", tracing::field::display(order_id));
+    let row = new_order_row(&app, &account, &order, order_id, &fingerprint).await;
+
+    // Accept: the order, its first event and the key, in one transaction
+    // (without a key, one statement is that transaction).
+    let inserted = match &key {
+        None => {
+            order_store::insert_order(&app.pool, &row, app.instance_id, settings.lease_ms).await?
+        }
+        Some(key) => {
+            let mut tx = app.pool.begin().await?;
+            let taken = idempotency::take(
+                &mut tx,
+                account.account_id,
+                key,
+                &fingerprint,
+                settings.idempotency_ttl_secs,
+            )
+            .await?;
+            if let Taken::Existing(record) = taken {
+                tx.rollback().await?;
+                return follow_key(&app, &account, key, record, &fingerprint, render).await;
+            }
+            let inserted =
+                order_store::insert_order(&mut *tx, &row, app.instance_id, settings.lease_ms)
+                    .await?;
+            if inserted.is_some() {
+                idempotency::attach(&mut tx, account.account_id, key, order_id).await?;
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            inserted
+        }
+    };
+    let Some(accepted) = inserted else {
+        return existing_client_order_id(&app, &account, &row.client_order_id, &fingerprint).await;
+    };
+    failpoints::hit(failpoints::AFTER_ACCEPT_COMMIT);
+    tracing::debug!(%order_id, "order accepted");
+    // For an answer past the deadline (nobody may be waiting: fine).
+    let _ = accepted_tx.send(accepted.clone());
+
+    let deadline = Instant::now() + settings.submit_deadline();
+    let driven = app
+        .engine
+        .drive_to_answer(accepted, deadline)
+        .await
+        .map_err(Internal::from)?;
+    finish(&app, &account, key.as_ref(), driven, false, render).await
+}
+
+/// The row to accept: the trader's order, its derived ids, and its hold
+/// ([`hold_for`]; a market buy asks for a quote first, and if the venue
+/// cannot quote now the engine asks again before reserving).
+async fn new_order_row(
+    app: &App,
+    account: &Account,
+    order: &NewOrder,
+    order_id: Uuid,
+    fingerprint: &str,
+) -> NewOrderRow {
+    let qty = order.qty.value();
+    let limit_price = order.limit_price.map(|p| p.value());
+    let symbol = order.symbol.as_str();
+    let quote = if order.side == Side::Buy && limit_price.is_none() {
+        app.engine.quote_for_hold(symbol).await.ok()
+    } else {
+        None
+    };
+    let collar = app.settings.lifecycle.market_buy_collar;
+    let hold = hold_for(order.side, symbol, qty, limit_price, quote, collar).ok();
+    NewOrderRow {
+        order_id,
+        account_id: account.account_id,
+        client_order_id: order
+            .client_order_id
+            .clone()
+            .unwrap_or_else(|| ClientOrderId::generated(order_id)),
+        venue_client_order_id: keys::venue_client_order_id(order_id),
+        request_fingerprint: fingerprint.to_string(),
+        symbol: symbol.to_string(),
+        side: order.side,
+        order_type: order.order_type,
+        time_in_force: order.time_in_force,
+        qty,
+        limit_price,
+        hold_asset: hold_asset(order.side, symbol).to_string(),
+        hold_amount: hold.as_ref().map(|h| h.amount),
+        hold_rate: hold.as_ref().map(|h| h.rate),
+    }
+}
+
+/// The answer for `order`, stored under `key` when final.
+async fn finish(
+    app: &App,
+    account: &Account,
+    key: Option<&IdempotencyKey>,
+    order: OrderRecord,
+    replayed: bool,
+    render: Render,
+) -> Result<Reply, SubmitError> {
+    let answer = Answer::of(order);
+    if let Some(key) = key
+        && answer.is_final()
+    {
+        idempotency::complete(&app.pool, account.account_id, key, &render(&answer)).await?;
+    }
+    Ok(Reply {
+        body: ReplyBody::Fresh(answer),
+        replayed,
+    })
+}
+
+async fn follow_key(
+    app: &App,
+    account: &Account,
+    key: &IdempotencyKey,
+    record: crate::store::idempotency::IdempotencyRecord,
+    fingerprint: &str,
+    render: Render,
+) -> Result<Reply, SubmitError> {
+    match idempotency::follow(app, account.account_id, key, record, fingerprint).await? {
+        Followed::Replay(stored) => Ok(Reply {
+            body: ReplyBody::Stored(stored),
+            replayed: true,
+        }),
+        Followed::Order(order) => finish(app, account, Some(key), *order, true, render).await,
+    }
+}
+
+/// The account already has an order with this client_order_id: the same
+/// request is a replay (resumed if nobody drives it); a different one is
+/// Alpaca's 422.
+async fn existing_client_order_id(
+    app: &App,
+    account: &Account,
+    client_order_id: &ClientOrderId,
+    fingerprint: &str,
+) -> Result<Reply, SubmitError> {
+    let order = order_store::load_by_client_order_id(
+        &app.pool,
+        account.account_id,
+        client_order_id.as_str(),
+    )
+    .await?
+    .ok_or_else(|| Internal::Broken("a client_order_id conflict without an order".into()))?;
+    if order.request_fingerprint != fingerprint {
+        metrics::counter!(names::IDEMPOTENCY_CONFLICTS, "reason" => "client_order_id_reused")
+            .increment(1);
+        return Err(SubmitError::ClientOrderIdReused);
+    }
+    metrics::counter!(names::IDEMPOTENCY_REPLAYS, "key" => "client_order_id").increment(1);
+    let order = idempotency::resume(app, order.order_id)
+        .await?
+        .unwrap_or(order);
+    Ok(Reply {
+        body: ReplyBody::Fresh(Answer::of(order)),
+        replayed: true,
+    })
+}

@@ -1,0 +1,80 @@
+//! The application layer: each use case a front door offers, end to end,
+//! over the engine and the store, with nothing of HTTP in it. A handler
+//! parses, calls one function here, renders; a second front door (a FIX
+//! session, a CLI command, a batch import) calls the same functions.
+//!
+//! - [`intake`]: submit an order (validation happened before; here the
+//!   idempotency protocol, the hold's pricing, the accept write, driving
+//!   it as far as its answer within a deadline);
+//! - [`idempotency`]: the Idempotency-Key protocol on its own;
+//! - [`cancel`]: cancel one order, cancel all;
+//! - [`queries`]: what a trader may read of its orders;
+//! - [`account`]: cash and positions from the ledger of record.
+
+pub mod account;
+pub mod cancel;
+pub mod idempotency;
+pub mod intake;
+pub mod queries;
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::reconcile::Reconciler;
+
+/// What every use case works with: one per process.
+#[derive(Debug)]
+pub struct App {
+    pub settings: Settings,
+    pub pool: PgPool,
+    /// This process's row in `instances`; owner of its leases.
+    pub instance_id: Uuid,
+    pub engine: Arc<Engine>,
+    pub reconciler: Arc<Reconciler>,
+    /// Verified API keys (see [`account::authenticate`]).
+    pub auth_cache: account::AuthCache,
+}
+
+impl App {
+    /// The engine and the reconciler over `pool`, for `instance_id`.
+    pub fn new(settings: Settings, pool: PgPool, instance_id: Uuid) -> Arc<Self> {
+        let engine = Engine::new(pool.clone(), &settings, instance_id);
+        let reconciler = Reconciler::new(engine.clone(), settings.reconcile.clone());
+        Arc::new(Self {
+            settings,
+            pool,
+            instance_id,
+            engine,
+            reconciler,
+            auth_cache: account::AuthCache::default(),
+        })
+    }
+}
+
+/// Why a use case could not finish: never the trader's fault (those are
+/// each use case's own errors), always worth a log line.
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("{0}")]
+    Broken(String),
+}
+
+impl From<crate::store::orders::CorruptRow> for Internal {
+    fn from(error: crate::store::orders::CorruptRow) -> Self {
+        Internal::Engine(error.into())
+    }
+}
+
+impl From<tokio::task::JoinError> for Internal {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Internal::Broken(format!("a use case's task failed: {error}"))
+    }
+}

@@ -1,0 +1,127 @@
+//! What the reconciliation jobs look at: orders the venue works that have
+//! been quiet, orders stuck mid-step, fills whose settlement is not
+//! known, terminal orders whose hold may still be open. Each scan is
+//! bounded by `limit`.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::orders::OrderRecord;
+use super::types::{AT_VENUE_STEPS, LATE_FILL_STATUSES, STUCK_STEPS, TERMINAL_STATUSES, statement};
+use crate::domain::fills::SettlementState;
+use crate::domain::ids::ExecId;
+
+static QUIET_AT_VENUE: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "SELECT * FROM orders
+          WHERE venue_order_id IS NOT NULL
+            AND ((step IN {at_venue} AND updated_at < now() - make_interval(secs => $1::float8 / 1000))
+                 OR (status IN {late} AND updated_at > now() - make_interval(secs => $2)))
+          ORDER BY updated_at LIMIT $3",
+        at_venue = *AT_VENUE_STEPS,
+        late = *LATE_FILL_STATUSES,
+    ))
+});
+
+/// Orders the venue works with no news for `stale_after_ms`, and orders
+/// canceled or expired within `late_fill_watch_secs` (late fills).
+pub async fn quiet_at_venue(
+    pool: &PgPool,
+    stale_after_ms: u64,
+    late_fill_watch_secs: f64,
+    limit: u32,
+) -> Result<Vec<OrderRecord>, sqlx::Error> {
+    sqlx::query_as(*QUIET_AT_VENUE)
+        .bind(stale_after_ms as f64)
+        .bind(late_fill_watch_secs)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+}
+
+static STUCK: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "SELECT * FROM orders
+          WHERE step IN {stuck}
+            -- Quiet for a while, or retried and still failing (the
+            -- completer's retries keep updated_at fresh).
+            AND (updated_at < now() - make_interval(secs => $1::float8 / 1000)
+                 OR (attempts > 0 AND created_at < now() - make_interval(secs => $1::float8 / 1000)))
+          ORDER BY updated_at LIMIT $2",
+        stuck = *STUCK_STEPS,
+    ))
+});
+
+/// Orders in a driven step or parked for longer than `settle_time_ms`.
+pub async fn stuck(
+    pool: &PgPool,
+    settle_time_ms: u64,
+    limit: u32,
+) -> Result<Vec<OrderRecord>, sqlx::Error> {
+    sqlx::query_as(*STUCK)
+        .bind(settle_time_ms as f64)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+}
+
+/// A fill whose settlement is not done.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UnsettledFill {
+    pub exec_id: ExecId,
+    pub order_id: Uuid,
+    pub settlement_state: SettlementState,
+}
+
+const UNSETTLED_FILLS: &str = "SELECT exec_id, order_id, settlement_state FROM fills
+      WHERE settlement_state <> 'settled'
+        AND created_at < now() - make_interval(secs => $1::float8 / 1000)
+      LIMIT $2";
+
+/// Fills recorded more than `settle_time_ms` ago and not settled.
+pub async fn unsettled_fills(
+    pool: &PgPool,
+    settle_time_ms: u64,
+    limit: u32,
+) -> Result<Vec<UnsettledFill>, sqlx::Error> {
+    sqlx::query_as(UNSETTLED_FILLS)
+        .bind(settle_time_ms as f64)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+}
+
+static TERMINAL_WITH_HOLDS: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "SELECT * FROM orders
+          WHERE hold_id IS NOT NULL AND status IN {terminal} AND updated_at >= $1
+          ORDER BY updated_at LIMIT $2",
+        terminal = *TERMINAL_STATUSES,
+    ))
+});
+
+/// Terminal orders with a hold that changed since `since`.
+pub async fn terminal_with_holds(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<OrderRecord>, sqlx::Error> {
+    sqlx::query_as(*TERMINAL_WITH_HOLDS)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+}
+
+/// Every statement of this module, for the test that prepares them all.
+pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("QUIET_AT_VENUE", *QUIET_AT_VENUE),
+        ("STUCK", *STUCK),
+        ("UNSETTLED_FILLS", UNSETTLED_FILLS),
+        ("TERMINAL_WITH_HOLDS", *TERMINAL_WITH_HOLDS),
+    ]
+}
