@@ -278,64 +278,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             } else {
                 (1..=seeds.trim().parse::<u64>()?).collect()
             };
-            println!(
-                "{:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>5}  {:>10}  result",
-                "seed", "orders", "acked", "fills", "faults", "kills", "violations"
-            );
-            let mut failed = Vec::new();
-            for seed in seeds {
-                let scenario = orderd::harness::Scenario::chaos(
-                    seed,
-                    std::time::Duration::from_secs(duration),
-                );
-                let config = orderd::harness::stack::StackConfig::beside_current_exe(
-                    &work_dir.join(format!("seed-{seed}")),
-                    seed,
-                )?;
-                match orderd::harness::run(&scenario, config, false).await {
-                    Ok(report) => {
-                        let orders: u64 = report.orders_by_status.values().sum();
-                        let faults: u64 = report
-                            .exchange_faults
-                            .values()
-                            .chain(report.balances_faults.values())
-                            .sum();
-                        let ok = report.all_hold();
-                        println!(
-                            "{:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>5}  {:>10}  {}",
-                            seed,
-                            orders,
-                            report.acknowledged,
-                            report.fills,
-                            faults,
-                            report.kills,
-                            report.violations(),
-                            if ok { "ok" } else { "FAIL" }
-                        );
-                        if !ok {
-                            report.print();
-                            failed.push(seed);
-                        }
-                    }
-                    Err(error) => {
-                        println!("{seed:>6}  run failed: {error:#}");
-                        failed.push(seed);
-                    }
-                }
-            }
-            if failed.is_empty() {
-                println!("all runs kept every invariant");
-                Ok(())
-            } else {
-                anyhow::bail!(
-                    "failing seeds (replay with --seeds {}): {failed:?}",
-                    failed
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                )
-            }
+            orderd::harness::chaos(&seeds, std::time::Duration::from_secs(duration), &work_dir)
+                .await
         }
         Command::Bench {
             duration,
@@ -350,52 +294,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 latency_rate,
             };
             let report = orderd::harness::bench::run(&work_dir, &options).await?;
-            println!();
-            println!(
-                "settled orders/s        {:.0}  ({} orders in {:.1} s, {} clients)",
-                report.settled_orders_per_sec,
-                report.throughput_orders,
-                report.throughput_secs,
-                orderd::harness::bench::CLIENTS
-            );
-            println!(
-                "POST latency @ {:.0}/s    p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms",
-                report.offered_rate_per_sec,
-                report.post_p50_ms,
-                report.post_p95_ms,
-                report.post_p99_ms
-            );
-            println!(
-                "submit-to-settled       p50 {:.0} ms  p99 {:.0} ms",
-                report.settled_p50_ms, report.settled_p99_ms
-            );
-            println!(
-                "recovery (1,000 in flight, SIGKILL)  {:.1} s",
-                report.recovery_secs
-            );
-            println!("Postgres commits/order  {:.1}", report.commits_per_order);
-            println!(
-                "pgbench ceiling         {:.0} commits/s  (orderd settles {:.1}% of it in orders/s; {:.1}% in commits/s)",
-                report.pgbench_tps,
-                100.0 * report.settled_orders_per_sec / report.pgbench_tps.max(1.0),
-                100.0 * report.settled_orders_per_sec * report.commits_per_order
-                    / report.pgbench_tps.max(1.0)
-            );
-            println!("mean time at the latency phase's load (orderd's /metrics):");
-            for (series, ms) in &report.latency_breakdown_ms {
-                println!("  {ms:>7.2} ms  {series}");
-            }
-            if !report.profile.is_empty() {
-                println!();
-                println!("statements of the throughput phase, by total server time:");
-                println!("calls/order   total ms   mean ms  rows/call  query");
-                for s in &report.profile {
-                    println!(
-                        "{:>11.2} {:>10.0} {:>9.3} {:>10.1}  {}",
-                        s.calls_per_order, s.total_ms, s.mean_ms, s.rows_per_call, s.query
-                    );
-                }
-            }
+            report.print();
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
@@ -415,21 +314,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!("{} orders, {} fills", report.orders, report.fills);
-                for invariant in &report.invariants {
-                    let verdict = match (invariant.checked, invariant.holds()) {
-                        (false, _) => "n/a ",
-                        (true, true) => "ok  ",
-                        (true, false) => "FAIL",
-                    };
-                    println!("{verdict} {} {}", invariant.name, invariant.description);
-                    for violation in invariant.violations.iter().take(20) {
-                        println!("       {} {}", violation.id, violation.detail);
-                    }
-                    if invariant.violations.len() > 20 {
-                        println!("       ... and {} more", invariant.violations.len() - 20);
-                    }
-                }
+                report.print();
             }
             if !report.all_hold() {
                 anyhow::bail!("invariants violated");

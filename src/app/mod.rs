@@ -13,6 +13,7 @@
 
 pub mod account;
 pub mod cancel;
+pub mod health;
 pub mod idempotency;
 pub mod intake;
 pub mod queries;

@@ -26,6 +26,15 @@ impl SettlementState {
         &[SettlementState::Pending, SettlementState::Unknown];
 }
 
+text_enum! {
+    /// How orderd learned of an execution.
+    pub enum FillSource as "source" {
+        Stream => "stream",
+        Rest => "rest",
+        Reconcile => "reconcile",
+    }
+}
+
 /// Decimal places kept in an average price.
 pub const AVG_PRICE_DP: u32 = 6;
 

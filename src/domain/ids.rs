@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::order::InvalidField;
+use super::InvalidField;
 
 /// An identifier someone else assigned: taken as given (no validation),
 /// compared and shown as its text.

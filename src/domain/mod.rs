@@ -4,6 +4,22 @@
 //! Architecture invariant: this module imports no I/O crate (no tokio,
 //! sqlx, reqwest, axum) and reads no clock.
 
+/// A field that failed validation; `field` is the request's field name, so
+/// the trader sees which one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {problem}")]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> InvalidField {
+    InvalidField {
+        field,
+        problem: problem.into(),
+    }
+}
+
 /// A closed set of values with one text form each (the wire's and the
 /// database's spelling): implemented by every enum [`text_enum!`] declares.
 pub trait TextEnum: Sized + Copy + 'static {

@@ -7,8 +7,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::TextEnum;
 pub use super::ids::{CLIENT_ORDER_ID_MAX_LEN, ClientOrderId};
+use super::{InvalidField, TextEnum, invalid};
 
 /// Longest symbol accepted.
 pub const SYMBOL_MAX_LEN: usize = 12;
@@ -19,22 +19,6 @@ pub const QTY_MAX: u64 = 10_000_000;
 
 /// Largest limit price accepted.
 pub const PRICE_MAX: u64 = 1_000_000;
-
-/// A field that failed validation; `field` is the request's field name, so
-/// the trader sees which one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field} {problem}")]
-pub struct InvalidField {
-    pub field: &'static str,
-    pub problem: String,
-}
-
-fn invalid(field: &'static str, problem: impl Into<String>) -> InvalidField {
-    InvalidField {
-        field,
-        problem: problem.into(),
-    }
-}
 
 /// Parses a request field that takes one of `T`'s spellings; the error
 /// names the field and lists what it accepts.

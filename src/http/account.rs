@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::openapi::ErrorBody;
+use super::docs::ErrorBody;
 
 /// Alpaca's account object (decimals as strings).
 #[derive(Debug, Clone, Serialize, ToSchema)]

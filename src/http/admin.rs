@@ -9,8 +9,8 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use serde::Deserialize;
 
+use super::docs::{ErrorBody, RunDetail};
 use super::error::ApiError;
-use super::openapi::{ErrorBody, RunDetail};
 use super::state::AppState;
 use crate::reconcile::Job;
 use crate::store::reconcile::RunRecord;

@@ -8,12 +8,11 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::domain::TextEnum;
 use crate::domain::lifecycle::Status;
 use crate::domain::order::{
-    ClientOrderId, InvalidField, LimitPrice, NewOrder, OrderType, Qty, Side, Symbol, TimeInForce,
-    parse_field,
+    ClientOrderId, LimitPrice, NewOrder, OrderType, Qty, Side, Symbol, TimeInForce, parse_field,
 };
+use crate::domain::{InvalidField, TextEnum};
 use crate::store::orders::OrderRecord;
 
 /// The namespace of the asset ids orderd shows (UUID v5 of the symbol), so

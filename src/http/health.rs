@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::openapi::Health;
+use super::docs::Health;
 use super::state::AppState;
 use crate::db;
 
@@ -33,7 +33,7 @@ fn health(status: &str, reason: Option<&str>) -> Json<Health> {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
               (status = 503, description = "Database unavailable", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    match crate::metrics::render(&state.app.pool).await {
+    match crate::app::health::metrics_text(&state.app).await {
         Ok(text) => (
             [(
                 axum::http::header::CONTENT_TYPE,

@@ -4,6 +4,7 @@ mod account;
 pub mod admin;
 pub mod alpaca;
 pub mod auth;
+pub mod docs;
 pub mod error;
 mod health;
 pub mod openapi;

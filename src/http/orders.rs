@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::alpaca::{AlpacaOrder, order_json, parse_order_request};
 use super::auth::Trader;
+use super::docs::{CancelAllEntry, ErrorBody, FillView, OrderRequest, OrderTimeline};
 use super::error::{ApiError, codes};
-use super::openapi::{CancelAllEntry, ErrorBody, FillView, OrderRequest, OrderTimeline};
 use super::state::AppState;
 use crate::app::cancel::{self, Canceled};
 use crate::app::idempotency::{FollowError, IdempotencyKey, StoredResponse};

@@ -18,6 +18,7 @@ use super::events::EventColumns;
 use super::orders::{CorruptRow, OrderRecord};
 use super::trade_updates::{FillNote, TradeUpdates, trade_event, trade_update_payload};
 use super::types::{statement, terminal_timestamps};
+pub use crate::domain::fills::FillSource;
 use crate::domain::fills::{self, Fill, Overfill, SettlementState};
 use crate::domain::ids::{ExecId, VenueClientOrderId, VenueOrderId};
 use crate::domain::lifecycle::{
@@ -26,15 +27,6 @@ use crate::domain::lifecycle::{
 
 /// The lease one instance holds to listen to the venue stream.
 pub const VENUE_STREAM_LEASE: &str = "venue_stream";
-
-text_enum! {
-    /// How orderd learned of an execution.
-    pub enum FillSource as "source" {
-        Stream => "stream",
-        Rest => "rest",
-        Reconcile => "reconcile",
-    }
-}
 
 /// One piece of venue news about an order: an execution (a fill when
 /// `fill` is set) or a status observation.

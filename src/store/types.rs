@@ -12,9 +12,8 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, Postgres, Type};
 
-use super::executions::FillSource;
 use crate::domain::TextEnum;
-use crate::domain::fills::SettlementState;
+use crate::domain::fills::{FillSource, SettlementState};
 use crate::domain::ids::{ClientOrderId, ExecId, HoldId, VenueClientOrderId, VenueOrderId};
 use crate::domain::lifecycle::{ActionState, Status, Step, StepState, VenueStatus};
 use crate::domain::order::{OrderType, Side, TimeInForce};

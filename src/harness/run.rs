@@ -1,0 +1,354 @@
+//! One demo or chaos run: start the stack, provision, trade with faults on
+//! and kills, drain, quiesce, and check every invariant.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::report::{RunReport, counters};
+use super::session::{self, STARTING_CASH, Shared};
+use super::stack::{Stack, StackConfig};
+use super::{
+    ADMIN_TOKEN, I7_SAMPLE, Scenario, all_orders, provision, put_faults, quiesce, revive_if_killed,
+};
+
+/// Runs `scenario` on a fresh stack in `config.work_dir`. With `keep`, the
+/// stack is left running (its addresses are printed).
+pub async fn run(
+    scenario: &Scenario,
+    config: StackConfig,
+    keep: bool,
+) -> anyhow::Result<RunReport> {
+    if config.database_url.is_none() {
+        // A fresh cluster per run: the report compares it with fresh venues.
+        let pg = config.work_dir.join("postgres");
+        if pg.exists() {
+            let _ = crate::embedded_postgres::EmbeddedPostgres::stop_unowned(&pg);
+            std::fs::remove_dir_all(&pg).with_context(|| format!("removing {}", pg.display()))?;
+        }
+    }
+    let mut stack = tokio::task::block_in_place(|| Stack::start(config))?;
+    let result = drive(scenario, &mut stack).await;
+    if keep {
+        println!();
+        println!("the stack stays up (Ctrl-C to stop):");
+        println!("  orderd       {}", stack.orderd_url().unwrap_or_default());
+        println!("  exchange-sim {}", stack.exchange.url());
+        println!("  balances-sim {}", stack.balances.url());
+        crate::startup::shutdown_signal().await;
+    }
+    let data_dir =
+        (stack.config.database_url.is_none()).then(|| stack.config.work_dir.join("postgres"));
+    tokio::task::block_in_place(|| stack.stop());
+    if let Some(dir) = data_dir {
+        // A failpoint death leaves the cluster without an owner.
+        let _ = crate::embedded_postgres::EmbeddedPostgres::stop_unowned(&dir);
+    }
+    result
+}
+
+async fn drive(scenario: &Scenario, stack: &mut Stack) -> anyhow::Result<RunReport> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let traders = Arc::new(
+        provision(
+            stack,
+            &http,
+            &format!("trader-{}", scenario.seed),
+            scenario.traders,
+            STARTING_CASH,
+        )
+        .await?,
+    );
+    put_faults(&http, &stack.exchange.url(), &scenario.exchange_faults).await?;
+    put_faults(&http, &stack.balances.url(), &scenario.balances_faults).await?;
+
+    let shared = Shared::new(stack.orderd_url());
+    let drain = Duration::from_secs(60);
+    let session = tokio::spawn(session::run(
+        shared.clone(),
+        traders.clone(),
+        scenario.seed,
+        scenario.duration,
+        scenario.rate_per_sec,
+        drain,
+    ));
+    let started = Instant::now();
+    let mut kills = scenario.kills.iter().peekable();
+    let mut report = RunReport {
+        seed: scenario.seed,
+        ..RunReport::default()
+    };
+    while started.elapsed() < scenario.duration {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        revive_if_killed(stack, &shared, &mut report)?;
+        if let Some(kill) = kills.next_if(|k| started.elapsed() >= k.at) {
+            shared.set_url(None);
+            tokio::task::block_in_place(|| stack.kill_orderd());
+            report.kills += 1;
+            if scenario.progress {
+                println!(
+                    "[{:>5.1}s] orderd killed with SIGKILL",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            tokio::time::sleep(kill.down_for).await;
+            tokio::task::block_in_place(|| stack.start_orderd(kill.failpoint_on_restart))?;
+            shared.set_url(stack.orderd_url());
+            if scenario.progress {
+                println!(
+                    "[{:>5.1}s] orderd restarted{}",
+                    started.elapsed().as_secs_f64(),
+                    kill.failpoint_on_restart
+                        .map(|f| format!(" with failpoint {f}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        if scenario.progress
+            && started.elapsed().as_millis() % 1000 < 100
+            && let Ok(t) = shared.tally.lock()
+        {
+            println!(
+                "[{:>5.1}s] submitted {:>5}  acknowledged {:>5}  refused {:>4}  awaiting answer {:>3}  retries {:>4}",
+                started.elapsed().as_secs_f64(),
+                t.submitted,
+                t.acknowledged,
+                t.refused_insufficient,
+                t.pending.len(),
+                t.retries
+            );
+        }
+    }
+    // Faults stop; the session drains its unanswered requests.
+    put_faults(&http, &stack.exchange.url(), &json!({})).await?;
+    put_faults(&http, &stack.balances.url(), &json!({})).await?;
+    while !session.is_finished() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        revive_if_killed(stack, &shared, &mut report)?;
+    }
+    let _ = session.await;
+    let url = stack.orderd_url().context("orderd is not running")?;
+    if scenario.progress {
+        println!(
+            "[{:>5.1}s] faults off; waiting for quiescence",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    quiesce(&http, &url, &traders).await?;
+
+    let acks = {
+        let tally = shared
+            .tally
+            .lock()
+            .map_err(|_| anyhow::anyhow!("tally poisoned"))?;
+        report.submitted = tally.submitted;
+        report.acknowledged = tally.acknowledged;
+        report.refused_insufficient = tally.refused_insufficient;
+        report.retries = tally.retries;
+        report.unanswered_attempts = tally.no_answer;
+        report.cancels = tally.cancels;
+        tally.acks.clone()
+    };
+
+    // Orders by final status.
+    let mut known = std::collections::HashSet::new();
+    for trader in traders.iter() {
+        for order in all_orders(&http, &url, trader).await? {
+            *report
+                .orders_by_status
+                .entry(order["status"].as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
+            known.insert(order["id"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    // I5: every order the API acknowledged is there.
+    let lost: Vec<String> = acks
+        .values()
+        .filter(|a| a.status == 200)
+        .filter_map(|a| a.order_id.clone())
+        .filter(|id| !known.contains(id))
+        .collect();
+    // I7: replaying acknowledged requests gives the same outcome.
+    let mut mismatches = Vec::new();
+    for (key, ack) in acks.iter().filter(|(_, a)| a.status != 422).take(I7_SAMPLE) {
+        let t = &traders[ack.trader];
+        let response = http
+            .post(format!("{url}/v2/orders"))
+            .header("APCA-API-KEY-ID", &t.key_id)
+            .header("APCA-API-SECRET-KEY", &t.secret_key)
+            .header("Idempotency-Key", key)
+            .json(&ack.body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let id = body["id"].as_str().map(str::to_string);
+        if status != ack.status || id != ack.order_id {
+            mismatches.push(format!(
+                "key {key}: first {} {:?}, replay {status} {id:?}",
+                ack.status, ack.order_id
+            ));
+        }
+    }
+
+    // Faults injected.
+    let exchange_stats: Value = http
+        .get(format!("{}/admin/stats", stack.exchange.url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let balances_stats: Value = http
+        .get(format!("{}/admin/stats", stack.balances.url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    report.exchange_faults = counters(&exchange_stats["faults"]);
+    report.balances_faults = counters(&balances_stats["faults"]);
+
+    // Reconciliation: every run's findings.
+    let runs: Vec<Value> = http
+        .get(format!("{url}/admin/reconciliations?limit=500"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    for run in runs
+        .iter()
+        .filter(|r| r["findings"].as_i64().unwrap_or(0) > 0)
+    {
+        let detail: Value = http
+            .get(format!("{url}/admin/reconciliations/{}", run["run_id"]))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await?
+            .json()
+            .await?;
+        for finding in detail["findings"].as_array().into_iter().flatten() {
+            let kind = format!(
+                "{} ({})",
+                finding["kind"].as_str().unwrap_or("?"),
+                finding["classification"].as_str().unwrap_or("?")
+            );
+            *report.findings_by_kind.entry(kind).or_default() += 1;
+            if finding["action_ok"] == true {
+                report.repairs += 1;
+            }
+        }
+    }
+
+    // I1–I4, I6 from orderd check.
+    let check = tokio::task::block_in_place(|| stack.cli(&["check", "--json"]))?;
+    let check: Value = serde_json::from_str(check.trim()).context("orderd check --json output")?;
+    report.fills = check["fills"].as_u64().unwrap_or(0) as usize;
+    for invariant in check["invariants"].as_array().into_iter().flatten() {
+        let name = format!(
+            "{} {}",
+            invariant["name"].as_str().unwrap_or("?"),
+            invariant["description"].as_str().unwrap_or("")
+        );
+        let name_only = invariant["name"].as_str().unwrap_or("?");
+        let result = match name_only {
+            "I5" => Some(
+                lost.iter()
+                    .map(|id| format!("acknowledged order {id} is missing"))
+                    .collect(),
+            ),
+            "I7" => Some(mismatches.clone()),
+            _ if invariant["checked"] == false => None,
+            _ => Some(
+                invariant["violations"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|v| {
+                        format!(
+                            "{} {}",
+                            v["id"].as_str().unwrap_or(""),
+                            v["detail"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect(),
+            ),
+        };
+        let name = match name_only {
+            "I5" => "I5 every acknowledged order survived kill -9".to_string(),
+            "I7" => format!(
+                "I7 {} replayed requests got their first outcome",
+                I7_SAMPLE.min(report.acknowledged as usize)
+            ),
+            _ => name,
+        };
+        report.invariants.insert(name, result);
+    }
+    Ok(report)
+}
+
+/// `orderd chaos`: runs each seed's scenario on a fresh stack under
+/// `work_dir`, prints a row per run and a summary; fails naming the seeds
+/// that broke an invariant (each replays with `--seeds N`).
+pub async fn chaos(
+    seeds: &[u64],
+    duration: Duration,
+    work_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    println!(
+        "{:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>5}  {:>10}  result",
+        "seed", "orders", "acked", "fills", "faults", "kills", "violations"
+    );
+    let mut failed = Vec::new();
+    for &seed in seeds {
+        let scenario = Scenario::chaos(seed, duration);
+        let config = StackConfig::beside_current_exe(&work_dir.join(format!("seed-{seed}")), seed)?;
+        match run(&scenario, config, false).await {
+            Ok(report) => {
+                let orders: u64 = report.orders_by_status.values().sum();
+                let faults: u64 = report
+                    .exchange_faults
+                    .values()
+                    .chain(report.balances_faults.values())
+                    .sum();
+                let ok = report.all_hold();
+                println!(
+                    "{:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>5}  {:>10}  {}",
+                    seed,
+                    orders,
+                    report.acknowledged,
+                    report.fills,
+                    faults,
+                    report.kills,
+                    report.violations(),
+                    if ok { "ok" } else { "FAIL" }
+                );
+                if !ok {
+                    report.print();
+                    failed.push(seed);
+                }
+            }
+            Err(error) => {
+                println!("{seed:>6}  run failed: {error:#}");
+                failed.push(seed);
+            }
+        }
+    }
+    if failed.is_empty() {
+        println!("all runs kept every invariant");
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "failing seeds (replay with --seeds {}): {failed:?}",
+            failed
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    }
+}
