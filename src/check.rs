@@ -1,5 +1,5 @@
 //! The invariant checker: compares orderd's database with both services'
-//! ground truth and reports each invariant (DESIGN §4) with the ids that
+//! ground truth and reports each invariant (I1–I7, README.md) with the ids that
 //! break it. [`collect`] reads the three sources; [`check`] is a pure
 //! function over what was read. Run it once the system is quiet: work in
 //! flight looks like a violation.

@@ -78,6 +78,14 @@ pub fn fold(order_qty: Decimal, fills: &[Fill]) -> Result<FillSummary, Overfill>
         return Err(Overfill { order_qty, filled });
     }
     let avg_price = (filled > Decimal::ZERO).then(|| (notional / filled).round_dp(AVG_PRICE_DP));
+    debug_assert!(
+        avg_price.is_none_or(|avg| {
+            let lowest = unique.values().map(|f| f.price).min().unwrap_or(avg);
+            let highest = unique.values().map(|f| f.price).max().unwrap_or(avg);
+            avg >= lowest.round_dp(AVG_PRICE_DP) && avg <= highest.round_dp(AVG_PRICE_DP)
+        }),
+        "an average outside its fills' prices"
+    );
     Ok(FillSummary {
         filled_qty: filled,
         avg_price,

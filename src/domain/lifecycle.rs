@@ -103,7 +103,8 @@ text_enum! {
 }
 
 text_enum! {
-    /// The recorded action states of a step (DESIGN §1.6).
+    /// The recorded action states of a step: every step records each
+    /// state it passes through on the order's timeline.
     pub enum ActionState as "state" {
         Requested => "requested",
         Succeeded => "succeeded",
@@ -312,6 +313,23 @@ pub struct Limits {
 
 /// The transition table.
 pub fn transition(
+    current: &Lifecycle,
+    outcome: Outcome,
+    limits: Limits,
+) -> Result<Change, InvalidTransition> {
+    let change = transition_table(current, outcome, limits)?;
+    debug_assert!(
+        change.next.venue_order_id.is_none() || change.next.hold_id.is_some(),
+        "placed without a hold"
+    );
+    debug_assert!(
+        change.next.step != Step::Release || change.next.hold_id.is_some(),
+        "a release without a hold"
+    );
+    Ok(change)
+}
+
+fn transition_table(
     current: &Lifecycle,
     outcome: Outcome,
     limits: Limits,
@@ -732,6 +750,10 @@ pub fn on_venue_news(
     filled_qty: rust_decimal::Decimal,
     news: VenueNews,
 ) -> Projection {
+    debug_assert!(
+        filled_qty <= qty,
+        "the fold is checked before it is projected: {filled_qty} > {qty}"
+    );
     let mut next = current.clone();
     let missing_fills = news.cum_qty > filled_qty;
     let unchanged = |next: Lifecycle| Projection {

@@ -20,6 +20,11 @@ use crate::store::orders::{self as order_store, OrderRecord};
 /// Orders caught up at once.
 pub const CATCH_UP_CONCURRENCY: usize = 16;
 
+/// Single orders waiting for a catch-up at most; past it the requests
+/// collapse into one catch-up of every order at the venue (a bound on
+/// memory, and cheaper than thousands of single look-ups anyway).
+pub const PENDING_ORDERS_MAX: usize = 10_000;
+
 /// Pending catch-up requests.
 #[derive(Debug, Default)]
 pub struct Requests {
@@ -38,7 +43,12 @@ impl Requests {
     /// One order (its terminal report came before all its fills).
     pub fn order(&self, order_id: Uuid) {
         if let Ok(mut orders) = self.orders.lock() {
-            orders.insert(order_id);
+            if orders.len() >= PENDING_ORDERS_MAX {
+                orders.clear();
+                self.all.store(true, Ordering::SeqCst);
+            } else {
+                orders.insert(order_id);
+            }
         }
         self.notify.notify_one();
     }

@@ -1,10 +1,10 @@
 //! `/stream`: Alpaca's `trade_updates` websocket. A client authenticates
 //! (`{"action":"authenticate","data":{"key_id","secret_key"}}`), listens
 //! (`{"action":"listen","data":{"streams":["trade_updates"]}}`), and gets
-//! its account's order events. Events come from Postgres NOTIFY, sent in
-//! the same transaction that recorded the change, so a client connected to
-//! any instance sees every event of its account, and never one that was
-//! rolled back.
+//! its account's order events. Events come from Postgres NOTIFY, sent after
+//! the change they announce has committed (`store::trade_updates`), so a
+//! client connected to any instance sees its account's events and never one
+//! that was rolled back; delivery is best effort, as Alpaca's is.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use super::alpaca::order_json;
 use super::state::AppState;
 use crate::app::{account, queries};
 use crate::store::accounts::Account;
-use crate::store::trade_updates::{TRADE_UPDATES_CHANNEL, TradeUpdateNote};
+use crate::store::trade_updates::{self, TradeUpdateNote};
 /// A client must authenticate within this time.
 pub const AUTH_LIMIT: Duration = Duration::from_secs(10);
 
@@ -36,12 +36,9 @@ pub async fn relay_notifications(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut listener = loop {
-        match sqlx::postgres::PgListener::connect_with(&state.app.pool).await {
-            Ok(mut listener) => match listener.listen(TRADE_UPDATES_CHANNEL).await {
-                Ok(()) => break listener,
-                Err(error) => tracing::error!(%error, "LISTEN trade_updates"),
-            },
-            Err(error) => tracing::error!(%error, "connecting the trade-update listener"),
+        match trade_updates::subscribe(&state.app.pool).await {
+            Ok(listener) => break listener,
+            Err(error) => tracing::error!(%error, "listening for trade updates"),
         }
         tokio::select! {
             // Retry, or stop.

@@ -65,6 +65,11 @@ pub async fn record_change(
     next_attempt_in_ms: u64,
     lease: LeaseAfter,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
+    debug_assert_eq!(
+        order.lease_owner,
+        Some(instance_id),
+        "recording a step of an order whose lease this instance does not hold"
+    );
     let next = &change.next;
     let (lease_owner, lease_ms) = match lease {
         LeaseAfter::Keep { lease_ms } => (Some(instance_id), lease_ms as f64),

@@ -149,6 +149,14 @@ async fn send_loop(pool: PgPool, mut pending: mpsc::Receiver<String>) {
     }
 }
 
+/// A connection LISTENing on [`TRADE_UPDATES_CHANNEL`] (sqlx's listener
+/// reconnects by itself).
+pub async fn subscribe(pool: &PgPool) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(TRADE_UPDATES_CHANNEL).await?;
+    Ok(listener)
+}
+
 /// Every statement of this module, for the test that prepares them all.
 pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
     vec![("SEND", SEND)]

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::faults::FaultConfig;
 use crate::wire::Amount;
 
-/// Default listen address (DESIGN.md §3.3; orderd's default `balances.url` points here).
+/// Default listen address (orderd's default `balances.url` points here).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9200";
 
 /// Everything the simulator can be configured with. Every field has a default, so an

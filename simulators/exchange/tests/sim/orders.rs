@@ -202,7 +202,13 @@ async fn cancel_requested_while_filling_ends_canceled_with_consistent_quantities
         sim.delete(&format!("/v1/orders/{id}")).await.status,
         StatusCode::NO_CONTENT
     );
-    assert_eq!(sim.order(&id).await.body["status"], "pending_cancel");
+    // The cancel is a request: pending until the venue acts on it (on a
+    // loaded machine it may already have).
+    let status = sim.order(&id).await.body["status"].clone();
+    assert!(
+        status == "pending_cancel" || status == "canceled",
+        "{status}"
+    );
     let reports = stream.reports_until_terminal(&id).await;
     let last = reports.last().expect("last");
     assert_eq!(last["status"], "canceled");
