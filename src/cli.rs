@@ -115,6 +115,8 @@ pub async fn orders_show(pool: &PgPool, id: &str, json_output: bool) -> anyhow::
         .ok_or_else(|| anyhow::anyhow!("no order {order_id}"))?;
     let events = events::events_of(pool, order_id).await?;
     let fills = executions::fills_of(pool, order_id).await?;
+    let quarantined =
+        crate::store::quarantine::of_order(pool, &order.venue_client_order_id, order_id).await?;
     if json_output {
         return Ok(serde_json::to_string_pretty(&json!({
             "order": crate::http::alpaca::order_json(&order),
@@ -124,8 +126,10 @@ pub async fn orders_show(pool: &PgPool, id: &str, json_output: bool) -> anyhow::
             "next_attempt_at": order.next_attempt_at,
             "hold_id": order.hold_id,
             "venue_order_id": order.venue_order_id,
+            "parked_step": order.parked_step,
             "events": events,
             "fills": fills,
+            "quarantined_reports": quarantined,
         }))?);
     }
     let mut out = String::new();
@@ -151,8 +155,18 @@ pub async fn orders_show(pool: &PgPool, id: &str, json_output: bool) -> anyhow::
     let _ = writeln!(out, "status         {}", order.status);
     let _ = writeln!(
         out,
-        "recovery point {} ({}), attempts {}, next attempt {}",
-        order.step, order.step_state, order.attempts, order.next_attempt_at
+        "recovery point {} ({}), attempts {}, next attempt {}{}",
+        order.step,
+        order.step_state,
+        order.attempts,
+        order.next_attempt_at,
+        order
+            .parked_step
+            .map(|s| format!(
+                ", parked at {s}: `orderd orders resume {}` goes on",
+                order.order_id
+            ))
+            .unwrap_or_default()
     );
     let _ = writeln!(
         out,
@@ -203,7 +217,57 @@ pub async fn orders_show(pool: &PgPool, id: &str, json_output: bool) -> anyhow::
         &["EXEC", "QTY", "PRICE", "SOURCE", "SETTLEMENT"],
         &rows,
     ));
+    if !quarantined.is_empty() {
+        out.push_str("\nquarantined venue reports (refused, kept for you)\n");
+        let rows: Vec<Vec<String>> = quarantined
+            .iter()
+            .map(|q| {
+                vec![
+                    q.received_at.format("%H:%M:%S%.3f").to_string(),
+                    q.source.clone(),
+                    q.exec_id
+                        .as_ref()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default(),
+                    q.reason.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["TIME", "SOURCE", "EXEC", "REASON"], &rows));
+    }
     Ok(out)
+}
+
+/// `orderd orders resume|cancel ID [--operator NAME]`: the action,
+/// recorded on the order's timeline under the operator's name; a running
+/// `serve` drives the order from there.
+pub async fn orders_act(
+    pool: &PgPool,
+    id: &str,
+    operator: &str,
+    cancel: bool,
+) -> anyhow::Result<String> {
+    use crate::store::recovery::{self, OperatorAction};
+    let order_id = Uuid::parse_str(id).map_err(|_| anyhow::anyhow!("{id:?} is not an order id"))?;
+    let updates = crate::store::trade_updates::TradeUpdates::start(pool.clone());
+    let actor = Uuid::nil();
+    let done = if cancel {
+        recovery::operator_cancel(pool, &updates, order_id, operator, actor).await?
+    } else {
+        recovery::resume(pool, &updates, order_id, operator, actor).await?
+    };
+    match done {
+        OperatorAction::NotFound => anyhow::bail!("no order {order_id}"),
+        OperatorAction::Refused(why) => anyhow::bail!("refused: {why}"),
+        OperatorAction::Done(order) => Ok(format!(
+            "order {} {} by {operator}: now {} at step {} ({})",
+            order.order_id,
+            if cancel { "canceled" } else { "resumed" },
+            order.status,
+            order.step,
+            order.step_state
+        )),
+    }
 }
 
 /// `orderd accounts list [--json]`.
@@ -262,14 +326,19 @@ pub async fn reconcile_run(
         })?],
         None => Job::ALL.to_vec(),
     };
-    let instance_id = crate::startup::register_instance(pool).await?;
+    let name = format!(
+        "cli:{}:{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let instance_id = crate::instance::register(pool, &name).await?.instance_id;
     let engine = Engine::new(pool.clone(), settings, instance_id);
     let reconciler: Arc<Reconciler> = Reconciler::new(engine, settings.reconcile.clone());
     let mut summaries = Vec::new();
     for job in jobs {
         summaries.push(reconciler.run_job(job, None).await?);
     }
-    crate::startup::mark_instance_stopped(pool, instance_id).await;
+    crate::instance::mark_stopped(pool, instance_id).await;
     if json_output {
         let value: Vec<_> = summaries
             .iter()

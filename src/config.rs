@@ -27,6 +27,21 @@ pub struct Settings {
     pub lifecycle: LifecycleSettings,
     pub reconcile: ReconcileSettings,
     pub admin: AdminSettings,
+    pub instance: InstanceSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSettings {
+    /// This process's stable identity; a restart under the same name fences
+    /// its predecessor at once. Unset: `{hostname}:{http.listen}`, or with
+    /// port 0 a name unique to the process.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub heartbeat_ms: u64,
+    /// A peer whose heartbeat is older than this is checked for life
+    /// (its advisory lock): one whose lock is free is dead at once.
+    pub reap_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +133,8 @@ pub struct ExchangeSettings {
     pub url: String,
     pub api_key: String,
     pub request_timeout_ms: u64,
+    pub placement_window_ms: u64,
+    pub clock_skew_ms: u64,
     pub stream_stall_ms: u64,
     pub stream_enabled: bool,
 }
@@ -137,8 +154,9 @@ pub struct LifecycleSettings {
     pub instance_dead_after_ms: u64,
     pub retry_base_ms: u64,
     pub retry_cap_ms: u64,
+    pub max_attempts: u32,
     pub max_unexpected_attempts: u32,
-    pub cancel_lookup_attempts: u32,
+    pub late_fill_window_ms: u64,
     pub placement_grace_ms: u64,
     pub market_buy_collar: rust_decimal::Decimal,
     pub completer_interval_ms: u64,
@@ -166,6 +184,9 @@ impl LifecycleSettings {
     }
     pub fn idempotency_wait(&self) -> Duration {
         Duration::from_millis(self.idempotency_wait_ms)
+    }
+    pub fn late_fill_window(&self) -> Duration {
+        Duration::from_millis(self.late_fill_window_ms)
     }
 }
 
@@ -300,10 +321,9 @@ impl Settings {
                 "lifecycle.max_unexpected_attempts",
                 u64::from(l.max_unexpected_attempts),
             ),
-            (
-                "lifecycle.cancel_lookup_attempts",
-                u64::from(l.cancel_lookup_attempts),
-            ),
+            ("lifecycle.max_attempts", u64::from(l.max_attempts)),
+            ("instance.heartbeat_ms", self.instance.heartbeat_ms),
+            ("instance.reap_after_ms", self.instance.reap_after_ms),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));
@@ -320,6 +340,34 @@ impl Settings {
                     "must exceed the longest request timeout ({longest_call} ms), or a live driver loses its lease mid-call"
                 ),
             ));
+        }
+        if self.exchange.placement_window_ms <= self.exchange.request_timeout_ms
+            || self.exchange.placement_window_ms > 60_000
+        {
+            return Err(invalid(
+                "exchange.placement_window_ms",
+                "must exceed exchange.request_timeout_ms and be at most 60000 (the venue's limit)",
+            ));
+        }
+        if l.instance_dead_after_ms < 2 * self.database.acquire_timeout_ms {
+            return Err(invalid(
+                "lifecycle.instance_dead_after_ms",
+                format!(
+                    "must be at least twice database.acquire_timeout_ms ({} ms): a live instance waiting for a pooled connection must not look dead",
+                    self.database.acquire_timeout_ms
+                ),
+            ));
+        }
+        if self.instance.reap_after_ms < 2 * self.instance.heartbeat_ms {
+            return Err(invalid(
+                "instance.reap_after_ms",
+                "must be at least twice instance.heartbeat_ms",
+            ));
+        }
+        if let Some(name) = &self.instance.name
+            && (name.trim().is_empty() || name.len() > 200)
+        {
+            return Err(invalid("instance.name", "must be 1 to 200 characters"));
         }
         if l.retry_cap_ms < l.retry_base_ms {
             return Err(invalid(

@@ -15,10 +15,12 @@ pub mod engine;
 pub mod failpoints;
 pub mod harness;
 pub mod http;
+pub mod instance;
 pub mod metrics;
 pub mod reconcile;
 pub mod startup;
 pub mod store;
+pub mod supervise;
 pub mod telemetry;
 pub mod venues;
 

@@ -154,11 +154,29 @@ enum OrdersCommand {
         #[arg(long)]
         json: bool,
     },
-    /// One order with its full action timeline and fills.
+    /// One order with its full action timeline, fills and quarantined
+    /// venue reports.
     Show {
         id: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Resume a parked order at the step it was parked at, with a fresh
+    /// attempt budget (a running `serve` drives it). Audited on its
+    /// timeline with the operator's name.
+    Resume {
+        id: String,
+        /// Who resumes it (default: $USER).
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// Cancel an order as its trader would (resuming it if parked, so the
+    /// cancel is carried out). Audited on its timeline.
+    Cancel {
+        id: String,
+        /// Who cancels it (default: $USER).
+        #[arg(long)]
+        operator: Option<String>,
     },
 }
 
@@ -351,6 +369,22 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Orders {
+            command: OrdersCommand::Resume { id, operator },
+        } => {
+            with_database(&settings, |pool| async move {
+                orderd::cli::orders_act(&pool, &id, &operator_name(operator), false).await
+            })
+            .await
+        }
+        Command::Orders {
+            command: OrdersCommand::Cancel { id, operator },
+        } => {
+            with_database(&settings, |pool| async move {
+                orderd::cli::orders_act(&pool, &id, &operator_name(operator), true).await
+            })
+            .await
+        }
         Command::Reconcile {
             command: ReconcileCommand::Run { job, json },
         } => {
@@ -415,6 +449,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The operator an action is audited under: `--operator`, else `$USER`.
+fn operator_name(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| "operator".to_string())
 }
 
 /// Opens the database as a short command does (attaching to a running

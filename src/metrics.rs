@@ -34,6 +34,10 @@ pub mod names {
     pub const IDEMPOTENCY_REPLAYS: &str = "orderd_idempotency_replays_total";
     pub const IDEMPOTENCY_CONFLICTS: &str = "orderd_idempotency_conflicts_total";
     pub const SETTLEMENTS: &str = "orderd_settlements_total";
+    pub const TASK_PANICS: &str = "orderd_task_panics_total";
+    pub const REPORTS_QUARANTINED: &str = "orderd_reports_quarantined_total";
+    pub const LATE_FILLS: &str = "orderd_late_fills_total";
+    pub const ORDERS_PARKED: &str = "orderd_orders_parked_total";
 }
 
 /// Histogram buckets for durations, in seconds: 0.5 ms to 10 s.
@@ -134,4 +138,20 @@ fn describe() {
     );
     describe_counter!(IDEMPOTENCY_CONFLICTS, "Idempotency refusals, by reason.");
     describe_counter!(SETTLEMENTS, "Settlement attempts, by outcome.");
+    describe_counter!(
+        TASK_PANICS,
+        "Panics caught in background work, by task (the task was restarted)."
+    );
+    describe_counter!(
+        REPORTS_QUARANTINED,
+        "Venue reports refused and kept for operators, by reason."
+    );
+    describe_counter!(
+        LATE_FILLS,
+        "Fills that arrived after their order's hold was released (settled from free balance)."
+    );
+    describe_counter!(
+        ORDERS_PARKED,
+        "Orders parked for an operator, by the step they were parked at."
+    );
 }

@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use uuid::Uuid;
 
 use crate::app::App;
 use crate::config::{DatabaseSettings, Settings};
@@ -19,13 +18,10 @@ use crate::db;
 use crate::embedded_postgres::{self, ClusterOptions, EmbeddedPostgres};
 use crate::engine::{catchup, completer, settler, venue_stream};
 use crate::http::AppState;
-use crate::store::instances;
+use crate::supervise::supervise;
 
 /// The database orderd uses inside the embedded cluster.
 pub const EMBEDDED_DATABASE: &str = "orderd";
-
-/// How often a live instance refreshes `instances.last_seen_at`.
-pub const INSTANCE_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long to wait for an adopted embedded cluster to accept connections.
 const EMBEDDED_READY_LIMIT: Duration = Duration::from_secs(30);
@@ -147,10 +143,11 @@ impl Application {
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("binding `http.listen` = {}", settings.http.listen))?;
-        let instance_id = register_instance(&pool).await?;
+        let identity =
+            crate::instance::register(&pool, &crate::instance::name_of(&settings)).await?;
         // The recorder exists before anything records.
         let _ = crate::metrics::handle();
-        let state = AppState::new(App::new(settings, pool, instance_id));
+        let state = AppState::new(App::new(settings, pool, identity));
         Ok(Self {
             listener,
             state,
@@ -180,30 +177,61 @@ impl Application {
             database,
         } = self;
         let app = state.app.clone();
-        let heartbeat = tokio::spawn(instance_heartbeat(app.pool.clone(), app.instance_id));
         let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
+        let (liveness, mut ended) = crate::instance::start(
+            &app.pool,
+            &app.identity,
+            &app.settings,
+            background_stopped.clone(),
+        );
+        let engine = app.engine.clone();
+        let stream_enabled = app.settings.exchange.stream_enabled;
         let background = vec![
-            tokio::spawn(completer::run(
-                app.engine.clone(),
-                background_stopped.clone(),
-            )),
-            tokio::spawn(settler::run(app.engine.clone(), background_stopped.clone())),
-            tokio::spawn(catchup::run(app.engine.clone(), background_stopped.clone())),
-            tokio::spawn(venue_stream::run(
-                app.engine.clone(),
-                background_stopped.clone(),
-                app.settings.exchange.stream_enabled,
-            )),
-            tokio::spawn(
-                app.reconciler
-                    .clone()
-                    .run_scheduler(background_stopped.clone()),
-            ),
-            tokio::spawn(crate::http::stream::relay_notifications(
-                state.clone(),
-                background_stopped,
-            )),
+            supervise("completer", background_stopped.clone(), {
+                let engine = engine.clone();
+                move |stop| completer::run(engine.clone(), stop)
+            }),
+            supervise("settler", background_stopped.clone(), {
+                let engine = engine.clone();
+                move |stop| settler::run(engine.clone(), stop)
+            }),
+            supervise("catch-up", background_stopped.clone(), {
+                let engine = engine.clone();
+                move |stop| catchup::run(engine.clone(), stop)
+            }),
+            supervise("venue-stream", background_stopped.clone(), {
+                let engine = engine.clone();
+                move |stop| venue_stream::run(engine.clone(), stop, stream_enabled)
+            }),
+            supervise("reconciliation", background_stopped.clone(), {
+                let reconciler = app.reconciler.clone();
+                move |stop| reconciler.clone().run_scheduler(stop)
+            }),
+            supervise("trade-update-relay", background_stopped.clone(), {
+                let state = state.clone();
+                move |stop| crate::http::stream::relay_notifications(state.clone(), stop)
+            }),
         ];
+        // A newer instance of this name fences this one: stop serving.
+        let fenced = async move {
+            while ended.changed().await.is_ok() {
+                if ended.borrow().is_some() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        let fenced_flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let shutdown = {
+            let fenced_flag = fenced_flag.clone();
+            async move {
+                tokio::select! {
+                    // The operator's stop, or a successor's fence.
+                    () = shutdown => {}
+                    () = fenced => fenced_flag.store(true, std::sync::atomic::Ordering::SeqCst),
+                }
+            }
+        };
         let router = crate::http::router(state.clone());
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
@@ -217,44 +245,19 @@ impl Application {
                 tracing::error!(%error, "background task");
             }
         }
-        heartbeat.abort();
-        mark_instance_stopped(&app.pool, app.instance_id).await;
+        let _ = liveness.await;
+        let was_fenced = fenced_flag.load(std::sync::atomic::Ordering::SeqCst);
+        if !was_fenced {
+            crate::instance::mark_stopped(&app.pool, app.instance_id).await;
+        }
         if let Some(database) = database {
             database.close().await;
         }
-        served
-    }
-}
-
-/// Registers this process in `instances` (leases and runs name it).
-pub async fn register_instance(pool: &PgPool) -> anyhow::Result<Uuid> {
-    let hostname = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".to_string());
-    instances::register(
-        pool,
-        &hostname,
-        std::process::id(),
-        env!("CARGO_PKG_VERSION"),
-    )
-    .await
-    .context("registering this instance")
-}
-
-/// Marks an instance stopped, so its leases are free at once.
-pub async fn mark_instance_stopped(pool: &PgPool, instance_id: Uuid) {
-    if let Err(error) = instances::mark_stopped(pool, instance_id).await {
-        tracing::warn!(%error, "marking this instance stopped");
-    }
-}
-
-async fn instance_heartbeat(pool: PgPool, instance_id: Uuid) {
-    let mut interval = tokio::time::interval(INSTANCE_HEARTBEAT_INTERVAL);
-    loop {
-        interval.tick().await;
-        if let Err(error) = instances::heartbeat(&pool, instance_id).await {
-            tracing::warn!(%error, "instance heartbeat");
+        served?;
+        if was_fenced {
+            anyhow::bail!("a newer instance with this instance.name started; this one stopped");
         }
+        Ok(())
     }
 }
 

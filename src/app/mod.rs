@@ -34,6 +34,8 @@ pub struct App {
     pub pool: PgPool,
     /// This process's row in `instances`; owner of its leases.
     pub instance_id: Uuid,
+    /// Its name and generation.
+    pub identity: crate::instance::Identity,
     pub engine: Arc<Engine>,
     pub reconciler: Arc<Reconciler>,
     /// Verified API keys (see [`account::authenticate`]).
@@ -41,14 +43,17 @@ pub struct App {
 }
 
 impl App {
-    /// The engine and the reconciler over `pool`, for `instance_id`.
-    pub fn new(settings: Settings, pool: PgPool, instance_id: Uuid) -> Arc<Self> {
+    /// The engine and the reconciler over `pool`, for the instance
+    /// `identity`.
+    pub fn new(settings: Settings, pool: PgPool, identity: crate::instance::Identity) -> Arc<Self> {
+        let instance_id = identity.instance_id;
         let engine = Engine::new(pool.clone(), &settings, instance_id);
         let reconciler = Reconciler::new(engine.clone(), settings.reconcile.clone());
         Arc::new(Self {
             settings,
             pool,
             instance_id,
+            identity,
             engine,
             reconciler,
             auth_cache: account::AuthCache::default(),

@@ -55,29 +55,86 @@ pub struct FillSummary {
     pub fills: usize,
 }
 
+/// Why a set of fills cannot be an order's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("fills total {filled} shares, more than the order's {order_qty}")]
-pub struct Overfill {
-    pub order_qty: Decimal,
-    pub filled: Decimal,
+pub enum FoldError {
+    #[error("fills total {filled} shares, more than the order's {order_qty}")]
+    Overfill { order_qty: Decimal, filled: Decimal },
+    /// A quantity or price that is not positive, or so large the
+    /// arithmetic would overflow: no venue report of a real order carries
+    /// one.
+    #[error("fills with quantities or prices out of range")]
+    OutOfRange,
+}
+
+/// Largest quantity a venue report may carry (shares).
+pub const REPORT_QTY_MAX: Decimal = Decimal::from_parts(100_000_000, 0, 0, false, 0);
+
+/// Largest price a venue report may carry: far above any real equity
+/// price, far below where notional arithmetic could overflow.
+pub const REPORT_PRICE_MAX: Decimal = Decimal::from_parts(100_000_000, 0, 0, false, 0);
+
+/// Checks the numbers of one venue report before anything is computed
+/// from them: `Err` names what is wrong, and the report is quarantined,
+/// never applied (and never a panic).
+pub fn check_report(
+    last_qty: Decimal,
+    last_px: Option<Decimal>,
+    cum_qty: Decimal,
+) -> Result<(), String> {
+    if last_qty < Decimal::ZERO || last_qty > REPORT_QTY_MAX {
+        return Err(format!("last_qty {last_qty} out of range"));
+    }
+    if cum_qty < Decimal::ZERO || cum_qty > REPORT_QTY_MAX {
+        return Err(format!("cum_qty {cum_qty} out of range"));
+    }
+    if last_qty > cum_qty {
+        return Err(format!("last_qty {last_qty} above cum_qty {cum_qty}"));
+    }
+    if last_qty > Decimal::ZERO {
+        match last_px {
+            None => return Err("a fill without a price".to_string()),
+            Some(px) if px <= Decimal::ZERO || px > REPORT_PRICE_MAX => {
+                return Err(format!("last_px {px} out of range"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Folds `fills` (in any order, duplicates allowed) for an order of
 /// `order_qty` shares.
-pub fn fold(order_qty: Decimal, fills: &[Fill]) -> Result<FillSummary, Overfill> {
+pub fn fold(order_qty: Decimal, fills: &[Fill]) -> Result<FillSummary, FoldError> {
     // Keyed by exec id: a replayed execution counts once, and the order of
     // arrival does not change the result.
     let unique: BTreeMap<&str, &Fill> = fills.iter().map(|f| (f.exec_id.as_str(), f)).collect();
     let mut filled = Decimal::ZERO;
     let mut notional = Decimal::ZERO;
     for fill in unique.values() {
-        filled += fill.qty;
-        notional += fill.qty * fill.price;
+        if fill.qty <= Decimal::ZERO || fill.price <= Decimal::ZERO {
+            return Err(FoldError::OutOfRange);
+        }
+        filled = filled.checked_add(fill.qty).ok_or(FoldError::OutOfRange)?;
+        let value = fill
+            .qty
+            .checked_mul(fill.price)
+            .ok_or(FoldError::OutOfRange)?;
+        notional = notional.checked_add(value).ok_or(FoldError::OutOfRange)?;
     }
     if filled > order_qty {
-        return Err(Overfill { order_qty, filled });
+        return Err(FoldError::Overfill { order_qty, filled });
     }
-    let avg_price = (filled > Decimal::ZERO).then(|| (notional / filled).round_dp(AVG_PRICE_DP));
+    let avg_price = if filled > Decimal::ZERO {
+        Some(
+            notional
+                .checked_div(filled)
+                .ok_or(FoldError::OutOfRange)?
+                .round_dp(AVG_PRICE_DP),
+        )
+    } else {
+        None
+    };
     debug_assert!(
         avg_price.is_none_or(|avg| {
             let lowest = unique.values().map(|f| f.price).min().unwrap_or(avg);
@@ -132,7 +189,53 @@ mod tests {
     #[test]
     fn overfill_is_an_error() {
         let error = fold(Decimal::from(5), &[fill("a", 4, 100), fill("b", 2, 100)]).unwrap_err();
-        assert_eq!(error.filled, Decimal::from(6));
+        assert_eq!(
+            error,
+            FoldError::Overfill {
+                order_qty: Decimal::from(5),
+                filled: Decimal::from(6)
+            }
+        );
+    }
+
+    #[test]
+    fn absurd_numbers_are_an_error_not_a_panic() {
+        let huge = Fill {
+            exec_id: "x".into(),
+            qty: Decimal::MAX,
+            price: Decimal::MAX,
+        };
+        assert_eq!(fold(Decimal::MAX, &[huge]), Err(FoldError::OutOfRange));
+        assert!(check_report(Decimal::MAX, Some(Decimal::ONE), Decimal::MAX).is_err());
+        assert!(check_report(Decimal::ONE, None, Decimal::ONE).is_err());
+        assert!(check_report(Decimal::ONE, Some(Decimal::ZERO), Decimal::ONE).is_err());
+        assert!(check_report(Decimal::TWO, Some(Decimal::ONE), Decimal::ONE).is_err());
+        assert!(check_report(-Decimal::ONE, None, Decimal::ZERO).is_err());
+        assert!(check_report(Decimal::ONE, Some(Decimal::ONE), Decimal::TWO).is_ok());
+        assert!(check_report(Decimal::ZERO, None, Decimal::ZERO).is_ok());
+    }
+
+    proptest! {
+        /// Whatever numbers arrive, checking and folding them answers; it
+        /// never panics.
+        #[test]
+        fn any_numbers_fold_or_fail_without_panicking(
+            parts in proptest::collection::vec((any::<i64>(), any::<u32>(), 0u32..28, any::<i64>(), any::<u32>(), 0u32..28), 0..8),
+        ) {
+            let fills: Vec<Fill> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, (q, qh, qs, p, ph, ps))| Fill {
+                    exec_id: format!("e{i}"),
+                    qty: Decimal::from_parts(*q as u32, (*q >> 32) as u32, *qh, *q < 0, *qs),
+                    price: Decimal::from_parts(*p as u32, (*p >> 32) as u32, *ph, *p < 0, *ps),
+                })
+                .collect();
+            for f in &fills {
+                let _ = check_report(f.qty, Some(f.price), f.qty);
+            }
+            let _ = fold(Decimal::MAX, &fills);
+        }
     }
 
     proptest! {

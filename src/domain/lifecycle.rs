@@ -94,10 +94,18 @@ impl Step {
 }
 
 text_enum! {
-    /// Whether the step's call is still to be made, or was made with an
-    /// outcome nobody knows yet.
+    /// Where the step's external call stands: the recovery point's half
+    /// that says what a crash leaves behind.
     pub enum StepState as "step_state" {
+        /// No call is on record since the last evidence: the intent must
+        /// be recorded before one is made.
         Pending => "pending",
+        /// The intent is recorded by the driver holding the current claim,
+        /// which makes the call next (it may already have left). A new
+        /// claim turns it into `Unknown` (`store::recovery`).
+        Sent => "sent",
+        /// A call was made (or may have been) and its outcome is not
+        /// known: only evidence resolves it.
         Unknown => "unknown",
     }
 }
@@ -148,6 +156,11 @@ pub struct Lifecycle {
     pub reject_reason: Option<RejectReason>,
     /// The trader asked to cancel.
     pub cancel_requested: bool,
+    /// The intent to place this order was recorded at some point: the
+    /// venue may have it, so it is never abandoned, only looked up.
+    pub placement_sent: bool,
+    /// While parked: the step to resume at.
+    pub parked_step: Option<Step>,
 }
 
 impl Lifecycle {
@@ -162,6 +175,17 @@ impl Lifecycle {
             venue_order_id: None,
             reject_reason: None,
             cancel_requested: false,
+            placement_sent: false,
+            parked_step: None,
+        }
+    }
+
+    /// A just-accepted order whose first call (the hold) is about to be
+    /// made by the driver that accepted it: its intent is in the accept.
+    pub fn accepted_and_reserving() -> Self {
+        Self {
+            step_state: StepState::Sent,
+            ..Self::accepted()
         }
     }
 }
@@ -186,23 +210,41 @@ pub enum Action {
     None,
 }
 
+impl Action {
+    /// Whether the call can change something outside orderd: its intent
+    /// is recorded before it is made. Reads (a look-up) and no-calls are
+    /// not.
+    pub fn is_mutating(&self) -> bool {
+        matches!(
+            self,
+            Action::CreateHold
+                | Action::PlaceOrder
+                | Action::ReleaseHold { .. }
+                | Action::CancelAtVenue { .. }
+        )
+    }
+}
+
 /// What is next from `lifecycle`.
 pub fn next_action(lifecycle: &Lifecycle) -> Action {
     match (lifecycle.step, lifecycle.step_state) {
         // Re-sending the same keyed request is how an unknown hold outcome
         // is resolved: the service replays what it did.
         (Step::Reserve, _) => Action::CreateHold,
-        // Canceled before it was ever sent: it never will be.
-        (Step::Place, StepState::Pending)
-            if lifecycle.cancel_requested && lifecycle.attempts == 0 =>
+        // Canceled before its placement was ever intended: it never will be.
+        (Step::Place, StepState::Pending | StepState::Sent)
+            if lifecycle.cancel_requested && !lifecycle.placement_sent =>
         {
             Action::AbandonPlacement
         }
-        // Canceled after an attempt whose fate is not proven (an answer we
-        // could not read, a lookup that may have been a stale read):
-        // evidence first, never an assumption.
-        (Step::Place, StepState::Pending) if lifecycle.cancel_requested => Action::LookupPlacement,
-        (Step::Place, StepState::Pending) => Action::PlaceOrder,
+        // Canceled once a placement may have left (its intent is on
+        // record, whatever became of it): evidence first, never an
+        // assumption (found by the schedule explorer: a crash right after
+        // the send, then a cancel, abandoned an order the venue filled).
+        (Step::Place, StepState::Pending | StepState::Sent) if lifecycle.cancel_requested => {
+            Action::LookupPlacement
+        }
+        (Step::Place, StepState::Pending | StepState::Sent) => Action::PlaceOrder,
         // The placement may or may not exist: evidence first.
         (Step::Place, StepState::Unknown) => Action::LookupPlacement,
         (Step::Release, _) => match &lifecycle.hold_id {
@@ -237,10 +279,16 @@ pub enum Outcome {
     PlacementRejected {
         detail: String,
     },
-    /// The venue does not know the client_order_id (yet): send it (again).
-    PlacementNotFound,
-    /// The venue still does not know it after the grace window: it never
-    /// arrived, and sending it now would be too late.
+    /// The venue does not know the client_order_id (yet): send it again
+    /// when `may_resend` (within the placement grace window), else — and
+    /// always once canceled — look again later.
+    PlacementNotFound {
+        may_resend: bool,
+    },
+    /// The venue does not know it, and no placement sent can reach it any
+    /// more (the last one's receive window has passed): it never arrived.
+    /// A canceled order ends canceled; one past the placement grace window
+    /// ends rejected rather than be sent late.
     PlacementNeverReceived,
     HoldReleased,
     /// The placement was given up before being sent.
@@ -260,6 +308,18 @@ pub enum Outcome {
     Retry {
         detail: String,
     },
+    /// The call is not to be made yet (a release waits for its fills to
+    /// settle, or for late fills to have had their window): no attempt,
+    /// nothing spent of the budget; try again after `wait`.
+    NotYet {
+        detail: String,
+        wait: Duration,
+    },
+    /// The step must not go on (a settlement the ledger refused blocks the
+    /// release): park the order for an operator at once.
+    Blocked {
+        detail: String,
+    },
     /// An answer orderd cannot interpret; counts towards parking.
     Unexpected {
         detail: String,
@@ -273,6 +333,8 @@ pub enum Schedule {
     Now,
     /// Wait `backoff(attempts)` first.
     Backoff { attempts: u32 },
+    /// Wait exactly this long (a deferral, not a failure).
+    After(Duration),
     /// Orderd has nothing to drive (working, closed, parked).
     Idle,
 }
@@ -304,11 +366,13 @@ pub struct InvalidTransition {
 /// Limits the transition table needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Attempts of one step (unknown outcomes, refusals to retry, lookups
+    /// that find nothing) before the order is parked for an operator with
+    /// the step and the last error on its timeline. An unknown outcome is
+    /// still unknown when parked: resuming resolves it by evidence.
+    pub max_attempts: u32,
     /// Unexpected answers tolerated before the order is parked.
     pub max_unexpected_attempts: u32,
-    /// Lookups that find nothing before a canceled order whose placement
-    /// was unknown is taken as never placed.
-    pub cancel_lookup_attempts: u32,
 }
 
 /// The transition table.
@@ -317,7 +381,8 @@ pub fn transition(
     outcome: Outcome,
     limits: Limits,
 ) -> Result<Change, InvalidTransition> {
-    let change = transition_table(current, outcome, limits)?;
+    let mut change = transition_table(current, outcome, limits)?;
+    fold_intent(&mut change);
     debug_assert!(
         change.next.venue_order_id.is_none() || change.next.hold_id.is_some(),
         "placed without a hold"
@@ -327,6 +392,55 @@ pub fn transition(
         "a release without a hold"
     );
     Ok(change)
+}
+
+/// When the next step's call is to be made at once and changes something
+/// outside, its intent is recorded in the same write as this outcome (one
+/// write fewer than recording it on its own): the step is entered `Sent`,
+/// with its `requested` event.
+fn fold_intent(change: &mut Change) {
+    if change.schedule != Schedule::Now || change.next.step_state != StepState::Pending {
+        return;
+    }
+    if !next_action(&change.next).is_mutating() {
+        return;
+    }
+    change.next.step_state = StepState::Sent;
+    if change.next.step == Step::Place {
+        change.next.placement_sent = true;
+    }
+    let step = change.next.step;
+    if !change
+        .events
+        .iter()
+        .any(|e| e.step == step && e.state == ActionState::Requested)
+    {
+        change.events.push(EventRecord {
+            step,
+            state: ActionState::Requested,
+            detail: serde_json::json!({}),
+        });
+    }
+}
+
+/// The intent of the call `next_action` asks for, recorded on its own
+/// (the step was `Pending`: after a backoff, or resumed): the step becomes
+/// `Sent` with a `requested` event naming the attempt.
+pub fn record_intent(current: &Lifecycle) -> Change {
+    let mut next = current.clone();
+    next.step_state = StepState::Sent;
+    if next.step == Step::Place {
+        next.placement_sent = true;
+    }
+    Change {
+        events: vec![EventRecord {
+            step: current.step,
+            state: ActionState::Requested,
+            detail: serde_json::json!({ "attempt": current.attempts + 1 }),
+        }],
+        next,
+        schedule: Schedule::Now,
+    }
 }
 
 fn transition_table(
@@ -435,36 +549,16 @@ fn transition_table(
                 Status::Rejected
             };
             next.attempts = 0;
+            let reason = if current.cancel_requested {
+                "canceled; the venue never received it, and no placement sent can reach it now"
+            } else {
+                "never reached the venue within the placement grace window"
+            };
             next.reject_reason = (!current.cancel_requested).then(|| RejectReason::Venue {
-                detail: "never reached the venue within the placement grace window".to_string(),
+                detail: reason.to_string(),
             });
             enter_release(&mut next);
-            let mut events = vec![event(
-                ActionState::Failed,
-                json!({ "reason": "never reached the venue within the placement grace window" }),
-            )];
-            events.extend(release_requested(&next));
-            Ok(Change {
-                next,
-                events,
-                schedule: Schedule::Now,
-            })
-        }
-        (Step::Place, Outcome::PlacementNotFound)
-            if was_looked_up(current)
-                && current.cancel_requested
-                && current.attempts + 1 >= limits.cancel_lookup_attempts =>
-        {
-            // Canceled, and after repeated lookups the venue still has no
-            // such order: it never arrived. Reconciliation cancels it should
-            // it ever show up.
-            next.status = Status::Canceled;
-            next.attempts = 0;
-            enter_release(&mut next);
-            let mut events = vec![event(
-                ActionState::Failed,
-                json!({ "reason": "canceled; the venue never received it" }),
-            )];
+            let mut events = vec![event(ActionState::Failed, json!({ "reason": reason }))];
             events.extend(release_requested(&next));
             Ok(Change {
                 next,
@@ -492,25 +586,23 @@ fn transition_table(
                 schedule,
             })
         }
-        (Step::Place, Outcome::PlacementNotFound) if was_looked_up(current) => {
+        (Step::Place, Outcome::PlacementNotFound { may_resend }) if was_looked_up(current) => {
             // Not at the venue (or not visible yet): sending it again under
             // the same client_order_id is safe, the venue refuses a second
             // order with it. Wait a little first: a stale read says 404 too.
-            // A canceled order is looked up again instead of re-sent.
-            if !current.cancel_requested {
+            // A canceled order, or one past its grace window, is looked up
+            // again instead of re-sent.
+            if !current.cancel_requested && may_resend {
                 next.step_state = StepState::Pending;
             }
             next.attempts += 1;
-            Ok(Change {
+            Ok(budgeted(
                 next,
-                events: vec![event(
-                    ActionState::Unknown,
-                    json!({ "lookup": "not_found" }),
-                )],
-                schedule: Schedule::Backoff {
-                    attempts: current.attempts + 1,
-                },
-            })
+                step,
+                limits.max_attempts,
+                event(ActionState::Unknown, json!({ "lookup": "not_found" })),
+                "the venue does not show the placement",
+            ))
         }
 
         // ── release ──────────────────────────────────────────────────────
@@ -556,56 +648,76 @@ fn transition_table(
         ) => {
             next.step_state = StepState::Unknown;
             next.attempts += 1;
-            Ok(Change {
+            Ok(budgeted(
                 next,
-                events: vec![event(ActionState::Unknown, json!({ "detail": detail }))],
-                schedule: Schedule::Backoff {
-                    attempts: current.attempts + 1,
-                },
-            })
+                step,
+                limits.max_attempts,
+                event(ActionState::Unknown, json!({ "detail": detail })),
+                &detail,
+            ))
         }
         (Step::Reserve | Step::Place | Step::Cancel | Step::Release, Outcome::Retry { detail }) => {
-            // Known not done: the step state stays what it was (an earlier
-            // unknown is still unknown).
+            // Known not done: this attempt took no effect. An earlier
+            // unknown is still unknown; an intent of ours is spent.
+            if next.step_state == StepState::Sent {
+                next.step_state = StepState::Pending;
+            }
             next.attempts += 1;
+            Ok(budgeted(
+                next,
+                step,
+                limits.max_attempts,
+                event(
+                    ActionState::Failed,
+                    json!({ "detail": detail, "retryable": true }),
+                ),
+                &detail,
+            ))
+        }
+        (
+            Step::Reserve | Step::Place | Step::Cancel | Step::Release,
+            Outcome::NotYet { detail, wait },
+        ) => {
+            if next.step_state == StepState::Sent {
+                next.step_state = StepState::Pending;
+            }
             Ok(Change {
                 next,
                 events: vec![event(
-                    ActionState::Failed,
-                    json!({ "detail": detail, "retryable": true }),
+                    ActionState::Requested,
+                    json!({ "deferred": detail, "wait_ms": wait.as_millis() as u64 }),
                 )],
-                schedule: Schedule::Backoff {
-                    attempts: current.attempts + 1,
-                },
+                schedule: Schedule::After(wait),
             })
+        }
+        (
+            Step::Reserve | Step::Place | Step::Cancel | Step::Release,
+            Outcome::Blocked { detail },
+        ) => {
+            if next.step_state == StepState::Sent {
+                next.step_state = StepState::Pending;
+            }
+            Ok(park(next, step, &detail))
         }
         (
             Step::Reserve | Step::Place | Step::Cancel | Step::Release,
             Outcome::Unexpected { detail },
         ) => {
-            next.attempts += 1;
-            if next.attempts >= limits.max_unexpected_attempts {
-                next.step = Step::Parked;
-                Ok(Change {
-                    next,
-                    events: vec![event(
-                        ActionState::Failed,
-                        json!({ "detail": detail, "parked_at_step": step.as_str() }),
-                    )],
-                    schedule: Schedule::Idle,
-                })
-            } else {
-                Ok(Change {
-                    next,
-                    events: vec![event(
-                        ActionState::Failed,
-                        json!({ "detail": detail, "retryable": true }),
-                    )],
-                    schedule: Schedule::Backoff {
-                        attempts: current.attempts + 1,
-                    },
-                })
+            if next.step_state == StepState::Sent {
+                // The answer was unreadable: what it did is unknown.
+                next.step_state = StepState::Unknown;
             }
+            next.attempts += 1;
+            Ok(budgeted(
+                next,
+                step,
+                limits.max_unexpected_attempts,
+                event(
+                    ActionState::Failed,
+                    json!({ "detail": detail, "retryable": true }),
+                ),
+                &detail,
+            ))
         }
 
         (_, outcome) => Err(InvalidTransition {
@@ -645,15 +757,9 @@ pub fn request_cancel(current: &Lifecycle) -> Result<Change, AlreadyTerminal> {
             next.attempts = 0;
             Schedule::Now
         }
-        // A placement already attempted (its answer lost, then a lookup
-        // that found nothing, which may be a stale read) may exist at the
-        // venue: only evidence may close it, so it becomes unknown again
-        // and is looked up, never abandoned.
-        Step::Place if current.step_state == StepState::Pending && current.attempts > 0 => {
-            next.step_state = StepState::Unknown;
-            Schedule::Now
-        }
-        // The driver sees the request at its next step.
+        // The driver sees the request at its next step: a placement whose
+        // intent was ever recorded is looked up, never abandoned
+        // (`next_action`).
         Step::Reserve | Step::Place => Schedule::Now,
         Step::Cancel | Step::Release | Step::Closed | Step::Parked => Schedule::Idle,
     };
@@ -841,7 +947,77 @@ pub fn on_venue_news(
 /// Whether the current placement step is resolved by a lookup (so a lookup
 /// result applies to it).
 fn was_looked_up(current: &Lifecycle) -> bool {
-    current.step_state == StepState::Unknown || (current.cancel_requested && current.attempts > 0)
+    current.step_state == StepState::Unknown || (current.cancel_requested && current.placement_sent)
+}
+
+/// A failed attempt: retried after a backoff while the step's budget
+/// lasts, parked once it is spent.
+fn budgeted(
+    next: Lifecycle,
+    step: Step,
+    budget: u32,
+    event: EventRecord,
+    last_error: &str,
+) -> Change {
+    if next.attempts >= budget {
+        return park(next, step, last_error);
+    }
+    let attempts = next.attempts;
+    Change {
+        next,
+        events: vec![event],
+        schedule: Schedule::Backoff { attempts },
+    }
+}
+
+/// Stops driving the order: an operator must look. The step it was at is
+/// kept (`parked_step`) for `resume`, and so is what is known of its call.
+fn park(mut next: Lifecycle, step: Step, last_error: &str) -> Change {
+    next.step = Step::Parked;
+    next.parked_step = Some(step);
+    Change {
+        events: vec![EventRecord {
+            step,
+            state: ActionState::Failed,
+            detail: serde_json::json!({
+                "parked_at_step": step.as_str(),
+                "attempts": next.attempts,
+                "last_error": last_error,
+            }),
+        }],
+        next,
+        schedule: Schedule::Idle,
+    }
+}
+
+/// The order is not parked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("order is not parked (it is at step {0})")]
+pub struct NotParked(pub Step);
+
+/// An operator resumes a parked order: back to the step it was parked at,
+/// with a fresh budget, due now. What was known of the step's call stays
+/// (an unknown outcome is still resolved by evidence).
+pub fn resume(current: &Lifecycle, operator: &str) -> Result<Change, NotParked> {
+    let (Step::Parked, Some(step)) = (current.step, current.parked_step) else {
+        return Err(NotParked(current.step));
+    };
+    let mut next = current.clone();
+    next.step = step;
+    next.parked_step = None;
+    next.attempts = 0;
+    if next.step_state == StepState::Sent {
+        next.step_state = StepState::Unknown;
+    }
+    Ok(Change {
+        next,
+        events: vec![EventRecord {
+            step,
+            state: ActionState::Requested,
+            detail: serde_json::json!({ "resumed_by": operator }),
+        }],
+        schedule: Schedule::Now,
+    })
 }
 
 /// Moves to Release when a hold exists, else straight to Closed.
@@ -879,8 +1055,8 @@ mod tests {
     use proptest::prelude::*;
 
     const LIMITS: Limits = Limits {
+        max_attempts: 20,
         max_unexpected_attempts: 3,
-        cancel_lookup_attempts: 4,
     };
 
     fn apply(l: &Lifecycle, o: Outcome) -> Change {
@@ -944,7 +1120,10 @@ mod tests {
         assert_eq!(unknown.next.step_state, StepState::Unknown);
         assert_eq!(unknown.events[0].state, ActionState::Unknown);
         assert_eq!(next_action(&unknown.next), Action::LookupPlacement);
-        let missing = apply(&unknown.next, Outcome::PlacementNotFound);
+        let missing = apply(
+            &unknown.next,
+            Outcome::PlacementNotFound { may_resend: true },
+        );
         assert_eq!(next_action(&missing.next), Action::PlaceOrder);
         assert!(matches!(missing.schedule, Schedule::Backoff { .. }));
     }
@@ -1023,9 +1202,9 @@ mod tests {
     }
 
     #[test]
-    fn unknown_outcomes_are_never_parked() {
+    fn unknown_outcomes_are_retried_within_the_budget_then_parked_still_unknown() {
         let mut l = Lifecycle::accepted();
-        for _ in 0..100 {
+        for _ in 1..LIMITS.max_attempts {
             l = apply(
                 &l,
                 Outcome::Unknown {
@@ -1033,11 +1212,30 @@ mod tests {
                 },
             )
             .next;
+            assert_eq!(l.step, Step::Reserve);
         }
+        let parked = apply(
+            &l,
+            Outcome::Unknown {
+                detail: "5xx".into(),
+            },
+        );
+        assert_eq!(parked.next.step, Step::Parked);
+        assert_eq!(parked.next.parked_step, Some(Step::Reserve));
         assert_eq!(
-            l.step,
-            Step::Reserve,
-            "an unknown is resolved, never given up"
+            parked.next.step_state,
+            StepState::Unknown,
+            "parked, not guessed: the outcome is still unknown"
+        );
+        assert_eq!(parked.events[0].detail["last_error"], "5xx");
+        let resumed = resume(&parked.next, "alice").unwrap();
+        assert_eq!(resumed.next.step, Step::Reserve);
+        assert_eq!(resumed.next.attempts, 0);
+        assert_eq!(resumed.events[0].detail["resumed_by"], "alice");
+        assert_eq!(next_action(&resumed.next), Action::CreateHold);
+        assert!(
+            resume(&resumed.next, "alice").is_err(),
+            "only a parked order resumes"
         );
     }
 
@@ -1058,7 +1256,14 @@ mod tests {
         // A lookup result only answers an unknown placement.
         let mut placing = l.clone();
         placing.step = Step::Place;
-        assert!(transition(&placing, Outcome::PlacementNotFound, LIMITS).is_err());
+        assert!(
+            transition(
+                &placing,
+                Outcome::PlacementNotFound { may_resend: true },
+                LIMITS
+            )
+            .is_err()
+        );
         let mut working = l;
         working.step = Step::Working;
         assert!(transition(&working, Outcome::Unknown { detail: "x".into() }, LIMITS).is_err());
@@ -1168,20 +1373,72 @@ mod tests {
 
     #[test]
     fn cancel_before_placement_never_places() {
-        let mut l = Lifecycle::accepted();
-        l = apply(
+        // Canceled while the hold is being made: never placed.
+        let l = request_cancel(&Lifecycle::accepted()).unwrap().next;
+        let held = apply(
             &l,
+            Outcome::HoldCreated {
+                hold_id: "h".into(),
+            },
+        );
+        assert_eq!(held.next.status, Status::Canceled);
+        assert_eq!(held.next.step, Step::Release);
+        assert!(!held.next.placement_sent);
+        assert_eq!(
+            next_action(&held.next),
+            Action::ReleaseHold {
+                hold_id: "h".into()
+            }
+        );
+        // A placement step whose intent was never recorded is abandoned.
+        let mut pending = held.next.clone();
+        pending.step = Step::Place;
+        pending.step_state = StepState::Pending;
+        pending.status = Status::PendingCancel;
+        assert_eq!(next_action(&pending), Action::AbandonPlacement);
+        let done = apply(&pending, Outcome::PlacementAbandoned);
+        assert_eq!(done.next.status, Status::Canceled);
+    }
+
+    #[test]
+    fn a_cancel_once_the_placement_is_intended_looks_it_up_never_abandons() {
+        // The issue's schedule: the hold's outcome records the placement's
+        // intent; orderd dies after sending it; the new claim makes it
+        // unknown; the trader cancels at once.
+        let mut l = apply(
+            &Lifecycle::accepted(),
             Outcome::HoldCreated {
                 hold_id: "h".into(),
             },
         )
         .next;
-        let c = request_cancel(&l).unwrap();
-        assert_eq!(c.next.status, Status::PendingCancel);
-        assert_eq!(next_action(&c.next), Action::AbandonPlacement);
-        let done = apply(&c.next, Outcome::PlacementAbandoned);
-        assert_eq!(done.next.status, Status::Canceled);
-        assert_eq!(done.next.step, Step::Release);
+        assert_eq!(
+            l.step_state,
+            StepState::Sent,
+            "intent folded into the hold's outcome"
+        );
+        assert!(l.placement_sent);
+        l.step_state = StepState::Unknown; // what a new claim makes of it
+        let canceled = request_cancel(&l).unwrap().next;
+        assert_eq!(next_action(&canceled), Action::LookupPlacement);
+        // Even a cancel recorded before the driver sent it looks it up.
+        let mut sent = l.clone();
+        sent.step_state = StepState::Sent;
+        let canceled = request_cancel(&sent).unwrap().next;
+        assert_eq!(next_action(&canceled), Action::LookupPlacement);
+        // The venue has it: placed, then canceled there.
+        let found = apply(
+            &canceled,
+            Outcome::Placed {
+                venue_order_id: "v".into(),
+            },
+        );
+        assert_eq!(found.next.step, Step::Cancel);
+        assert_eq!(
+            found.next.step_state,
+            StepState::Sent,
+            "the cancel's intent, folded"
+        );
     }
 
     #[test]
@@ -1203,7 +1460,7 @@ mod tests {
             },
         )
         .next;
-        l = apply(&l, Outcome::PlacementNotFound).next;
+        l = apply(&l, Outcome::PlacementNotFound { may_resend: true }).next;
         assert_eq!(
             next_action(&l),
             Action::PlaceOrder,
@@ -1255,7 +1512,7 @@ mod tests {
     }
 
     #[test]
-    fn a_canceled_unknown_placement_is_given_up_after_the_lookups() {
+    fn a_canceled_unknown_placement_is_looked_up_until_it_cannot_arrive() {
         let mut l = Lifecycle::accepted();
         l = apply(
             &l,
@@ -1266,15 +1523,15 @@ mod tests {
         .next;
         l = apply(&l, Outcome::Unknown { detail: "t".into() }).next;
         l = request_cancel(&l).unwrap().next;
-        for _ in 0..(LIMITS.cancel_lookup_attempts - 2) {
-            l = apply(&l, Outcome::PlacementNotFound).next;
+        for _ in 0..5 {
+            l = apply(&l, Outcome::PlacementNotFound { may_resend: true }).next;
             assert_eq!(
                 next_action(&l),
                 Action::LookupPlacement,
-                "looked up, never re-sent"
+                "looked up, never re-sent, never abandoned"
             );
         }
-        let done = apply(&l, Outcome::PlacementNotFound);
+        let done = apply(&l, Outcome::PlacementNeverReceived);
         assert_eq!(done.next.status, Status::Canceled);
         assert_eq!(done.next.step, Step::Release);
     }
@@ -1301,7 +1558,8 @@ mod tests {
                 venue_order_id: "v".into()
             }),
             Just(Outcome::PlacementRejected { detail: "r".into() }),
-            Just(Outcome::PlacementNotFound),
+            Just(Outcome::PlacementNotFound { may_resend: true }),
+            Just(Outcome::PlacementNotFound { may_resend: false }),
             Just(Outcome::PlacementNeverReceived),
             Just(Outcome::HoldReleased),
             Just(Outcome::Unknown { detail: "u".into() }),
@@ -1312,42 +1570,101 @@ mod tests {
             Just(Outcome::CancelRefused {
                 detail: "done".into()
             }),
+            Just(Outcome::NotYet {
+                detail: "settling".into(),
+                wait: Duration::from_millis(10)
+            }),
+            Just(Outcome::Blocked {
+                detail: "refused".into()
+            }),
+        ]
+    }
+
+    /// What can happen to an order between two of its driver's turns.
+    #[derive(Debug, Clone)]
+    enum Event {
+        /// The outcome of the call `next_action` asked for.
+        Outcome(Outcome),
+        /// The trader cancels.
+        Cancel,
+        /// The driver dies; a new claim takes the order over.
+        Crash,
+        /// An operator resumes a parked order.
+        Resume,
+    }
+
+    fn any_event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            12 => any_outcome().prop_map(Event::Outcome),
+            2 => Just(Event::Cancel),
+            2 => Just(Event::Crash),
+            1 => Just(Event::Resume),
         ]
     }
 
     proptest! {
-        /// Whatever sequence of outcomes arrives, applying the valid ones
-        /// keeps the lifecycle coherent: never a venue order without a
-        /// hold, never a release without a hold, a terminal-looking status
-        /// only with a matching step, and the next action always fits.
+        /// Whatever sequence of outcomes, cancels, crashes and resumes
+        /// arrives, applying the valid ones keeps the lifecycle coherent:
+        /// never a venue order without a hold, never a release without a
+        /// hold, a terminal-looking status only with a matching step, the
+        /// next action always fits — and a placement whose intent was ever
+        /// recorded is never abandoned, an intent survives no crash as
+        /// `Sent`, and a mutating call is made only with its intent on record.
         #[test]
-        fn any_outcome_sequence_keeps_the_lifecycle_coherent(
-            outcomes in proptest::collection::vec(proptest::option::weighted(0.9, any_outcome()), 0..40)
+        fn any_schedule_keeps_the_lifecycle_coherent(
+            events in proptest::collection::vec(any_event(), 0..60)
         ) {
-            let mut l = Lifecycle::accepted();
-            for outcome in outcomes {
+            let mut l = Lifecycle::accepted_and_reserving();
+            let mut ever_sent = false;
+            for event in events {
                 let before = l.clone();
-                // `None` stands for the trader's cancel arriving here.
-                let Some(outcome) = outcome else {
-                    if let Ok(change) = request_cancel(&l) {
-                        l = change.next;
+                match event {
+                    Event::Cancel => {
+                        if let Ok(change) = request_cancel(&l) {
+                            l = change.next;
+                        }
                     }
-                    continue;
-                };
-                if next_action(&l) == Action::AbandonPlacement {
-                    prop_assert_eq!(l.attempts, 0, "abandoning a placement that may exist");
+                    Event::Crash => {
+                        // A new claim: an intent of the dead driver is unknown.
+                        if l.step_state == StepState::Sent {
+                            l.step_state = StepState::Unknown;
+                        }
+                    }
+                    Event::Resume => {
+                        if let Ok(change) = resume(&l, "op") {
+                            l = change.next;
+                        }
+                    }
+                    Event::Outcome(outcome) => {
+                        // The driver records an intent before a mutating
+                        // call if none is on record.
+                        if next_action(&l).is_mutating() && l.step_state == StepState::Pending {
+                            l = record_intent(&l).next;
+                        }
+                        if next_action(&l).is_mutating() {
+                            prop_assert!(l.step_state != StepState::Pending, "a call without its intent");
+                        }
+                        if let Ok(change) = transition(&l, outcome, LIMITS) {
+                            prop_assert!(!change.events.is_empty());
+                            l = change.next;
+                        } else {
+                            prop_assert_eq!(&l.step, &before.step);
+                        }
+                    }
                 }
-                if let Ok(change) = transition(&l, outcome, LIMITS) {
-                    l = change.next;
-                    prop_assert!(!change.events.is_empty());
-                } else {
-                    prop_assert_eq!(&l, &before);
+                ever_sent |= l.placement_sent;
+                prop_assert_eq!(l.placement_sent, ever_sent, "placement_sent is never forgotten");
+                if next_action(&l) == Action::AbandonPlacement {
+                    prop_assert!(!ever_sent, "abandoning a placement that may exist");
                 }
                 if l.venue_order_id.is_some() {
                     prop_assert!(l.hold_id.is_some(), "placed without a hold");
                 }
                 if l.step == Step::Release {
                     prop_assert!(l.hold_id.is_some(), "release without a hold");
+                }
+                if l.step == Step::Parked {
+                    prop_assert!(l.parked_step.is_some(), "parked without its step");
                 }
                 if l.status == Status::Rejected {
                     prop_assert!(matches!(l.step, Step::Release | Step::Closed | Step::Parked));

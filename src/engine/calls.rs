@@ -29,7 +29,7 @@ impl Engine {
             Action::LookupPlacement => self.lookup(order).await,
             Action::ReleaseHold { hold_id } => self.release(order, hold_id).await?,
             Action::AbandonPlacement => Outcome::PlacementAbandoned,
-            Action::CancelAtVenue { venue_order_id } => self.cancel(venue_order_id).await,
+            Action::CancelAtVenue { venue_order_id } => self.cancel(order, venue_order_id).await,
             Action::None => {
                 return Err(EngineError::Transition(
                     crate::domain::lifecycle::InvalidTransition {
@@ -143,6 +143,13 @@ impl Engine {
     }
 
     async fn place(&self, order: &OrderRecord) -> Outcome {
+        // The send carries the durable time of its intent: a send the venue
+        // gets later than the window after it is refused there.
+        let Some(sent_at) = order.placement_last_sent_at else {
+            return Outcome::Unexpected {
+                detail: "a placement without its intent on record".to_string(),
+            };
+        };
         let request = PlaceOrderRequest {
             client_order_id: order.venue_client_order_id.clone(),
             symbol: order.symbol.clone(),
@@ -151,6 +158,8 @@ impl Engine {
             time_in_force: order.time_in_force.to_string(),
             qty: order.qty,
             limit_price: order.limit_price,
+            timestamp: sent_at.timestamp_millis(),
+            recv_window_ms: u64::try_from(self.placement_window.as_millis()).unwrap_or(u64::MAX),
         };
         let result = self.exchange.place_order(&request).await;
         failpoints::hit(failpoints::AFTER_PLACE_SENT);
@@ -164,16 +173,27 @@ impl Engine {
             Ok(PlaceResult::DuplicateClientOrderId) => Outcome::Unknown {
                 detail: "the venue already has this client_order_id".to_string(),
             },
+            // Nothing was created: send it again, under a new intent.
+            Ok(PlaceResult::Expired { message }) => Outcome::Retry { detail: message },
             Err(error) => outcome_of_error(error),
         }
     }
 
     async fn lookup(&self, order: &OrderRecord) -> Outcome {
-        match self
+        let found = self
             .exchange
             .order_by_client_order_id(&order.venue_client_order_id)
-            .await
-        {
+            .await;
+        if let Ok(Some(venue)) = &found {
+            // What happened at the venue meanwhile (fills, a cancel) may
+            // never come by the stream: its reports were sent while no one
+            // knew the order was there. Catch it up once it is recorded.
+            let terminal = VenueStatus::parse(&venue.status).is_some_and(VenueStatus::is_terminal);
+            if venue.filled_qty > rust_decimal::Decimal::ZERO || terminal {
+                self.catch_up.order(order.order_id);
+            }
+        }
+        match found {
             Ok(Some(venue)) if VenueStatus::parse(&venue.status) == Some(VenueStatus::Rejected) => {
                 Outcome::PlacementRejected {
                     detail: venue
@@ -184,12 +204,19 @@ impl Engine {
             Ok(Some(venue)) => Outcome::Placed {
                 venue_order_id: venue.id,
             },
-            // Past the grace window, a placement the venue still does not
-            // show never arrived: close it rather than send it late.
-            Ok(None) if placement_age(order) > self.placement_grace() => {
+            // Not there, and no send can reach the venue any more: it never
+            // arrived. A canceled order is then done; one past the grace
+            // window is closed rather than sent late.
+            Ok(None)
+                if self.no_placement_can_arrive(order)
+                    && (order.cancel_requested_at.is_some()
+                        || placement_age(order) > self.placement_grace()) =>
+            {
                 Outcome::PlacementNeverReceived
             }
-            Ok(None) => Outcome::PlacementNotFound,
+            Ok(None) => Outcome::PlacementNotFound {
+                may_resend: placement_age(order) <= self.placement_grace(),
+            },
             // A failed read proves nothing either way; the placement stays
             // unknown and is looked up again.
             Err(CallError::Unknown { detail, .. }) => Outcome::Retry { detail },
@@ -197,27 +224,83 @@ impl Engine {
         }
     }
 
-    async fn cancel(&self, venue_order_id: &VenueOrderId) -> Outcome {
+    async fn cancel(&self, order: &OrderRecord, venue_order_id: &VenueOrderId) -> Outcome {
         match self.exchange.cancel_order(venue_order_id).await {
             Ok(CancelResult::Requested) => Outcome::CancelAccepted,
-            Ok(CancelResult::AlreadyDone { message }) => Outcome::CancelRefused { detail: message },
-            // A fresh order may not be visible yet (stale read): again.
-            Ok(CancelResult::NotFound) => Outcome::Retry {
-                detail: "the venue does not show the order yet".to_string(),
-            },
+            Ok(CancelResult::AlreadyDone { message }) => {
+                // Done at the venue: its last news may be lost; fetch it.
+                self.catch_up.order(order.order_id);
+                Outcome::CancelRefused { detail: message }
+            }
+            // A 404 is a fact to look up, not a reason to retry forever.
+            Ok(CancelResult::NotFound) => self.cancel_not_found(order).await,
             Err(error) => outcome_of_error(error),
         }
     }
 
-    /// Releases the rest of the hold once every fill of the order is
-    /// settled (a release first would make a later settlement draw on the
-    /// trader's free balance).
+    /// The venue answered a cancel with 404: look the order up by its
+    /// client order id. Done there → the cancel is moot and its news is
+    /// fetched; still open → a stale read, try again; unknown → retry
+    /// within the step's budget (then parked for an operator).
+    async fn cancel_not_found(&self, order: &OrderRecord) -> Outcome {
+        match self
+            .exchange
+            .order_by_client_order_id(&order.venue_client_order_id)
+            .await
+        {
+            Ok(Some(venue))
+                if VenueStatus::parse(&venue.status).is_some_and(VenueStatus::is_terminal) =>
+            {
+                self.catch_up.order(order.order_id);
+                Outcome::CancelRefused {
+                    detail: format!("already {} at the venue", venue.status),
+                }
+            }
+            Ok(Some(_)) => Outcome::Retry {
+                detail: "the venue's cancel endpoint does not show the order yet".to_string(),
+            },
+            Ok(None) => Outcome::Retry {
+                detail: "the venue does not know the order it acknowledged".to_string(),
+            },
+            Err(error) => Outcome::Retry {
+                detail: format!("looking up an order the cancel did not find: {error}"),
+            },
+        }
+    }
+
+    /// Releases the rest of the hold once nothing more can arrive: every
+    /// fill of the order is settled (a release first would make a later
+    /// settlement draw on the trader's free balance), none was refused (an
+    /// operator must look), and a canceled or expired order's late-fill
+    /// window has passed.
     async fn release(&self, order: &OrderRecord, hold_id: &HoldId) -> Result<Outcome, EngineError> {
-        let unsettled = settlements::unsettled_count(&self.pool, order.order_id).await?;
-        if unsettled > 0 {
-            return Ok(Outcome::Retry {
-                detail: format!("waiting for {unsettled} fill(s) to settle"),
+        let counts = settlements::settlement_counts(&self.pool, order.order_id).await?;
+        if counts.failed > 0 {
+            return Ok(Outcome::Blocked {
+                detail: format!(
+                    "{} settlement(s) refused by the ledger; the hold stays until an operator looks",
+                    counts.failed
+                ),
             });
+        }
+        if counts.unsettled > 0 {
+            return Ok(Outcome::NotYet {
+                detail: format!("{} fill(s) still settling", counts.unsettled),
+                // The settler makes the order due as soon as they settle.
+                wait: self.settings.retry_cap(),
+            });
+        }
+        if let Some(ended) = late_fills_possible_since(order) {
+            let window_ends = ended + self.settings.late_fill_window();
+            let now = chrono::Utc::now();
+            if let Ok(wait) = (window_ends - now).to_std()
+                && !wait.is_zero()
+            {
+                return Ok(Outcome::NotYet {
+                    detail: "the late-fill window".to_string(),
+                    wait,
+                });
+            }
         }
         let result = self
             .balances
@@ -233,13 +316,34 @@ impl Engine {
     fn placement_grace(&self) -> Duration {
         Duration::from_millis(self.settings.placement_grace_ms)
     }
+
+    /// Whether every placement sent has passed its receive window (and the
+    /// allowed clock skew): the venue refuses any that reaches it now.
+    fn no_placement_can_arrive(&self, order: &OrderRecord) -> bool {
+        let Some(last) = order.placement_last_sent_at.or(order.placement_sent_at) else {
+            return true;
+        };
+        let closes = last + self.placement_window + self.clock_skew;
+        chrono::Utc::now() > closes
+    }
 }
 
-/// How long ago the order was accepted.
+/// How long ago orderd first meant to place the order.
 fn placement_age(order: &OrderRecord) -> Duration {
-    (chrono::Utc::now() - order.created_at)
+    (chrono::Utc::now() - order.placement_sent_at.unwrap_or(order.created_at))
         .to_std()
         .unwrap_or_default()
+}
+
+/// When a canceled or expired order ended: fills that raced its end may
+/// still come for a while.
+fn late_fills_possible_since(order: &OrderRecord) -> Option<chrono::DateTime<chrono::Utc>> {
+    use crate::domain::lifecycle::Status;
+    match order.status {
+        Status::Canceled => Some(order.canceled_at.unwrap_or(order.updated_at)),
+        Status::Expired => Some(order.expired_at.unwrap_or(order.updated_at)),
+        _ => None,
+    }
 }
 
 /// The generic mapping of a failed call to an outcome.

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
+use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::{Engine, EngineError};
@@ -96,15 +97,25 @@ pub enum CatchUpError {
     Apply(#[from] fill_store::ApplyError),
     #[error("the venue answered an order status orderd does not know: {0:?}")]
     UnknownStatus(String),
+    #[error("the venue answered numbers out of range: {0}")]
+    Invalid(String),
 }
 
-/// Asks the venue about one order and applies its fills and status.
+/// Asks the venue about one order and applies its fills and status. An
+/// order orderd has no venue id for (its placement's answer was lost) is
+/// looked up by its client order id.
 pub async fn catch_up_order(engine: &Engine, order: &OrderRecord) -> Result<(), CatchUpError> {
-    let Some(venue_order_id) = order.venue_order_id.as_ref() else {
-        return Ok(());
+    let venue = match &order.venue_order_id {
+        Some(id) => engine.exchange.order(id).await?,
+        None => {
+            engine
+                .exchange
+                .order_by_client_order_id(&order.venue_client_order_id)
+                .await?
+        }
     };
-    // A stale read (not visible yet) is no news.
-    let Some(venue) = engine.exchange.order(venue_order_id).await? else {
+    // Not visible (a stale read, or never placed) is no news.
+    let Some(venue) = venue else {
         return Ok(());
     };
     let Some(venue_status) = VenueStatus::parse(&venue.status) else {
@@ -112,16 +123,18 @@ pub async fn catch_up_order(engine: &Engine, order: &OrderRecord) -> Result<(), 
     };
     let base = Execution {
         venue_client_order_id: order.venue_client_order_id.clone(),
-        venue_order_id: venue_order_id.clone(),
+        venue_order_id: venue.id.clone(),
         fill: None,
         venue_status,
         cum_qty: venue.filled_qty,
         source: FillSource::Rest,
         fencing_token: None,
     };
+    crate::domain::fills::check_report(Decimal::ZERO, None, venue.filled_qty)
+        .map_err(CatchUpError::Invalid)?;
     let mut new_fills = false;
     if venue.filled_qty > order.filled_qty {
-        for fill in engine.exchange.fills(venue_order_id).await? {
+        for fill in engine.exchange.fills(&venue.id).await? {
             let execution = Execution {
                 fill: Some(ExecutionFill {
                     exec_id: fill.exec_id,
@@ -131,15 +144,31 @@ pub async fn catch_up_order(engine: &Engine, order: &OrderRecord) -> Result<(), 
                 }),
                 ..base.clone()
             };
-            if let Applied::Applied { new_fill: true, .. } = fill_store::apply_execution(
+            if let Err(reason) =
+                crate::domain::fills::check_report(fill.qty, Some(fill.price), fill.qty)
+            {
+                super::venue_stream::quarantine_execution(engine, &execution, &reason).await;
+                continue;
+            }
+            match fill_store::apply_execution(
                 &engine.pool,
                 &engine.trade_updates,
                 engine.instance_id,
                 &execution,
             )
-            .await?
+            .await
             {
-                new_fills = true;
+                Ok(Applied::Applied { new_fill: true, .. }) => new_fills = true,
+                Ok(_) => {}
+                Err(error @ fill_store::ApplyError::Overfill { .. }) => {
+                    super::venue_stream::quarantine_execution(
+                        engine,
+                        &execution,
+                        &error.to_string(),
+                    )
+                    .await;
+                }
+                Err(error) => return Err(error.into()),
             }
         }
     }

@@ -19,12 +19,18 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::config::{LifecycleSettings, Settings};
-use crate::domain::lifecycle::{self, Action, Limits, Schedule, backoff, next_action};
+use crate::domain::lifecycle::{
+    self, Action, Limits, Schedule, Step, StepState, backoff, next_action,
+};
 use crate::store::orders::{self as order_store, CorruptRow, OrderRecord};
 use crate::store::recovery::{self, LeaseAfter};
 use crate::store::trade_updates::TradeUpdates;
 use crate::venues::balances::BalancesClient;
 use crate::venues::exchange::ExchangeClient;
+
+/// What a claim must have left beyond the longest call: time to record
+/// the call's outcome.
+pub const LEASE_MARGIN: Duration = Duration::from_millis(1000);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -48,6 +54,12 @@ pub struct Engine {
     pub instance_id: Uuid,
     pub settings: LifecycleSettings,
     stream_stall_ms: u64,
+    /// The longest request timeout of the two clients.
+    request_timeout_ms_max: u64,
+    /// Every placement's receive window at the venue, and the clock skew
+    /// allowed between the database's clock and the venue's.
+    pub placement_window: Duration,
+    pub clock_skew: Duration,
     /// account_id → balances account id (never changes once created).
     balances_accounts: RwLock<HashMap<Uuid, String>>,
     /// Wakes the settler when a fill is recorded.
@@ -77,6 +89,12 @@ impl Engine {
             instance_id,
             settings: settings.lifecycle.clone(),
             stream_stall_ms: settings.exchange.stream_stall_ms,
+            placement_window: Duration::from_millis(settings.exchange.placement_window_ms),
+            clock_skew: Duration::from_millis(settings.exchange.clock_skew_ms),
+            request_timeout_ms_max: settings
+                .exchange
+                .request_timeout_ms
+                .max(settings.balances.request_timeout_ms),
             balances_accounts: RwLock::new(HashMap::new()),
             settler_wake: tokio::sync::Notify::new(),
             completer_wake: tokio::sync::Notify::new(),
@@ -90,8 +108,8 @@ impl Engine {
 
     fn limits(&self) -> Limits {
         Limits {
+            max_attempts: self.settings.max_attempts,
             max_unexpected_attempts: self.settings.max_unexpected_attempts,
-            cancel_lookup_attempts: self.settings.cancel_lookup_attempts,
         }
     }
 
@@ -151,24 +169,35 @@ impl Engine {
         until: Until,
     ) -> Result<OrderRecord, EngineError> {
         loop {
-            debug_assert_eq!(
-                order.lease_owner,
-                Some(self.instance_id),
+            debug_assert!(
+                order.lease_owner == Some(self.instance_id) && order.lease_token.is_some(),
                 "driving an order whose lease this instance does not hold"
             );
             let current = order.lifecycle()?;
             if until == Until::Answered && current.step.answers_trader() {
-                recovery::release_lease(&self.pool, order.order_id, self.instance_id).await?;
+                recovery::release_lease(&self.pool, order.order_id, order.lease_token).await?;
                 return Ok(order);
             }
             let action = next_action(&current);
             if action == Action::None {
-                recovery::release_lease(&self.pool, order.order_id, self.instance_id).await?;
+                recovery::release_lease(&self.pool, order.order_id, order.lease_token).await?;
                 return Ok(order);
             }
-            let outcome = self.call(&action, &mut order).await?;
+            // Intent before effect: a call that can change something
+            // outside is made only once a write says it may have been.
+            let outcome = if action.is_mutating() && current.step_state == StepState::Pending {
+                None
+            } else {
+                if !self.lease_covers_a_call(&mut order).await? {
+                    return Ok(order);
+                }
+                Some(self.call(&action, &mut order).await?)
+            };
             let mut current = current;
-            let mut change = lifecycle::transition(&current, outcome.clone(), self.limits())?;
+            let mut change = match &outcome {
+                None => lifecycle::record_intent(&current),
+                Some(outcome) => lifecycle::transition(&current, outcome.clone(), self.limits())?,
+            };
             loop {
                 let (wait, lease_after) =
                     if until == Until::Answered && change.next.step.answers_trader() {
@@ -189,6 +218,13 @@ impl Engine {
                 )
                 .await?;
                 if let Some(written) = written {
+                    if written.step == Step::Parked && current.step != Step::Parked {
+                        tracing::error!(order_id = %written.order_id, step = %current.step,
+                            "order parked: an operator must look (orderd orders show)");
+                        metrics::counter!(crate::metrics::names::ORDERS_PARKED,
+                            "step" => current.step.as_str())
+                        .increment(1);
+                    }
                     order = written;
                     match lease_after {
                         LeaseAfter::Release => return Ok(order),
@@ -201,13 +237,14 @@ impl Engine {
                     break;
                 }
                 // Someone changed the order meanwhile (a cancel request, venue
-                // news). The call's outcome still counts if the order is at
-                // the same step: apply it to the fresh state. Otherwise the
-                // news has overtaken it.
+                // news), or took it over. The call's outcome still counts if
+                // the order is ours and at the same step: apply it to the
+                // fresh state. Otherwise the news has overtaken it.
                 let fresh = order_store::load(&self.pool, order.order_id)
                     .await?
                     .ok_or(EngineError::NoOrder(order.order_id))?;
-                if fresh.lease_owner != Some(self.instance_id) {
+                if fresh.lease_token != order.lease_token {
+                    tracing::debug!(order_id = %order.order_id, "the order was taken over");
                     return Ok(fresh);
                 }
                 let fresh_lifecycle = fresh.lifecycle()?;
@@ -219,36 +256,70 @@ impl Engine {
                     break;
                 }
                 current = fresh_lifecycle;
-                change = lifecycle::transition(&current, outcome.clone(), self.limits())?;
+                change = match &outcome {
+                    None => lifecycle::record_intent(&current),
+                    Some(outcome) => {
+                        lifecycle::transition(&current, outcome.clone(), self.limits())?
+                    }
+                };
             }
         }
     }
 
-    /// When to run the next step, and whether to keep the lease meanwhile.
+    /// Makes sure the claim outlasts a call about to be made (the longest
+    /// request timeout and a margin), renewing it if not. `false` when the
+    /// order was taken over meanwhile: stop driving it.
+    async fn lease_covers_a_call(&self, order: &mut OrderRecord) -> Result<bool, EngineError> {
+        let needed = self.call_budget();
+        let remaining = order
+            .lease_expires_at
+            .map(|at| (at - chrono::Utc::now()).to_std().unwrap_or_default())
+            .unwrap_or_default();
+        if remaining > needed {
+            return Ok(true);
+        }
+        match recovery::renew_lease(
+            &self.pool,
+            order.order_id,
+            order.lease_token,
+            self.settings.lease_ms,
+        )
+        .await?
+        {
+            Some(expires) => {
+                order.lease_expires_at = Some(expires);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// When to run the next step, and whether to keep the lease meanwhile
+    /// (long enough to cover the wait, then a call).
     fn schedule(&self, change: &lifecycle::Change, deadline: Instant) -> (Duration, LeaseAfter) {
-        match change.schedule {
-            Schedule::Now => (Duration::ZERO, self.keep_lease()),
-            Schedule::Idle => (Duration::ZERO, LeaseAfter::Release),
-            Schedule::Backoff { attempts } => {
-                let wait = backoff(
-                    attempts,
-                    self.settings.retry_base(),
-                    self.settings.retry_cap(),
-                    rand::random::<f64>(),
-                );
-                if Instant::now() + wait < deadline {
-                    (wait, self.keep_lease())
-                } else {
-                    (wait, LeaseAfter::Release)
-                }
-            }
+        let wait = match change.schedule {
+            Schedule::Now => Duration::ZERO,
+            Schedule::Idle => return (Duration::ZERO, LeaseAfter::Release),
+            Schedule::After(wait) => wait,
+            Schedule::Backoff { attempts } => backoff(
+                attempts,
+                self.settings.retry_base(),
+                self.settings.retry_cap(),
+                rand::random::<f64>(),
+            ),
+        };
+        if wait.is_zero() || Instant::now() + wait < deadline {
+            let lease_ms = self.settings.lease_ms + u64::try_from(wait.as_millis()).unwrap_or(0);
+            (wait, LeaseAfter::Keep { lease_ms })
+        } else {
+            (wait, LeaseAfter::Release)
         }
     }
 
-    fn keep_lease(&self) -> LeaseAfter {
-        LeaseAfter::Keep {
-            lease_ms: self.settings.lease_ms,
-        }
+    /// How much lease a call needs left: the longest request timeout and
+    /// a margin for recording its outcome.
+    fn call_budget(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms_max) + LEASE_MARGIN
     }
 
     /// The balances service's account of orderd account `account_id`.

@@ -33,9 +33,12 @@ pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
     let mut results = futures_util::stream::iter(work)
         .map(|work| {
             let engine = engine.clone();
-            async move { settle_one(&engine, work).await }
+            // A panic costs this attempt only: its claim expires and the
+            // fill is claimed again.
+            async move { crate::supervise::catch_panic("settler", settle_one(&engine, work)).await }
         })
         .buffer_unordered(engine.settings.completer_concurrency)
+        .filter_map(std::future::ready)
         .ready_chunks(RECORD_CHUNK);
     while let Some(attempts) = results.next().await {
         if let Err(error) =
@@ -52,13 +55,20 @@ pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
 /// Most settlement attempts recorded in one statement.
 const RECORD_CHUNK: usize = 64;
 
-#[tracing::instrument(name = "settlement", skip_all, fields(order_id = %work.order_id, exec_id = %work.exec_id))]
-async fn settle_one(engine: &Engine, work: SettlementWork) -> SettlementAttempt {
-    // The part of the hold that belonged to this fill: qty at the hold's
-    // rate (the limit or collared price for buys, one share per share for
-    // sells). What the fill cost less than that is freed.
-    let hold_amount = work.hold_rate.map(|rate| work.qty * rate);
-    let request = SettlementRequest {
+/// The keyed settlement request of a fill. The part of the hold that
+/// belonged to it is qty at the hold's rate (the limit or collared price
+/// for buys, one share per share for sells); what the fill cost less than
+/// that is freed. `Err` when the numbers are out of range.
+pub fn settlement_request(work: &SettlementWork) -> Result<SettlementRequest, String> {
+    let hold_amount = match work.hold_rate {
+        Some(rate) => Some(
+            work.qty
+                .checked_mul(rate)
+                .ok_or_else(|| format!("qty {} x rate {rate} is out of range", work.qty))?,
+        ),
+        None => None,
+    };
+    Ok(SettlementRequest {
         idempotency_key: work.exec_id.clone(),
         account_id: work.balances_account_id.clone(),
         hold_id: work.hold_id.clone(),
@@ -72,8 +82,36 @@ async fn settle_one(engine: &Engine, work: SettlementWork) -> SettlementAttempt 
             order_id: work.order_id.to_string(),
             exec_id: work.exec_id.clone(),
         },
-    };
+    })
+}
+
+/// Sends a fill's keyed settlement again, without claiming or recording
+/// anything (reconciliation's repair of a settlement the ledger lacks).
+pub async fn resend(
+    engine: &Engine,
+    work: &SettlementWork,
+) -> Result<crate::venues::balances::Settlement, String> {
+    let request = settlement_request(work)?;
+    engine
+        .balances
+        .settle(&request)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+#[tracing::instrument(name = "settlement", skip_all, fields(order_id = %work.order_id, exec_id = %work.exec_id))]
+async fn settle_one(engine: &Engine, work: SettlementWork) -> SettlementAttempt {
     let attempts = u32::try_from(work.settlement_attempts).unwrap_or(u32::MAX);
+    let request = match settlement_request(&work) {
+        Ok(request) => request,
+        Err(detail) => {
+            return SettlementAttempt {
+                work,
+                outcome: SettlementOutcome::Failed { detail },
+                retry_in_ms: 0,
+            };
+        }
+    };
     let outcome = match engine.balances.settle(&request).await {
         Ok(settlement) => {
             if settlement.flagged {
@@ -102,6 +140,20 @@ async fn settle_one(engine: &Engine, work: SettlementWork) -> SettlementAttempt 
                 detail: error.to_string(),
             }
         }
+    };
+    // No retry without an end: past the budget the fill is failed, which
+    // blocks its order's release and parks it for an operator.
+    let outcome = match outcome {
+        SettlementOutcome::Unknown { detail } | SettlementOutcome::Retry { detail }
+            if attempts + 1 >= engine.settings.max_attempts =>
+        {
+            tracing::error!(exec_id = %work.exec_id, attempts = attempts + 1, %detail,
+                "settlement still not done after its attempt budget; an operator must look");
+            SettlementOutcome::Failed {
+                detail: format!("gave up after {} attempts: {detail}", attempts + 1),
+            }
+        }
+        other => other,
     };
     let label = match &outcome {
         SettlementOutcome::Settled { flagged: true, .. } => "settled_flagged",

@@ -94,18 +94,20 @@ pub const STREAM_LEASE_RENEW: Duration = Duration::from_millis(1000);
 /// How often a standby instance tries to take the lease.
 pub const STREAM_LEASE_POLL: Duration = Duration::from_millis(500);
 
-/// Converts a report to the apply function's input; `None` for a report
-/// whose status orderd does not know (logged; catch-up asks again).
+/// Converts a report to the apply function's input, checking it first:
+/// `Err` says why it cannot be applied (it is quarantined).
 pub fn execution_of(
     report: &ExecutionReport,
     source: FillSource,
     fencing_token: Option<i64>,
-) -> Option<Execution> {
+) -> Result<Execution, String> {
     let Some(venue_status) = VenueStatus::parse(&report.status) else {
-        tracing::warn!(status = %report.status, exec_id = %report.exec_id,
-            "a report with an order status orderd does not know");
-        return None;
+        return Err(format!(
+            "an order status orderd does not know: {:?}",
+            report.status
+        ));
     };
+    crate::domain::fills::check_report(report.last_qty, report.last_px, report.cum_qty)?;
     let fill = (report.last_qty > rust_decimal::Decimal::ZERO)
         .then_some(())
         .and(report.last_px)
@@ -115,7 +117,7 @@ pub fn execution_of(
             price,
             transact_time: report.transact_time,
         });
-    Some(Execution {
+    Ok(Execution {
         venue_client_order_id: report.client_order_id.clone(),
         venue_order_id: report.order_id.clone(),
         fill,
@@ -282,12 +284,15 @@ async fn listen(
                     );
                     engine.catch_up.all();
                 }
-                expected_seq = expected_seq.max(report.seq + 1);
-                let Some(execution) =
-                    execution_of(&report, FillSource::Stream, Some(fencing_token))
-                else {
-                    engine.catch_up.all();
-                    continue;
+                expected_seq = expected_seq.max(report.seq.saturating_add(1));
+                let execution = match execution_of(&report, FillSource::Stream, Some(fencing_token))
+                {
+                    Ok(execution) => execution,
+                    Err(reason) => {
+                        let raw = serde_json::from_str(&text).unwrap_or_default();
+                        quarantine_report(engine, &report, &reason, &raw).await;
+                        continue;
+                    }
                 };
                 let shard = shard_of(report.client_order_id.as_str());
                 shards[shard]
@@ -304,7 +309,7 @@ async fn listen(
                         "heartbeat shows lost reports; catching up"
                     );
                     engine.catch_up.all();
-                    expected_seq = seq + 1;
+                    expected_seq = seq.saturating_add(1);
                 }
             }
             Ok(StreamMessage::Error { code, message }) => {
@@ -328,20 +333,54 @@ fn shard_of(key: &str) -> usize {
 async fn apply_loop(engine: Arc<Engine>, mut reports: mpsc::Receiver<Execution>) {
     let mut batch = Vec::with_capacity(APPLIER_BATCH);
     while reports.recv_many(&mut batch, APPLIER_BATCH).await > 0 {
-        let results = fill_store::apply_executions(
-            &engine.pool,
-            &engine.trade_updates,
-            engine.instance_id,
-            &batch,
-        )
+        // A panic in one batch loses that batch to us (the venue still has
+        // it: catch-up fetches it), never the applier.
+        let applied = crate::supervise::catch_panic("applier", async {
+            let results = fill_store::apply_executions(
+                &engine.pool,
+                &engine.trade_updates,
+                engine.instance_id,
+                &batch,
+            )
+            .await;
+            for (execution, result) in batch.iter().zip(results) {
+                after_apply(&engine, execution, result).await;
+            }
+        })
         .await;
-        for (execution, result) in batch.drain(..).zip(results) {
-            after_apply(&engine, &execution, result);
+        if applied.is_none() {
+            engine.catch_up.all();
         }
+        batch.clear();
     }
 }
 
-fn after_apply(
+/// Keeps a report orderd cannot apply, and says so.
+async fn quarantine_report(
+    engine: &Engine,
+    report: &ExecutionReport,
+    reason: &str,
+    raw: &serde_json::Value,
+) {
+    tracing::error!(exec_id = %report.exec_id, client_order_id = %report.client_order_id,
+        reason, "venue report quarantined");
+    metrics::counter!(names::REPORTS_QUARANTINED, "reason" => "invalid_report").increment(1);
+    if let Err(error) = crate::store::quarantine::quarantine(
+        &engine.pool,
+        FillSource::Stream.as_str(),
+        Some(&report.client_order_id),
+        None,
+        Some(&report.exec_id),
+        reason,
+        raw,
+    )
+    .await
+    {
+        tracing::error!(%error, "recording a quarantined report");
+    }
+}
+
+async fn after_apply(
     engine: &Engine,
     execution: &Execution,
     result: Result<Applied, fill_store::ApplyError>,
@@ -366,10 +405,35 @@ fn after_apply(
         Ok(Applied::UnknownOrder) => {
             tracing::debug!(client_order_id = %execution.venue_client_order_id, "report for an order orderd does not know");
         }
+        Err(error @ fill_store::ApplyError::Overfill { .. }) => {
+            // Applying it again cannot help: keep it for an operator.
+            quarantine_execution(engine, execution, &error.to_string()).await;
+        }
         Err(error) => {
             // This report is lost to us; the venue still has it.
             tracing::error!(%error, "applying a venue report; catching up");
             engine.catch_up.all();
         }
+    }
+}
+
+/// Keeps an execution the apply function refused, and says so.
+pub(super) async fn quarantine_execution(engine: &Engine, execution: &Execution, reason: &str) {
+    tracing::error!(client_order_id = %execution.venue_client_order_id, reason,
+        "venue news quarantined");
+    metrics::counter!(names::REPORTS_QUARANTINED, "reason" => "refused_by_apply").increment(1);
+    let raw = serde_json::to_value(execution).unwrap_or_default();
+    if let Err(error) = crate::store::quarantine::quarantine(
+        &engine.pool,
+        execution.source.as_str(),
+        Some(&execution.venue_client_order_id),
+        None,
+        execution.fill.as_ref().map(|f| &f.exec_id),
+        reason,
+        &raw,
+    )
+    .await
+    {
+        tracing::error!(%error, "recording a quarantined report");
     }
 }

@@ -55,7 +55,10 @@ impl Reconciler {
         Duration::from_millis(self.settings.settle_time_ms)
     }
 
-    /// Performs `finding`'s repair and records both.
+    /// Performs `finding`'s repair and records both. A repair that
+    /// changes something outside (a cancel, a release, a settlement sent
+    /// again) has its finding written first: its intent is on record
+    /// before the call leaves.
     async fn act(
         &self,
         tally: &mut Tally,
@@ -64,11 +67,39 @@ impl Reconciler {
         subject: Option<String>,
     ) {
         let engine = &self.engine;
+        let mutating = match &finding.repair {
+            Repair::CancelAtVenue { .. } | Repair::ReleaseHold { .. } => true,
+            Repair::Settle { .. } => finding.kind == "settlement_missing_in_ledger",
+            _ => false,
+        };
+        let finding_id = if mutating {
+            match crate::store::reconcile::finding_intent(
+                &engine.pool,
+                tally.run_id,
+                &finding,
+                order.map(|o| o.order_id),
+                subject.as_deref(),
+                &format!("requested: {:?}", finding.repair),
+            )
+            .await
+            {
+                Ok(id) => Some(id),
+                Err(error) => {
+                    tally
+                        .errors
+                        .push(format!("recording a repair's intent: {error}"));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let (action, ok) = match &finding.repair {
             Repair::None => (
                 match finding.classification {
                     Classification::Pending => "none yet: in flight".to_string(),
-                    _ => "alert: needs an operator".to_string(),
+                    Classification::Resolvable => "reported; nothing left to repair".to_string(),
+                    Classification::Unresolvable => "alert: needs an operator".to_string(),
                 },
                 None,
             ),
@@ -104,12 +135,30 @@ impl Reconciler {
                 }
             }
             Repair::Settle { exec_id } => {
-                match settlements::requeue_settlement(&engine.pool, exec_id).await {
-                    Ok(()) => {
-                        engine.settler_wake.notify_one();
-                        ("settlement re-sent under its key".to_string(), Some(true))
+                // An unsettled fill is made due; a settled one (final) is
+                // sent again under its key without touching its state.
+                let settled = finding.kind == "settlement_missing_in_ledger";
+                if settled {
+                    match settlements::settlement_of(&engine.pool, exec_id).await {
+                        Ok(Some(work)) => match crate::engine::settler::resend(engine, &work).await
+                        {
+                            Ok(s) => (
+                                format!("settlement re-sent under its key: {}", s.id),
+                                Some(true),
+                            ),
+                            Err(error) => (format!("re-send failed: {error}"), Some(false)),
+                        },
+                        Ok(None) => ("no such fill".to_string(), Some(false)),
+                        Err(error) => (format!("reading the fill failed: {error}"), Some(false)),
                     }
-                    Err(error) => (format!("requeue failed: {error}"), Some(false)),
+                } else {
+                    match settlements::requeue_settlement(&engine.pool, exec_id).await {
+                        Ok(()) => {
+                            engine.settler_wake.notify_one();
+                            ("settlement due again under its key".to_string(), Some(true))
+                        }
+                        Err(error) => (format!("requeue failed: {error}"), Some(false)),
+                    }
                 }
             }
             Repair::MarkSettled { exec_id } => {
@@ -166,12 +215,21 @@ impl Reconciler {
                 None => ("nothing to drive".to_string(), Some(false)),
             },
         };
+        if let Some(id) = finding_id
+            && let Err(error) =
+                crate::store::reconcile::finding_done(&engine.pool, id, &action, ok).await
+        {
+            tally
+                .errors
+                .push(format!("recording a repair's outcome: {error}"));
+        }
         tally.findings.push(RecordedFinding {
             finding,
             order_id: order.map(|o| o.order_id),
             subject,
             action,
             action_ok: ok,
+            finding_id,
         });
     }
 }
@@ -300,6 +358,26 @@ pub(super) async fn balances(
     let since = since
         .map(|s| s - chrono::Duration::seconds(60))
         .unwrap_or_else(|| Utc::now() - lookback);
+    for late in scans::late_fills(pool, since, r.settings.batch).await? {
+        tally.examined += 1;
+        let order = order_store::load(pool, late.order_id).await?;
+        let finding = Finding {
+            kind: "late_fill",
+            classification: Classification::Resolvable,
+            repair: Repair::None,
+            detail: format!(
+                "{} arrived after the hold was released; settled from free balance ({})",
+                late.exec_id, late.settlement_state
+            ),
+        };
+        r.act(
+            tally,
+            finding,
+            order.as_ref(),
+            Some(late.exec_id.to_string()),
+        )
+        .await;
+    }
     let orders = scans::terminal_with_holds(pool, since, r.settings.batch).await?;
     for order in orders {
         tally.examined += 1;

@@ -72,6 +72,7 @@ pub struct RunSummary {
 /// What a job collects while it runs.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
+    pub run_id: i64,
     pub examined: u64,
     pub findings: Vec<RecordedFinding>,
     pub errors: Vec<String>,
@@ -116,7 +117,10 @@ impl Reconciler {
         let since = store::last_run_start(pool, job.as_str()).await?;
         let run_id =
             store::start_run(pool, job.as_str(), scheduled_for, self.engine.instance_id).await?;
-        let mut tally = Tally::default();
+        let mut tally = Tally {
+            run_id,
+            ..Tally::default()
+        };
         let result = match job {
             Job::OpenOrders => jobs::open_orders(self, &mut tally).await,
             Job::UnknownOutcomes => jobs::unknown_outcomes(self, &mut tally).await,

@@ -19,7 +19,7 @@ use super::orders::{CorruptRow, OrderRecord};
 use super::trade_updates::{FillNote, TradeUpdates, trade_event, trade_update_payload};
 use super::types::{statement, terminal_timestamps};
 pub use crate::domain::fills::FillSource;
-use crate::domain::fills::{self, Fill, Overfill, SettlementState};
+use crate::domain::fills::{self, Fill, FoldError, SettlementState};
 use crate::domain::ids::{ExecId, VenueClientOrderId, VenueOrderId};
 use crate::domain::lifecycle::{
     ActionState, EventRecord, Step, VenueNews, VenueStatus, on_venue_news,
@@ -30,7 +30,7 @@ pub const VENUE_STREAM_LEASE: &str = "venue_stream";
 
 /// One piece of venue news about an order: an execution (a fill when
 /// `fill` is set) or a status observation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Execution {
     pub venue_client_order_id: VenueClientOrderId,
     pub venue_order_id: VenueOrderId,
@@ -44,7 +44,7 @@ pub struct Execution {
     pub fencing_token: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ExecutionFill {
     pub exec_id: ExecId,
     pub qty: Decimal,
@@ -86,9 +86,10 @@ pub enum Applied {
 pub enum ApplyError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
-    /// More shares filled than ordered: a bug somewhere, never absorbed.
+    /// More shares filled than ordered, or numbers out of range: never
+    /// absorbed; the report is quarantined.
     #[error("order {order_id}: {source}")]
-    Overfill { order_id: Uuid, source: Overfill },
+    Overfill { order_id: Uuid, source: FoldError },
     #[error(transparent)]
     Corrupt(#[from] CorruptRow),
     /// The exec id is already recorded for another order: a venue that
@@ -196,8 +197,8 @@ const FILLS_FOR_APPLY: &str = "SELECT exec_id, qty, price, order_id = $1 FROM fi
 static APPLY: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| {
     statement(format!(
         "WITH fill AS (
-         INSERT INTO fills (exec_id, order_id, qty, price, transact_time, source)
-         SELECT $13, $1, $14, $15, $16, $17 WHERE $13::text IS NOT NULL
+         INSERT INTO fills (exec_id, order_id, qty, price, transact_time, source, late)
+         SELECT $13, $1, $14, $15, $16, $17, $22 WHERE $13::text IS NOT NULL
          ON CONFLICT (exec_id) DO NOTHING
          RETURNING exec_id),
          updated AS (
@@ -311,7 +312,7 @@ async fn apply_in(
                 });
             }
             let summary = fills::fold(order.qty, &all).map_err(|source| {
-                tracing::error!(%order_id, %source, "BUG: fills exceed the order quantity");
+                tracing::error!(%order_id, %source, "fills that cannot be the order's");
                 ApplyError::Overfill { order_id, source }
             })?;
             debug_assert!(
@@ -356,6 +357,12 @@ async fn apply_in(
             fill.map(ExecutionFill::note).as_ref(),
         )
     });
+    // The hold is gone: this fill is settled from free balance.
+    let late = new_fill && current.step == Step::Closed && current.hold_id.is_some();
+    if late {
+        tracing::warn!(%order_id, "a fill arrived after the order's hold was released");
+        metrics::counter!(crate::metrics::names::LATE_FILLS).increment(1);
+    }
     let events = EventColumns::of(&events);
 
     let inserted: i64 = sqlx::query_scalar(*APPLY)
@@ -380,6 +387,7 @@ async fn apply_in(
         .bind(events.steps)
         .bind(events.states)
         .bind(events.details)
+        .bind(late)
         .fetch_one(&mut **tx)
         .await?;
     if inserted != i64::from(new_fill) {

@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod instances;
 pub mod operator;
 pub mod orders;
+pub mod quarantine;
 pub mod reconcile;
 pub mod recovery;
 pub mod scans;
@@ -35,7 +36,7 @@ type StatementList = fn() -> Vec<(&'static str, &'static str)>;
 
 /// Every statement orderd runs, as `(module::NAME, sql)`.
 pub fn statements() -> Vec<(String, &'static str)> {
-    let modules: [(&str, StatementList); 12] = [
+    let modules: [(&str, StatementList); 13] = [
         ("accounts", accounts::statements),
         ("events", events::statements),
         ("executions", executions::statements),
@@ -43,6 +44,7 @@ pub fn statements() -> Vec<(String, &'static str)> {
         ("instances", instances::statements),
         ("operator", operator::statements),
         ("orders", orders::statements),
+        ("quarantine", quarantine::statements),
         ("reconcile", reconcile::statements),
         ("recovery", recovery::statements),
         ("scans", scans::statements),

@@ -19,7 +19,9 @@ use crate::domain::order::{OrderType, Side, TimeInForce};
 
 /// The recovery-step encoding this binary writes. A newer binary that
 /// changes what a step means bumps it and keeps reading older rows.
-pub const RECOVERY_VERSION: i16 = 1;
+/// Version 2 added the `sent` step state (an intent recorded by the
+/// current claim); version 1 rows never hold it and read unchanged.
+pub const RECOVERY_VERSION: i16 = 2;
 
 /// An order row, decoded once: every lifecycle value is its domain type
 /// (a value this binary does not know fails the read, naming it).
@@ -63,6 +65,14 @@ pub struct OrderRecord {
     pub cancel_requested_at: Option<DateTime<Utc>>,
     pub venue_status: Option<VenueStatus>,
     pub venue_cum_qty: Decimal,
+    /// The claim that drives the order now (a fresh token per claim);
+    /// every write a driver makes checks it.
+    pub lease_token: Option<i64>,
+    /// When the intent to place the order was first recorded.
+    pub placement_sent_at: Option<DateTime<Utc>>,
+    /// When it was last recorded: the placement's `timestamp` at the venue.
+    pub placement_last_sent_at: Option<DateTime<Utc>>,
+    pub parked_step: Option<Step>,
 }
 
 /// A row whose values break a rule the code relies on (a negative attempt
@@ -92,6 +102,8 @@ impl OrderRecord {
             venue_order_id: self.venue_order_id.clone(),
             reject_reason: self.reject_reason(),
             cancel_requested: self.cancel_requested_at.is_some(),
+            placement_sent: self.placement_sent_at.is_some(),
+            parked_step: self.parked_step,
         })
     }
 
@@ -124,9 +136,11 @@ const INSERT_ORDER: &str = "WITH inserted AS (
      INSERT INTO orders (order_id, account_id, client_order_id, venue_client_order_id,
                          request_fingerprint, symbol, side, order_type, time_in_force, qty,
                          limit_price, status, step, step_state, recovery_version,
-                         hold_asset, hold_amount, hold_rate, lease_owner, lease_expires_at)
+                         hold_asset, hold_amount, hold_rate, lease_owner, lease_expires_at,
+                         lease_token)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $21, $18, $22,
-             $12, $13, $14, $15, $16, now() + make_interval(secs => $17::float8 / 1000))
+             $12, $13, $14, $15, $16, now() + make_interval(secs => $17::float8 / 1000),
+             nextval('lease_tokens'))
      ON CONFLICT (account_id, client_order_id) DO NOTHING
      RETURNING *),
      events AS (
@@ -135,8 +149,9 @@ const INSERT_ORDER: &str = "WITH inserted AS (
      SELECT * FROM inserted";
 
 /// Inserts the order and its `reserve requested` event, and takes the
-/// lease for `instance_id`, in one statement (in the caller's transaction
-/// or on its own). Returns the row, or `None` when the account already has
+/// lease for `instance_id` with a fresh token, in one statement (in the
+/// caller's transaction or on its own). The hold's intent is in it: the
+/// order starts `reserve`/`sent`, for the driver that accepted it. Returns the row, or `None` when the account already has
 /// an order with this client_order_id (nothing written).
 pub async fn insert_order<'e>(
     executor: impl sqlx::PgExecutor<'e>,
@@ -144,7 +159,7 @@ pub async fn insert_order<'e>(
     instance_id: Uuid,
     lease_ms: u64,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
-    let accepted = Lifecycle::accepted();
+    let accepted = Lifecycle::accepted_and_reserving();
     sqlx::query_as(INSERT_ORDER)
         .bind(row.order_id)
         .bind(row.account_id)

@@ -83,11 +83,57 @@ pub struct RecordedFinding {
     pub subject: Option<String>,
     pub action: String,
     pub action_ok: Option<bool>,
+    /// Set when the finding was written before its repair was made (a
+    /// repair that changes something outside: its intent is on record).
+    pub finding_id: Option<i64>,
 }
 
 const INSERT_FINDING: &str = "INSERT INTO reconciliation_findings
                  (run_id, kind, classification, order_id, subject, detail, action, action_ok)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+          RETURNING finding_id";
+
+/// Writes a finding before its repair is made: `action` says what is
+/// about to be done, its result unknown until [`finding_done`].
+pub async fn finding_intent(
+    pool: &PgPool,
+    run_id: i64,
+    finding: &Finding,
+    order_id: Option<Uuid>,
+    subject: Option<&str>,
+    action: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(INSERT_FINDING)
+        .bind(run_id)
+        .bind(finding.kind)
+        .bind(finding.classification.as_str())
+        .bind(order_id)
+        .bind(subject)
+        .bind(&finding.detail)
+        .bind(action)
+        .bind(None::<bool>)
+        .fetch_one(pool)
+        .await
+}
+
+const FINDING_DONE: &str =
+    "UPDATE reconciliation_findings SET action = $2, action_ok = $3 WHERE finding_id = $1";
+
+/// Records what a repair written with [`finding_intent`] did.
+pub async fn finding_done(
+    pool: &PgPool,
+    finding_id: i64,
+    action: &str,
+    ok: Option<bool>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(FINDING_DONE)
+        .bind(finding_id)
+        .bind(action)
+        .bind(ok)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
 
 const FINISH_RUN: &str =
     "UPDATE reconciliation_runs SET finished_at = clock_timestamp(), examined = $2, findings = $3,
@@ -101,7 +147,7 @@ pub async fn finish_run(
     errors: &[String],
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    for f in findings {
+    for f in findings.iter().filter(|f| f.finding_id.is_none()) {
         sqlx::query(INSERT_FINDING)
             .bind(run_id)
             .bind(f.finding.kind)
@@ -111,7 +157,7 @@ pub async fn finish_run(
             .bind(&f.finding.detail)
             .bind(&f.action)
             .bind(f.action_ok)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
     }
     let repaired = findings
@@ -204,7 +250,7 @@ const ACQUIRE_LEASE: &str = "INSERT INTO leases (name, owner, fencing_token, exp
                 expires_at = now() + make_interval(secs => $3::float8 / 1000)
           WHERE leases.owner = $2 OR leases.expires_at < now()
              OR leases.owner IN (SELECT instance_id FROM instances
-                                  WHERE stopped_at IS NOT NULL
+                                  WHERE stopped_at IS NOT NULL OR fenced_at IS NOT NULL
                                      OR last_seen_at < now() - make_interval(secs => $4::float8 / 1000))
          RETURNING fencing_token";
 
@@ -299,6 +345,7 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("START_RUN", START_RUN),
         ("LAST_RUN_START", LAST_RUN_START),
         ("INSERT_FINDING", INSERT_FINDING),
+        ("FINDING_DONE", FINDING_DONE),
         ("FINISH_RUN", FINISH_RUN),
         ("LIST_RUNS", LIST_RUNS),
         ("LOAD_RUN", LOAD_RUN),

@@ -35,11 +35,19 @@ static RECORD_CHANGE: LazyLock<&'static str> = LazyLock::new(|| {
                 lease_owner = $11,
                 lease_expires_at = CASE WHEN $11::uuid IS NULL THEN NULL
                                         ELSE now() + make_interval(secs => $12::float8 / 1000) END,
+                lease_token = CASE WHEN $11::uuid IS NULL THEN NULL ELSE lease_token END,
+                placement_sent_at = CASE WHEN $19 THEN COALESCE(placement_sent_at, now())
+                                         ELSE placement_sent_at END,
+                -- A new placement intent (not one already on record).
+                placement_last_sent_at = CASE WHEN $4 = 'place' AND $5 = 'sent'
+                                                   AND NOT (step = 'place' AND step_state = 'sent')
+                                              THEN now() ELSE placement_last_sent_at END,
+                parked_step = $20,
                 submitted_at = CASE WHEN $8::text IS NOT NULL AND submitted_at IS NULL THEN now() ELSE submitted_at END,
                 {terminal_timestamps},
                 recovery_version = $14,
                 updated_at = now(), version = version + 1
-          WHERE order_id = $1 AND version = $2 AND lease_owner = $13
+          WHERE order_id = $1 AND version = $2 AND lease_token = $18
          RETURNING *),
          events AS (
          INSERT INTO order_events (order_id, step, state, detail, instance_id)
@@ -53,8 +61,9 @@ static RECORD_CHANGE: LazyLock<&'static str> = LazyLock::new(|| {
 /// Records a transition in one statement (so one implicit transaction and
 /// one round trip): the new recovery point and projection, the events, the
 /// retry timer and the lease. Applies only if the row is still at
-/// `order.version` and leased to `instance_id`; returns the row as
-/// written, or `None` when someone else moved it (reload). The trade
+/// `order.version` and its claim is still `order.lease_token` (the
+/// driver's own); returns the row as written, or `None` when someone else
+/// moved it (reload) or took it over. The trade
 /// update it causes is published after the commit.
 pub async fn record_change(
     pool: &PgPool,
@@ -65,9 +74,8 @@ pub async fn record_change(
     next_attempt_in_ms: u64,
     lease: LeaseAfter,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
-    debug_assert_eq!(
-        order.lease_owner,
-        Some(instance_id),
+    debug_assert!(
+        order.lease_owner == Some(instance_id) && order.lease_token.is_some(),
         "recording a step of an order whose lease this instance does not hold"
     );
     let next = &change.next;
@@ -99,6 +107,9 @@ pub async fn record_change(
         .bind(events.steps)
         .bind(events.states)
         .bind(events.details)
+        .bind(order.lease_token)
+        .bind(next.placement_sent)
+        .bind(next.parked_step)
         .fetch_optional(pool)
         .await?;
     if written.is_some()
@@ -132,21 +143,29 @@ pub async fn set_hold_amount(
 }
 
 /// SQL condition: the lease on `orders` is free. A lease is free when
-/// nobody holds it, it expired, or its holder's heartbeat is older than the
-/// dead-instance threshold (restart recovery does not wait out leases of a
-/// process that is gone). A lease this instance holds is **not** free: one
-/// of its own tasks is driving the order (a `POST`, the completer, a
-/// cancel), and a second driver would only repeat its keyed calls
-/// concurrently (`orderd bench` saw holds refused as "in flight").
-const LEASE_FREE_FRAGMENT: &str = "(lease_owner IS NULL OR lease_expires_at < now()
+/// nobody holds it, it expired, or its holder is dead: stopped, fenced by
+/// a successor under its name, found dead by a peer (its advisory lock
+/// was free), or silent for longer than the dead-instance threshold. A
+/// lease this instance holds is **not** free: one of its own tasks is
+/// driving the order (a `POST`, the completer, a cancel), and a second
+/// driver would only repeat its keyed calls concurrently.
+const LEASE_FREE_FRAGMENT: &str = "(lease_token IS NULL OR lease_expires_at < now()
      OR lease_owner IN (SELECT instance_id FROM instances
-                         WHERE stopped_at IS NOT NULL
+                         WHERE stopped_at IS NOT NULL OR fenced_at IS NOT NULL
                             OR last_seen_at < now() - make_interval(secs => $4::float8 / 1000)))";
+
+/// What a claim does besides taking the lease: a fresh token (the previous
+/// driver's writes now fail), a new version, and an intent the previous
+/// claim recorded becomes unknown (it may have sent the call).
+const CLAIM_SET_FRAGMENT: &str = "lease_owner = $2,
+                lease_expires_at = now() + make_interval(secs => $3::float8 / 1000),
+                lease_token = nextval('lease_tokens'),
+                step_state = CASE WHEN step_state = 'sent' THEN 'unknown' ELSE step_state END,
+                version = version + 1";
 
 static CLAIM: LazyLock<&'static str> = LazyLock::new(|| {
     statement(format!(
-        "UPDATE orders SET lease_owner = $2,
-                lease_expires_at = now() + make_interval(secs => $3::float8 / 1000)
+        "UPDATE orders SET {CLAIM_SET_FRAGMENT}
           WHERE order_id = $1 AND {LEASE_FREE_FRAGMENT}
          RETURNING *"
     ))
@@ -188,8 +207,7 @@ static CLAIM_DUE: LazyLock<&'static str> = LazyLock::new(|| {
              ORDER BY next_attempt_at
              LIMIT $1
              FOR UPDATE SKIP LOCKED)
-         UPDATE orders o SET lease_owner = $2,
-                lease_expires_at = now() + make_interval(secs => $3::float8 / 1000)
+         UPDATE orders o SET {CLAIM_SET_FRAGMENT}
            FROM due WHERE o.order_id = due.order_id
          RETURNING o.*, due.taken_over",
         driven = *DRIVEN_STEPS,
@@ -197,7 +215,7 @@ static CLAIM_DUE: LazyLock<&'static str> = LazyLock::new(|| {
 });
 
 /// The completer's pick: up to `limit` due orders in a driven step whose
-/// lease is free, leased to `instance_id` in the same statement
+/// lease is free, claimed for `instance_id` in the same statement
 /// (`FOR UPDATE SKIP LOCKED`, so instances never pick the same order).
 pub async fn claim_due(
     pool: &PgPool,
@@ -215,21 +233,43 @@ pub async fn claim_due(
         .await
 }
 
-const RELEASE_LEASE: &str = "UPDATE orders SET lease_owner = NULL, lease_expires_at = NULL
-      WHERE order_id = $1 AND lease_owner = $2";
+const RELEASE_LEASE: &str =
+    "UPDATE orders SET lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
+      WHERE order_id = $1 AND lease_token = $2";
 
-/// Gives up the lease without changing anything else.
+/// Gives up the claim `lease_token` without changing anything else.
 pub async fn release_lease(
     pool: &PgPool,
     order_id: Uuid,
-    instance_id: Uuid,
+    lease_token: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(RELEASE_LEASE)
         .bind(order_id)
-        .bind(instance_id)
+        .bind(lease_token)
         .execute(pool)
         .await?;
     Ok(())
+}
+
+const RENEW_LEASE: &str =
+    "UPDATE orders SET lease_expires_at = now() + make_interval(secs => $3::float8 / 1000)
+      WHERE order_id = $1 AND lease_token = $2
+     RETURNING lease_expires_at";
+
+/// Extends the claim `lease_token` to `lease_ms` from now; `None` when
+/// the claim is no longer the order's (taken over).
+pub async fn renew_lease(
+    pool: &PgPool,
+    order_id: Uuid,
+    lease_token: Option<i64>,
+    lease_ms: u64,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, sqlx::Error> {
+    sqlx::query_scalar(RENEW_LEASE)
+        .bind(order_id)
+        .bind(lease_token)
+        .bind(lease_ms as f64)
+        .fetch_optional(pool)
+        .await
 }
 
 /// What a cancel request did.
@@ -241,7 +281,22 @@ pub enum CancelRequest {
     Recorded(Box<OrderRecord>),
 }
 
-/// Why recording a cancel failed.
+const LOCK_FOR_ACCOUNT: &str =
+    "SELECT * FROM orders WHERE order_id = $1 AND ($2::uuid IS NULL OR account_id = $2) FOR UPDATE";
+
+/// A change made by someone other than the order's driver (a trader's
+/// cancel, an operator's resume): recovery point and projection, due now.
+/// It bumps the version, so a driver's write in flight is re-applied to it
+/// or dropped (`Engine::drive`).
+const RECORD_UNDRIVEN: &str =
+    "UPDATE orders SET status = $2, step = $3, step_state = $4, attempts = $5,
+            cancel_requested_at = CASE WHEN $6 THEN COALESCE(cancel_requested_at, now())
+                                       ELSE cancel_requested_at END,
+            parked_step = $7,
+            next_attempt_at = now(), updated_at = now(), version = version + 1
+      WHERE order_id = $1 RETURNING *";
+
+/// Why a change from outside the driver failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {
     #[error(transparent)]
@@ -250,14 +305,69 @@ pub enum CancelError {
     Corrupt(#[from] super::orders::CorruptRow),
 }
 
-const LOCK_FOR_ACCOUNT: &str =
-    "SELECT * FROM orders WHERE order_id = $1 AND account_id = $2 FOR UPDATE";
-
-const RECORD_CANCEL: &str =
-    "UPDATE orders SET status = $2, step = $3, step_state = $4, attempts = $5,
-            cancel_requested_at = COALESCE(cancel_requested_at, now()),
-            next_attempt_at = now(), updated_at = now(), version = version + 1
-      WHERE order_id = $1 RETURNING *";
+/// Locks `order_id` (of `account_id`, when given), asks `decide` for the
+/// change, records it with its events in one transaction, and publishes
+/// its trade update after the commit. `decide` returns `Err` to refuse
+/// (nothing written) or a change without events for "nothing to do".
+async fn change_undriven<E>(
+    pool: &PgPool,
+    updates: &TradeUpdates,
+    account_id: Option<Uuid>,
+    order_id: Uuid,
+    actor: Uuid,
+    decide: impl FnOnce(&lifecycle::Lifecycle) -> Result<Change, E>,
+) -> Result<Option<Result<OrderRecord, E>>, CancelError> {
+    let mut tx = pool.begin().await?;
+    let order: Option<OrderRecord> = sqlx::query_as(LOCK_FOR_ACCOUNT)
+        .bind(order_id)
+        .bind(account_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(order) = order else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let current = match order.lifecycle() {
+        Ok(current) => current,
+        Err(corrupt) => {
+            tx.rollback().await?;
+            return Err(corrupt.into());
+        }
+    };
+    let change = match decide(&current) {
+        Ok(change) => change,
+        Err(refused) => {
+            tx.rollback().await?;
+            return Ok(Some(Err(refused)));
+        }
+    };
+    if change.events.is_empty() {
+        tx.rollback().await?;
+        return Ok(Some(Ok(order)));
+    }
+    let next = &change.next;
+    let updated: OrderRecord = sqlx::query_as(RECORD_UNDRIVEN)
+        .bind(order_id)
+        .bind(next.status)
+        .bind(next.step)
+        .bind(next.step_state)
+        .bind(i32::try_from(next.attempts).unwrap_or(i32::MAX))
+        .bind(next.cancel_requested)
+        .bind(next.parked_step)
+        .fetch_one(&mut *tx)
+        .await?;
+    insert_events(&mut tx, order_id, actor, &change.events).await?;
+    tx.commit().await?;
+    if let Some(event) = trade_event(order.status, updated.status, false) {
+        updates.publish(trade_update_payload(
+            order.account_id,
+            order_id,
+            event,
+            None,
+        ));
+    }
+    Ok(Some(Ok(updated)))
+}
 
 /// Records the trader's cancel in one transaction (see
 /// `domain::lifecycle::request_cancel`); the driver does the rest.
@@ -268,49 +378,78 @@ pub async fn request_cancel(
     order_id: Uuid,
     instance_id: Uuid,
 ) -> Result<CancelRequest, CancelError> {
-    let mut tx = pool.begin().await?;
-    let order: Option<OrderRecord> = sqlx::query_as(LOCK_FOR_ACCOUNT)
-        .bind(order_id)
-        .bind(account_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(order) = order else {
-        tx.rollback().await?;
-        return Ok(CancelRequest::NotFound);
-    };
-    let current = match order.lifecycle() {
-        Ok(current) => current,
-        Err(corrupt) => {
-            tx.rollback().await?;
-            return Err(corrupt.into());
+    let changed = change_undriven(
+        pool,
+        updates,
+        Some(account_id),
+        order_id,
+        instance_id,
+        lifecycle::request_cancel,
+    )
+    .await?;
+    Ok(match changed {
+        None => CancelRequest::NotFound,
+        Some(Err(done)) => CancelRequest::AlreadyTerminal(done.0),
+        Some(Ok(order)) => CancelRequest::Recorded(Box::new(order)),
+    })
+}
+
+/// What an operator's action on an order did.
+#[derive(Debug, Clone)]
+pub enum OperatorAction {
+    NotFound,
+    /// Refused, with why (not parked; already terminal).
+    Refused(String),
+    /// Recorded; the order as it is now (the completer drives it).
+    Done(Box<OrderRecord>),
+}
+
+/// An operator resumes a parked order (`domain::lifecycle::resume`).
+pub async fn resume(
+    pool: &PgPool,
+    updates: &TradeUpdates,
+    order_id: Uuid,
+    operator: &str,
+    actor: Uuid,
+) -> Result<OperatorAction, CancelError> {
+    let changed = change_undriven(pool, updates, None, order_id, actor, |current| {
+        lifecycle::resume(current, operator)
+    })
+    .await?;
+    Ok(match changed {
+        None => OperatorAction::NotFound,
+        Some(Err(refused)) => OperatorAction::Refused(refused.to_string()),
+        Some(Ok(order)) => OperatorAction::Done(Box::new(order)),
+    })
+}
+
+/// An operator cancels an order as its trader would, and resumes it if it
+/// was parked so the cancel is carried out.
+pub async fn operator_cancel(
+    pool: &PgPool,
+    updates: &TradeUpdates,
+    order_id: Uuid,
+    operator: &str,
+    actor: Uuid,
+) -> Result<OperatorAction, CancelError> {
+    let changed = change_undriven(pool, updates, None, order_id, actor, |current| {
+        let mut change = lifecycle::request_cancel(current).map_err(|e| e.to_string())?;
+        for event in &mut change.events {
+            event.detail["by_operator"] = serde_json::json!(operator);
         }
-    };
-    let change = match lifecycle::request_cancel(&current) {
-        Ok(change) => change,
-        Err(done) => {
-            tx.rollback().await?;
-            return Ok(CancelRequest::AlreadyTerminal(done.0));
+        if change.next.step == crate::domain::lifecycle::Step::Parked {
+            let resumed = lifecycle::resume(&change.next, operator).map_err(|e| e.to_string())?;
+            change.events.extend(resumed.events);
+            change.next = resumed.next;
         }
-    };
-    if change.events.is_empty() {
-        tx.rollback().await?;
-        return Ok(CancelRequest::Recorded(Box::new(order)));
-    }
-    let next = &change.next;
-    let updated: OrderRecord = sqlx::query_as(RECORD_CANCEL)
-        .bind(order_id)
-        .bind(next.status)
-        .bind(next.step)
-        .bind(next.step_state)
-        .bind(i32::try_from(next.attempts).unwrap_or(i32::MAX))
-        .fetch_one(&mut *tx)
-        .await?;
-    insert_events(&mut tx, order_id, instance_id, &change.events).await?;
-    tx.commit().await?;
-    if let Some(event) = trade_event(order.status, updated.status, false) {
-        updates.publish(trade_update_payload(account_id, order_id, event, None));
-    }
-    Ok(CancelRequest::Recorded(Box::new(updated)))
+        Ok::<_, String>(change)
+    })
+    .await?;
+    Ok(match changed {
+        None => OperatorAction::NotFound,
+        Some(Err(refused)) => OperatorAction::Refused(refused),
+        Some(Ok(order)) => OperatorAction::Done(Box::new(order)),
+    })
 }
 
 /// Every statement of this module, for the test that prepares them all.
@@ -321,7 +460,8 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("CLAIM", *CLAIM),
         ("CLAIM_DUE", *CLAIM_DUE),
         ("RELEASE_LEASE", RELEASE_LEASE),
+        ("RENEW_LEASE", RENEW_LEASE),
         ("LOCK_FOR_ACCOUNT", LOCK_FOR_ACCOUNT),
-        ("RECORD_CANCEL", RECORD_CANCEL),
+        ("RECORD_UNDRIVEN", RECORD_UNDRIVEN),
     ]
 }

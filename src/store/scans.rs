@@ -116,6 +116,30 @@ pub async fn terminal_with_holds(
         .await
 }
 
+/// A fill that arrived after its order's hold was released.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LateFill {
+    pub exec_id: ExecId,
+    pub order_id: Uuid,
+    pub settlement_state: SettlementState,
+}
+
+const LATE_FILLS: &str = "SELECT exec_id, order_id, settlement_state FROM fills
+      WHERE late AND created_at >= $1 ORDER BY created_at LIMIT $2";
+
+/// Late fills recorded since `since`.
+pub async fn late_fills(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<LateFill>, sqlx::Error> {
+    sqlx::query_as(LATE_FILLS)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+}
+
 /// Every statement of this module, for the test that prepares them all.
 pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -123,5 +147,6 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("STUCK", *STUCK),
         ("UNSETTLED_FILLS", UNSETTLED_FILLS),
         ("TERMINAL_WITH_HOLDS", *TERMINAL_WITH_HOLDS),
+        ("LATE_FILLS", LATE_FILLS),
     ]
 }

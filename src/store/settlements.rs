@@ -31,6 +31,8 @@ pub struct SettlementWork {
     pub hold_id: Option<HoldId>,
     pub hold_rate: Option<Decimal>,
     pub balances_account_id: String,
+    /// This claim's token: only its own outcome is recorded under it.
+    pub settle_token: i64,
 }
 
 static CLAIM_SETTLEMENTS: LazyLock<&'static str> = LazyLock::new(|| {
@@ -42,18 +44,22 @@ static CLAIM_SETTLEMENTS: LazyLock<&'static str> = LazyLock::new(|| {
              ORDER BY next_settle_at LIMIT $1
              FOR UPDATE SKIP LOCKED),
          taken AS (
-            UPDATE fills f SET settle_lease_until = now() + make_interval(secs => $2::float8 / 1000)
+            UPDATE fills f SET settle_lease_until = now() + make_interval(secs => $2::float8 / 1000),
+                   settle_token = nextval('lease_tokens')
               FROM due WHERE f.exec_id = due.exec_id
-            RETURNING f.exec_id, f.order_id, f.qty, f.price, f.settlement_attempts)
+            RETURNING f.exec_id, f.order_id, f.qty, f.price, f.settlement_attempts, f.settle_token)
          SELECT t.exec_id, t.order_id, t.qty, t.price, t.settlement_attempts,
-                o.side, o.symbol, o.hold_id, o.hold_rate, a.balances_account_id
+                o.side, o.symbol, o.hold_id, o.hold_rate, a.balances_account_id, t.settle_token
            FROM taken t JOIN orders o USING (order_id) JOIN accounts a ON a.account_id = o.account_id",
         unsettled = *UNSETTLED,
     ))
 });
 
 /// Takes up to `limit` due unsettled fills for `lease_ms` (SKIP LOCKED, so
-/// instances share the queue).
+/// instances share the queue), each under a fresh claim token. The claim
+/// is the settlement's intent: a fill claimed and not recorded may have
+/// been sent, and is sent again (keyed by its exec id) once the claim
+/// expires.
 pub async fn claim_settlements(
     pool: &PgPool,
     limit: u32,
@@ -107,14 +113,18 @@ pub struct SettlementAttempt {
 
 const RECORD_SETTLEMENTS: &str = "WITH input AS (
      SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::bool[],
-                          $6::float8[], $7::text[], $8::jsonb[])
+                          $6::float8[], $7::text[], $8::jsonb[], $12::int8[])
                 AS i(exec_id, order_id, state, settlement_id, flagged, retry_ms,
-                     event_state, detail)),
+                     event_state, detail, token)),
+     -- Settled is final, whichever claim learned it: never moved back.
      settled AS (
      UPDATE fills f SET settlement_state = 'settled', settlement_id = i.settlement_id,
             settlement_flagged = i.flagged, settled_at = now(), settle_lease_until = NULL
-       FROM input i WHERE f.exec_id = i.exec_id AND i.state = 'settled'),
-     -- An unknown stays unknown until evidence says otherwise.
+       FROM input i WHERE f.exec_id = i.exec_id AND i.state = 'settled'
+                      AND f.settlement_state <> 'settled'),
+     -- Anything else only under the claim that made the attempt (a late
+     -- answer of an earlier claim cannot overwrite a later outcome), and
+     -- an unknown stays unknown until evidence says otherwise.
      retried AS (
      UPDATE fills f SET settlement_state = CASE WHEN f.settlement_state = 'unknown'
                                                      AND i.state = 'pending'
@@ -122,7 +132,8 @@ const RECORD_SETTLEMENTS: &str = "WITH input AS (
             settlement_attempts = f.settlement_attempts + 1,
             next_settle_at = now() + make_interval(secs => i.retry_ms / 1000),
             settle_lease_until = NULL
-       FROM input i WHERE f.exec_id = i.exec_id AND i.state <> 'settled'),
+       FROM input i WHERE f.exec_id = i.exec_id AND i.state <> 'settled'
+                      AND f.settle_token = i.token AND f.settlement_state <> 'settled'),
      nudged AS (
      UPDATE orders o SET next_attempt_at = now()
       WHERE o.order_id IN (SELECT w.order_id FROM orders w
@@ -155,6 +166,7 @@ pub async fn record_settlements(
     let mut retry_ms = Vec::with_capacity(n);
     let mut event_states = Vec::with_capacity(n);
     let mut details = Vec::with_capacity(n);
+    let mut tokens = Vec::with_capacity(n);
     for SettlementAttempt {
         work,
         outcome,
@@ -189,6 +201,7 @@ pub async fn record_settlements(
         retry_ms.push(*retry_in_ms as f64);
         event_states.push(event_state);
         details.push(serde_json::json!({ "settle": detail }));
+        tokens.push(work.settle_token);
     }
     sqlx::query(RECORD_SETTLEMENTS)
         .bind(exec_ids)
@@ -202,6 +215,7 @@ pub async fn record_settlements(
         .bind(instance_id)
         .bind(Step::Release)
         .bind(Step::Working)
+        .bind(tokens)
         .execute(pool)
         .await?;
     Ok(())
@@ -255,13 +269,11 @@ pub async fn mark_settled(
 }
 
 const REQUEUE_SETTLEMENT: &str =
-    "UPDATE fills SET settlement_state = CASE WHEN settlement_state = 'settled' THEN 'pending'
-                                              ELSE settlement_state END,
-            next_settle_at = now(), settle_lease_until = NULL
-      WHERE exec_id = $1";
+    "UPDATE fills SET next_settle_at = now(), settle_lease_until = NULL
+      WHERE exec_id = $1 AND settlement_state IN ('pending', 'unknown')";
 
-/// Makes a fill's settlement due now (a settled one is sent again; the
-/// keyed request replays at the ledger).
+/// Makes an unsettled fill's settlement due now. A settled fill is never
+/// touched: its state is final.
 pub async fn requeue_settlement(pool: &PgPool, exec_id: &ExecId) -> Result<(), sqlx::Error> {
     sqlx::query(REQUEUE_SETTLEMENT)
         .bind(exec_id)
@@ -270,16 +282,47 @@ pub async fn requeue_settlement(pool: &PgPool, exec_id: &ExecId) -> Result<(), s
     Ok(())
 }
 
-static UNSETTLED_COUNT: LazyLock<&'static str> = LazyLock::new(|| {
+const SETTLEMENT_OF: &str = "SELECT f.exec_id, f.order_id, f.qty, f.price, f.settlement_attempts,
+            o.side, o.symbol, o.hold_id, o.hold_rate, a.balances_account_id,
+            COALESCE(f.settle_token, 0) AS settle_token
+       FROM fills f JOIN orders o USING (order_id) JOIN accounts a ON a.account_id = o.account_id
+      WHERE f.exec_id = $1";
+
+/// What the settlement of one fill sends (for re-sending it under its
+/// key as a repair, without claiming it).
+pub async fn settlement_of(
+    pool: &PgPool,
+    exec_id: &ExecId,
+) -> Result<Option<SettlementWork>, sqlx::Error> {
+    sqlx::query_as(SETTLEMENT_OF)
+        .bind(exec_id)
+        .fetch_optional(pool)
+        .await
+}
+
+static SETTLEMENT_COUNTS: LazyLock<&'static str> = LazyLock::new(|| {
     statement(format!(
-        "SELECT count(*) FROM fills WHERE order_id = $1 AND settlement_state IN {unsettled}",
+        "SELECT count(*) FILTER (WHERE settlement_state IN {unsettled}) AS unsettled,
+                count(*) FILTER (WHERE settlement_state = 'failed') AS failed
+           FROM fills WHERE order_id = $1",
         unsettled = *UNSETTLED,
     ))
 });
 
-/// Fills of `order_id` not yet settled (pending or unknown).
-pub async fn unsettled_count(pool: &PgPool, order_id: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(*UNSETTLED_COUNT)
+/// How an order's fills stand at the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct SettlementCounts {
+    /// Pending or unknown.
+    pub unsettled: i64,
+    /// Refused by the ledger.
+    pub failed: i64,
+}
+
+pub async fn settlement_counts(
+    pool: &PgPool,
+    order_id: Uuid,
+) -> Result<SettlementCounts, sqlx::Error> {
+    sqlx::query_as(*SETTLEMENT_COUNTS)
         .bind(order_id)
         .fetch_one(pool)
         .await
@@ -293,6 +336,7 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("MARK_SETTLED", MARK_SETTLED),
         ("NUDGE_RELEASE", NUDGE_RELEASE),
         ("REQUEUE_SETTLEMENT", REQUEUE_SETTLEMENT),
-        ("UNSETTLED_COUNT", *UNSETTLED_COUNT),
+        ("SETTLEMENT_OF", SETTLEMENT_OF),
+        ("SETTLEMENT_COUNTS", *SETTLEMENT_COUNTS),
     ]
 }

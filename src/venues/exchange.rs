@@ -24,6 +24,11 @@ pub struct PlaceOrderRequest {
     pub qty: Decimal,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_price: Option<Decimal>,
+    /// When the placement's intent was recorded (ms since the epoch), and
+    /// how long after it the venue may still take it: past that it refuses
+    /// it and creates nothing.
+    pub timestamp: i64,
+    pub recv_window_ms: u64,
 }
 
 /// The venue's view of an order.
@@ -62,6 +67,11 @@ pub enum PlaceResult {
     /// The venue already has an order with this client_order_id: ours, from
     /// an earlier attempt whose answer was lost.
     DuplicateClientOrderId,
+    /// The request reached the venue after its receive window: nothing was
+    /// created.
+    Expired {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +123,11 @@ impl ExchangeClient {
                     status, message, ..
                 }) if status == 422 && is_duplicate_client_order_id(&message) => {
                     Ok(PlaceResult::DuplicateClientOrderId)
+                }
+                Err(CallError::Definitive {
+                    status, message, ..
+                }) if status == 422 && message.contains("recv_window") => {
+                    Ok(PlaceResult::Expired { message })
                 }
                 Err(CallError::Definitive {
                     status, message, ..

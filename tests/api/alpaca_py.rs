@@ -39,8 +39,14 @@ async fn the_official_alpaca_sdk_works_unmodified() {
     let summary: Value = serde_json::from_slice(&output.stdout).expect("summary JSON");
     assert_eq!(summary["limit_status"], "new", "{summary}");
     assert_eq!(summary["limit_client_order_id"], "compat-limit-1");
-    assert_eq!(summary["market_status"], "new");
-    assert_eq!(summary["sell_status"], "new");
+    // A marketable order's answer may already show the venue's first
+    // fills (its report can overtake the answer).
+    for key in ["market_status", "sell_status"] {
+        assert!(
+            ["new", "partially_filled", "filled"].contains(&summary[key].as_str().unwrap_or("")),
+            "{key}: {summary}"
+        );
+    }
     assert_eq!(summary["orders_all"], 3);
     assert_eq!(summary["refused_status"], 403);
     assert_eq!(summary["refused_message"], "insufficient buying power");

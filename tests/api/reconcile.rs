@@ -140,6 +140,11 @@ async fn a_placement_the_venue_never_received_is_closed_rejected_after_the_grace
         reconciliation_only(s);
         s.lifecycle.submit_deadline_ms = 200;
         s.lifecycle.placement_grace_ms = 300;
+        // No send can reach the venue once 600 ms have passed since it.
+        s.exchange.request_timeout_ms = 500;
+        s.exchange.placement_window_ms = 600;
+        s.exchange.clock_skew_ms = 0;
+        s.lifecycle.lease_ms = 2000;
     })
     .await;
     let trader = stack.trader(&[("USD", "100000")]).await;
@@ -155,6 +160,9 @@ async fn a_placement_the_venue_never_received_is_closed_rejected_after_the_grace
     assert_eq!(reply.body["status"], "pending_new");
     tokio::time::sleep(Duration::from_millis(400)).await;
     stack.put_exchange_faults(json!({})).await;
+    // Past the grace window it is looked up, never sent again; once the
+    // last send's receive window has passed, not finding it is proof.
+    tokio::time::sleep(Duration::from_millis(800)).await;
 
     let run = stack.reconcile(Job::UnknownOutcomes).await;
     assert!(

@@ -83,6 +83,9 @@ pub fn test_settings() -> Settings {
     let mut settings = Settings::load_without_env(None).expect("default settings");
     settings.http.listen = "127.0.0.1:0".parse().expect("address");
     settings.database.max_connections = 8;
+    // Canceled orders keep their hold for late fills this long: short, so
+    // tests that wait for a release do not wait for it.
+    settings.lifecycle.late_fill_window_ms = 200;
     settings
 }
 

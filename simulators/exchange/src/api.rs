@@ -227,11 +227,73 @@ fn roll_lost(shared: &Shared, s: &mut VenueState, p: f64) -> Option<LostResponse
     }
 }
 
+/// Longest `recv_window_ms` a placement may carry.
+pub const RECV_WINDOW_MAX_MS: i64 = 60_000;
+
 async fn place_order(State(shared): SharedState, body: Body) -> ApiResult<Response> {
     let bytes = read_body(body).await?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::validation(format!("malformed JSON: {e}")))?;
-    let (client_order_id, parsed) = parse_place_order(&value);
+    // A request held in the network (fault): it reaches the venue later,
+    // whatever became of the connection that sent it.
+    let late = shared.with_state(|s| {
+        roll(&mut s.fault_rng, s.faults.late_arrival)
+            .then_some((s.faults.late_arrival_ms, s.faults.response_lost_delay_ms))
+    });
+    if let Some((arrive_after_ms, hang_ms)) = late {
+        shared.fault_counters.record(Fault::LateArrival);
+        let held = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(arrive_after_ms)).await;
+            let _ = place_arrived(&held, &value).await;
+        });
+        tokio::time::sleep(Duration::from_millis(hang_ms)).await;
+        return Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            codes::TIMEOUT,
+            "gateway timeout",
+        ));
+    }
+    place_arrived(&shared, &value).await
+}
+
+/// A placement's `timestamp` (ms since the epoch, when it was sent) and
+/// `recv_window_ms`, as Binance's: a request that reaches the venue after
+/// `timestamp + recv_window_ms` is refused and creates nothing, so a
+/// sender knows for certain that one it lost track of can no longer arrive.
+fn receive_window(value: &serde_json::Value, now: chrono::DateTime<Utc>) -> ApiResult<()> {
+    let timestamp = value.get("timestamp");
+    let window = value.get("recv_window_ms");
+    let (Some(timestamp), Some(window)) = (timestamp, window) else {
+        if timestamp.is_some() || window.is_some() {
+            return Err(ApiError::validation(
+                "timestamp and recv_window_ms go together",
+            ));
+        }
+        return Ok(());
+    };
+    let (Some(timestamp), Some(window)) = (timestamp.as_i64(), window.as_i64()) else {
+        return Err(ApiError::validation(
+            "timestamp and recv_window_ms must be integers (milliseconds)",
+        ));
+    };
+    if !(1..=RECV_WINDOW_MAX_MS).contains(&window) {
+        return Err(ApiError::validation(format!(
+            "recv_window_ms must be 1 to {RECV_WINDOW_MAX_MS}"
+        )));
+    }
+    let age_ms = now.timestamp_millis() - timestamp;
+    if age_ms > window {
+        return Err(ApiError::unprocessable(format!(
+            "request expired: it arrived {age_ms} ms after its timestamp, past its recv_window_ms of {window}"
+        )));
+    }
+    Ok(())
+}
+
+/// The placement as the venue processes it once it has arrived.
+async fn place_arrived(shared: &Shared, value: &serde_json::Value) -> ApiResult<Response> {
+    let (client_order_id, parsed) = parse_place_order(value);
     let now = Utc::now();
     let (order, lost) =
         shared.with_state(|s| -> ApiResult<(OrderResponse, Option<LostResponse>)> {
@@ -247,7 +309,8 @@ async fn place_order(State(shared): SharedState, body: Body) -> ApiResult<Respon
                     }
                 }
             }
-            gate(&shared, s)?;
+            gate(shared, s)?;
+            receive_window(value, now)?;
             let order = parsed.map_err(ApiError::validation)?;
             s.market.validate(&order).map_err(place_error)?;
             let (reject, lost) = if roll(&mut s.fault_rng, s.faults.reject_response_lost) {
@@ -265,7 +328,7 @@ async fn place_order(State(shared): SharedState, body: Body) -> ApiResult<Respon
                 (true, None)
             } else {
                 let p = s.faults.response_lost;
-                (false, roll_lost(&shared, s, p))
+                (false, roll_lost(shared, s, p))
             };
             let venue_reject = reject.then(|| VENUE_REJECT_REASON.to_owned());
             let id = s

@@ -42,6 +42,13 @@ pub struct FaultProfile {
     /// Cancel of an order with fills pending: the remaining qty fills first,
     /// the order ends filled and the cancel is answered `cancel_rejected`.
     pub fill_races_cancel: f64,
+    /// POST /v1/orders: the request is held in the network for
+    /// `late_arrival_ms` and only then reaches the venue, which processes
+    /// it then (creating the order, unless it carries a `recv_window_ms`
+    /// that has passed); the client gets a 504 after
+    /// `response_lost_delay_ms`, as with a lost response.
+    pub late_arrival: f64,
+    pub late_arrival_ms: u64,
     /// Any /v1 REST request: extra latency, uniform in
     /// `[latency_min_ms, latency_max_ms]`.
     pub latency: f64,
@@ -70,6 +77,8 @@ impl Default for FaultProfile {
             disconnect: 0.0,
             fill_after_cancel: 0.0,
             fill_races_cancel: 0.0,
+            late_arrival: 0.0,
+            late_arrival_ms: 3000,
             latency: 0.0,
             latency_min_ms: 0,
             latency_max_ms: 0,
@@ -96,6 +105,7 @@ impl FaultProfile {
             ("disconnect", self.disconnect),
             ("fill_after_cancel", self.fill_after_cancel),
             ("fill_races_cancel", self.fill_races_cancel),
+            ("late_arrival", self.late_arrival),
             ("latency", self.latency),
         ];
         for (name, p) in probabilities {
@@ -133,9 +143,10 @@ pub enum Fault {
     FillAfterCancel,
     FillRacesCancel,
     Latency,
+    LateArrival,
 }
 
-const FAULT_KINDS: usize = 14;
+const FAULT_KINDS: usize = 15;
 
 /// How many times each fault was injected since start (not cleared by reset).
 #[derive(Debug, Default)]
@@ -165,6 +176,7 @@ impl FaultCounters {
             fill_after_cancel: get(Fault::FillAfterCancel),
             fill_races_cancel: get(Fault::FillRacesCancel),
             latency: get(Fault::Latency),
+            late_arrival: get(Fault::LateArrival),
         }
     }
 }

@@ -291,6 +291,8 @@ pub struct FaultStats {
     pub fill_after_cancel: u64,
     pub fill_races_cancel: u64,
     pub latency: u64,
+    #[serde(default)]
+    pub late_arrival: u64,
 }
 
 /// `GET /admin/stats`. Counters since start (reset does not clear them),

@@ -114,15 +114,22 @@ fn check(name: &str, actual: &Value) {
 }
 
 /// A request body from its fixture (written from `default` when updating).
+/// A `timestamp` (a placement's) is the example's; it is sent as now, so
+/// the request is inside its receive window.
 fn request(name: &str, default: Value) -> Value {
-    if updating() {
+    let mut body: Value = if updating() {
         let text = serde_json::to_string_pretty(&default).expect("json") + "\n";
         std::fs::write(path(name), text).expect("write fixture");
-        return default;
+        default
+    } else {
+        let text =
+            std::fs::read_to_string(path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+        serde_json::from_str(&text).expect("fixture json")
+    };
+    if body.get("timestamp").is_some() {
+        body["timestamp"] = json!(chrono::Utc::now().timestamp_millis());
     }
-    let text =
-        std::fs::read_to_string(path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
-    serde_json::from_str(&text).expect("fixture json")
+    body
 }
 
 fn with_coid(mut body: Value, coid: &str) -> Value {
@@ -193,7 +200,8 @@ async fn rest_fixtures() {
     let limit = request(
         "place_order.request.json",
         json!({"client_order_id": "my-order-1", "symbol": "AAPL", "side": "buy", "type": "limit",
-               "time_in_force": "day", "qty": "10", "limit_price": "185.50"}),
+               "time_in_force": "day", "qty": "10", "limit_price": "185.50",
+               "timestamp": 1764504000000_i64, "recv_window_ms": 5000}),
     );
     let placed = sim.post_json("/v1/orders", &limit).await;
     assert_eq!(placed.status, StatusCode::OK, "{}", placed.body);
@@ -203,7 +211,8 @@ async fn rest_fixtures() {
     let market = request(
         "place_order.market.request.json",
         json!({"client_order_id": "my-order-2", "symbol": "AAPL", "side": "sell", "type": "market",
-               "time_in_force": "gtc", "qty": "30"}),
+               "time_in_force": "gtc", "qty": "30",
+               "timestamp": 1764504000000_i64, "recv_window_ms": 5000}),
     );
     let market_id = id_of(&sim.post_json("/v1/orders", &market).await);
     let filled = sim
