@@ -86,6 +86,31 @@ enum Command {
         duration: u64,
         #[arg(long, default_value = ".orderd/chaos")]
         work_dir: PathBuf,
+        /// Run the schedule explorer instead: every crash point x racing
+        /// actor x venue behaviour (see --list), a row per schedule and a
+        /// matrix; a failing schedule replays with --filter NAME.
+        #[arg(long)]
+        explore: bool,
+        /// With --explore: only schedules whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// With --explore: the CI subset (a fixed core, plus --sample more
+        /// drawn with --sample-seed).
+        #[arg(long)]
+        ci: bool,
+        /// With --explore: draw this many schedules.
+        #[arg(long)]
+        sample: Option<usize>,
+        /// With --explore: the seed of --sample (default: today's date, so
+        /// CI rotates through the matrix day by day).
+        #[arg(long)]
+        sample_seed: Option<u64>,
+        /// With --explore: stacks run side by side.
+        #[arg(long, default_value_t = 2)]
+        lanes: usize,
+        /// With --explore: print the crash points and schedules, run none.
+        #[arg(long)]
+        list: bool,
     },
     /// The benchmark, against a local stack with faults off: settled
     /// orders/s, POST latency at half of peak, submit-to-settled latency,
@@ -128,6 +153,10 @@ enum AccountCommand {
         /// The account at the balances service that holds its money.
         #[arg(long, value_name = "ID")]
         balances_account: String,
+        /// Create this many accounts at once, named NAME-1..NAME-N over
+        /// balances accounts ID-1..ID-N; one JSON object per line.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
     },
 }
 
@@ -284,9 +313,34 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Chaos {
+            explore: true,
+            work_dir,
+            filter,
+            ci,
+            sample,
+            sample_seed,
+            lanes,
+            list,
+            ..
+        } => {
+            let options = orderd::harness::explore::ExploreOptions {
+                work_dir: work_dir.join("explore"),
+                filter,
+                ci,
+                sample,
+                sample_seed: sample_seed.unwrap_or_else(|| {
+                    u64::try_from(chrono::Utc::now().timestamp() / 86_400).unwrap_or(0)
+                }),
+                lanes,
+                list,
+            };
+            orderd::harness::explore::explore(&options).await
+        }
+        Command::Chaos {
             seeds,
             duration,
             work_dir,
+            ..
         } => {
             let seeds: Vec<u64> = if seeds.contains(',') {
                 seeds
@@ -399,6 +453,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 AccountCommand::Create {
                     name,
                     balances_account,
+                    count,
                 },
         } => {
             let name = name.trim().to_string();
@@ -406,15 +461,37 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if name.is_empty() || balances_account.is_empty() {
                 anyhow::bail!("--name and --balances-account must not be empty");
             }
+            if count == 0 || count > 100_000 {
+                anyhow::bail!("--count must be 1 to 100000");
+            }
             let database =
                 Database::open(&settings.database, EmbeddedAccess::AttachOrStart).await?;
-            let created =
-                orderd::store::accounts::create_account(&database.pool, &name, &balances_account)
-                    .await;
+            let mut printed = Vec::new();
+            let mut failed = None;
+            for i in 1..=count {
+                let (name, balances) = if count == 1 {
+                    (name.clone(), balances_account.clone())
+                } else {
+                    (format!("{name}-{i}"), format!("{balances_account}-{i}"))
+                };
+                match orderd::store::accounts::create_account(&database.pool, &name, &balances)
+                    .await
+                {
+                    Ok(credentials) => printed.push(serde_json::to_string(&credentials)?),
+                    Err(error) => {
+                        failed = Some(error);
+                        break;
+                    }
+                }
+            }
             database.close().await;
-            let credentials = created?;
-            println!("{}", serde_json::to_string(&credentials)?);
-            Ok(())
+            for line in printed {
+                println!("{line}");
+            }
+            match failed {
+                Some(error) => Err(error.into()),
+                None => Ok(()),
+            }
         }
         Command::Db {
             command: DbCommand::Run { data_dir, no_fsync },

@@ -39,7 +39,51 @@ pub enum EmbeddedAccess {
 #[derive(Debug)]
 pub struct Database {
     pub pool: PgPool,
-    embedded: Option<EmbeddedPostgres>,
+    embedded: Option<Arc<EmbeddedPostgres>>,
+    /// Restarts the owned embedded cluster if its postmaster dies.
+    watchdog: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::watch::Sender<bool>,
+    )>,
+}
+
+/// How often the owner of the embedded cluster checks it still runs.
+pub const EMBEDDED_WATCHDOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keeps the owned embedded cluster running: if its postmaster dies (a
+/// crash, a SIGKILL), it is started again — Postgres recovers from its
+/// WAL, so nothing committed is lost — and the pool's connections, the
+/// liveness connection and the listeners reconnect by themselves.
+fn watch_embedded(
+    pg: Arc<EmbeddedPostgres>,
+    options: ClusterOptions,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                // The next check, or the stop.
+                _ = tokio::time::sleep(EMBEDDED_WATCHDOG_INTERVAL) => {}
+                _ = stopped.changed() => return,
+            }
+            let pg = pg.clone();
+            let options = options.clone();
+            match tokio::task::spawn_blocking(move || pg.ensure_running(&options)).await {
+                Ok(Ok(false)) => {}
+                Ok(Ok(true)) => {
+                    tracing::warn!("the embedded PostgreSQL had stopped; started it again");
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "the embedded PostgreSQL is down; retrying");
+                }
+                Err(error) => tracing::error!(%error, "embedded PostgreSQL watchdog"),
+            }
+        }
+    });
+    (task, stop)
 }
 
 impl Database {
@@ -59,10 +103,11 @@ impl Database {
                     })?,
                     ..ClusterOptions::default()
                 };
+                let start_options = cluster_options.clone();
                 let pg = tokio::task::spawn_blocking(move || match access {
-                    EmbeddedAccess::Own => EmbeddedPostgres::start(&dir, &cluster_options),
+                    EmbeddedAccess::Own => EmbeddedPostgres::start(&dir, &start_options),
                     EmbeddedAccess::AttachOrStart => {
-                        EmbeddedPostgres::attach_or_start(&dir, &cluster_options)
+                        EmbeddedPostgres::attach_or_start(&dir, &start_options)
                     }
                 })
                 .await
@@ -85,11 +130,24 @@ impl Database {
                     owner = pg.is_owner(),
                     "embedded PostgreSQL ready"
                 );
-                (pg.connect_options(EMBEDDED_DATABASE), Some(pg))
+                (
+                    pg.connect_options(EMBEDDED_DATABASE),
+                    Some((Arc::new(pg), cluster_options)),
+                )
             }
         };
         let pool = db::build_pool(options, settings);
-        let database = Self { pool, embedded };
+        let watchdog = match (&embedded, access) {
+            (Some((pg, options)), EmbeddedAccess::Own) if pg.is_owner() => {
+                Some(watch_embedded(pg.clone(), options.clone()))
+            }
+            _ => None,
+        };
+        let database = Self {
+            pool,
+            embedded: embedded.map(|(pg, _)| pg),
+            watchdog,
+        };
         if let Err(error) = db::migrate(&database.pool).await {
             database.close().await;
             return Err(error).context("applying database migrations");
@@ -100,8 +158,16 @@ impl Database {
     /// Closes the pool, then stops the embedded cluster if this process
     /// owns it.
     pub async fn close(self) {
+        if let Some((task, stop)) = self.watchdog {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
         self.pool.close().await;
-        if let Some(pg) = self.embedded.filter(EmbeddedPostgres::is_owner) {
+        let owned = self
+            .embedded
+            .and_then(|pg| Arc::try_unwrap(pg).ok())
+            .filter(EmbeddedPostgres::is_owner);
+        if let Some(pg) = owned {
             let dir: PathBuf = pg.dir().to_path_buf();
             match tokio::task::spawn_blocking(move || pg.stop()).await {
                 Ok(Ok(())) => tracing::info!(dir = %dir.display(), "embedded PostgreSQL stopped"),

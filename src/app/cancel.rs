@@ -42,6 +42,7 @@ pub async fn cancel(
     })
     .await??;
     if matches!(recorded, Canceled::Recorded(_)) {
+        crate::failpoints::hit(crate::failpoints::AFTER_CANCEL_REQUEST_COMMIT);
         drive(app, order_id);
     }
     Ok(recorded)

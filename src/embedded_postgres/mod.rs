@@ -340,6 +340,22 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
+    /// Starts the owned cluster again if it is not running (its postmaster
+    /// died); `true` when it did.
+    pub fn ensure_running(&self, options: &ClusterOptions) -> Result<bool, EmbeddedError> {
+        if self.server_running()? {
+            return Ok(false);
+        }
+        self.start_server(options)?;
+        Ok(true)
+    }
+
+    /// The postmaster's pid, from `postmaster.pid` (for tests that kill it).
+    pub fn postmaster_pid(dir: &Path) -> Option<i32> {
+        let text = std::fs::read_to_string(dir.join("pgdata").join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
     fn server_running(&self) -> Result<bool, EmbeddedError> {
         let owner = self.owner()?;
         let mut command = Command::new(&owner.binaries.pg_ctl);

@@ -22,6 +22,7 @@ use crate::config::{LifecycleSettings, Settings};
 use crate::domain::lifecycle::{
     self, Action, Limits, Schedule, Step, StepState, backoff, next_action,
 };
+use crate::failpoints::{self, CallPoint};
 use crate::store::orders::{self as order_store, CorruptRow, OrderRecord};
 use crate::store::recovery::{self, LeaseAfter};
 use crate::store::trade_updates::TradeUpdates;
@@ -191,7 +192,14 @@ impl Engine {
                 if !self.lease_covers_a_call(&mut order).await? {
                     return Ok(order);
                 }
-                Some(self.call(&action, &mut order).await?)
+                if action.is_mutating() {
+                    failpoints::hit_call(current.step, CallPoint::Before);
+                }
+                let outcome = self.call(&action, &mut order).await?;
+                if action.is_mutating() {
+                    failpoints::hit_call(current.step, CallPoint::After);
+                }
+                Some(outcome)
             };
             let mut current = current;
             let mut change = match &outcome {
@@ -224,6 +232,9 @@ impl Engine {
                         metrics::counter!(crate::metrics::names::ORDERS_PARKED,
                             "step" => current.step.as_str())
                         .increment(1);
+                    }
+                    if outcome.is_some() {
+                        failpoints::hit_call(current.step, CallPoint::Recorded);
                     }
                     order = written;
                     match lease_after {

@@ -28,6 +28,9 @@ pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
     )
     .await?;
     let claimed = work.len();
+    if claimed > 0 {
+        crate::failpoints::hit(crate::failpoints::BEFORE_SETTLE_CALL);
+    }
     // Whatever attempts have finished are recorded together, one statement
     // per chunk: batches under load, no waiting for stragglers.
     let mut results = futures_util::stream::iter(work)
@@ -41,9 +44,12 @@ pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
         .filter_map(std::future::ready)
         .ready_chunks(RECORD_CHUNK);
     while let Some(attempts) = results.next().await {
-        if let Err(error) =
-            settlement_store::record_settlements(&engine.pool, engine.instance_id, &attempts).await
-        {
+        let recorded =
+            settlement_store::record_settlements(&engine.pool, engine.instance_id, &attempts).await;
+        if recorded.is_ok() {
+            crate::failpoints::hit(crate::failpoints::AFTER_SETTLE_RECORDED);
+        }
+        if let Err(error) = recorded {
             // Their leases expire and the fills are claimed again: the
             // keyed settlements replay their outcomes.
             tracing::error!(%error, count = attempts.len(), "recording settlements");
@@ -112,7 +118,9 @@ async fn settle_one(engine: &Engine, work: SettlementWork) -> SettlementAttempt 
             };
         }
     };
-    let outcome = match engine.balances.settle(&request).await {
+    let answer = engine.balances.settle(&request).await;
+    crate::failpoints::hit(crate::failpoints::AFTER_SETTLE_CALL);
+    let outcome = match answer {
         Ok(settlement) => {
             if settlement.flagged {
                 tracing::warn!(

@@ -393,6 +393,7 @@ async fn after_apply(
             ..
         }) => {
             if new_fill {
+                crate::failpoints::hit(crate::failpoints::AFTER_FILL_APPLIED);
                 engine.settler_wake.notify_one();
             }
             if missing_fills {

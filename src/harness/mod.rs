@@ -4,6 +4,7 @@
 //! progress; `orderd chaos` runs seeded scenarios and tabulates them.
 
 pub mod bench;
+pub mod explore;
 pub mod report;
 mod run;
 pub mod scenario;
@@ -107,6 +108,10 @@ pub(crate) async fn provision(
             name,
             key_id: created["key_id"].as_str().unwrap_or_default().to_string(),
             secret_key: created["secret_key"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            account_id: created["account_id"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),

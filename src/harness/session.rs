@@ -33,6 +33,8 @@ pub struct Trader {
     pub name: String,
     pub key_id: String,
     pub secret_key: String,
+    /// orderd's account id (the invariant checker's key for it).
+    pub account_id: String,
 }
 
 /// One request and the outcome it finally got.

@@ -188,8 +188,21 @@ impl Stack {
 
     /// Starts `orderd serve`, with a failpoint armed if given.
     pub fn start_orderd(&mut self, failpoint: Option<&str>) -> anyhow::Result<()> {
+        self.start_orderd_as(failpoint, None)
+    }
+
+    /// [`Stack::start_orderd`] under instance name `name` (default: the
+    /// stack's settings').
+    pub fn start_orderd_as(
+        &mut self,
+        failpoint: Option<&str>,
+        name: Option<&str>,
+    ) -> anyhow::Result<()> {
         let mut command = self.orderd_command()?;
         command.arg("serve");
+        if let Some(name) = name {
+            command.env("ORDERD__INSTANCE__NAME", name);
+        }
         if let Some(failpoint) = failpoint {
             command.env("ORDERD_FAILPOINTS", failpoint);
         }
@@ -200,6 +213,40 @@ impl Stack {
 
     pub fn orderd_url(&self) -> Option<String> {
         self.orderd.as_ref().map(Running::url)
+    }
+
+    /// Starts another `orderd serve` on the same database and venues under
+    /// instance name `name` (a second instance racing the first).
+    pub fn start_extra_orderd(&self, name: &str) -> anyhow::Result<Running> {
+        let mut command = self.orderd_command()?;
+        // The first orderd owns the embedded cluster: this one connects to
+        // it through its socket.
+        let url = match &self.config.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "postgres://{user}@localhost:{port}/{db}?host={socket}",
+                user = crate::embedded_postgres::SUPERUSER,
+                port = crate::embedded_postgres::SOCKET_PORT,
+                db = crate::startup::EMBEDDED_DATABASE,
+                socket = self
+                    .config
+                    .work_dir
+                    .join("postgres")
+                    .join("socket")
+                    .display(),
+            ),
+        };
+        command
+            .arg("serve")
+            .env("ORDERD__DATABASE__URL", url)
+            .env("ORDERD__INSTANCE__NAME", name)
+            .env("ORDERD__HTTP__LISTEN", "127.0.0.1:0");
+        let logs = self.config.work_dir.join("logs");
+        start(
+            command,
+            &logs.join(format!("{name}.log")),
+            "a second orderd",
+        )
     }
 
     /// Whether orderd is still running (a failpoint may have killed it).
@@ -245,6 +292,12 @@ impl Stack {
         stop_child(self.exchange);
         stop_child(self.balances);
     }
+}
+
+/// Stops a child started beside the stack (SIGTERM, then SIGKILL past
+/// [`STOP_LIMIT`]).
+pub fn stop_running(running: Running) {
+    stop_child(running);
 }
 
 fn stop_child(mut running: Running) {

@@ -71,6 +71,9 @@ async fn start_orderd(db: &TestDatabase, venues: &Venues, failpoints: &str) -> O
             format!("http://{}", venues.balances.addr()),
         )
         .env("ORDERD_FAILPOINTS", failpoints)
+        // One identity across the restart: the new generation fences the
+        // dead one at once.
+        .env("ORDERD__INSTANCE__NAME", format!("crash-{}", db.name))
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null());
     tokio::task::spawn_blocking(move || start_command(command))
@@ -189,4 +192,51 @@ async fn crash_after_the_hold_is_created_before_it_is_recorded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn crash_after_the_placement_is_sent_before_it_is_recorded() {
     crash_at(orderd::failpoints::AFTER_PLACE_SENT).await;
+}
+
+/// The request that was interrupted by the crash, retried with its
+/// Idempotency-Key right after the restart, gets the order (200), not a
+/// 409 for work that nothing is doing any more.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_right_after_a_restart_gets_the_order_not_409() {
+    let venues = Venues::spawn().await;
+    let db = TestDatabase::fresh().await;
+    let balances_account = format!("bal-{}", uuid::Uuid::new_v4().simple());
+    venues.fund(&balances_account, "100000").await;
+    let credentials = orderd::store::accounts::create_account(&db.pool, "retry", &balances_account)
+        .await
+        .unwrap();
+    let order = json!({"symbol": "AAPL", "qty": "4", "side": "buy", "type": "limit",
+                       "time_in_force": "gtc", "limit_price": "100.00"});
+    let post = |addr: String| {
+        let http = venues.http.clone();
+        let order = order.clone();
+        let credentials = credentials.clone();
+        async move {
+            http.post(format!("http://{addr}/v2/orders"))
+                .header("APCA-API-KEY-ID", &credentials.key_id)
+                .header("APCA-API-SECRET-KEY", &credentials.secret_key)
+                .header("Idempotency-Key", "interrupted-1")
+                .json(&order)
+                .send()
+                .await
+        }
+    };
+    let mut first = start_orderd(&db, &venues, orderd::failpoints::AFTER_PLACE_SENT).await;
+    assert!(post(first.addr.clone()).await.is_err(), "orderd died first");
+    tokio::task::spawn_blocking(move || wait_exit(&mut first.child, Duration::from_secs(10)))
+        .await
+        .unwrap();
+
+    let second = start_orderd(&db, &venues, "").await;
+    let retry = post(second.addr.clone()).await.expect("an answer");
+    assert_eq!(retry.status(), 200, "not 409: nothing works on it any more");
+    let body: Value = retry.json().await.unwrap();
+    let order_id: uuid::Uuid = sqlx::query_scalar("SELECT order_id FROM orders")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(body["id"], order_id.to_string());
+    assert_eq!(body["status"], "new", "{body}");
+    drop(second);
 }

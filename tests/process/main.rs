@@ -17,6 +17,7 @@ mod support;
 mod chaos;
 mod cli;
 mod crash;
+mod explore;
 mod scaleout;
 
 /// Start-up includes initdb on first use; allow for a slow machine.

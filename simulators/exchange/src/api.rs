@@ -55,7 +55,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/reset", post(reset))
         .route("/admin/ground-truth", get(ground_truth))
         .route("/admin/stats", get(stats))
-        .route("/admin/prices", post(set_price));
+        .route("/admin/prices", post(set_price))
+        .route("/admin/disconnect", post(disconnect));
     v1.merge(admin)
         .route("/v1/stream", get(crate::stream::upgrade))
         .fallback(|| async { ApiError::not_found("route not found") })
@@ -519,12 +520,15 @@ async fn cancel_order(
             }
             _ => CancelMode::Normal,
         };
-        s.market.request_cancel(id, mode, now).map_err(|e| match e {
-            CancelError::NotFound => ApiError::not_found("order not found"),
-            CancelError::AlreadyTerminal(status) => {
-                ApiError::unprocessable(format!("order is already {}", status_name(status)))
-            }
-        })
+        let extra_ms = s.faults.cancel_delay_ms;
+        s.market
+            .request_cancel_after(id, mode, now, extra_ms)
+            .map_err(|e| match e {
+                CancelError::NotFound => ApiError::not_found("order not found"),
+                CancelError::AlreadyTerminal(status) => {
+                    ApiError::unprocessable(format!("order is already {}", status_name(status)))
+                }
+            })
     })?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -578,6 +582,15 @@ async fn list_assets(State(shared): SharedState) -> ApiResult<Json<Vec<AssetResp
 }
 
 // ---- /admin ----
+
+/// `POST /admin/disconnect`: closes every stream connection now (as the
+/// `disconnect` fault would, without waiting for a report); answers how
+/// many were open.
+async fn disconnect(State(shared): SharedState) -> Json<serde_json::Value> {
+    let open = shared.counters.connections_open.load(Ordering::Relaxed);
+    shared.kick.send_modify(|generation| *generation += 1);
+    Json(serde_json::json!({ "connections": open }))
+}
 
 async fn get_faults(State(shared): SharedState) -> Json<FaultProfile> {
     Json(shared.faults())

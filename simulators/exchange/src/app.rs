@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     /// Bumped on every fault-profile change so connections can cache it.
     pub faults_version: AtomicU64,
     pub shutdown: watch::Receiver<bool>,
+    /// Bumped by `POST /admin/disconnect`: every stream connection closes.
+    pub kick: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -288,6 +290,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<Handle> {
         fault_counters: FaultCounters::default(),
         faults_version: AtomicU64::new(0),
         shutdown: shutdown_rx.clone(),
+        kick: watch::channel(0).0,
     });
 
     let market_task = tokio::spawn(run_market(shared.clone(), shutdown_rx.clone()));

@@ -49,6 +49,9 @@ pub struct FaultProfile {
     /// `response_lost_delay_ms`, as with a lost response.
     pub late_arrival: f64,
     pub late_arrival_ms: u64,
+    /// Cancel: it takes effect (and is reported) this much later than
+    /// usual — a venue that acknowledges cancels late. Default 0.
+    pub cancel_delay_ms: u64,
     /// Any /v1 REST request: extra latency, uniform in
     /// `[latency_min_ms, latency_max_ms]`.
     pub latency: f64,
@@ -79,6 +82,7 @@ impl Default for FaultProfile {
             fill_races_cancel: 0.0,
             late_arrival: 0.0,
             late_arrival_ms: 3000,
+            cancel_delay_ms: 0,
             latency: 0.0,
             latency_min_ms: 0,
             latency_max_ms: 0,

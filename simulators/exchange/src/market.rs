@@ -640,6 +640,18 @@ impl Market {
         mode: CancelMode,
         now: DateTime<Utc>,
     ) -> Result<(), CancelError> {
+        self.request_cancel_after(id, mode, now, 0)
+    }
+
+    /// [`Market::request_cancel`], taking effect `extra_ms` later than the
+    /// configured latency (the `cancel_delay_ms` fault).
+    pub fn request_cancel_after(
+        &mut self,
+        id: Uuid,
+        mode: CancelMode,
+        now: DateTime<Utc>,
+        extra_ms: u64,
+    ) -> Result<(), CancelError> {
         let &index = self.by_id.get(&id).ok_or(CancelError::NotFound)?;
         let order = &mut self.orders[index];
         if order.status.is_terminal() {
@@ -653,7 +665,8 @@ impl Market {
         order.cancel_mode = mode;
         order.version += 1;
         order.updated_at = now;
-        let due = now.timestamp_millis() + self.params.cancel_latency_ms;
+        let extra = i64::try_from(extra_ms).unwrap_or(i64::MAX / 4);
+        let due = now.timestamp_millis() + self.params.cancel_latency_ms + extra;
         self.push_timer(due, index, TimerKind::Cancel);
         Ok(())
     }

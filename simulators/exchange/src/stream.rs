@@ -145,6 +145,7 @@ async fn run_connection(shared: Arc<Shared>, mut socket: WebSocket) {
         tokio::time::interval_at(Instant::now() + heartbeat_period, heartbeat_period);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = shared.shutdown.clone();
+    let mut kick = shared.kick.subscribe();
 
     let end = loop {
         let flush_at = conn.flush_at;
@@ -189,6 +190,8 @@ async fn run_connection(shared: Arc<Shared>, mut socket: WebSocket) {
                 Some(Ok(_)) => {}
             },
             _ = crate::app::stopped(&mut shutdown) => break End::Shutdown,
+            // An operator's `POST /admin/disconnect`.
+            _ = kick.changed() => break End::FaultDisconnect,
         }
     };
     match end {
