@@ -56,21 +56,41 @@ enum StreamError {
     LeaseLost,
 }
 
-/// Renews the lease until renewal fails (taken over, or the database is
-/// unreachable for longer than the TTL); then returns.
+/// Renews the lease until it is taken over, or cannot be renewed for a
+/// whole TTL; then returns. Renewals go over a connection of their own
+/// (never the pool: a saturated pool must not cost a live holder its
+/// lease), reconnected when it drops.
 async fn keep_lease(engine: &Engine, token: i64) {
+    use sqlx::ConnectOptions;
+    let options = engine
+        .pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .application_name("orderd-stream-lease");
+    let mut conn: Option<sqlx::PgConnection> = None;
+    let mut last_renewed = tokio::time::Instant::now();
+    let ttl = Duration::from_millis(STREAM_LEASE_TTL_MS);
     loop {
         tokio::time::sleep(STREAM_LEASE_RENEW).await;
-        match lease::renew_lease(
-            &engine.pool,
-            VENUE_STREAM_LEASE,
-            engine.instance_id,
-            token,
-            STREAM_LEASE_TTL_MS,
-        )
-        .await
-        {
-            Ok(true) => {}
+        if conn.is_none() {
+            conn = options.connect().await.ok();
+        }
+        let renewed = match conn.as_mut() {
+            Some(c) => {
+                lease::renew_lease(
+                    &mut *c,
+                    VENUE_STREAM_LEASE,
+                    engine.instance_id,
+                    token,
+                    STREAM_LEASE_TTL_MS,
+                )
+                .await
+            }
+            None => Err(sqlx::Error::PoolTimedOut),
+        };
+        match renewed {
+            Ok(true) => last_renewed = tokio::time::Instant::now(),
             Ok(false) => {
                 tracing::warn!(
                     fencing_token = token,
@@ -79,8 +99,12 @@ async fn keep_lease(engine: &Engine, token: i64) {
                 return;
             }
             Err(error) => {
-                tracing::warn!(%error, "renewing the venue stream lease; stopping");
-                return;
+                conn = None;
+                if last_renewed.elapsed() >= ttl {
+                    tracing::warn!(%error, "the venue stream lease could not be renewed for its TTL; stopping");
+                    return;
+                }
+                tracing::warn!(%error, "renewing the venue stream lease; retrying");
             }
         }
     }
@@ -419,7 +443,7 @@ async fn after_apply(
 }
 
 /// Keeps an execution the apply function refused, and says so.
-pub(super) async fn quarantine_execution(engine: &Engine, execution: &Execution, reason: &str) {
+pub async fn quarantine_execution(engine: &Engine, execution: &Execution, reason: &str) {
     tracing::error!(client_order_id = %execution.venue_client_order_id, reason,
         "venue news quarantined");
     metrics::counter!(names::REPORTS_QUARANTINED, "reason" => "refused_by_apply").increment(1);

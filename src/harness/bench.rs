@@ -234,6 +234,9 @@ pub async fn run(
     config.orderd_env = vec![
         ("ORDERD__DATABASE__MAX_CONNECTIONS".into(), "48".into()),
         ("ORDERD__LOG__FILTER".into(), "warn".into()),
+        // A stable identity, as in production: the restart of the recovery
+        // phase fences its predecessor at once.
+        ("ORDERD__INSTANCE__NAME".into(), "bench".into()),
     ];
     if profile {
         config.orderd_env.push((

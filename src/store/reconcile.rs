@@ -279,8 +279,8 @@ const RENEW_LEASE: &str =
 
 /// Extends our lease if we still hold it with `token`; `false` when it was
 /// taken over.
-pub async fn renew_lease(
-    pool: &PgPool,
+pub async fn renew_lease<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     name: &str,
     instance_id: Uuid,
     token: i64,
@@ -291,7 +291,7 @@ pub async fn renew_lease(
         .bind(instance_id)
         .bind(token)
         .bind(ttl_ms as f64)
-        .execute(pool)
+        .execute(executor)
         .await?;
     Ok(renewed.rows_affected() == 1)
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod alpaca_py;
 mod database;
+mod exactly_once;
 mod fills;
 mod health;
 mod openapi;

@@ -334,3 +334,119 @@ async fn fault_profile_is_validated_and_missing_fields_are_off() {
     assert_eq!(got["response_lost_delay_ms"], 200);
     assert_eq!(sim.handle.faults().drop_report, 0.25);
 }
+
+fn placement(coid: &str, timestamp: i64, window: i64) -> Value {
+    json!({"client_order_id": coid, "symbol": "AAPL", "side": "buy", "type": "limit",
+           "time_in_force": "gtc", "qty": "1", "limit_price": "150",
+           "timestamp": timestamp, "recv_window_ms": window})
+}
+
+#[tokio::test]
+async fn a_placement_past_its_receive_window_is_refused_and_creates_nothing() {
+    let sim = start().await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let fresh = sim
+        .post_json("/v1/orders", &placement("rw-1", now, 5000))
+        .await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
+    let stale = sim
+        .post_json("/v1/orders", &placement("rw-2", now - 10_000, 5000))
+        .await;
+    assert_eq!(stale.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        stale.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("recv_window"),
+        "{}",
+        stale.body
+    );
+    let found = sim
+        .get("/v1/orders:by_client_order_id?client_order_id=rw-2")
+        .await;
+    assert_eq!(found.status, StatusCode::NOT_FOUND, "nothing was created");
+    let alone = json!({"client_order_id": "rw-3", "symbol": "AAPL", "side": "buy",
+                       "type": "market", "time_in_force": "day", "qty": "1", "timestamp": now});
+    assert_eq!(
+        sim.post_json("/v1/orders", &alone).await.status,
+        StatusCode::BAD_REQUEST,
+        "timestamp and recv_window_ms go together"
+    );
+}
+
+#[tokio::test]
+async fn a_late_arrival_reaches_the_venue_after_the_client_gave_up_unless_its_window_passed() {
+    let sim = start().await;
+    sim.put_faults(json!({"late_arrival": 1.0, "late_arrival_ms": 400,
+                          "response_lost_delay_ms": 10}))
+        .await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let within = sim
+        .post_json("/v1/orders", &placement("late-1", now, 5000))
+        .await;
+    assert_eq!(within.status, StatusCode::GATEWAY_TIMEOUT);
+    let expires = sim
+        .post_json("/v1/orders", &placement("late-2", now, 200))
+        .await;
+    assert_eq!(expires.status, StatusCode::GATEWAY_TIMEOUT);
+    sim.put_faults(json!({})).await;
+    let lookup = |coid: &'static str| {
+        let sim = &sim;
+        async move {
+            sim.get(&format!(
+                "/v1/orders:by_client_order_id?client_order_id={coid}"
+            ))
+            .await
+            .status
+        }
+    };
+    assert_eq!(
+        lookup("late-1").await,
+        StatusCode::NOT_FOUND,
+        "not arrived yet"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(lookup("late-1").await, StatusCode::OK, "it arrived late");
+    assert_eq!(
+        lookup("late-2").await,
+        StatusCode::NOT_FOUND,
+        "it arrived after its window: refused"
+    );
+    assert_eq!(stats(&sim).await["faults"]["late_arrival"], 2);
+}
+
+#[tokio::test]
+async fn a_late_cancel_acknowledgement_takes_effect_after_the_delay() {
+    let sim = start().await;
+    let id = id_of(
+        &sim.place("cd-1", "AAPL", "buy", "gtc", "1", Some("1.00"))
+            .await,
+    );
+    sim.put_faults(json!({"cancel_delay_ms": 400})).await;
+    let started = Instant::now();
+    assert_eq!(
+        sim.delete(&format!("/v1/orders/{id}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(sim.order(&id).await.body["status"], "pending_cancel");
+    sim.wait_order(&id, |o| o["status"] == "canceled").await;
+    assert!(started.elapsed() >= Duration::from_millis(350));
+}
+
+#[tokio::test]
+async fn admin_disconnect_closes_every_stream() {
+    let sim = start().await;
+    let mut stream = sim.stream().await;
+    let reply = sim.admin_post("/admin/disconnect", &json!({})).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["connections"], 1);
+    // The connection ends (a close frame, then nothing).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), stream.next_json()).await {
+            Ok(None) => break,
+            Ok(Some(_)) | Err(_) => {}
+        }
+        assert!(Instant::now() < deadline, "the stream stayed open");
+    }
+}
