@@ -127,3 +127,23 @@ pub async fn is_migrated(pool: &PgPool) -> Result<bool, sqlx::Error> {
             })?;
     Ok(applied.unwrap_or(0) >= latest)
 }
+
+/// Whether `error` says the database cannot be reached now (a connection
+/// refused, dropped or timed out, the pool exhausted, the server shutting
+/// down or starting up), as opposed to a statement that failed: the
+/// caller may answer "unavailable, retry" instead of "internal error".
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // Class 08: connection exception; 57P0x: the server is shutting
+            // down, crashed, or cannot take connections yet.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}

@@ -35,7 +35,12 @@ pub async fn run_once(engine: &Arc<Engine>) -> Result<usize, EngineError> {
             async move {
                 let order_id = order.order_id;
                 // Deadline now: go on through immediate steps, never sleep.
-                if let Err(error) = engine.drive(order, Instant::now()).await {
+                // A panic costs this order's turn only: its claim expires
+                // and it is claimed again.
+                let driven =
+                    crate::supervise::catch_panic("completer", engine.drive(order, Instant::now()))
+                        .await;
+                if let Some(Err(error)) = driven {
                     tracing::error!(%order_id, %error, "completer: driving order");
                 }
             }

@@ -97,9 +97,38 @@ impl ApiError {
     }
 }
 
+/// How long a client is told to wait when the database is unreachable.
+pub const DATABASE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl ApiError {
+    /// The database cannot be reached now: 503 with `Retry-After`, which
+    /// clients and SDK retry policies act on.
+    pub fn database_unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "database unavailable");
+        Self::unavailable("the database is unavailable; retry shortly")
+            .retry_after(DATABASE_RETRY_AFTER)
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        Self::internal(error)
+        if crate::db::is_unavailable(&error) {
+            Self::database_unavailable(error)
+        } else {
+            Self::internal(error)
+        }
+    }
+}
+
+impl From<crate::app::Internal> for ApiError {
+    fn from(error: crate::app::Internal) -> Self {
+        match error {
+            crate::app::Internal::Database(error) => error.into(),
+            crate::app::Internal::Engine(crate::engine::EngineError::Database(error)) => {
+                error.into()
+            }
+            other => Self::internal(other),
+        }
     }
 }
 

@@ -76,7 +76,7 @@ impl From<SubmitError> for ApiError {
                 ApiError::conflict(error.to_string()).retry_after(retry_after)
             }
             SubmitError::Key(FollowError::Internal(internal)) | SubmitError::Internal(internal) => {
-                ApiError::internal(internal)
+                internal.into()
             }
             SubmitError::ClientOrderIdReused => ApiError::validation(error.to_string()),
         }
@@ -347,10 +347,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let order_id = parse_order_id(&id)?;
-    match cancel::cancel(&state.app, account.account_id, order_id)
-        .await
-        .map_err(ApiError::internal)?
-    {
+    match cancel::cancel(&state.app, account.account_id, order_id).await? {
         Canceled::NotFound => Err(not_found(&id)),
         Canceled::AlreadyTerminal(status) => Err(already_terminal(status)),
         Canceled::Recorded(_) => Ok(StatusCode::NO_CONTENT),
@@ -370,9 +367,7 @@ pub async fn cancel_all(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
 ) -> Result<Response, ApiError> {
-    let entries = cancel::cancel_all(&state.app, account.account_id)
-        .await
-        .map_err(ApiError::internal)?;
+    let entries = cancel::cancel_all(&state.app, account.account_id).await?;
     let rendered: Vec<CancelAllEntry> = entries
         .into_iter()
         .map(|entry| {

@@ -156,11 +156,18 @@ const LEASE_FREE_FRAGMENT: &str = "(lease_token IS NULL OR lease_expires_at < no
 
 /// What a claim does besides taking the lease: a fresh token (the previous
 /// driver's writes now fail), a new version, and an intent the previous
-/// claim recorded becomes unknown (it may have sent the call).
+/// claim recorded becomes unknown (it may have sent the call). A pending
+/// release or cancel gets its intent in the claim itself (one write fewer
+/// per order): both are keyed calls the new driver makes next, and sending
+/// either again is harmless. A placement's intent is never folded here: it
+/// carries the placement's timestamp.
 const CLAIM_SET_FRAGMENT: &str = "lease_owner = $2,
                 lease_expires_at = now() + make_interval(secs => $3::float8 / 1000),
                 lease_token = nextval('lease_tokens'),
-                step_state = CASE WHEN step_state = 'sent' THEN 'unknown' ELSE step_state END,
+                step_state = CASE WHEN step_state = 'sent' THEN 'unknown'
+                                  WHEN step_state = 'pending' AND step IN ('release', 'cancel')
+                                  THEN 'sent'
+                                  ELSE step_state END,
                 version = version + 1";
 
 static CLAIM: LazyLock<&'static str> = LazyLock::new(|| {
