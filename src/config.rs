@@ -28,6 +28,43 @@ pub struct Settings {
     pub reconcile: ReconcileSettings,
     pub admin: AdminSettings,
     pub instance: InstanceSettings,
+    pub market: MarketSettings,
+}
+
+/// The trading day: where the exchange is and when its session closes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketSettings {
+    /// An IANA timezone name (America/New_York).
+    #[serde(deserialize_with = "timezone")]
+    pub timezone: chrono_tz::Tz,
+    /// The regular session's close, local time (`HH:MM`).
+    #[serde(deserialize_with = "local_time")]
+    pub session_close: chrono::NaiveTime,
+    /// Days a GTC order lives before it expires at that day's close.
+    pub gtc_horizon_days: u32,
+}
+
+impl MarketSettings {
+    pub fn session_rules(&self) -> crate::domain::session::SessionRules {
+        crate::domain::session::SessionRules {
+            timezone: self.timezone,
+            close: self.session_close,
+            gtc_horizon_days: self.gtc_horizon_days,
+        }
+    }
+}
+
+fn timezone<'de, D: serde::Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse()
+        .map_err(|_| serde::de::Error::custom(format!("{name:?} is not an IANA timezone name")))
+}
+
+fn local_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<chrono::NaiveTime, D::Error> {
+    let text = String::deserialize(d)?;
+    chrono::NaiveTime::parse_from_str(&text, "%H:%M")
+        .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a local time HH:MM")))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -322,6 +359,10 @@ impl Settings {
                 u64::from(l.max_unexpected_attempts),
             ),
             ("lifecycle.max_attempts", u64::from(l.max_attempts)),
+            (
+                "market.gtc_horizon_days",
+                u64::from(self.market.gtc_horizon_days),
+            ),
             ("instance.heartbeat_ms", self.instance.heartbeat_ms),
             ("instance.reap_after_ms", self.instance.reap_after_ms),
         ] {

@@ -39,19 +39,30 @@ pub struct IdempotencyKey(String);
 
 /// Why a key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Idempotency-Key must be 1 to {KEY_MAX_LEN} visible ASCII characters")]
+#[error(
+    "Idempotency-Key must be 1 to {KEY_MAX_LEN} visible ASCII characters (inner spaces allowed)"
+)]
 pub struct InvalidKey;
 
 impl IdempotencyKey {
-    /// The draft's sf-string form is a quoted string: quotes are dropped.
+    /// 1 to [`KEY_MAX_LEN`] visible ASCII characters and inner spaces
+    /// (HTTP drops the spaces around a header's value).
+    /// The draft's sf-string form is a quoted string: one surrounding pair
+    /// of quotes is dropped (`"abc"` is the key `abc`).
     pub fn parse(text: &str) -> Result<Self, InvalidKey> {
-        let key = text.trim().trim_matches('"');
-        if key.is_empty()
-            || key.len() > KEY_MAX_LEN
-            || !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        if text.is_empty()
+            || text.starts_with(' ')
+            || text.ends_with(' ')
+            || text.len() > KEY_MAX_LEN
+            || !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
         {
             return Err(InvalidKey);
         }
+        let key = text
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .filter(|inner| !inner.is_empty())
+            .unwrap_or(text);
         Ok(Self(key.to_string()))
     }
 
@@ -213,9 +224,11 @@ mod tests {
     #[test]
     fn keys_are_bounded_visible_ascii_and_unquoted() {
         assert_eq!(IdempotencyKey::parse("\"abc\"").unwrap().as_str(), "abc");
-        assert_eq!(IdempotencyKey::parse(" k-1 ").unwrap().as_str(), "k-1");
+        assert_eq!(IdempotencyKey::parse("k 1").unwrap().as_str(), "k 1");
+        assert!(IdempotencyKey::parse(" k-1").is_err());
         assert!(IdempotencyKey::parse("").is_err());
-        assert!(IdempotencyKey::parse("\"\"").is_err());
+        // An empty pair is not a quoted key: it is the two-character key.
+        assert_eq!(IdempotencyKey::parse("\"\"").unwrap().as_str(), "\"\"");
         assert!(IdempotencyKey::parse(&"k".repeat(KEY_MAX_LEN + 1)).is_err());
         assert!(IdempotencyKey::parse("a\u{0}b").is_err());
         assert!(IdempotencyKey::parse("é").is_err());

@@ -231,6 +231,11 @@ async fn new_order_row(
         hold_asset: hold_asset(order.side, symbol).to_string(),
         hold_amount: hold.as_ref().map(|h| h.amount),
         hold_rate: hold.as_ref().map(|h| h.rate),
+        expires_at: app
+            .settings
+            .market
+            .session_rules()
+            .expires_at(order.time_in_force, chrono::Utc::now()),
     }
 }
 
@@ -281,13 +286,12 @@ async fn existing_client_order_id(
     client_order_id: &ClientOrderId,
     fingerprint: &str,
 ) -> Result<Reply, SubmitError> {
-    let order = order_store::load_by_client_order_id(
-        &app.pool,
-        account.account_id,
-        client_order_id.as_str(),
-    )
-    .await?
-    .ok_or_else(|| Internal::Broken("a client_order_id conflict without an order".into()))?;
+    let order =
+        order_store::load_by_client_order_id(&app.pool, account.account_id, client_order_id)
+            .await?
+            .ok_or_else(|| {
+                Internal::Broken("a client_order_id conflict without an order".into())
+            })?;
     if order.request_fingerprint != fingerprint {
         metrics::counter!(names::IDEMPOTENCY_CONFLICTS, "reason" => "client_order_id_reused")
             .increment(1);

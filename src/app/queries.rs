@@ -5,6 +5,7 @@
 use uuid::Uuid;
 
 use super::App;
+use crate::domain::ids::ClientOrderId;
 use crate::store::events::{self, OrderEvent};
 use crate::store::executions::{self, FillRecord};
 use crate::store::orders::{self as order_store, ListFilter, OrderRecord};
@@ -20,7 +21,7 @@ pub async fn order(
 pub async fn order_by_client_order_id(
     app: &App,
     account_id: Uuid,
-    client_order_id: &str,
+    client_order_id: &ClientOrderId,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
     order_store::load_by_client_order_id(&app.pool, account_id, client_order_id).await
 }

@@ -88,3 +88,4 @@ pub mod lifecycle;
 pub mod order;
 pub mod reconcile;
 pub mod schedule;
+pub mod session;

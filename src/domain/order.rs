@@ -53,7 +53,7 @@ pub struct Symbol(String);
 
 impl Symbol {
     pub fn parse(text: &str) -> Result<Self, InvalidField> {
-        let upper = text.trim().to_ascii_uppercase();
+        let upper = text.to_ascii_uppercase();
         if upper.is_empty() {
             return Err(invalid("symbol", "is required"));
         }
@@ -122,7 +122,7 @@ impl LimitPrice {
                 format!("must be at most {PRICE_MAX}"),
             ));
         }
-        let tick_places = if value >= Decimal::ONE { 2 } else { 4 };
+        let tick_places = Self::tick_places(value);
         if value.round_dp(tick_places) != value {
             return Err(invalid(
                 "limit_price",
@@ -136,6 +136,12 @@ impl LimitPrice {
 
     pub fn value(self) -> Decimal {
         self.0
+    }
+
+    /// Decimal places of the venue's tick at `price`: $0.01 at or above
+    /// $1, $0.0001 below.
+    pub fn tick_places(price: Decimal) -> u32 {
+        if price >= Decimal::ONE { 2 } else { 4 }
     }
 }
 

@@ -14,6 +14,7 @@ use super::docs::ErrorBody;
 
 /// Alpaca's account object (decimals as strings).
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Account)]
 pub struct AlpacaAccount {
     pub id: uuid::Uuid,
     pub account_number: String,
@@ -51,6 +52,7 @@ pub struct AlpacaAccount {
 
 /// Alpaca's position object (decimals as strings).
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Position)]
 pub struct AlpacaPosition {
     pub asset_id: uuid::Uuid,
     pub symbol: String,
@@ -77,6 +79,7 @@ use super::auth::Trader;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::app::account::{self, AccountError, Position};
+use crate::domain::order::Symbol;
 
 impl From<AccountError> for ApiError {
     fn from(error: AccountError) -> Self {
@@ -132,7 +135,7 @@ fn position_json(position: &Position) -> AlpacaPosition {
 }
 
 /// `GET /v2/account`.
-#[utoipa::path(get, path = "/v2/account", tag = "account",
+#[utoipa::path(get, path = "/v2/account", tag = "account", operation_id = "getAccount",
     responses((status = 200, body = AlpacaAccount), (status = 401, body = ErrorBody),
               (status = 503, description = "The balances service is unavailable", body = ErrorBody)),
     security(("key_id" = [], "secret_key" = [])))]
@@ -181,7 +184,7 @@ pub async fn account(
 }
 
 /// `GET /v2/positions`.
-#[utoipa::path(get, path = "/v2/positions", tag = "account",
+#[utoipa::path(get, path = "/v2/positions", tag = "account", operation_id = "getAllOpenPositions",
     responses((status = 200, body = Vec<AlpacaPosition>), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("key_id" = [], "secret_key" = [])))]
 pub async fn positions(
@@ -193,17 +196,28 @@ pub async fn positions(
 }
 
 /// `GET /v2/positions/{symbol}`.
-#[utoipa::path(get, path = "/v2/positions/{symbol}", tag = "account",
-    params(("symbol" = String, Path)),
-    responses((status = 200, body = AlpacaPosition), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+#[utoipa::path(get, path = "/v2/positions/{symbol_or_asset_id}", tag = "account", operation_id = "getOpenPosition",
+    params(("symbol_or_asset_id" = String, Path, description = "A symbol, or the asset_id orderd shows for it")),
+    responses((status = 200, body = AlpacaPosition), (status = 401, body = ErrorBody), (status = 404, description = "No position in it", body = ErrorBody),
+              (status = 422, description = "Neither a symbol nor an asset id", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("key_id" = [], "secret_key" = [])))]
 pub async fn position(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
-    Path(symbol): Path<String>,
+    Path(symbol_or_asset_id): Path<String>,
 ) -> Result<Json<AlpacaPosition>, ApiError> {
-    let symbol = symbol.to_ascii_uppercase();
-    match account::position(&state.app, &account, &symbol).await? {
+    let found = match uuid::Uuid::parse_str(&symbol_or_asset_id) {
+        // An asset id is the UUID v5 of its symbol: found among the positions.
+        Ok(asset) => account::positions(&state.app, &account)
+            .await?
+            .into_iter()
+            .find(|p| asset_id(&p.symbol) == asset),
+        Err(_) => {
+            let symbol = Symbol::parse(&symbol_or_asset_id)?;
+            account::position(&state.app, &account, symbol.as_str()).await?
+        }
+    };
+    match found {
         Some(position) => Ok(Json(position_json(&position))),
         None => Err(ApiError::not_found("position does not exist")),
     }

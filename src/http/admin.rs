@@ -15,8 +15,9 @@ use super::state::AppState;
 use crate::reconcile::Job;
 use crate::store::reconcile::RunRecord;
 
-/// Runs listed at most per request.
-pub const RUNS_LIMIT_MAX: i64 = 500;
+/// Runs listed at most per request: one page size for every list, so
+/// `limit` means one thing in the document.
+pub const RUNS_LIMIT_MAX: i64 = super::orders::LIST_LIMIT_MAX;
 
 /// An operator, authenticated by the admin token.
 pub struct Operator;
@@ -53,14 +54,13 @@ impl FromRequestParts<Arc<AppState>> for Operator {
 #[into_params(parameter_in = Query)]
 pub struct RunsQuery {
     /// open_orders, unknown_outcomes, balances, orphans or gc.
-    #[param(pattern = "^(open_orders|unknown_outcomes|balances|orphans|gc)$")]
     job: Option<String>,
-    #[param(minimum = 1, maximum = 500)]
+    /// 1 to 500 (default 50).
     limit: Option<i64>,
 }
 
 /// `GET /admin/reconciliations?job=&limit=`.
-#[utoipa::path(get, path = "/admin/reconciliations", tag = "admin", params(RunsQuery),
+#[utoipa::path(get, path = "/admin/reconciliations", tag = "admin", operation_id = "listReconciliationRuns", params(RunsQuery),
     responses((status = 200, body = Vec<RunRecord>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("operator" = [])))]
 pub async fn runs(
@@ -91,8 +91,8 @@ pub async fn runs(
 }
 
 /// `GET /admin/reconciliations/{id}`: a run with its findings.
-#[utoipa::path(get, path = "/admin/reconciliations/{id}", tag = "admin",
-    params(("id" = String, Path, description = "Run id")),
+#[utoipa::path(get, path = "/admin/reconciliations/{run_id}", tag = "admin", operation_id = "getReconciliationRun",
+    params(("run_id" = i64, Path, description = "Run id")),
     responses((status = 200, body = RunDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("operator" = [])))]
 pub async fn run(
@@ -114,7 +114,7 @@ pub async fn run(
 
 /// `POST /admin/reconciliations/run/{job}`: runs a job now and answers
 /// with the run and its findings.
-#[utoipa::path(post, path = "/admin/reconciliations/run/{job}", tag = "admin",
+#[utoipa::path(post, path = "/admin/reconciliations/run/{job}", tag = "admin", operation_id = "runReconciliationJob",
     params(("job" = String, Path, description = "open_orders, unknown_outcomes, balances, orphans or gc")),
     responses((status = 200, body = RunDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("operator" = [])))]

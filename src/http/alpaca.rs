@@ -45,21 +45,69 @@ fn required_string(body: &Map<String, Value>, name: &'static str) -> Result<Stri
     string_field(body, name)?.ok_or_else(|| ApiError::validation(format!("{name} is required")))
 }
 
-/// Decimals arrive as strings ("10") or numbers (10, 10.5, 1e2).
+/// How a decimal arrived: a JSON string is exact, a JSON number is a
+/// binary float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Text,
+    Number,
+}
+
+/// Whether `text` is a plain decimal: digits without a superfluous leading
+/// zero, then optionally a point and digits. No sign, exponent or spaces
+/// (the grammar `/openapi.json`'s patterns describe).
+fn is_plain_decimal(text: &str) -> bool {
+    let (whole, fraction) = match text.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (text, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && (whole == "0" || !whole.starts_with('0')) && fraction.is_none_or(digits)
+}
+
+/// A decimal field: a string in plain decimal notation ("10", "190.25") or
+/// a JSON number (10, 190.25, 1e2).
 fn decimal_field(
     body: &Map<String, Value>,
     name: &'static str,
-) -> Result<Option<Decimal>, ApiError> {
-    let text = match field(body, name) {
-        None => return Ok(None),
-        Some(Value::String(s)) => s.trim().to_string(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(_) => return Err(ApiError::validation(format!("{name} must be a number"))),
-    };
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .map(Some)
-        .map_err(|_| ApiError::validation(format!("{name} must be a decimal number, got {text:?}")))
+) -> Result<Option<(Decimal, Wire)>, ApiError> {
+    let must = || ApiError::validation(format!("{name} must be a decimal number"));
+    match field(body, name) {
+        None => Ok(None),
+        Some(Value::String(text)) if is_plain_decimal(text) => Decimal::from_str(text)
+            .map(|d| Some((d, Wire::Text)))
+            .map_err(|_| must()),
+        Some(Value::String(text)) => Err(ApiError::validation(format!(
+            "{name} must be a decimal number in plain notation (digits, an optional point), got {text:?}"
+        ))),
+        Some(Value::Number(number)) => {
+            let decimal = match (number.as_u64(), number.as_f64()) {
+                (Some(whole), _) => Some(Decimal::from(whole)),
+                // The shortest text that denotes this float.
+                (None, Some(float)) if float.is_finite() => {
+                    Decimal::from_str(&format!("{float}")).ok()
+                }
+                _ => None,
+            };
+            decimal.map(|d| Some((d, Wire::Number))).ok_or_else(must)
+        }
+        Some(_) => Err(must()),
+    }
+}
+
+/// A JSON number denotes a binary float: 115 * 0.01 is 1.1500000000000001.
+/// A price that far (float noise) from the tick is the tick's price.
+fn snap_float_noise(price: Decimal, wire: Wire) -> Decimal {
+    const FLOAT_NOISE: Decimal = Decimal::from_parts(1, 0, 0, false, 9);
+    if wire == Wire::Text {
+        return price;
+    }
+    let tick = price.round_dp(LimitPrice::tick_places(price));
+    if (tick - price).abs() <= FLOAT_NOISE {
+        tick
+    } else {
+        price
+    }
 }
 
 /// Parses a `POST /v2/orders` body into a validated order. Malformed JSON
@@ -105,14 +153,14 @@ pub fn parse_order_request(bytes: &[u8]) -> Result<NewOrder, ApiError> {
     }
 
     let symbol = Symbol::parse(&required_string(&body, "symbol")?)?;
-    let qty =
+    let (qty, _) =
         decimal_field(&body, "qty")?.ok_or_else(|| ApiError::validation("qty is required"))?;
     let qty = Qty::parse(qty)?;
     let side = parse_field::<Side>(&required_string(&body, "side")?)?;
     let order_type = parse_field::<OrderType>(&required_string(&body, "type")?)?;
     let time_in_force = parse_field::<TimeInForce>(&required_string(&body, "time_in_force")?)?;
     let limit_price = decimal_field(&body, "limit_price")?
-        .map(LimitPrice::parse)
+        .map(|(price, wire)| LimitPrice::parse(snap_float_noise(price, wire)))
         .transpose()?;
     let client_order_id = string_field(&body, "client_order_id")?
         .map(|s| ClientOrderId::parse(&s))
@@ -135,6 +183,7 @@ fn decimal_string(value: Decimal) -> String {
 /// Alpaca's order object, as orderd answers it. `order_json` serializes
 /// exactly this type, and the OpenAPI document is generated from it.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Order)]
 pub struct AlpacaOrder {
     pub id: Uuid,
     pub client_order_id: String,
@@ -144,7 +193,9 @@ pub struct AlpacaOrder {
     pub submitted_at: chrono::DateTime<chrono::Utc>,
     pub filled_at: Option<chrono::DateTime<chrono::Utc>>,
     pub expired_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The session close for day orders, the close after the GTC horizon
+    /// for GTC orders.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
     pub canceled_at: Option<chrono::DateTime<chrono::Utc>>,
     pub failed_at: Option<chrono::DateTime<chrono::Utc>>,
     pub replaced_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -202,7 +253,7 @@ impl From<&OrderRecord> for AlpacaOrder {
             submitted_at: order.submitted_at.unwrap_or(order.created_at),
             filled_at: order.filled_at,
             expired_at: order.expired_at,
-            expires_at: None,
+            expires_at: order.expires_at(),
             canceled_at: order.canceled_at,
             failed_at: order.failed_at,
             replaced_at: None,

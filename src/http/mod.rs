@@ -4,6 +4,7 @@ mod account;
 pub mod admin;
 pub mod alpaca;
 pub mod auth;
+pub mod contract;
 pub mod docs;
 pub mod error;
 mod health;
@@ -37,20 +38,23 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v2/orders:by_client_order_id",
             get(orders::get_by_client_order_id),
         )
-        .route("/v2/orders/{id}", get(orders::get).delete(orders::cancel))
-        .route("/v2/orders/{id}/events", get(orders::events))
-        .route("/v2/orders/{id}/fills", get(orders::fills))
+        .route(
+            "/v2/orders/{order_id}",
+            get(orders::get).delete(orders::cancel),
+        )
+        .route("/v2/orders/{order_id}/events", get(orders::events))
+        .route("/v2/orders/{order_id}/fills", get(orders::fills))
         .route("/stream", get(stream::upgrade))
         .route("/openapi.json", get(openapi::document))
         .route("/admin/reconciliations", get(admin::runs))
-        .route("/admin/reconciliations/{id}", get(admin::run))
+        .route("/admin/reconciliations/{run_id}", get(admin::run))
         .route(
             "/admin/reconciliations/run/{job}",
             axum::routing::post(admin::run_now),
         )
         .route("/v2/account", get(account::account))
         .route("/v2/positions", get(account::positions))
-        .route("/v2/positions/{symbol}", get(account::position))
+        .route("/v2/positions/{symbol_or_asset_id}", get(account::position))
         .fallback(error::fallback_not_found)
         .layer(axum::middleware::map_response(error::alpaca_error_bodies))
         .layer(DefaultBodyLimit::max(body_limit))

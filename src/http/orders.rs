@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::alpaca::{AlpacaOrder, order_json, parse_order_request};
 use super::auth::Trader;
-use super::docs::{CancelAllEntry, ErrorBody, FillView, OrderRequest, OrderTimeline};
+use super::docs::{CancelAllEntry, ErrorBody, FillView, OrderTimeline};
 use super::error::{ApiError, codes};
 use super::state::AppState;
 use crate::app::cancel::{self, Canceled};
@@ -23,7 +23,7 @@ use crate::app::idempotency::{FollowError, IdempotencyKey, StoredResponse};
 use crate::app::intake::{self, Answer, ReplyBody, SubmitError};
 use crate::app::queries;
 use crate::domain::lifecycle::Status;
-use crate::domain::order::Side;
+use crate::domain::order::{ClientOrderId, Side, Symbol};
 use crate::metrics::names;
 use crate::store::orders::ListFilter;
 
@@ -34,6 +34,8 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// `GET /v2/orders` page size: default and maximum (Alpaca's).
 pub const LIST_LIMIT_DEFAULT: i64 = 50;
 pub const LIST_LIMIT_MAX: i64 = 500;
+/// What `nested` accepts (Python's str(bool) too).
+pub const NESTED_VALUES: [&str; 4] = ["true", "false", "True", "False"];
 
 /// How an answer is rendered (and stored for replay under its key).
 fn render(answer: &Answer) -> StoredResponse {
@@ -96,20 +98,20 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
 }
 
 /// `POST /v2/orders`.
-#[utoipa::path(post, path = "/v2/orders", tag = "orders",
-    request_body(content = OrderRequest, content_type = "application/json"),
+#[utoipa::path(post, path = "/v2/orders", tag = "orders", operation_id = "postOrder",
     params(("Idempotency-Key" = Option<String>, Header,
         description = "Replays the first outcome of the same request; a different body under it is 422")),
     responses(
         (status = 200, description = "Accepted: new, or pending_new past the submit deadline, or rejected by the venue", body = AlpacaOrder,
          headers(("Idempotent-Replayed" = String, description = "true on a replay"))),
-        (status = 400, description = "Malformed JSON or header", body = ErrorBody),
+        (status = 400, description = "Malformed JSON or Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Bad or missing API keys", body = ErrorBody),
         (status = 403, description = "Insufficient buying power or qty", body = ErrorBody),
         (status = 409, description = "The same Idempotency-Key is still in progress", body = ErrorBody,
          headers(("Retry-After" = String, description = "Seconds to wait before retrying"))),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "A field fails validation, or a key or client_order_id is reused with another body", body = ErrorBody),
+        (status = 503, description = "The database is unavailable: nothing was accepted; retry (with the same Idempotency-Key) after Retry-After", body = ErrorBody),
     ),
     security(("key_id" = [], "secret_key" = [])))]
 pub async fn submit(
@@ -164,8 +166,8 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// `GET /v2/orders/{id}`.
-#[utoipa::path(get, path = "/v2/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+#[utoipa::path(get, path = "/v2/orders/{order_id}", tag = "orders", operation_id = "getOrderByOrderID",
+    params(("order_id" = String, Path, description = "Order id")),
     responses((status = 200, body = AlpacaOrder), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("key_id" = [], "secret_key" = [])))]
 pub async fn get(
@@ -183,12 +185,12 @@ pub async fn get(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ByClientOrderId {
-    #[param(min_length = 1, max_length = 48)]
+    /// The client_order_id the order was submitted with (or was given).
     client_order_id: String,
 }
 
 /// `GET /v2/orders:by_client_order_id?client_order_id=`.
-#[utoipa::path(get, path = "/v2/orders:by_client_order_id", tag = "orders", params(ByClientOrderId),
+#[utoipa::path(get, path = "/v2/orders:by_client_order_id", tag = "orders", operation_id = "getOrderByClientOrderId", params(ByClientOrderId),
     responses((status = 200, body = AlpacaOrder), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("key_id" = [], "secret_key" = [])))]
@@ -197,13 +199,10 @@ pub async fn get_by_client_order_id(
     Trader(account): Trader,
     Query(query): Query<ByClientOrderId>,
 ) -> Result<Json<Value>, ApiError> {
-    let client_order_id = query.client_order_id;
-    if client_order_id.is_empty() {
-        return Err(ApiError::validation("client_order_id is required"));
-    }
+    let client_order_id = ClientOrderId::parse(&query.client_order_id)?;
     let order = queries::order_by_client_order_id(&state.app, account.account_id, &client_order_id)
         .await?
-        .ok_or_else(|| not_found(&client_order_id))?;
+        .ok_or_else(|| not_found(client_order_id.as_str()))?;
     Ok(Json(order_json(&order)))
 }
 
@@ -212,13 +211,18 @@ pub async fn get_by_client_order_id(
 pub struct ListQuery {
     /// open (default), closed or all.
     status: Option<String>,
+    /// 1 to 500 (default 50).
     limit: Option<String>,
+    /// Only orders submitted after this time (RFC 3339, or a date).
     after: Option<String>,
+    /// Only orders submitted until this time (RFC 3339, or a date).
     until: Option<String>,
+    /// asc or desc (default) by submission time.
     direction: Option<String>,
+    /// Comma-separated symbols.
     symbols: Option<String>,
-    /// Accepted for compatibility; orderd has no multi-leg orders.
-    #[allow(dead_code)]
+    /// Accepted for compatibility (true or false; alpaca-py sends True or
+    /// False); orderd has no multi-leg orders.
     nested: Option<String>,
 }
 
@@ -260,6 +264,13 @@ fn list_filter(account_id: Uuid, query: &ListQuery) -> Result<ListFilter, ApiErr
             .filter(|l| (1..=LIST_LIMIT_MAX).contains(l))
             .ok_or_else(|| ApiError::validation(format!("limit must be 1 to {LIST_LIMIT_MAX}")))?,
     };
+    if let Some(nested) = query.nested.as_deref()
+        && !NESTED_VALUES.contains(&nested)
+    {
+        return Err(ApiError::validation(format!(
+            "nested must be true or false, got {nested:?}"
+        )));
+    }
     let ascending = match query.direction.as_deref().unwrap_or("desc") {
         "asc" => true,
         "desc" => false,
@@ -269,12 +280,20 @@ fn list_filter(account_id: Uuid, query: &ListQuery) -> Result<ListFilter, ApiErr
             )));
         }
     };
-    let symbols = query.symbols.as_deref().map(|s| {
-        s.split(',')
-            .map(|x| x.trim().to_ascii_uppercase())
-            .filter(|x| !x.is_empty())
-            .collect::<Vec<_>>()
-    });
+    let symbols = query
+        .symbols
+        .as_deref()
+        .map(|s| {
+            s.split(',')
+                .map(|symbol| Symbol::parse(symbol).map(|s| s.as_str().to_string()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
+        .map_err(|_| {
+            ApiError::validation(
+                "symbols must be a comma-separated list of symbols (letters, digits, '.' or '/')",
+            )
+        })?;
     Ok(ListFilter {
         account_id,
         statuses,
@@ -295,7 +314,7 @@ fn list_filter(account_id: Uuid, query: &ListQuery) -> Result<ListFilter, ApiErr
 }
 
 /// `GET /v2/orders`.
-#[utoipa::path(get, path = "/v2/orders", tag = "orders", params(ListQuery),
+#[utoipa::path(get, path = "/v2/orders", tag = "orders", operation_id = "getAllOrders", params(ListQuery),
     responses((status = 200, body = Vec<AlpacaOrder>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 422, body = ErrorBody)),
     security(("key_id" = [], "secret_key" = [])))]
@@ -310,8 +329,8 @@ pub async fn list(
 }
 
 /// `GET /v2/orders/{id}/events`: the recorded action timeline.
-#[utoipa::path(get, path = "/v2/orders/{id}/events", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+#[utoipa::path(get, path = "/v2/orders/{order_id}/events", tag = "orders", operation_id = "getOrderEvents",
+    params(("order_id" = String, Path, description = "Order id")),
     responses((status = 200, body = OrderTimeline), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("key_id" = [], "secret_key" = [])))]
 pub async fn events(
@@ -336,8 +355,8 @@ pub async fn events(
 
 /// `DELETE /v2/orders/{id}`: 204 once the cancel is recorded; the outcome
 /// (canceled, or filled if a fill wins the race) follows.
-#[utoipa::path(delete, path = "/v2/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+#[utoipa::path(delete, path = "/v2/orders/{order_id}", tag = "orders", operation_id = "deleteOrderByOrderID",
+    params(("order_id" = String, Path, description = "Order id")),
     responses((status = 204, description = "Cancel recorded"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 422, description = "Already terminal", body = ErrorBody)),
     security(("key_id" = [], "secret_key" = [])))]
@@ -360,7 +379,7 @@ fn already_terminal(status: Status) -> ApiError {
 
 /// `DELETE /v2/orders`: cancels every open order; Alpaca's 207 body, one
 /// entry per order with its own status.
-#[utoipa::path(delete, path = "/v2/orders", tag = "orders",
+#[utoipa::path(delete, path = "/v2/orders", tag = "orders", operation_id = "deleteAllOrders",
     responses((status = 207, body = Vec<CancelAllEntry>), (status = 401, body = ErrorBody)),
     security(("key_id" = [], "secret_key" = [])))]
 pub async fn cancel_all(
@@ -397,8 +416,8 @@ pub async fn cancel_all(
 }
 
 /// `GET /v2/orders/{id}/fills`: the order's executions and their settlement.
-#[utoipa::path(get, path = "/v2/orders/{id}/fills", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+#[utoipa::path(get, path = "/v2/orders/{order_id}/fills", tag = "orders", operation_id = "getOrderFills",
+    params(("order_id" = String, Path, description = "Order id")),
     responses((status = 200, body = Vec<FillView>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("key_id" = [], "secret_key" = [])))]
 pub async fn fills(

@@ -16,6 +16,7 @@ use crate::domain::lifecycle::{
     ActionState, Lifecycle, RejectReason, Status, Step, StepState, VenueStatus,
 };
 use crate::domain::order::{OrderType, Side, TimeInForce};
+use crate::domain::session::SessionRules;
 
 /// The recovery-step encoding this binary writes. A newer binary that
 /// changes what a step means bumps it and keeps reading older rows.
@@ -72,6 +73,10 @@ pub struct OrderRecord {
     pub placement_sent_at: Option<DateTime<Utc>>,
     /// When it was last recorded: the placement's `timestamp` at the venue.
     pub placement_last_sent_at: Option<DateTime<Utc>>,
+    /// When the order expires; `None` for orders entered before it was
+    /// stored (see `expires_at()`).
+    #[sqlx(rename = "expires_at")]
+    pub stored_expires_at: Option<DateTime<Utc>>,
     pub parked_step: Option<Step>,
 }
 
@@ -86,6 +91,14 @@ pub struct CorruptRow {
 }
 
 impl OrderRecord {
+    /// When the order expires. Orders entered before it was stored (there
+    /// was no `[market]` setting then) follow New York's default day.
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        self.stored_expires_at.unwrap_or_else(|| {
+            SessionRules::NEW_YORK.expires_at(self.time_in_force, self.created_at)
+        })
+    }
+
     /// The domain view the transition table works on.
     pub fn lifecycle(&self) -> Result<Lifecycle, CorruptRow> {
         let attempts = u32::try_from(self.attempts).map_err(|_| CorruptRow {
@@ -130,6 +143,8 @@ pub struct NewOrderRow {
     /// `None` for a market buy until a quote is known.
     pub hold_amount: Option<Decimal>,
     pub hold_rate: Option<Decimal>,
+    /// When the order expires (`SessionRules::expires_at`).
+    pub expires_at: DateTime<Utc>,
 }
 
 const INSERT_ORDER: &str = "WITH inserted AS (
@@ -137,10 +152,10 @@ const INSERT_ORDER: &str = "WITH inserted AS (
                          request_fingerprint, symbol, side, order_type, time_in_force, qty,
                          limit_price, status, step, step_state, recovery_version,
                          hold_asset, hold_amount, hold_rate, lease_owner, lease_expires_at,
-                         lease_token)
+                         lease_token, expires_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $21, $18, $22,
              $12, $13, $14, $15, $16, now() + make_interval(secs => $17::float8 / 1000),
-             nextval('lease_tokens'))
+             nextval('lease_tokens'), $23)
      ON CONFLICT (account_id, client_order_id) DO NOTHING
      RETURNING *),
      events AS (
@@ -188,6 +203,7 @@ pub async fn insert_order<'e>(
         }))
         .bind(accepted.status)
         .bind(accepted.step_state)
+        .bind(row.expires_at)
         .fetch_optional(executor)
         .await
 }
@@ -221,7 +237,7 @@ const LOAD_BY_CLIENT_ORDER_ID: &str =
 pub async fn load_by_client_order_id(
     pool: &PgPool,
     account_id: Uuid,
-    client_order_id: &str,
+    client_order_id: &ClientOrderId,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
     sqlx::query_as(LOAD_BY_CLIENT_ORDER_ID)
         .bind(account_id)

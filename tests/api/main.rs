@@ -9,6 +9,7 @@ mod database;
 mod exactly_once;
 mod fills;
 mod health;
+mod hostile_input;
 mod openapi;
 mod operator;
 mod orders;

@@ -6,6 +6,7 @@ Environment: ORDERD_BASE_URL (http://HOST:PORT), APCA_KEY_ID, APCA_SECRET.
 Prints one JSON summary on stdout; exits 1 with a traceback on any failure.
 """
 
+import datetime
 import json
 import os
 import sys
@@ -67,6 +68,14 @@ def main():
 
     all_orders = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL))
     summary["orders_all"] = len(all_orders)
+    # alpaca-py sends booleans as Python spells them (nested=True), a
+    # datetime as isoformat, symbols comma-joined.
+    nested = client.get_orders(GetOrdersRequest(
+        status=QueryOrderStatus.ALL, nested=True, symbols=["AAPL", "MSFT"],
+        after=datetime.datetime(2000, 1, 1)))
+    assert len(nested) == len(all_orders), (len(nested), len(all_orders))
+    # expires_at is a real time after the order was made.
+    assert by_id.expires_at is not None and by_id.expires_at > by_id.created_at, by_id.expires_at
 
     try:
         client.submit_order(MarketOrderRequest(

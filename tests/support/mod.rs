@@ -273,6 +273,41 @@ impl TestStack {
     }
 
     pub async fn spawn_with(customize: impl FnOnce(&mut Settings)) -> Self {
+        let (settings, exchange, balances) = Self::simulators(customize).await;
+        let app = TestApp::spawn_with(settings).await;
+        Self {
+            app,
+            exchange,
+            balances,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A stack whose orderd reaches its database through a [`DbProxy`],
+    /// so a test can take the database away and give it back.
+    pub async fn spawn_behind_proxy() -> (Self, DbProxy) {
+        let (settings, exchange, balances) = Self::simulators(|_| {}).await;
+        let db = TestDatabase::fresh().await;
+        let proxy = DbProxy::start(&db.options).await;
+        let options = proxy.options(&db.options);
+        let proxied = TestDatabase {
+            name: db.name.clone(),
+            pool: orderd::db::build_pool(options.clone(), &settings.database),
+            options,
+        };
+        let app = TestApp::spawn_over(settings, proxied).await;
+        let stack = Self {
+            app,
+            exchange,
+            balances,
+            http: reqwest::Client::new(),
+        };
+        (stack, proxy)
+    }
+
+    async fn simulators(
+        customize: impl FnOnce(&mut Settings),
+    ) -> (Settings, exchange_sim::Handle, balances_sim::Handle) {
         orderd::install_crypto_provider();
         let exchange = exchange_sim::spawn(exchange_config())
             .await
@@ -283,15 +318,8 @@ impl TestStack {
         let mut settings = test_settings();
         settings.exchange.url = format!("http://{}", exchange.addr());
         settings.balances.url = format!("http://{}", balances.addr());
-        // Tests drive the completer themselves unless they say otherwise.
         customize(&mut settings);
-        let app = TestApp::spawn_with(settings).await;
-        Self {
-            app,
-            exchange,
-            balances,
-            http: reqwest::Client::new(),
-        }
+        (settings, exchange, balances)
     }
 
     pub fn exchange_url(&self, path: &str) -> String {
@@ -530,4 +558,100 @@ pub async fn compat_python() -> String {
         String::from_utf8_lossy(&venv.stderr)
     );
     String::from_utf8_lossy(&venv.stdout).trim().to_string()
+}
+
+/// A TCP proxy in front of the test cluster: `cut` drops every connection
+/// through it and refuses new ones (the database is gone, as far as the
+/// app can tell), `restore` lets them through again.
+pub struct DbProxy {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    epoch: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DbProxy {
+    /// Listens on 127.0.0.1 and forwards to where `options` points.
+    pub async fn start(options: &PgConnectOptions) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy listens");
+        let port = listener.local_addr().expect("proxy address").port();
+        let socket = options
+            .get_socket()
+            .map(|dir| dir.join(format!(".s.PGSQL.{}", options.get_port())));
+        let tcp = format!("{}:{}", options.get_host(), options.get_port());
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (epoch, _) = tokio::sync::watch::channel(0u64);
+        let task = {
+            let cut = cut.clone();
+            let epoch = epoch.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if cut.load(std::sync::atomic::Ordering::SeqCst) {
+                        // A reset, as from a host whose database is down.
+                        let _ = client.set_zero_linger();
+                        drop(client);
+                        continue;
+                    }
+                    let mut dropped = epoch.subscribe();
+                    let (socket, tcp) = (socket.clone(), tcp.clone());
+                    tokio::spawn(async move {
+                        let forward = async {
+                            match socket {
+                                Some(path) => {
+                                    let mut server = tokio::net::UnixStream::connect(path).await?;
+                                    tokio::io::copy_bidirectional(&mut client, &mut server).await
+                                }
+                                None => {
+                                    let mut server = tokio::net::TcpStream::connect(tcp).await?;
+                                    tokio::io::copy_bidirectional(&mut client, &mut server).await
+                                }
+                            }
+                        };
+                        tokio::select! {
+                            _ = forward => {}
+                            _ = dropped.changed() => {}
+                        }
+                    });
+                }
+            })
+        };
+        Self {
+            port,
+            cut,
+            epoch,
+            task,
+        }
+    }
+
+    /// Connection options that go through the proxy.
+    pub fn options(&self, options: &PgConnectOptions) -> PgConnectOptions {
+        let through = PgConnectOptions::new_without_pgpass()
+            .host("127.0.0.1")
+            .port(self.port)
+            .username(options.get_username());
+        match options.get_database() {
+            Some(database) => through.database(database),
+            None => through,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.epoch.send_modify(|e| *e += 1);
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for DbProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -1,0 +1,603 @@
+//! What `/openapi.json` says beyond the handlers' annotations: the order
+//! request's grammar (written next to the rules of `parse_order_request`
+//! it describes), the responses every operation can give whatever it does
+//! (400 for a query, path or header that does not decode, 401 without
+//! keys, 503 with `Retry-After` while the database is unavailable), and
+//! the links from a created object to the operations that take it, so a
+//! generated client (or schemathesis' stateful phase) can walk from
+//! `POST /v2/orders` to everything that needs an existing order.
+//!
+//! The suite holds it to the server: schemathesis runs every phase with
+//! every check against it, and Alpaca's own document runs against the
+//! operations orderd shares with Alpaca.
+
+use serde_json::{Map, Value, json};
+
+use super::orders::{LIST_LIMIT_MAX, NESTED_VALUES};
+use crate::app::idempotency::KEY_MAX_LEN;
+use crate::domain::TextEnum;
+use crate::domain::order::{
+    CLIENT_ORDER_ID_MAX_LEN, OrderType, PRICE_MAX, QTY_MAX, SYMBOL_MAX_LEN, Side, TimeInForce,
+};
+use crate::reconcile::Job;
+
+/// A symbol as `Symbol::parse` accepts it (either case).
+pub fn symbol_pattern() -> String {
+    format!("^[A-Za-z0-9./]{{1,{SYMBOL_MAX_LEN}}}$")
+}
+
+/// A comma-separated list of symbols (`GET /v2/orders?symbols=`).
+pub fn symbols_pattern() -> String {
+    format!("^[A-Za-z0-9./]{{1,{SYMBOL_MAX_LEN}}}(,[A-Za-z0-9./]{{1,{SYMBOL_MAX_LEN}}})*$")
+}
+
+/// A client_order_id: no control character (`ClientOrderId::parse`).
+pub const CLIENT_ORDER_ID_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$";
+
+/// An Idempotency-Key header value: visible ASCII and inner spaces
+/// (`IdempotencyKey::parse`); a surrounding pair of quotes is dropped.
+pub fn idempotency_key_pattern() -> String {
+    format!(
+        "^[\\x21-\\x7e](?:[\\x20-\\x7e]{{0,{}}}[\\x21-\\x7e])?$",
+        KEY_MAX_LEN - 2
+    )
+}
+
+/// A whole number of shares as a plain decimal string, 1 ..= QTY_MAX.
+pub fn qty_text_pattern() -> String {
+    let digits = QTY_MAX.to_string().len();
+    format!("^(?:[1-9][0-9]{{0,{}}}|{QTY_MAX})(?:\\.0+)?$", digits - 2)
+}
+
+/// A limit price as a plain decimal string on the tick: cents at or above
+/// $1 (up to PRICE_MAX), hundredths of a cent below; trailing zeros allowed.
+pub fn price_text_pattern() -> String {
+    let digits = PRICE_MAX.to_string().len();
+    format!(
+        "^(?:[1-9][0-9]{{0,{}}}(?:\\.[0-9]{{1,2}}0*)?|{PRICE_MAX}(?:\\.0+)?|0\\.(?:[1-9][0-9]{{0,3}}|0[1-9][0-9]{{0,2}}|00[1-9][0-9]?|000[1-9])0*)$",
+        digits - 2
+    )
+}
+
+fn enum_of<T: TextEnum>() -> Value {
+    json!({"type": "string", "enum": T::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>()})
+}
+
+/// Fields orderd refuses unless absent or null (notional, stop and trailing
+/// orders, brackets, legs).
+pub const UNSUPPORTED_FIELDS: [&str; 7] = [
+    "notional",
+    "stop_price",
+    "trail_price",
+    "trail_percent",
+    "take_profit",
+    "stop_loss",
+    "legs",
+];
+
+/// The `POST /v2/orders` body: a market or a limit order, told apart by
+/// `type`. Unknown fields are ignored; null is the same as absent.
+fn order_request_schemas() -> Vec<(&'static str, Value)> {
+    let qty = json!({
+        "description": "Whole shares: a plain decimal string (\"10\") or a JSON number (10).",
+        "oneOf": [
+            {"type": "string", "pattern": qty_text_pattern()},
+            {"type": "number", "minimum": 1, "maximum": QTY_MAX, "multipleOf": 1},
+        ],
+    });
+    let price = json!({
+        "description": "On the tick: $0.01 at or above $1, $0.0001 below; a plain decimal string (\"190.25\") or a JSON number (a float within 1e-9 of a tick is that tick).",
+        "oneOf": [
+            {"type": "string", "pattern": price_text_pattern()},
+            {"type": "number", "minimum": 1, "maximum": PRICE_MAX, "multipleOf": 0.01},
+            {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "multipleOf": 0.0001},
+        ],
+    });
+    let variant = |order_type: OrderType, limit_price: Value, description: &str| {
+        let mut properties = Map::new();
+        properties.insert(
+            "symbol".into(),
+            json!({"type": "string", "pattern": symbol_pattern()}),
+        );
+        properties.insert("qty".into(), qty.clone());
+        properties.insert("side".into(), enum_of::<Side>());
+        properties.insert(
+            "type".into(),
+            json!({"type": "string", "enum": [order_type.as_str()]}),
+        );
+        properties.insert("time_in_force".into(), enum_of::<TimeInForce>());
+        properties.insert("limit_price".into(), limit_price);
+        properties.insert(
+            "client_order_id".into(),
+            json!({
+                "description": "Unique per account; generated when absent.",
+                "type": ["string", "null"],
+                "minLength": 1,
+                "maxLength": CLIENT_ORDER_ID_MAX_LEN,
+                "pattern": CLIENT_ORDER_ID_PATTERN,
+            }),
+        );
+        properties.insert(
+            "order_class".into(),
+            json!({"type": ["string", "null"], "enum": ["simple", "", null]}),
+        );
+        properties.insert(
+            "extended_hours".into(),
+            json!({"description": "Extended-hours orders are not supported.", "type": ["boolean", "null"], "enum": [false, null]}),
+        );
+        for name in UNSUPPORTED_FIELDS {
+            properties.insert(
+                name.into(),
+                json!({"description": "Not supported by orderd: absent or null.", "type": "null"}),
+            );
+        }
+        let mut required = vec!["symbol", "qty", "side", "type", "time_in_force"];
+        if order_type == OrderType::Limit {
+            required.push("limit_price");
+        }
+        let example = match order_type {
+            OrderType::Market => json!({"symbol": "AAPL", "qty": "10", "side": "buy",
+                "type": "market", "time_in_force": "day", "client_order_id": "desk-7-market-1"}),
+            OrderType::Limit => json!({"symbol": "MSFT", "qty": 5, "side": "sell",
+                "type": "limit", "time_in_force": "gtc", "limit_price": "415.25"}),
+        };
+        json!({
+            "description": description,
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "examples": [example],
+        })
+    };
+    vec![
+        (
+            "MarketOrderRequest",
+            variant(
+                OrderType::Market,
+                json!({"description": "Not given for a market order.", "type": "null"}),
+                "A market order: executes at the venue's prices; a buy holds qty x ask x (1 + collar).",
+            ),
+        ),
+        (
+            "LimitOrderRequest",
+            variant(
+                OrderType::Limit,
+                price,
+                "A limit order: executes at limit_price or better.",
+            ),
+        ),
+        (
+            "OrderRequest",
+            json!({
+                "description": "Alpaca's order request, as orderd accepts it: simple market and limit orders.",
+                "oneOf": [
+                    {"$ref": "#/components/schemas/MarketOrderRequest"},
+                    {"$ref": "#/components/schemas/LimitOrderRequest"},
+                ],
+                "discriminator": {
+                    "propertyName": "type",
+                    "mapping": {
+                        "market": "#/components/schemas/MarketOrderRequest",
+                        "limit": "#/components/schemas/LimitOrderRequest",
+                    },
+                },
+            }),
+        ),
+    ]
+}
+
+/// The schema of every parameter, by name: what the handler's parser
+/// accepts, exactly.
+fn parameter_schema(name: &str) -> Option<Value> {
+    let list = |values: &[&str]| json!({"type": "string", "enum": values});
+    Some(match name {
+        "order_id" => json!({"type": "string", "format": "uuid"}),
+        "client_order_id" => json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": CLIENT_ORDER_ID_MAX_LEN,
+            "pattern": CLIENT_ORDER_ID_PATTERN,
+        }),
+        "symbol_or_asset_id" => json!({"anyOf": [
+            {"type": "string", "pattern": symbol_pattern()},
+            {"type": "string", "format": "uuid"},
+        ]}),
+        "symbols" => json!({"type": "string", "pattern": symbols_pattern()}),
+        "status" => list(&["open", "closed", "all"]),
+        "direction" => list(&["asc", "desc"]),
+        "limit" => json!({"type": "integer", "minimum": 1, "maximum": LIST_LIMIT_MAX}),
+        "after" | "until" => json!({"anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "format": "date"},
+        ]}),
+        "nested" => list(&NESTED_VALUES),
+        "job" => list(&Job::ALL.map(Job::as_str)),
+        "run_id" => json!({"type": "integer", "format": "int64", "minimum": 1}),
+        "Idempotency-Key" => json!({
+            "type": "string",
+            "maxLength": KEY_MAX_LEN,
+            "pattern": idempotency_key_pattern(),
+        }),
+        _ => return None,
+    })
+}
+
+/// An example of each parameter (the examples phase of a contract test
+/// starts from these).
+fn parameter_example(name: &str) -> Option<Value> {
+    Some(match name {
+        "order_id" => json!("0195f3c2-8d3b-7a4e-9c1d-2b6f0e4a7c11"),
+        "client_order_id" => json!("desk-7-order-1"),
+        "symbol_or_asset_id" => json!("AAPL"),
+        "symbols" => json!("AAPL,MSFT"),
+        "status" => json!("all"),
+        "direction" => json!("asc"),
+        "limit" => json!(50),
+        "after" => json!("2026-01-02T14:30:00Z"),
+        "until" => json!("2026-12-31"),
+        "nested" => json!("false"),
+        "job" => json!("open_orders"),
+        "run_id" => json!(1),
+        "Idempotency-Key" => json!("desk-7-submit-1"),
+        _ => return None,
+    })
+}
+
+/// A link of the document: a response of `from` with `status` gives
+/// `to` its `parameters`.
+struct Link {
+    from: &'static str,
+    status: &'static str,
+    name: &'static str,
+    to: &'static str,
+    parameters: &'static [(&'static str, &'static str)],
+}
+
+const fn link(
+    from: &'static str,
+    status: &'static str,
+    name: &'static str,
+    to: &'static str,
+    parameters: &'static [(&'static str, &'static str)],
+) -> Link {
+    Link {
+        from,
+        status,
+        name,
+        to,
+        parameters,
+    }
+}
+
+/// Each response that returns an object, and the operations that take it.
+const LINKS: &[Link] = &[
+    link(
+        "postOrder",
+        "200",
+        "GetOrder",
+        "getOrderByOrderID",
+        &[("order_id", "$response.body#/id")],
+    ),
+    link(
+        "postOrder",
+        "200",
+        "GetOrderByClientOrderId",
+        "getOrderByClientOrderId",
+        &[("client_order_id", "$response.body#/client_order_id")],
+    ),
+    link(
+        "postOrder",
+        "200",
+        "GetOrderEvents",
+        "getOrderEvents",
+        &[("order_id", "$response.body#/id")],
+    ),
+    link(
+        "postOrder",
+        "200",
+        "GetOrderFills",
+        "getOrderFills",
+        &[("order_id", "$response.body#/id")],
+    ),
+    link(
+        "postOrder",
+        "200",
+        "CancelOrder",
+        "deleteOrderByOrderID",
+        &[("order_id", "$response.body#/id")],
+    ),
+    link(
+        "postOrder",
+        "200",
+        "GetPosition",
+        "getOpenPosition",
+        &[("symbol_or_asset_id", "$response.body#/symbol")],
+    ),
+    link(
+        "getOrderByOrderID",
+        "200",
+        "GetOrderEvents",
+        "getOrderEvents",
+        &[("order_id", "$response.body#/id")],
+    ),
+    link(
+        "getOrderByOrderID",
+        "200",
+        "CancelOrder",
+        "deleteOrderByOrderID",
+        &[("order_id", "$response.body#/id")],
+    ),
+    link(
+        "runReconciliationJob",
+        "200",
+        "GetRun",
+        "getReconciliationRun",
+        &[("run_id", "$response.body#/run/run_id")],
+    ),
+];
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    })
+}
+
+fn retry_after() -> Value {
+    json!({"Retry-After": {
+        "description": "Whole seconds to wait before retrying",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }})
+}
+
+/// Completes the generated document (see the module's comment).
+pub fn complete(doc: &mut Value) {
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (name, schema) in order_request_schemas() {
+            schemas.insert(name.to_string(), schema);
+        }
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in item.values_mut() {
+            complete_operation(operation);
+        }
+    }
+    for Link {
+        from,
+        status,
+        name,
+        to,
+        parameters,
+    } in LINKS
+    {
+        let parameters: Map<String, Value> = parameters
+            .iter()
+            .map(|(name, value)| (name.to_string(), json!(value)))
+            .collect();
+        if let Some(response) = operation_mut(paths, from)
+            .and_then(|op| op.pointer_mut(&format!("/responses/{status}")))
+            .and_then(Value::as_object_mut)
+        {
+            let links = response.entry("links").or_insert_with(|| json!({}));
+            links[*name] = json!({"operationId": to, "parameters": parameters});
+        }
+    }
+}
+
+fn operation_mut<'a>(paths: &'a mut Map<String, Value>, id: &str) -> Option<&'a mut Value> {
+    paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .find(|op| op["operationId"] == id)
+}
+
+fn complete_operation(operation: &mut Value) {
+    if operation["operationId"] == "postOrder" {
+        operation["requestBody"] = json!({
+            "required": true,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OrderRequest"}}},
+        });
+    }
+    if let Some(parameters) = operation
+        .get_mut("parameters")
+        .and_then(Value::as_array_mut)
+    {
+        for parameter in parameters {
+            let name = parameter["name"].as_str().unwrap_or_default().to_string();
+            if let Some(schema) = parameter_schema(&name) {
+                parameter["schema"] = schema;
+            }
+            if let Some(example) = parameter_example(&name) {
+                parameter["example"] = example;
+            }
+        }
+    }
+    let takes_input = operation["parameters"]
+        .as_array()
+        .is_some_and(|p| !p.is_empty())
+        || operation.get("requestBody").is_some();
+    let secured = operation.get("security").is_some();
+    let Some(responses) = operation
+        .get_mut("responses")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if takes_input {
+        responses.entry("400").or_insert_with(|| {
+            error_response(
+                "A parameter or the body does not decode (bad UTF-8, a malformed query or JSON)",
+            )
+        });
+    }
+    if secured {
+        responses
+            .entry("401")
+            .or_insert_with(|| error_response("Missing or wrong credentials"));
+        let unavailable = responses.entry("503").or_insert_with(|| {
+            error_response(
+                "The database (or the balances service) is unavailable; retry after Retry-After",
+            )
+        });
+        if let Some(unavailable) = unavailable.as_object_mut() {
+            unavailable.insert("headers".into(), retry_after());
+        }
+    }
+    if let Some(conflict) = responses.get_mut("409").and_then(Value::as_object_mut) {
+        conflict.insert("headers".into(), retry_after());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use regex_automata::meta::Regex;
+
+    use super::*;
+    use crate::app::idempotency::IdempotencyKey;
+    use crate::domain::ids::ClientOrderId;
+    use crate::domain::order::Symbol;
+    use crate::http::alpaca::parse_order_request;
+
+    fn matches(pattern: &str, text: &str) -> bool {
+        Regex::new(pattern).unwrap().is_match(text)
+    }
+
+    fn limit_order(qty: &str, price: &str) -> String {
+        serde_json::json!({"symbol": "AAPL", "qty": qty, "side": "buy", "type": "limit",
+            "time_in_force": "day", "limit_price": price})
+        .to_string()
+    }
+
+    fn qty_accepted(qty: &str) -> bool {
+        parse_order_request(limit_order(qty, "1").as_bytes()).is_ok()
+    }
+
+    fn price_accepted(price: &str) -> bool {
+        parse_order_request(limit_order("1", price).as_bytes()).is_ok()
+    }
+
+    #[test]
+    fn the_patterns_hold_their_edges() {
+        let qty = qty_text_pattern();
+        for (text, ok) in [
+            ("1", true),
+            ("10000000", true),
+            ("10000001", false),
+            ("9999999.00", true),
+            ("0", false),
+            ("01", false),
+            ("1.5", false),
+            ("1e2", false),
+            (" 1", false),
+            ("1.", false),
+        ] {
+            assert_eq!(matches(&qty, text), ok, "qty {text:?}");
+            assert_eq!(qty_accepted(text), ok, "qty {text:?}");
+        }
+        let price = price_text_pattern();
+        for (text, ok) in [
+            ("1", true),
+            ("190.25", true),
+            ("190.250", true),
+            ("190.255", false),
+            ("1000000", true),
+            ("1000000.01", false),
+            ("0.5", true),
+            ("0.0001", true),
+            ("0.00001", false),
+            ("0.00010", true),
+            ("0", false),
+            ("0.0", false),
+            ("-1", false),
+            ("01.5", false),
+            (".5", false),
+        ] {
+            assert_eq!(matches(&price, text), ok, "price {text:?}");
+            assert_eq!(price_accepted(text), ok, "price {text:?}");
+        }
+    }
+
+    #[test]
+    fn a_float_a_hair_off_the_tick_is_the_tick() {
+        let body = |price: f64| {
+            serde_json::json!({"symbol": "AAPL", "qty": 1, "side": "buy",
+            "type": "limit", "time_in_force": "day", "limit_price": price})
+            .to_string()
+        };
+        let order = parse_order_request(body(115.0 * 0.01).as_bytes()).unwrap();
+        assert_eq!(order.limit_price.unwrap().value().to_string(), "1.15");
+        assert!(parse_order_request(body(1.155).as_bytes()).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Decimal-looking text: the parser accepts exactly what the
+        /// pattern describes.
+        #[test]
+        fn qty_and_price_text_is_accepted_exactly_when_the_pattern_matches(
+            text in "[0-9]{0,9}(\\.[0-9]{0,6})?|[-+ e0-9.]{0,10}",
+        ) {
+            prop_assert_eq!(matches(&qty_text_pattern(), &text), qty_accepted(&text), "qty {:?}", text);
+            prop_assert_eq!(matches(&price_text_pattern(), &text), price_accepted(&text), "price {:?}", text);
+        }
+
+        #[test]
+        fn symbols_are_accepted_exactly_when_the_pattern_matches(text in "\\PC{0,14}|[A-Za-z0-9./ ]{0,14}") {
+            prop_assert_eq!(matches(&symbol_pattern(), &text), Symbol::parse(&text).is_ok(), "{:?}", text);
+        }
+
+        #[test]
+        fn client_order_ids_are_accepted_exactly_when_the_schema_allows(text in "\\PC{0,50}|.{0,50}|[\\x00-\\x1f\\x7f-\\x9f a]{0,4}") {
+            let length = (1..=CLIENT_ORDER_ID_MAX_LEN).contains(&text.chars().count());
+            prop_assert_eq!(matches(CLIENT_ORDER_ID_PATTERN, &text) && length, ClientOrderId::parse(&text).is_ok(), "{:?}", text);
+        }
+
+        #[test]
+        fn idempotency_keys_are_accepted_exactly_when_the_pattern_matches(text in "[\\x20-\\x7e]{0,6}|\\PC{0,6}|\"[a-z]{0,3}\"") {
+            prop_assert_eq!(matches(&idempotency_key_pattern(), &text), IdempotencyKey::parse(&text).is_ok(), "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn every_link_joins_two_operations_and_every_trader_operation_says_503() {
+        let doc = crate::http::openapi::document_value();
+        let ids: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .filter_map(|op| op["operationId"].as_str())
+            .collect();
+        for Link { from, to, .. } in LINKS {
+            assert!(ids.contains(from), "{from}");
+            assert!(ids.contains(to), "{to}");
+        }
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                if op.get("security").is_some() {
+                    assert!(
+                        op["responses"]["503"]["headers"]["Retry-After"].is_object(),
+                        "{op}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            doc["paths"]["/v2/orders"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+                ["$ref"],
+            "#/components/schemas/OrderRequest"
+        );
+    }
+}
