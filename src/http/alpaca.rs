@@ -110,6 +110,18 @@ fn snap_float_noise(price: Decimal, wire: Wire) -> Decimal {
     }
 }
 
+/// Fields orderd refuses unless absent or null (notional, stop and trailing
+/// orders, brackets, legs).
+pub const UNSUPPORTED_FIELDS: [&str; 7] = [
+    "notional",
+    "stop_price",
+    "trail_price",
+    "trail_percent",
+    "take_profit",
+    "stop_loss",
+    "legs",
+];
+
 /// Parses a `POST /v2/orders` body into a validated order. Malformed JSON
 /// is a 400; a missing, mistyped or out-of-range field a 422 naming it.
 pub fn parse_order_request(bytes: &[u8]) -> Result<NewOrder, ApiError> {
@@ -120,15 +132,7 @@ pub fn parse_order_request(bytes: &[u8]) -> Result<NewOrder, ApiError> {
         return Err(ApiError::bad_request("request body must be a JSON object"));
     };
 
-    for unsupported in [
-        "notional",
-        "stop_price",
-        "trail_price",
-        "trail_percent",
-        "take_profit",
-        "stop_loss",
-        "legs",
-    ] {
+    for unsupported in UNSUPPORTED_FIELDS {
         if field(&body, unsupported).is_some() {
             return Err(ApiError::validation(format!(
                 "{unsupported} is not supported by orderd"

@@ -13,6 +13,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::alpaca::UNSUPPORTED_FIELDS;
 use super::orders::{LIST_LIMIT_MAX, NESTED_VALUES};
 use crate::app::idempotency::KEY_MAX_LEN;
 use crate::domain::TextEnum;
@@ -62,18 +63,6 @@ pub fn price_text_pattern() -> String {
 fn enum_of<T: TextEnum>() -> Value {
     json!({"type": "string", "enum": T::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>()})
 }
-
-/// Fields orderd refuses unless absent or null (notional, stop and trailing
-/// orders, brackets, legs).
-pub const UNSUPPORTED_FIELDS: [&str; 7] = [
-    "notional",
-    "stop_price",
-    "trail_price",
-    "trail_percent",
-    "take_profit",
-    "stop_loss",
-    "legs",
-];
 
 /// The `POST /v2/orders` body: a market or a limit order, told apart by
 /// `type`. Unknown fields are ignored; null is the same as absent.

@@ -121,14 +121,8 @@ async fn a_step_that_keeps_failing_is_parked_with_its_last_error_and_resumes() {
     );
     // One hold, whatever was re-sent.
     let holds: Value = stack
-        .http
-        .get(stack.balances_url(&format!("/v1/holds?order_id={id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(stack.balances_url(&format!("/v1/holds?order_id={id}")))
+        .await;
     assert_eq!(holds["holds"].as_array().unwrap().len(), 1, "{holds}");
     assert!(trader.cancel(&id).await == 204);
     stack.wait_all_terminal(Duration::from_secs(20)).await;

@@ -111,15 +111,7 @@ async fn while_the_database_is_away_every_secured_route_answers_503_with_retry_a
         .await;
     assert_eq!(before.status, 200, "{:?}", before.body);
     let order_id = before.body["id"].as_str().unwrap().to_string();
-    let doc: serde_json::Value = stack
-        .http
-        .get(stack.app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = stack.get_json(stack.app.url("/openapi.json")).await;
     let requests = secured_requests(&doc, &order_id);
     assert!(requests.len() >= 14, "{requests:?}");
 
@@ -150,21 +142,13 @@ async fn while_the_database_is_away_every_secured_route_answers_503_with_retry_a
         assert!(retry_after.is_some(), "{method} {path} has no Retry-After");
         assert_eq!(body["code"], 50310000, "{method} {path}: {body}");
     }
-    let ready = stack
-        .http
-        .get(stack.app.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    let alive = stack
-        .http
-        .get(stack.app.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let status = |path: &'static str| {
+        let request = stack.http.get(stack.app.url(path));
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(status("/readyz").await, 503);
     assert_eq!(
-        alive.status(),
+        status("/healthz").await,
         200,
         "the process stays up through the outage"
     );
@@ -172,13 +156,7 @@ async fn while_the_database_is_away_every_secured_route_answers_503_with_retry_a
     proxy.restore();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let ready = stack
-            .http
-            .get(stack.app.url("/readyz"))
-            .send()
-            .await
-            .unwrap();
-        if ready.status() == 200 {
+        if status("/readyz").await == 200 {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "not ready again");

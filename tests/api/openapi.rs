@@ -22,12 +22,13 @@ fn compat_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat")
 }
 
-/// Runs `st run <document> <args>` against the stack as `trader` (and the
-/// operator), writing a HAR of every exchange to `har`; answers the
-/// report and whether it passed.
+/// Runs `st --config-file tests/compat/<config> run <document> <args>`
+/// against the stack as `trader` (and the operator), writing a HAR of
+/// every exchange to `har`; answers whether it passed, and the report.
 async fn schemathesis(
     stack: &TestStack,
     trader: &Trader,
+    config: &str,
     document: &str,
     har: &Path,
     args: &[&str],
@@ -39,20 +40,9 @@ async fn schemathesis(
     let mut command = tokio::process::Command::new(st);
     command
         .arg("--config-file")
-        .arg(compat.join("schemathesis.toml"))
+        .arg(compat.join(config))
         .args(["run", document, "--url", &base])
-        .args([
-            "--checks",
-            "all",
-            "--generation-deterministic",
-            "--no-color",
-        ])
-        // All but one: DELETE /v2/orders/{order_id} asks for a cancel and
-        // the order stays readable (canceled, or filled if a fill won the
-        // race), as at Alpaca; nothing is deleted, so "a deleted resource
-        // is still available" does not apply. (Per-operation settings in
-        // the config file do not override `--checks all`.)
-        .args(["--exclude-checks", "use_after_free"])
+        .args(["--generation-deterministic", "--no-color"])
         .args(["--generation-with-security-parameters", "false"])
         .args(["--max-examples", EXAMPLES_PER_OPERATION])
         .arg("--header")
@@ -136,8 +126,22 @@ async fn every_phase_and_every_check_find_nothing_and_the_links_reach_every_obje
     let mut reached = BTreeSet::new();
     for (name, filter) in [("trader", "--exclude-tag"), ("operator", "--include-tag")] {
         let har = work.join(format!("{name}.har"));
+        let args = [
+            "--checks",
+            "all",
+            // All but one: DELETE /v2/orders/{order_id} asks for a cancel
+            // and the order stays readable (canceled, or filled if a fill
+            // won the race), as at Alpaca; nothing is deleted, so "a
+            // deleted resource is still available" does not apply.
+            // (Per-operation settings in the config file do not override
+            // `--checks all`.)
+            "--exclude-checks",
+            "use_after_free",
+            filter,
+            "admin",
+        ];
         let (passed, report) =
-            schemathesis(&stack, &trader, &document, &har, &[filter, "admin"]).await;
+            schemathesis(&stack, &trader, "schemathesis.toml", &document, &har, &args).await;
         assert!(
             passed,
             "schemathesis found problems in the {name} API:\n{report}"
@@ -218,14 +222,8 @@ async fn alpacas_own_document_finds_every_shared_operations_responses_conforming
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/alpaca/trading-api.json");
     let alpaca: Value = serde_json::from_slice(&std::fs::read(&alpaca_path).unwrap()).unwrap();
     let ours: Value = stack
-        .http
-        .get(format!("http://{}/openapi.json", stack.app.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("http://{}/openapi.json", stack.app.addr))
+        .await;
 
     // Every operation both documents have, by method and path shape.
     let shared: BTreeSet<_> = operation_shapes(&alpaca)
@@ -247,44 +245,24 @@ async fn alpacas_own_document_finds_every_shared_operations_responses_conforming
         "orders, account and positions are shared with Alpaca: {shared:?}"
     );
 
-    let python = crate::support::compat_python().await;
-    let st = Path::new(&python).with_file_name("st");
     let work = tempfile_dir("alpaca-conformance");
     let har = work.join("alpaca.har");
-    let mut command = tokio::process::Command::new(st);
-    command
-        .arg("--config-file")
-        .arg(compat_dir().join("alpaca-conformance.toml"))
-        .arg("run")
-        .arg(&alpaca_path)
-        .args(["--url", &format!("http://{}", stack.app.addr)])
-        .args([
-            "--checks",
-            "not_a_server_error,response_schema_conformance,content_type_conformance",
-        ])
-        .args(["--generation-deterministic", "--no-color"])
-        .args(["--generation-with-security-parameters", "false"])
-        .args(["--max-examples", EXAMPLES_PER_OPERATION])
-        .arg("--header")
-        .arg(format!("APCA-API-KEY-ID: {}", trader.key_id))
-        .arg("--header")
-        .arg(format!("APCA-API-SECRET-KEY: {}", trader.secret_key))
-        .args(["--report", "har", "--report-har-path"])
-        .arg(&har)
-        .args(&filters)
-        .env("SCHEMATHESIS_HOOKS", "")
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(RUN_LIMIT, command.output())
-        .await
-        .expect("schemathesis finished in time")
-        .expect("run schemathesis");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mut args = vec![
+        "--checks",
+        "not_a_server_error,response_schema_conformance,content_type_conformance",
+    ];
+    args.extend(filters.iter().map(String::as_str));
+    let (passed, report) = schemathesis(
+        &stack,
+        &trader,
+        "alpaca-conformance.toml",
+        alpaca_path.to_str().expect("path"),
+        &har,
+        &args,
+    )
+    .await;
     assert!(
-        output.status.success(),
+        passed,
         "Alpaca's document finds orderd's responses wanting:\n{report}"
     );
     // Every shared operation answered a 2xx that was checked, so the

@@ -437,14 +437,8 @@ async fn lost_hold_responses_answer_pending_new_and_the_completer_finishes() {
     .await;
     // One hold however many times it was asked for: the key replays it.
     let holds: Value = stack
-        .http
-        .get(stack.balances_url(&format!("/v1/holds?order_id={id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(stack.balances_url(&format!("/v1/holds?order_id={id}")))
+        .await;
     assert_eq!(holds["holds"].as_array().unwrap().len(), 1, "{holds}");
     assert_eq!(held(&stack.balances_of(&trader).await, "USD"), dec("200"));
 }

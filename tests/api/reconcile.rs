@@ -223,14 +223,8 @@ async fn a_hold_created_but_not_recorded_is_picked_up_once() {
     );
     assert_eq!(order(&trader, &id).await["status"], "new");
     let holds: Value = stack
-        .http
-        .get(stack.balances_url(&format!("/v1/holds?order_id={id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(stack.balances_url(&format!("/v1/holds?order_id={id}")))
+        .await;
     assert_eq!(holds["holds"].as_array().unwrap().len(), 1, "{holds}");
 }
 

@@ -655,3 +655,17 @@ impl Drop for DbProxy {
         self.task.abort();
     }
 }
+
+impl TestStack {
+    /// GETs `url` (a simulator's admin endpoint, orderd's document) as JSON.
+    pub async fn get_json(&self, url: impl reqwest::IntoUrl) -> serde_json::Value {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+}
