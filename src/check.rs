@@ -462,6 +462,20 @@ pub fn check(snapshot: &Snapshot) -> Report {
         }
     }
 
+    // S1: no order outlives the session it was for.
+    let mut s1 = Vec::new();
+    for order in &snapshot.orders {
+        if order.session_over && !order.status.is_terminal() {
+            s1.push(violation(
+                order.order_id,
+                format!(
+                    "a {} order still {} after its session ended",
+                    order.time_in_force, order.status
+                ),
+            ));
+        }
+    }
+
     let result = |name, description, violations| InvariantResult {
         name,
         description,
@@ -497,6 +511,11 @@ pub fn check(snapshot: &Snapshot) -> Report {
                 checked: false,
                 violations: Vec::new(),
             },
+            result(
+                "S1",
+                "no day, ioc, fok, opg or cls order outlives its session",
+                s1,
+            ),
         ],
     }
 }

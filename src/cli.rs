@@ -333,7 +333,11 @@ pub async fn reconcile_run(
     );
     let instance_id = crate::instance::register(pool, &name).await?.instance_id;
     let engine = Engine::new(pool.clone(), settings, instance_id);
-    let reconciler: Arc<Reconciler> = Reconciler::new(engine, settings.reconcile.clone());
+    let reference =
+        crate::reference::ReferenceData::new(pool.clone(), engine.exchange.clone(), settings);
+    reference.reload().await?;
+    let reconciler: Arc<Reconciler> =
+        Reconciler::new(engine, reference, settings.reconcile.clone());
     let mut summaries = Vec::new();
     for job in jobs {
         summaries.push(reconciler.run_job(job, None).await?);

@@ -29,15 +29,32 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub instance: InstanceSettings,
     pub market: MarketSettings,
+    pub reference: ReferenceSettings,
 }
 
-/// The trading day: where the exchange is and when its session closes.
+/// Reference data: the venue's instruments and calendar.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceSettings {
+    /// Days of the venue's calendar synced ahead (and a week back).
+    pub calendar_days: u32,
+    /// How often each instance reloads its in-memory copy from the
+    /// database (the `reference` job syncs it from the venue on one).
+    pub refresh_ms: u64,
+}
+
+/// The trading day where the venue's calendar has no word (before the
+/// first sync of reference data, or past the calendar's end): where the
+/// exchange is and when its regular session opens and closes on weekdays.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MarketSettings {
     /// An IANA timezone name (America/New_York).
     #[serde(deserialize_with = "timezone")]
     pub timezone: chrono_tz::Tz,
+    /// The regular session's open, local time (`HH:MM`).
+    #[serde(deserialize_with = "local_time")]
+    pub session_open: chrono::NaiveTime,
     /// The regular session's close, local time (`HH:MM`).
     #[serde(deserialize_with = "local_time")]
     pub session_close: chrono::NaiveTime,
@@ -49,6 +66,7 @@ impl MarketSettings {
     pub fn session_rules(&self) -> crate::domain::session::SessionRules {
         crate::domain::session::SessionRules {
             timezone: self.timezone,
+            open: self.session_open,
             close: self.session_close,
             gtc_horizon_days: self.gtc_horizon_days,
         }
@@ -89,6 +107,12 @@ pub struct ReconcileSettings {
     pub balances: String,
     pub orphans: String,
     pub gc: String,
+    pub reference: String,
+    pub session_close: String,
+    /// How long after a session's close (or open, for OPG orders) an order
+    /// that should have ended with it is looked into: the venue's expiry
+    /// reports have had this long to arrive.
+    pub session_close_grace_ms: u64,
     pub settle_time_ms: u64,
     pub stale_after_ms: u64,
     pub batch: u32,
@@ -98,13 +122,15 @@ pub struct ReconcileSettings {
 
 impl ReconcileSettings {
     /// The cron expression of each job, keyed by the job's config key.
-    pub fn schedules(&self) -> [(&'static str, &str); 5] {
+    pub fn schedules(&self) -> [(&'static str, &str); 7] {
         [
             ("open_orders", &self.open_orders),
             ("unknown_outcomes", &self.unknown_outcomes),
             ("balances", &self.balances),
             ("orphans", &self.orphans),
             ("gc", &self.gc),
+            ("reference", &self.reference),
+            ("session_close", &self.session_close),
         ]
     }
 }
@@ -363,6 +389,11 @@ impl Settings {
                 "market.gtc_horizon_days",
                 u64::from(self.market.gtc_horizon_days),
             ),
+            (
+                "reference.calendar_days",
+                u64::from(self.reference.calendar_days),
+            ),
+            ("reference.refresh_ms", self.reference.refresh_ms),
             ("instance.heartbeat_ms", self.instance.heartbeat_ms),
             ("instance.reap_after_ms", self.instance.reap_after_ms),
         ] {

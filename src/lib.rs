@@ -18,6 +18,7 @@ pub mod http;
 pub mod instance;
 pub mod metrics;
 pub mod reconcile;
+pub mod reference;
 pub mod startup;
 pub mod store;
 pub mod supervise;

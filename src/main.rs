@@ -301,7 +301,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             config.balances_listen = "127.0.0.1:9200".into();
             config.orderd_listen = settings.http.listen.to_string();
             println!(
-                "orderd demo: {} traders, {} s of trading at ~{} orders/s with venue and ledger faults on, one SIGKILL of orderd",
+                "orderd demo: {} traders, {} s of trading at ~{} orders/s with venue and ledger faults on (halts among them), one SIGKILL of orderd, on an accelerated venue day of 11 s (the market closes and reopens)",
                 scenario.traders, duration, scenario.rate_per_sec
             );
             let report = orderd::harness::run(&scenario, config, keep).await?;

@@ -214,6 +214,7 @@ impl Application {
         // The recorder exists before anything records.
         let _ = crate::metrics::handle();
         let state = AppState::new(App::new(settings, pool, identity));
+        sync_reference_data(&state.app).await;
         Ok(Self {
             listener,
             state,
@@ -272,6 +273,10 @@ impl Application {
             supervise("reconciliation", background_stopped.clone(), {
                 let reconciler = app.reconciler.clone();
                 move |stop| reconciler.clone().run_scheduler(stop)
+            }),
+            supervise("reference-refresh", background_stopped.clone(), {
+                let reference = app.reference.clone();
+                move |stop| reference.clone().run_refresher(stop)
             }),
             supervise("trade-update-relay", background_stopped.clone(), {
                 let state = state.clone();
@@ -342,5 +347,37 @@ pub async fn shutdown_signal() {
         // Either signal means the same thing: stop accepting, drain, exit.
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
         _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// The first sync of the venue's instruments and calendar, recorded as a
+/// `reference` run triggered at start-up. If the venue cannot be reached,
+/// what an earlier sync stored serves until the job's next run succeeds.
+async fn sync_reference_data(app: &App) {
+    let synced = app
+        .reconciler
+        .run_at_startup(crate::reconcile::Job::Reference)
+        .await;
+    let failed = match &synced {
+        Ok(summary) if summary.errors.is_empty() => {
+            tracing::info!(
+                run_id = summary.run_id,
+                examined = summary.examined,
+                changes = summary.findings.len(),
+                "reference data synced from the venue"
+            );
+            false
+        }
+        Ok(summary) => {
+            tracing::warn!(errors = ?summary.errors, "syncing reference data at start-up; using what was stored");
+            true
+        }
+        Err(error) => {
+            tracing::warn!(%error, "recording the start-up reference sync; using what was stored");
+            true
+        }
+    };
+    if failed && let Err(error) = app.reference.reload().await {
+        tracing::warn!(%error, "loading stored reference data");
     }
 }

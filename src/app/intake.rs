@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::idempotency::{self, FollowError, Followed, IdempotencyKey, StoredResponse, Taken};
 use super::{App, Internal};
+use crate::domain::asset::AssetRefusal;
 use crate::domain::hold::{hold_asset, hold_for};
 use crate::domain::ids::ClientOrderId;
 use crate::domain::lifecycle::{RejectReason, Status};
@@ -85,6 +86,14 @@ pub enum SubmitError {
     Key(#[from] FollowError),
     #[error("client_order_id must be unique")]
     ClientOrderIdReused,
+    /// The asset does not take this order (unknown, inactive, not
+    /// tradable, off its lot or tick): nothing was recorded.
+    #[error(transparent)]
+    Asset(#[from] AssetRefusal),
+    /// The venue's instruments have never been synced: nothing can be
+    /// validated yet.
+    #[error("reference data is not loaded yet; retry shortly")]
+    ReferenceDataUnavailable,
     #[error(transparent)]
     Internal(#[from] Internal),
 }
@@ -105,6 +114,7 @@ pub async fn submit(
     key: Option<IdempotencyKey>,
     render: Render,
 ) -> Result<Reply, SubmitError> {
+    admit(&app, &account, &order, key.as_ref()).await?;
     let answer_by = Instant::now() + app.settings.lifecycle.submit_deadline();
     let (accepted_tx, mut accepted) = tokio::sync::oneshot::channel();
     let span = tracing::info_span!(
@@ -127,6 +137,46 @@ pub async fn submit(
             }),
             Err(_) => work.await.map_err(Internal::from)?,
         },
+    }
+}
+
+/// Refuses an order its asset does not take, before anything is recorded
+/// — unless the same request was accepted before (under its key or its
+/// client_order_id): a retry replays its outcome whatever became of the
+/// asset since.
+async fn admit(
+    app: &App,
+    account: &Account,
+    order: &NewOrder,
+    key: Option<&IdempotencyKey>,
+) -> Result<(), SubmitError> {
+    let reference = app.reference.snapshot();
+    let refusal = if reference.has_assets() {
+        match reference.admit(order) {
+            Ok(()) => return Ok(()),
+            Err(refusal) => SubmitError::Asset(refusal),
+        }
+    } else {
+        SubmitError::ReferenceDataUnavailable
+    };
+    let seen_under_key = match key {
+        Some(key) => crate::store::idempotency::load(&app.pool, account.account_id, key.as_str())
+            .await?
+            .is_some(),
+        None => false,
+    };
+    let seen_under_client_order_id = match &order.client_order_id {
+        Some(coid) if !seen_under_key => {
+            order_store::load_by_client_order_id(&app.pool, account.account_id, coid)
+                .await?
+                .is_some()
+        }
+        _ => false,
+    };
+    if seen_under_key || seen_under_client_order_id {
+        Ok(())
+    } else {
+        Err(refusal)
     }
 }
 
@@ -181,6 +231,15 @@ async fn accept_and_drive(
     };
     failpoints::hit(failpoints::AFTER_ACCEPT_COMMIT);
     tracing::debug!(%order_id, "order accepted");
+    // Alpaca's first trade update of an order, sent once it is on record.
+    app.engine
+        .trade_updates
+        .publish(crate::store::trade_updates::trade_update_payload(
+            account.account_id,
+            order_id,
+            "pending_new",
+            None,
+        ));
     // For an answer past the deadline (nobody may be waiting: fine).
     let _ = accepted_tx.send(accepted.clone());
 
@@ -232,9 +291,9 @@ async fn new_order_row(
         hold_amount: hold.as_ref().map(|h| h.amount),
         hold_rate: hold.as_ref().map(|h| h.rate),
         expires_at: app
-            .settings
-            .market
-            .session_rules()
+            .reference
+            .snapshot()
+            .calendar
             .expires_at(order.time_in_force, chrono::Utc::now()),
     }
 }

@@ -38,6 +38,8 @@ pub struct App {
     pub identity: crate::instance::Identity,
     pub engine: Arc<Engine>,
     pub reconciler: Arc<Reconciler>,
+    /// The venue's instruments and calendar, in memory.
+    pub reference: Arc<crate::reference::ReferenceData>,
     /// Verified API keys (see [`account::authenticate`]).
     pub auth_cache: account::AuthCache,
 }
@@ -48,7 +50,13 @@ impl App {
     pub fn new(settings: Settings, pool: PgPool, identity: crate::instance::Identity) -> Arc<Self> {
         let instance_id = identity.instance_id;
         let engine = Engine::new(pool.clone(), &settings, instance_id);
-        let reconciler = Reconciler::new(engine.clone(), settings.reconcile.clone());
+        let reference =
+            crate::reference::ReferenceData::new(pool.clone(), engine.exchange.clone(), &settings);
+        let reconciler = Reconciler::new(
+            engine.clone(),
+            reference.clone(),
+            settings.reconcile.clone(),
+        );
         Arc::new(Self {
             settings,
             pool,
@@ -56,6 +64,7 @@ impl App {
             identity,
             engine,
             reconciler,
+            reference,
             auth_cache: account::AuthCache::default(),
         })
     }

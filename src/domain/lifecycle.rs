@@ -21,6 +21,9 @@ text_enum! {
     /// The trader-visible status (Alpaca's order statuses that orderd uses).
     pub enum Status as "status" {
         PendingNew => "pending_new",
+        /// The venue has it but does not work it yet (entered outside the
+        /// session, or waiting for its auction).
+        Accepted => "accepted",
         New => "new",
         PartiallyFilled => "partially_filled",
         Filled => "filled",
@@ -275,6 +278,9 @@ pub enum Outcome {
     },
     Placed {
         venue_order_id: VenueOrderId,
+        /// The venue holds it without working it yet (`accepted`: entered
+        /// outside the session, or waiting for its auction).
+        queued: bool,
     },
     PlacementRejected {
         detail: String,
@@ -506,10 +512,18 @@ fn transition_table(
         }
 
         // ── place ────────────────────────────────────────────────────────
-        (Step::Place, Outcome::Placed { venue_order_id }) => {
+        (
+            Step::Place,
+            Outcome::Placed {
+                venue_order_id,
+                queued,
+            },
+        ) => {
             // A cancel that arrived meanwhile is sent now.
             let (step, status, schedule) = if current.cancel_requested {
                 (Step::Cancel, Status::PendingCancel, Schedule::Now)
+            } else if queued {
+                (Step::Working, Status::Accepted, Schedule::Idle)
             } else {
                 (Step::Working, Status::New, Schedule::Idle)
             };
@@ -898,6 +912,12 @@ pub fn on_venue_news(
         Status::PendingCancel
     } else if filled_qty > rust_decimal::Decimal::ZERO {
         Status::PartiallyFilled
+    } else if news.status == VenueStatus::Accepted
+        && matches!(current.status, Status::PendingNew | Status::Accepted)
+    {
+        // Held, not worked yet; an `accepted` report that arrives after
+        // `new` (out of order) does not move the order back.
+        Status::Accepted
     } else {
         Status::New
     };
@@ -1081,6 +1101,7 @@ mod tests {
             &reserved.next,
             Outcome::Placed {
                 venue_order_id: "v1".into(),
+                queued: false,
             },
         );
         assert_eq!(placed.next.step, Step::Working);
@@ -1246,7 +1267,8 @@ mod tests {
             transition(
                 &l,
                 Outcome::Placed {
-                    venue_order_id: "v".into()
+                    venue_order_id: "v".into(),
+                    queued: false,
                 },
                 LIMITS
             )
@@ -1282,6 +1304,7 @@ mod tests {
             &l,
             Outcome::Placed {
                 venue_order_id: "v".into(),
+                queued: false,
             },
         )
         .next
@@ -1431,6 +1454,7 @@ mod tests {
             &canceled,
             Outcome::Placed {
                 venue_order_id: "v".into(),
+                queued: false,
             },
         );
         assert_eq!(found.next.step, Step::Cancel);
@@ -1555,7 +1579,12 @@ mod tests {
                 reason: RejectReason::InsufficientFunds { available: None }
             }),
             Just(Outcome::Placed {
-                venue_order_id: "v".into()
+                venue_order_id: "v".into(),
+                queued: false,
+            }),
+            Just(Outcome::Placed {
+                venue_order_id: "v".into(),
+                queued: true,
             }),
             Just(Outcome::PlacementRejected { detail: "r".into() }),
             Just(Outcome::PlacementNotFound { may_resend: true }),

@@ -81,6 +81,7 @@ macro_rules! text_enum {
     };
 }
 
+pub mod asset;
 pub mod fills;
 pub mod hold;
 pub mod ids;

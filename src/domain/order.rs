@@ -42,8 +42,24 @@ text_enum! {
 }
 
 text_enum! {
-    /// How long an order works.
-    pub enum TimeInForce as "time_in_force" { Day => "day", Gtc => "gtc", Ioc => "ioc", Fok => "fok" }
+    /// How long an order works: the session (day), until canceled (gtc),
+    /// at once (ioc, fok), in the opening or the closing auction (opg, cls).
+    pub enum TimeInForce as "time_in_force" {
+        Day => "day", Gtc => "gtc", Ioc => "ioc", Fok => "fok", Opg => "opg", Cls => "cls"
+    }
+}
+
+impl TimeInForce {
+    /// Orders that end with their session: at its close (day, cls, and
+    /// ioc and fok, which end sooner) or at its open (opg, which executes
+    /// in the opening auction or not at all).
+    pub const ENDS_WITH_SESSION: &'static [TimeInForce] = &[
+        TimeInForce::Day,
+        TimeInForce::Ioc,
+        TimeInForce::Fok,
+        TimeInForce::Cls,
+        TimeInForce::Opg,
+    ];
 }
 
 /// An upper-case ticker symbol.

@@ -176,6 +176,45 @@ pub fn diff_order(
 
 /// A venue order carrying one of orderd's client ids. `local` is `None`
 /// when orderd has no order with that id.
+/// An order that should have ended with a session that is over (its close
+/// or, for OPG, its open, passed a grace ago) and that orderd still shows
+/// working: what the venue says decides the repair.
+pub fn diff_session_end(local: &LocalOrder, venue: Option<&VenueOrderView>) -> Finding {
+    use Classification::*;
+    match venue {
+        // Never placed (or not found yet): its own recovery resolves it.
+        None if matches!(local.step, Step::Reserve | Step::Place) => finding(
+            "session_ended_unplaced",
+            Resolvable,
+            Repair::DriveOrder,
+            "the session it was for is over and it is not at the venue".into(),
+        ),
+        None => finding(
+            "session_ended_venue_order_missing",
+            Unresolvable,
+            Repair::None,
+            "the session it was for is over; orderd placed it, the venue does not know it".into(),
+        ),
+        Some(venue) if venue.status.is_some_and(VenueStatus::is_terminal) => finding(
+            "session_ended_news_missed",
+            Resolvable,
+            Repair::ApplyVenueNews,
+            format!(
+                "the venue ended it ({}) and orderd missed the news",
+                venue.status.map(VenueStatus::as_str).unwrap_or("?")
+            ),
+        ),
+        Some(venue) => finding(
+            "session_ended_still_working",
+            Resolvable,
+            Repair::CancelAtVenue {
+                venue_order_id: venue.venue_order_id.clone(),
+            },
+            "the venue still works it after the session it was for".into(),
+        ),
+    }
+}
+
 pub fn diff_venue_order(
     local: Option<&LocalOrder>,
     venue: &VenueOrderView,

@@ -1,9 +1,9 @@
-//! The trading day, as far as an order's expiry needs it: the exchange's
-//! timezone, the close of the regular session, weekdays, and the horizon
-//! of a good-till-canceled order. Pure: `now` is an argument.
-//!
-//! Holidays and early closes belong to the trading calendar; until it
-//! exists every weekday is a session.
+//! The trading day: the calendar of sessions the venue publishes (synced
+//! into orderd), and the rules that stand in for it where it has no word
+//! (before the first sync, or past its horizon): the exchange's timezone,
+//! the regular session's open and close on weekdays. From them: whether
+//! the market is open, the next open and close, and when an order expires.
+//! Pure: `now` is an argument.
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
@@ -15,6 +15,8 @@ use super::order::TimeInForce;
 pub struct SessionRules {
     /// The exchange's timezone (America/New_York).
     pub timezone: Tz,
+    /// Local time the regular session opens (09:30).
+    pub open: NaiveTime,
     /// Local time the regular session closes (16:00).
     pub close: NaiveTime,
     /// Days a GTC order lives before it expires at that day's close (90,
@@ -26,6 +28,10 @@ impl SessionRules {
     /// New York's regular session: closes 16:00 local, GTC for 90 days.
     pub const NEW_YORK: SessionRules = SessionRules {
         timezone: chrono_tz::America::New_York,
+        open: match NaiveTime::from_hms_opt(9, 30, 0) {
+            Some(open) => open,
+            None => NaiveTime::MIN,
+        },
         close: match NaiveTime::from_hms_opt(16, 0, 0) {
             Some(close) => close,
             None => NaiveTime::MIN,
@@ -35,41 +41,182 @@ impl SessionRules {
 
     /// The first session close strictly after `now`.
     pub fn next_close(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.next_at(self.close, now)
+    }
+
+    /// The first session open strictly after `now`.
+    pub fn next_open(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.next_at(self.open, now)
+    }
+
+    /// Whether a weekday's regular session is in progress at `now`.
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        let day = now.with_timezone(&self.timezone).date_naive();
+        match (self.at(day, self.open), self.at(day, self.close)) {
+            (Some(open), Some(close)) => open <= now && now < close,
+            _ => false,
+        }
+    }
+
+    /// The first weekday instant at local time `time` strictly after `now`.
+    fn next_at(&self, time: NaiveTime, now: DateTime<Utc>) -> DateTime<Utc> {
         let mut day = now.with_timezone(&self.timezone).date_naive();
-        // A week always holds a weekday whose close is after `now`; the
+        // A week always holds a weekday whose instant is after `now`; the
         // bound only keeps a malformed timezone from looping.
         for _ in 0..8 {
-            if let Some(close) = self.close_on(day)
-                && close > now
+            if let Some(at) = self.at(day, time)
+                && at > now
             {
-                return close;
+                return at;
             }
             day = day + Days::new(1);
         }
         now + chrono::Duration::days(1)
     }
 
-    /// The close of `day` in UTC, or `None` on a weekend.
-    fn close_on(&self, day: NaiveDate) -> Option<DateTime<Utc>> {
+    /// Local `time` on `day` in UTC, or `None` on a weekend.
+    fn at(&self, day: NaiveDate, time: NaiveTime) -> Option<DateTime<Utc>> {
         if matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
             return None;
         }
-        // A close inside a DST gap or overlap takes the earliest instant.
+        // An instant inside a DST gap or overlap takes the earliest one.
         self.timezone
-            .from_local_datetime(&day.and_time(self.close))
+            .from_local_datetime(&day.and_time(time))
             .earliest()
             .map(|t| t.with_timezone(&Utc))
     }
 
     /// When an order entered at `now` with `time_in_force` expires: the
     /// session's close for day orders (and for IOC and FOK, which end
-    /// sooner), the close after the horizon for GTC.
+    /// sooner, and CLS, which executes at it), the open for OPG (which
+    /// executes in the opening auction or not at all), the close after the
+    /// horizon for GTC.
     pub fn expires_at(&self, time_in_force: TimeInForce, now: DateTime<Utc>) -> DateTime<Utc> {
         match time_in_force {
-            TimeInForce::Day | TimeInForce::Ioc | TimeInForce::Fok => self.next_close(now),
+            TimeInForce::Day | TimeInForce::Ioc | TimeInForce::Fok | TimeInForce::Cls => {
+                self.next_close(now)
+            }
+            TimeInForce::Opg => self.next_open(now),
             TimeInForce::Gtc => {
                 let horizon = chrono::Duration::days(i64::from(self.gtc_horizon_days));
                 self.next_close(now + horizon - chrono::Duration::days(1))
+            }
+        }
+    }
+}
+
+/// One trading day as the venue publishes it: when trading opens (the
+/// opening auction executes), when the closing auction starts taking no
+/// more CLS orders, and when it executes and the session ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDay {
+    pub date: NaiveDate,
+    pub pre_open: DateTime<Utc>,
+    pub open: DateTime<Utc>,
+    pub closing_auction: DateTime<Utc>,
+    pub close: DateTime<Utc>,
+    pub early_close: bool,
+}
+
+/// What `GET /v2/clock` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    pub timestamp: DateTime<Utc>,
+    pub is_open: bool,
+    pub next_open: DateTime<Utc>,
+    pub next_close: DateTime<Utc>,
+}
+
+/// The calendar orderd knows, in date order, with the rules that answer
+/// where it has no session (before the first sync, or past its end).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calendar {
+    days: Vec<SessionDay>,
+    rules: SessionRules,
+}
+
+impl Calendar {
+    /// `days` in any order; sorted here by their open.
+    pub fn new(mut days: Vec<SessionDay>, rules: SessionRules) -> Self {
+        days.sort_by_key(|d| d.open);
+        Self { days, rules }
+    }
+
+    pub fn days(&self) -> &[SessionDay] {
+        &self.days
+    }
+
+    pub fn rules(&self) -> &SessionRules {
+        &self.rules
+    }
+
+    /// The session in progress at `now`, or the next one.
+    pub fn current_or_next(&self, now: DateTime<Utc>) -> Option<&SessionDay> {
+        self.days.iter().find(|d| d.close > now)
+    }
+
+    /// Whether continuous trading is on at `now` (between a session's open
+    /// and its close).
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        match self.current_or_next(now) {
+            Some(day) => day.open <= now,
+            None => self.rules.is_open(now),
+        }
+    }
+
+    /// The first open strictly after `now`.
+    pub fn next_open(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.days
+            .iter()
+            .map(|d| d.open)
+            .find(|open| *open > now)
+            .unwrap_or_else(|| self.rules.next_open(now))
+    }
+
+    /// The close of the session in progress, or of the next one.
+    pub fn next_close(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.current_or_next(now)
+            .map(|d| d.close)
+            .unwrap_or_else(|| self.rules.next_close(now))
+    }
+
+    pub fn clock(&self, now: DateTime<Utc>) -> Clock {
+        Clock {
+            timestamp: now,
+            is_open: self.is_open(now),
+            next_open: self.next_open(now),
+            next_close: self.next_close(now),
+        }
+    }
+
+    /// The sessions whose date is in `[start, end]`.
+    pub fn between(&self, start: NaiveDate, end: NaiveDate) -> impl Iterator<Item = &SessionDay> {
+        self.days
+            .iter()
+            .filter(move |d| start <= d.date && d.date <= end)
+    }
+
+    /// When an order entered at `now` expires (see
+    /// [`SessionRules::expires_at`]), by the calendar where it has the
+    /// session: a GTC order at the close of the first session dated at
+    /// least the horizon after today's.
+    pub fn expires_at(&self, time_in_force: TimeInForce, now: DateTime<Utc>) -> DateTime<Utc> {
+        let Some(today) = self.current_or_next(now) else {
+            return self.rules.expires_at(time_in_force, now);
+        };
+        match time_in_force {
+            TimeInForce::Day | TimeInForce::Ioc | TimeInForce::Fok | TimeInForce::Cls => {
+                today.close
+            }
+            TimeInForce::Opg => self.next_open(now),
+            TimeInForce::Gtc => {
+                let horizon = Days::new(u64::from(self.rules.gtc_horizon_days));
+                let target = today.date + horizon;
+                self.days
+                    .iter()
+                    .find(|d| d.date >= target)
+                    .map(|d| d.close)
+                    .unwrap_or_else(|| self.rules.expires_at(time_in_force, now))
             }
         }
     }
@@ -141,6 +288,99 @@ mod tests {
             // 89 days on is Saturday 2027-02-27: the close is Monday's.
             utc("2027-03-01T21:00:00Z")
         );
+    }
+
+    fn day(date: &str, open: &str, close: &str) -> SessionDay {
+        SessionDay {
+            date: NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap(),
+            pre_open: utc(open) - chrono::Duration::hours(5),
+            open: utc(open),
+            closing_auction: utc(close) - chrono::Duration::minutes(10),
+            close: utc(close),
+            early_close: false,
+        }
+    }
+
+    #[test]
+    fn the_calendar_answers_the_clock_and_expiry_from_its_sessions() {
+        // A holiday (Thursday 2026-11-26) is simply absent; Friday closes early.
+        let calendar = Calendar::new(
+            vec![
+                day("2026-11-27", "2026-11-27T14:30:00Z", "2026-11-27T18:00:00Z"),
+                day("2026-11-25", "2026-11-25T14:30:00Z", "2026-11-25T21:00:00Z"),
+            ],
+            NY,
+        );
+        let wednesday_noon = utc("2026-11-25T17:00:00Z");
+        assert!(calendar.is_open(wednesday_noon));
+        assert_eq!(
+            calendar.next_close(wednesday_noon),
+            utc("2026-11-25T21:00:00Z")
+        );
+        assert_eq!(
+            calendar.next_open(wednesday_noon),
+            utc("2026-11-27T14:30:00Z")
+        );
+        let thanksgiving = utc("2026-11-26T17:00:00Z");
+        assert!(
+            !calendar.is_open(thanksgiving),
+            "the rules alone would say open"
+        );
+        assert!(NY.is_open(thanksgiving));
+        assert_eq!(
+            calendar.expires_at(TimeInForce::Day, thanksgiving),
+            utc("2026-11-27T18:00:00Z"),
+            "a day order entered on the holiday lives through Friday's early close"
+        );
+        assert_eq!(
+            calendar.expires_at(TimeInForce::Opg, thanksgiving),
+            utc("2026-11-27T14:30:00Z")
+        );
+        // Past the calendar's end, the rules answer.
+        let later = utc("2026-12-01T15:00:00Z");
+        assert_eq!(
+            calendar.expires_at(TimeInForce::Day, later),
+            NY.expires_at(TimeInForce::Day, later)
+        );
+        assert_eq!(calendar.clock(later).next_close, NY.next_close(later));
+        // A GTC order's horizon is counted in the calendar's dates.
+        let short = Calendar::new(
+            vec![
+                day("2026-11-25", "2026-11-25T14:30:00Z", "2026-11-25T21:00:00Z"),
+                day("2027-02-23", "2027-02-23T14:30:00Z", "2027-02-23T21:00:00Z"),
+            ],
+            NY,
+        );
+        assert_eq!(
+            short.expires_at(TimeInForce::Gtc, wednesday_noon),
+            utc("2027-02-23T21:00:00Z")
+        );
+    }
+
+    #[test]
+    fn an_accelerated_calendar_of_short_days_works_the_same() {
+        let base = utc("2026-11-30T15:00:00Z");
+        let at = |secs: i64| base + chrono::Duration::seconds(secs);
+        let days: Vec<SessionDay> = (0..3)
+            .map(|i| SessionDay {
+                date: NaiveDate::from_ymd_opt(2026, 12, 1 + i as u32).unwrap(),
+                pre_open: at(i * 10),
+                open: at(i * 10 + 2),
+                closing_auction: at(i * 10 + 6),
+                close: at(i * 10 + 7),
+                early_close: false,
+            })
+            .collect();
+        let calendar = Calendar::new(days, NY);
+        assert!(!calendar.is_open(at(1)), "pre-open");
+        assert!(calendar.is_open(at(3)));
+        assert_eq!(calendar.expires_at(TimeInForce::Day, at(3)), at(7));
+        assert_eq!(
+            calendar.expires_at(TimeInForce::Day, at(8)),
+            at(17),
+            "after the close: the next day's"
+        );
+        assert_eq!(calendar.next_open(at(3)), at(12));
     }
 
     proptest! {

@@ -165,6 +165,7 @@ impl Engine {
         failpoints::hit(failpoints::AFTER_PLACE_SENT);
         match result {
             Ok(PlaceResult::Accepted(venue)) => Outcome::Placed {
+                queued: VenueStatus::parse(&venue.status) == Some(VenueStatus::Accepted),
                 venue_order_id: venue.id,
             },
             Ok(PlaceResult::Rejected { message }) => Outcome::PlacementRejected { detail: message },
@@ -202,6 +203,7 @@ impl Engine {
                 }
             }
             Ok(Some(venue)) => Outcome::Placed {
+                queued: VenueStatus::parse(&venue.status) == Some(VenueStatus::Accepted),
                 venue_order_id: venue.id,
             },
             // Not there, and no send can reach the venue any more: it never

@@ -129,6 +129,7 @@ pub async fn catch_up_order(engine: &Engine, order: &OrderRecord) -> Result<(), 
         cum_qty: venue.filled_qty,
         source: FillSource::Rest,
         fencing_token: None,
+        done_for_day: false,
     };
     crate::domain::fills::check_report(Decimal::ZERO, None, venue.filled_qty)
         .map_err(CatchUpError::Invalid)?;

@@ -149,6 +149,7 @@ pub fn execution_of(
         cum_qty: report.cum_qty,
         source,
         fencing_token,
+        done_for_day: report.exec_type == "done_for_day",
     })
 }
 

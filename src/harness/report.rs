@@ -23,6 +23,9 @@ pub struct RunReport {
     pub balances_faults: BTreeMap<String, u64>,
     pub findings_by_kind: BTreeMap<String, u64>,
     pub repairs: u64,
+    /// The venue's sessions that closed during the run, and its halts.
+    pub sessions_closed: u64,
+    pub halts: u64,
     /// name → violations (empty = holds); `None` for not checked.
     pub invariants: BTreeMap<String, Option<Vec<String>>>,
 }
@@ -59,6 +62,15 @@ impl RunReport {
                 .join(", ")
         );
         println!("fills: {}", self.fills);
+        if self.sessions_closed > 0 || self.halts > 0 {
+            println!("== the trading day");
+            println!(
+                "sessions closed {}  (day orders expired at the close: {})  trading halts {}",
+                self.sessions_closed,
+                self.orders_by_status.get("expired").copied().unwrap_or(0),
+                self.halts
+            );
+        }
         println!("== faults injected");
         let show = |m: &BTreeMap<String, u64>| {
             m.iter()

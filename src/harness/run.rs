@@ -19,9 +19,12 @@ use super::{
 /// stack is left running (its addresses are printed).
 pub async fn run(
     scenario: &Scenario,
-    config: StackConfig,
+    mut config: StackConfig,
     keep: bool,
 ) -> anyhow::Result<RunReport> {
+    if config.exchange_config.is_none() {
+        config.exchange_config = scenario.exchange_config.clone();
+    }
     if config.database_url.is_none() {
         // A fresh cluster per run: the report compares it with fresh venues.
         let pg = config.work_dir.join("postgres");
@@ -211,6 +214,25 @@ async fn drive(scenario: &Scenario, stack: &mut Stack) -> anyhow::Result<RunRepo
         .await?;
     report.exchange_faults = counters(&exchange_stats["faults"]);
     report.balances_faults = counters(&balances_stats["faults"]);
+    let truth: Value = http
+        .get(format!("{}/admin/ground-truth", stack.exchange.url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let now = chrono::Utc::now();
+    report.sessions_closed = truth["sessions"]
+        .as_array()
+        .map(|sessions| {
+            sessions
+                .iter()
+                .filter_map(|s| s["close"].as_str())
+                .filter_map(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+                .filter(|close| *close < now)
+                .count() as u64
+        })
+        .unwrap_or(0);
+    report.halts = truth["halts"].as_array().map_or(0, |h| h.len() as u64);
 
     // Reconciliation: every run's findings.
     let runs: Vec<Value> = http

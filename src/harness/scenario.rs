@@ -30,7 +30,24 @@ pub struct Scenario {
     pub kills: Vec<Kill>,
     /// Print a progress line every second.
     pub progress: bool,
+    /// exchange-sim's configuration (its defaults: one long open session).
+    pub exchange_config: Option<String>,
 }
+
+/// The demo's venue: an accelerated day of 11 s (pre-open 1 s, opening
+/// auction 1 s, 6 s of trading, closing auction 1 s, closed 2 s), so a
+/// run of a few seconds sees the market close (day orders expire, GTC
+/// orders carry on), orders wait for the open, and a halt or two.
+pub const DEMO_EXCHANGE_CONFIG: &str = r#"session_secs = 6
+
+[clock]
+mode = "accelerated"
+pre_open_secs = 1
+opening_auction_secs = 1
+closing_auction_secs = 1
+closed_secs = 2
+start_phase = "open"
+"#;
 
 impl Scenario {
     /// The demo's scenario: every fault a little, one SIGKILL mid-session.
@@ -46,7 +63,8 @@ impl Scenario {
                 "unavailable": 0.02, "stale_read": 0.1, "stale_read_window_ms": 300,
                 "duplicate_report": 0.05, "out_of_order_report": 0.05, "drop_report": 0.03,
                 "disconnect": 0.003, "fill_after_cancel": 0.2, "fill_races_cancel": 0.2,
-                "latency": 0.1, "latency_min_ms": 5, "latency_max_ms": 50
+                "latency": 0.1, "latency_min_ms": 5, "latency_max_ms": 50,
+                "halt": 0.004, "halt_ms": 1500
             }),
             balances_faults: json!({
                 "response_lost": 0.03, "response_lost_delay_ms": 100, "error_5xx": 0.02,
@@ -58,6 +76,7 @@ impl Scenario {
                 failpoint_on_restart: None,
             }],
             progress: true,
+            exchange_config: Some(DEMO_EXCHANGE_CONFIG.to_string()),
         }
     }
 
@@ -104,6 +123,7 @@ impl Scenario {
             balances_faults,
             kills,
             progress: false,
+            exchange_config: None,
         }
     }
 }

@@ -103,9 +103,12 @@ fn random_order(rng: &mut ChaCha8Rng) -> Value {
         6 => {
             json!({"symbol": symbol, "qty": qty, "side": "buy", "type": "market", "time_in_force": "ioc"})
         }
-        // Resting far below the market: canceled later.
-        7..=8 => json!({"symbol": symbol, "qty": qty, "side": "buy", "type": "limit",
-                        "time_in_force": "gtc", "limit_price": "1.00"}),
+        // Resting far below the market: canceled later, or (day) expired
+        // at the session's close.
+        7 => json!({"symbol": symbol, "qty": qty, "side": "buy", "type": "limit",
+                    "time_in_force": "gtc", "limit_price": "1.00"}),
+        8 => json!({"symbol": symbol, "qty": qty, "side": "buy", "type": "limit",
+                    "time_in_force": "day", "limit_price": "1.00"}),
         // Marketable limit sells.
         _ => json!({"symbol": symbol, "qty": qty, "side": "sell", "type": "limit",
                     "time_in_force": "day", "limit_price": "1.00"}),

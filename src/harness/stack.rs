@@ -33,6 +33,8 @@ pub struct StackConfig {
     pub seed: u64,
     /// Extra `ORDERD__...` settings for orderd and its CLI.
     pub orderd_env: Vec<(String, String)>,
+    /// exchange-sim's configuration file (TOML), if not its defaults.
+    pub exchange_config: Option<String>,
 }
 
 impl StackConfig {
@@ -52,6 +54,7 @@ impl StackConfig {
             orderd_listen: "127.0.0.1:0".into(),
             seed,
             orderd_env: Vec::new(),
+            exchange_config: None,
         })
     }
 }
@@ -145,6 +148,11 @@ impl Stack {
             "--seed",
             &config.seed.to_string(),
         ]);
+        if let Some(toml) = &config.exchange_config {
+            let file = config.work_dir.join("exchange-sim.toml");
+            std::fs::write(&file, toml).with_context(|| format!("writing {}", file.display()))?;
+            exchange.arg("--config").arg(file);
+        }
         let exchange = start(exchange, &logs.join("exchange-sim.log"), "exchange-sim")?;
         let mut balances = Command::new(binary(&config, "balances-sim")?);
         balances.args([

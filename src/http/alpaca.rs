@@ -15,13 +15,7 @@ use crate::domain::order::{
 use crate::domain::{InvalidField, TextEnum};
 use crate::store::orders::OrderRecord;
 
-/// The namespace of the asset ids orderd shows (UUID v5 of the symbol), so
-/// a symbol always has the same asset_id.
-const ASSET_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7264_4000_8000_6173_7365_7473);
-
-pub fn asset_id(symbol: &str) -> Uuid {
-    Uuid::new_v5(&ASSET_ID_NAMESPACE, symbol.as_bytes())
-}
+pub use crate::domain::asset::asset_id;
 
 impl From<InvalidField> for ApiError {
     fn from(error: InvalidField) -> Self {

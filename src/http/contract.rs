@@ -14,6 +14,7 @@
 use serde_json::{Map, Value, json};
 
 use super::alpaca::UNSUPPORTED_FIELDS;
+use super::market::EXCHANGES;
 use super::orders::{LIST_LIMIT_MAX, NESTED_VALUES};
 use crate::app::idempotency::KEY_MAX_LEN;
 use crate::domain::TextEnum;
@@ -175,9 +176,27 @@ fn order_request_schemas() -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// The schema of every parameter, by name: what the handler's parser
-/// accepts, exactly.
-fn parameter_schema(name: &str) -> Option<Value> {
+/// The schema of every parameter, by operation and name: what the
+/// handler's parser accepts, exactly.
+fn parameter_schema(operation: &str, name: &str) -> Option<Value> {
+    let list = |values: &[&str]| json!({"type": "string", "enum": values});
+    let date_or_time = || {
+        json!({"anyOf": [
+            {"type": "string", "format": "date"},
+            {"type": "string", "format": "date-time"},
+        ]})
+    };
+    Some(match (operation, name) {
+        ("get-v2-assets", "status") => list(&["active", "inactive"]),
+        ("get-v2-assets", "asset_class") => list(&["us_equity"]),
+        ("get-v2-assets", "exchange") => list(&EXCHANGES),
+        ("LegacyCalendar", "start" | "end") => date_or_time(),
+        ("LegacyCalendar", "date_type") => list(&["TRADING", "SETTLEMENT"]),
+        (_, name) => return parameter_schema_by_name(name),
+    })
+}
+
+fn parameter_schema_by_name(name: &str) -> Option<Value> {
     let list = |values: &[&str]| json!({"type": "string", "enum": values});
     Some(match name {
         "order_id" => json!({"type": "string", "format": "uuid"}),
@@ -213,7 +232,19 @@ fn parameter_schema(name: &str) -> Option<Value> {
 
 /// An example of each parameter (the examples phase of a contract test
 /// starts from these).
-fn parameter_example(name: &str) -> Option<Value> {
+fn parameter_example(operation: &str, name: &str) -> Option<Value> {
+    Some(match (operation, name) {
+        ("get-v2-assets", "status") => json!("active"),
+        ("get-v2-assets", "asset_class") => json!("us_equity"),
+        ("get-v2-assets", "exchange") => json!("NASDAQ"),
+        ("LegacyCalendar", "start") => json!("2026-12-01"),
+        ("LegacyCalendar", "end") => json!("2026-12-31"),
+        ("LegacyCalendar", "date_type") => json!("TRADING"),
+        (_, name) => return parameter_example_by_name(name),
+    })
+}
+
+fn parameter_example_by_name(name: &str) -> Option<Value> {
     Some(match name {
         "order_id" => json!("0195f3c2-8d3b-7a4e-9c1d-2b6f0e4a7c11"),
         "client_order_id" => json!("desk-7-order-1"),
@@ -317,6 +348,13 @@ const LINKS: &[Link] = &[
         &[("order_id", "$response.body#/id")],
     ),
     link(
+        "postOrder",
+        "200",
+        "GetAsset",
+        "get-v2-assets-symbol_or_asset_id",
+        &[("symbol_or_asset_id", "$response.body#/symbol")],
+    ),
+    link(
         "runReconciliationJob",
         "200",
         "GetRun",
@@ -391,6 +429,10 @@ fn operation_mut<'a>(paths: &'a mut Map<String, Value>, id: &str) -> Option<&'a 
 }
 
 fn complete_operation(operation: &mut Value) {
+    let id = operation["operationId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if operation["operationId"] == "postOrder" {
         operation["requestBody"] = json!({
             "required": true,
@@ -403,10 +445,10 @@ fn complete_operation(operation: &mut Value) {
     {
         for parameter in parameters {
             let name = parameter["name"].as_str().unwrap_or_default().to_string();
-            if let Some(schema) = parameter_schema(&name) {
+            if let Some(schema) = parameter_schema(&id, &name) {
                 parameter["schema"] = schema;
             }
-            if let Some(example) = parameter_example(&name) {
+            if let Some(example) = parameter_example(&id, &name) {
                 parameter["example"] = example;
             }
         }

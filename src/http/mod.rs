@@ -8,6 +8,7 @@ pub mod contract;
 pub mod docs;
 pub mod error;
 mod health;
+pub mod market;
 pub mod openapi;
 pub mod orders;
 pub mod state;
@@ -52,6 +53,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/admin/reconciliations/run/{job}",
             axum::routing::post(admin::run_now),
         )
+        .route("/v2/assets", get(market::assets))
+        .route("/v2/assets/{symbol_or_asset_id}", get(market::asset))
+        .route("/v2/clock", get(market::clock))
+        .route("/v2/calendar", get(market::calendar))
         .route("/v2/account", get(account::account))
         .route("/v2/positions", get(account::positions))
         .route("/v2/positions/{symbol_or_asset_id}", get(account::position))

@@ -9,6 +9,7 @@ use utoipa::{Modify, OpenApi};
 use super::account::{AlpacaAccount, AlpacaPosition};
 use super::alpaca::AlpacaOrder;
 use super::docs::{CancelAllEntry, ErrorBody, FillView, Health, OrderTimeline, RunDetail};
+use super::market::{AlpacaAsset, AlpacaCalendarDay, AlpacaClock};
 use crate::store::events::OrderEvent;
 use crate::store::reconcile::{FindingRecord, RunRecord};
 
@@ -50,6 +51,10 @@ impl Modify for Security {
         super::account::account,
         super::account::positions,
         super::account::position,
+        super::market::assets,
+        super::market::asset,
+        super::market::clock,
+        super::market::calendar,
         super::health::healthz,
         super::health::readyz,
         super::health::metrics,
@@ -58,13 +63,14 @@ impl Modify for Security {
         super::admin::run_now,
     ),
     components(schemas(
-        AlpacaOrder, AlpacaAccount, AlpacaPosition, ErrorBody,
+        AlpacaOrder, AlpacaAccount, AlpacaPosition, AlpacaAsset, AlpacaClock, AlpacaCalendarDay, ErrorBody,
         OrderTimeline, OrderEvent, FillView, CancelAllEntry, Health, RunRecord, FindingRecord, RunDetail
     )),
     modifiers(&Security),
     tags(
         (name = "orders", description = "Alpaca Trading API v2: orders"),
         (name = "account", description = "Alpaca Trading API v2: account and positions"),
+        (name = "assets", description = "Alpaca Trading API v2: assets, clock and calendar"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "admin", description = "Reconciliation runs (operator token)"),
     )
@@ -101,6 +107,10 @@ mod tests {
             "/v2/account",
             "/v2/positions",
             "/v2/positions/{symbol_or_asset_id}",
+            "/v2/assets",
+            "/v2/assets/{symbol_or_asset_id}",
+            "/v2/clock",
+            "/v2/calendar",
             "/healthz",
             "/readyz",
             "/metrics",
@@ -114,12 +124,12 @@ mod tests {
         assert!(post["responses"]["403"].is_object());
         assert_eq!(post["security"][0]["key_id"], serde_json::json!([]));
         let order = &doc["components"]["schemas"]["Order"];
-        assert!(
+        assert_eq!(
             order["properties"]["status"]["enum"]
                 .as_array()
                 .unwrap()
-                .len()
-                == 8,
+                .len(),
+            crate::domain::lifecycle::Status::ALL.len(),
             "{order}"
         );
     }

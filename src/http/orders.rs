@@ -22,6 +22,7 @@ use crate::app::cancel::{self, Canceled};
 use crate::app::idempotency::{FollowError, IdempotencyKey, StoredResponse};
 use crate::app::intake::{self, Answer, ReplyBody, SubmitError};
 use crate::app::queries;
+use crate::domain::asset::AssetRefusal;
 use crate::domain::lifecycle::Status;
 use crate::domain::order::{ClientOrderId, Side, Symbol};
 use crate::metrics::names;
@@ -81,6 +82,10 @@ impl From<SubmitError> for ApiError {
                 internal.into()
             }
             SubmitError::ClientOrderIdReused => ApiError::validation(error.to_string()),
+            SubmitError::Asset(AssetRefusal::Field(field)) => field.into(),
+            SubmitError::Asset(refusal) => ApiError::unprocessable(refusal.to_string()),
+            SubmitError::ReferenceDataUnavailable => ApiError::unavailable(error.to_string())
+                .retry_after(std::time::Duration::from_secs(1)),
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::domain::ids::ExecId;
 use crate::domain::lifecycle::{Step, StepState, VenueStatus};
 use crate::domain::reconcile::{
     Classification, Finding, LocalFill, LocalOrder, Repair, VenueOrderView, diff_hold, diff_order,
-    diff_settlements, diff_venue_order,
+    diff_session_end, diff_settlements, diff_venue_order,
 };
 use crate::engine::{catchup, keys};
 use crate::store::executions;
@@ -232,6 +232,89 @@ impl Reconciler {
             finding_id,
         });
     }
+}
+
+/// The venue's instruments and calendar, synced; each instrument listed,
+/// changed or gone is a finding (the calendar is replaced for its range).
+pub(super) async fn reference(r: &Reconciler, tally: &mut Tally) -> Result<(), sqlx::Error> {
+    let report = match r.reference.sync().await {
+        Ok(report) => report,
+        Err(error) => {
+            tally
+                .errors
+                .push(format!("syncing reference data: {error}"));
+            return Ok(());
+        }
+    };
+    tally.examined += report.examined;
+    for change in report.asset_changes {
+        let after = change.after();
+        let detail = match &change {
+            crate::domain::asset::AssetChange::Listed(a) => {
+                format!("{} ({}) listed on {}", a.symbol, a.status, a.exchange)
+            }
+            crate::domain::asset::AssetChange::Changed { before, after } => format!(
+                "status {}→{}, tradable {}→{}, halted {}→{}",
+                before.status,
+                after.status,
+                before.tradable,
+                after.tradable,
+                before.halted,
+                after.halted
+            ),
+            crate::domain::asset::AssetChange::Unlisted { .. } => {
+                "no longer listed by the venue: now inactive".to_string()
+            }
+        };
+        let finding = Finding {
+            kind: change.kind(),
+            classification: Classification::Resolvable,
+            repair: Repair::None,
+            detail,
+        };
+        r.act(tally, finding, None, Some(after.symbol.clone()))
+            .await;
+    }
+    Ok(())
+}
+
+/// Orders that should have ended with a session that is over and that
+/// orderd still shows working: the venue's view decides the repair.
+pub(super) async fn session_close(r: &Reconciler, tally: &mut Tally) -> Result<(), sqlx::Error> {
+    let orders = scans::past_their_session(
+        &r.engine.pool,
+        r.settings.session_close_grace_ms,
+        r.settings.batch,
+    )
+    .await?;
+    for order in orders {
+        tally.examined += 1;
+        let venue = match &order.venue_order_id {
+            Some(id) => r.engine.exchange.order(id).await,
+            None => {
+                r.engine
+                    .exchange
+                    .order_by_client_order_id(&order.venue_client_order_id)
+                    .await
+            }
+        };
+        let venue = match venue {
+            Ok(venue) => venue,
+            Err(error) => {
+                tally
+                    .errors
+                    .push(format!("order {}: venue lookup: {error}", order.order_id));
+                continue;
+            }
+        };
+        let Some(local) = local_view(&order) else {
+            continue;
+        };
+        let finding = diff_session_end(&local, venue.as_ref().map(venue_view).as_ref());
+        let subject = venue.map(|v| v.id.to_string());
+        r.act(tally, finding, Some(&order), subject).await;
+    }
+    Ok(())
 }
 
 /// Orders the venue works that have been quiet, and recently canceled or

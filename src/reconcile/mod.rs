@@ -33,15 +33,21 @@ pub enum Job {
     Orphans,
     /// Expired idempotency records and old tick claims.
     Gc,
+    /// The venue's instruments and calendar, synced.
+    Reference,
+    /// Orders that should have ended with a session that has closed.
+    SessionClose,
 }
 
 impl Job {
-    pub const ALL: [Job; 5] = [
+    pub const ALL: [Job; 7] = [
         Job::OpenOrders,
         Job::UnknownOutcomes,
         Job::Balances,
         Job::Orphans,
         Job::Gc,
+        Job::Reference,
+        Job::SessionClose,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +57,8 @@ impl Job {
             Job::Balances => "balances",
             Job::Orphans => "orphans",
             Job::Gc => "gc",
+            Job::Reference => "reference",
+            Job::SessionClose => "session_close",
         }
     }
 
@@ -81,13 +89,18 @@ pub(crate) struct Tally {
 #[derive(Debug)]
 pub struct Reconciler {
     pub engine: Arc<Engine>,
+    pub reference: Arc<crate::reference::ReferenceData>,
     pub settings: ReconcileSettings,
     schedules: Vec<(Job, cron::Schedule)>,
 }
 
 impl Reconciler {
     /// Parses the schedules (validated with the settings at start-up).
-    pub fn new(engine: Arc<Engine>, settings: ReconcileSettings) -> Arc<Self> {
+    pub fn new(
+        engine: Arc<Engine>,
+        reference: Arc<crate::reference::ReferenceData>,
+        settings: ReconcileSettings,
+    ) -> Arc<Self> {
         let schedules = Job::ALL
             .into_iter()
             .filter_map(|job| {
@@ -101,6 +114,7 @@ impl Reconciler {
             .collect();
         Arc::new(Self {
             engine,
+            reference,
             settings,
             schedules,
         })
@@ -113,10 +127,35 @@ impl Reconciler {
         job: Job,
         scheduled_for: Option<DateTime<Utc>>,
     ) -> Result<RunSummary, sqlx::Error> {
+        let trigger = if scheduled_for.is_some() {
+            "schedule"
+        } else {
+            "manual"
+        };
+        self.run(job, scheduled_for, trigger).await
+    }
+
+    /// Runs `job` as part of this instance's start, recorded as such.
+    pub async fn run_at_startup(&self, job: Job) -> Result<RunSummary, sqlx::Error> {
+        self.run(job, None, "startup").await
+    }
+
+    async fn run(
+        &self,
+        job: Job,
+        scheduled_for: Option<DateTime<Utc>>,
+        trigger: &str,
+    ) -> Result<RunSummary, sqlx::Error> {
         let pool = &self.engine.pool;
         let since = store::last_run_start(pool, job.as_str()).await?;
-        let run_id =
-            store::start_run(pool, job.as_str(), scheduled_for, self.engine.instance_id).await?;
+        let run_id = store::start_run(
+            pool,
+            job.as_str(),
+            scheduled_for,
+            trigger,
+            self.engine.instance_id,
+        )
+        .await?;
         let mut tally = Tally {
             run_id,
             ..Tally::default()
@@ -127,6 +166,8 @@ impl Reconciler {
             Job::Balances => jobs::balances(self, since, &mut tally).await,
             Job::Orphans => jobs::orphans(self, &mut tally).await,
             Job::Gc => jobs::gc(self, &mut tally).await,
+            Job::Reference => jobs::reference(self, &mut tally).await,
+            Job::SessionClose => jobs::session_close(self, &mut tally).await,
         };
         if let Err(error) = result {
             tally.errors.push(error.to_string());

@@ -42,6 +42,9 @@ pub struct Execution {
     /// Set by the venue-stream holder: applied only while its lease token
     /// is still the current one (a replaced holder's reports are refused).
     pub fencing_token: Option<i64>,
+    /// The session closed with the order still working (a GTC order): it
+    /// carries on next session. Traders get `done_for_day`.
+    pub done_for_day: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -337,6 +340,9 @@ async fn apply_in(
     };
     let projection = on_venue_news(&current, order.qty, filled_qty, news);
     if projection.changes_nothing(&current, news, order.venue_cum_qty, new_fill) {
+        let done_for_day = execution
+            .done_for_day
+            .then(|| trade_update_payload(order.account_id, order_id, "done_for_day", None));
         return Ok((
             Applied::Applied {
                 order_id,
@@ -344,7 +350,7 @@ async fn apply_in(
                 missing_fills: false,
                 release_now: false,
             },
-            None,
+            done_for_day,
         ));
     }
     events.extend(projection.events.iter().cloned());

@@ -18,6 +18,7 @@ pub mod orders;
 pub mod quarantine;
 pub mod reconcile;
 pub mod recovery;
+pub mod reference;
 pub mod scans;
 pub mod settlements;
 pub mod trade_updates;
@@ -36,7 +37,7 @@ type StatementList = fn() -> Vec<(&'static str, &'static str)>;
 
 /// Every statement orderd runs, as `(module::NAME, sql)`.
 pub fn statements() -> Vec<(String, &'static str)> {
-    let modules: [(&str, StatementList); 13] = [
+    let modules: [(&str, StatementList); 14] = [
         ("accounts", accounts::statements),
         ("events", events::statements),
         ("executions", executions::statements),
@@ -47,6 +48,7 @@ pub fn statements() -> Vec<(String, &'static str)> {
         ("quarantine", quarantine::statements),
         ("reconcile", reconcile::statements),
         ("recovery", recovery::statements),
+        ("reference", reference::statements),
         ("scans", scans::statements),
         ("settlements", settlements::statements),
         ("trade_updates", trade_updates::statements),

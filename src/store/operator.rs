@@ -157,7 +157,15 @@ pub struct OrderFacts {
     pub step: Step,
     pub filled_qty: Decimal,
     pub filled_avg_price: Option<Decimal>,
+    pub time_in_force: crate::domain::order::TimeInForce,
+    /// It ends with its session and that session's close (its open, for
+    /// OPG) passed more than [`SESSION_END_GRACE_SECS`] ago.
+    pub session_over: bool,
 }
+
+/// How long after a session's end the checker expects every order that
+/// ended with it to be terminal.
+pub const SESSION_END_GRACE_SECS: u32 = 5;
 
 /// One fill as the invariant checker needs it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -169,9 +177,21 @@ pub struct FillFacts {
     pub settlement_state: SettlementState,
 }
 
-const ORDER_FACTS: &str =
-    "SELECT order_id, account_id, venue_client_order_id, venue_order_id, symbol, side, qty,
-            status, step, filled_qty, filled_avg_price FROM orders";
+static ORDER_FACTS: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| {
+    super::types::statement(format!(
+        "SELECT order_id, account_id, venue_client_order_id, venue_order_id, symbol, side, qty,
+                status, step, filled_qty, filled_avg_price, time_in_force,
+                (time_in_force IN {session}
+                 AND EXISTS (SELECT 1 FROM trading_sessions s
+                              WHERE (CASE WHEN o.time_in_force = '{opg}' THEN s.open ELSE s.close END)
+                                    BETWEEN o.created_at AND now() - interval '{grace} seconds'))
+                  AS session_over
+           FROM orders o",
+        session = *super::types::SESSION_TIME_IN_FORCE,
+        opg = crate::domain::order::TimeInForce::Opg.as_str(),
+        grace = SESSION_END_GRACE_SECS,
+    ))
+});
 
 const FILL_FACTS: &str = "SELECT exec_id, order_id, qty, price, settlement_state FROM fills";
 
@@ -181,7 +201,7 @@ const ACCOUNT_FACTS: &str = "SELECT account_id, balances_account_id FROM account
 pub async fn check_facts(
     pool: &PgPool,
 ) -> Result<(Vec<OrderFacts>, Vec<FillFacts>, Vec<(Uuid, String)>), sqlx::Error> {
-    let orders = sqlx::query_as(ORDER_FACTS).fetch_all(pool).await?;
+    let orders = sqlx::query_as(*ORDER_FACTS).fetch_all(pool).await?;
     let fills = sqlx::query_as(FILL_FACTS).fetch_all(pool).await?;
     let accounts = sqlx::query_as(ACCOUNT_FACTS).fetch_all(pool).await?;
     Ok((orders, fills, accounts))
@@ -196,7 +216,7 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("BY_STEP", BY_STEP),
         ("OLDEST_OPEN", *OLDEST_OPEN),
         ("UNSETTLED_FILLS", UNSETTLED_FILLS),
-        ("ORDER_FACTS", ORDER_FACTS),
+        ("ORDER_FACTS", *ORDER_FACTS),
         ("FILL_FACTS", FILL_FACTS),
         ("ACCOUNT_FACTS", ACCOUNT_FACTS),
     ]

@@ -41,20 +41,19 @@ pub async fn last_tick(pool: &PgPool, job: &str) -> Result<Option<DateTime<Utc>>
 const START_RUN: &str = "INSERT INTO reconciliation_runs (job, scheduled_for, trigger, instance_id)
          VALUES ($1, $2, $3, $4) RETURNING run_id";
 
+/// Records the start of a run; `trigger` is schedule (for the tick
+/// `scheduled_for`), manual or startup.
 pub async fn start_run(
     pool: &PgPool,
     job: &str,
     scheduled_for: Option<DateTime<Utc>>,
+    trigger: &str,
     instance_id: Uuid,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(START_RUN)
         .bind(job)
         .bind(scheduled_for)
-        .bind(if scheduled_for.is_some() {
-            "schedule"
-        } else {
-            "manual"
-        })
+        .bind(trigger)
         .bind(instance_id)
         .fetch_one(pool)
         .await

@@ -10,9 +10,13 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::orders::OrderRecord;
-use super::types::{AT_VENUE_STEPS, LATE_FILL_STATUSES, STUCK_STEPS, TERMINAL_STATUSES, statement};
+use super::types::{
+    AT_VENUE_STEPS, LATE_FILL_STATUSES, SESSION_TIME_IN_FORCE, STUCK_STEPS, TERMINAL_STATUSES,
+    statement,
+};
 use crate::domain::fills::SettlementState;
 use crate::domain::ids::ExecId;
+use crate::domain::order::TimeInForce;
 
 static QUIET_AT_VENUE: LazyLock<&'static str> = LazyLock::new(|| {
     statement(format!(
@@ -37,6 +41,36 @@ pub async fn quiet_at_venue(
     sqlx::query_as(*QUIET_AT_VENUE)
         .bind(stale_after_ms as f64)
         .bind(late_fill_watch_secs)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+}
+
+static PAST_THEIR_SESSION: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "SELECT o.* FROM orders o
+          WHERE o.status NOT IN {terminal}
+            AND o.time_in_force IN {session}
+            AND EXISTS (SELECT 1 FROM trading_sessions s
+                         WHERE (CASE WHEN o.time_in_force = '{opg}' THEN s.open ELSE s.close END)
+                               BETWEEN o.created_at
+                                   AND now() - make_interval(secs => $1::float8 / 1000))
+          ORDER BY o.created_at LIMIT $2",
+        terminal = *TERMINAL_STATUSES,
+        session = *SESSION_TIME_IN_FORCE,
+        opg = TimeInForce::Opg.as_str(),
+    ))
+});
+
+/// Orders not terminal that should have ended with a session whose close
+/// (or open, for OPG) passed more than `grace_ms` ago.
+pub async fn past_their_session(
+    pool: &PgPool,
+    grace_ms: u64,
+    limit: u32,
+) -> Result<Vec<OrderRecord>, sqlx::Error> {
+    sqlx::query_as(*PAST_THEIR_SESSION)
+        .bind(grace_ms as f64)
         .bind(i64::from(limit))
         .fetch_all(pool)
         .await
@@ -145,6 +179,7 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
     vec![
         ("QUIET_AT_VENUE", *QUIET_AT_VENUE),
         ("STUCK", *STUCK),
+        ("PAST_THEIR_SESSION", *PAST_THEIR_SESSION),
         ("UNSETTLED_FILLS", UNSETTLED_FILLS),
         ("TERMINAL_WITH_HOLDS", *TERMINAL_WITH_HOLDS),
         ("LATE_FILLS", LATE_FILLS),

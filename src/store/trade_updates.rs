@@ -52,6 +52,7 @@ pub fn trade_event(before: Status, after: Status, new_fill: bool) -> Option<&'st
         return None;
     }
     match after {
+        Status::Accepted => Some("accepted"),
         Status::New => Some("new"),
         Status::Canceled => Some("canceled"),
         Status::Expired => Some("expired"),

@@ -13,6 +13,7 @@ use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, Postgres, Type};
 
 use crate::domain::TextEnum;
+use crate::domain::asset::AssetStatus;
 use crate::domain::fills::{FillSource, SettlementState};
 use crate::domain::ids::{ClientOrderId, ExecId, HoldId, VenueClientOrderId, VenueOrderId};
 use crate::domain::lifecycle::{ActionState, Status, Step, StepState, VenueStatus};
@@ -54,6 +55,7 @@ macro_rules! text_enum_column {
 }
 
 text_enum_column!(
+    AssetStatus,
     Status,
     Step,
     StepState,
@@ -126,6 +128,10 @@ pub(crate) fn sql_list<T: TextEnum>(values: &[T]) -> String {
 /// `('filled', 'canceled', ...)`: [`Status::TERMINAL`] in SQL.
 pub(crate) static TERMINAL_STATUSES: LazyLock<String> =
     LazyLock::new(|| sql_list(Status::TERMINAL));
+
+/// `('day', ...)`: [`TimeInForce::ENDS_WITH_SESSION`] in SQL.
+pub(crate) static SESSION_TIME_IN_FORCE: LazyLock<String> =
+    LazyLock::new(|| sql_list(TimeInForce::ENDS_WITH_SESSION));
 
 /// `('reserve', 'place', ...)`: [`Step::DRIVEN`] in SQL.
 pub(crate) static DRIVEN_STEPS: LazyLock<String> = LazyLock::new(|| sql_list(Step::DRIVEN));

@@ -98,8 +98,12 @@ impl ExchangeClient {
         &self.api_key
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub async fn place_order(&self, request: &PlaceOrderRequest) -> Result<PlaceResult, CallError> {

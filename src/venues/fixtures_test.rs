@@ -204,3 +204,28 @@ fn balances_requests_have_the_ledgers_fields() {
     assert!(settlement["qty"].is_string() && settlement["hold_amount"].is_string());
     same_fields(settlement, "balances", "settlement.request.json", &[]);
 }
+
+#[test]
+fn the_venues_reference_data_and_session_reports_parse() {
+    use super::reference::{VenueAsset, VenueClock, VenueSession};
+    let asset: VenueAsset = parses("exchange", "asset.json");
+    assert_eq!(asset.symbol, "AAPL");
+    assert_eq!(asset.status, "active");
+    let assets: Vec<VenueAsset> = parses("exchange", "assets.json");
+    assert!(assets.iter().any(|a| a.symbol == "SPY"));
+    let calendar: Vec<VenueSession> = parses("exchange", "calendar.json");
+    assert!(!calendar.is_empty());
+    let clock: VenueClock = parses("exchange", "clock.json");
+    assert!(clock.is_open);
+    let accepted: VenueOrder = parses("exchange", "order.accepted.response.json");
+    assert_eq!(accepted.status, "accepted");
+    for (name, exec_type) in [
+        ("stream.execution_report.accepted.json", "accepted"),
+        ("stream.execution_report.done_for_day.json", "done_for_day"),
+    ] {
+        match parses::<StreamMessage>("exchange", name) {
+            StreamMessage::ExecutionReport(report) => assert_eq!(report.exec_type, exec_type),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}

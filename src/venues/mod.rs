@@ -8,6 +8,7 @@ pub mod balances;
 pub mod exchange;
 #[cfg(test)]
 mod fixtures_test;
+pub mod reference;
 
 #[cfg(test)]
 mod tests {

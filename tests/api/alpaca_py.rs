@@ -23,6 +23,7 @@ async fn the_official_alpaca_sdk_works_unmodified() {
             .env("ORDERD_BASE_URL", format!("http://{}", stack.app.addr))
             .env("APCA_KEY_ID", &trader.key_id)
             .env("APCA_SECRET", &trader.secret_key)
+            .env("VENUE_ADMIN_URL", stack.exchange_url(""))
             .kill_on_drop(true)
             .output()
             .await
@@ -48,6 +49,10 @@ async fn the_official_alpaca_sdk_works_unmodified() {
         );
     }
     assert_eq!(summary["orders_all"], 3);
+    assert_eq!(summary["clock_is_open"], true, "{summary}");
+    assert!(summary["calendar_days"].as_u64().unwrap() > 10, "{summary}");
+    assert_eq!(summary["opg_status"], "filled", "{summary}");
+    assert_eq!(summary["cls_status"], "filled", "{summary}");
     assert_eq!(summary["refused_status"], 403);
     assert_eq!(summary["refused_message"], "insufficient buying power");
     assert_eq!(summary["canceled_status"], "canceled");
@@ -59,7 +64,8 @@ async fn the_official_alpaca_sdk_works_unmodified() {
         "{summary}"
     );
     assert_eq!(summary["account_status"], "ACTIVE");
-    assert_eq!(summary["positions"]["MSFT"], "3");
+    // 3 bought at market, 2 in the opening auction, 1 in the closing one.
+    assert_eq!(summary["positions"]["MSFT"], "6");
     let events: Vec<&str> = summary["stream_events"]
         .as_array()
         .unwrap()

@@ -227,6 +227,7 @@ async fn a_report_that_cannot_be_the_orders_is_quarantined_not_applied() {
         cum_qty: 50.into(),
         source: FillSource::Stream,
         fencing_token: None,
+        done_for_day: false,
     };
     let applied = orderd::store::executions::apply_execution(
         &stack.app.db.pool,

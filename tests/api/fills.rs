@@ -281,29 +281,7 @@ async fn trade_updates_reach_an_authenticated_stream_client() {
 
     let stack = TestStack::spawn().await;
     let trader = stack.trader(&[("USD", "100000")]).await;
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/stream", stack.app.addr))
-            .await
-            .unwrap();
-    socket
-        .send(Message::text(
-            json!({"action": "authenticate", "data": {"key_id": trader.key_id, "secret_key": trader.secret_key}})
-                .to_string(),
-        ))
-        .await
-        .unwrap();
-    let auth: Value =
-        serde_json::from_str(&socket.next().await.unwrap().unwrap().into_text().unwrap()).unwrap();
-    assert_eq!(auth["data"]["status"], "authorized");
-    socket
-        .send(Message::text(
-            json!({"action": "listen", "data": {"streams": ["trade_updates"]}}).to_string(),
-        ))
-        .await
-        .unwrap();
-    let listening: Value =
-        serde_json::from_str(&socket.next().await.unwrap().unwrap().into_text().unwrap()).unwrap();
-    assert_eq!(listening["stream"], "listening");
+    let mut socket = stack.trade_updates(&trader).await;
 
     let reply = trader.post_order(market("AAPL", "buy", 5)).await;
     let id = reply.body["id"].as_str().unwrap().to_string();
@@ -327,9 +305,9 @@ async fn trade_updates_reach_an_authenticated_stream_client() {
         events.push(event);
     }
     assert_eq!(
-        events.first().map(String::as_str),
-        Some("new"),
-        "{events:?}"
+        events.get(..2),
+        Some(&["pending_new".to_string(), "new".to_string()][..]),
+        "Alpaca's order: pending_new once recorded, new once at the venue: {events:?}"
     );
 
     // Another account's client sees nothing of it.
@@ -384,6 +362,7 @@ async fn a_batch_of_reports_applies_each_once_and_a_bad_one_costs_the_others_not
         cum_qty: qty.into(),
         source: FillSource::Rest,
         fencing_token: None,
+        done_for_day: false,
     };
     let batch = [
         report(a, "batch-a-1", 4),

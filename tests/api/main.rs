@@ -5,11 +5,13 @@
 mod support;
 
 mod alpaca_py;
+mod alpaca_ts;
 mod database;
 mod exactly_once;
 mod fills;
 mod health;
 mod hostile_input;
+mod market;
 mod openapi;
 mod operator;
 mod orders;

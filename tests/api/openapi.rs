@@ -54,6 +54,7 @@ async fn schemathesis(
         .arg(har)
         .args(args)
         .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
+        .env("SCHEMATHESIS_LISTED_SYMBOLS", listed_symbols(trader).await)
         .env("PYTHONPATH", &compat)
         .kill_on_drop(true);
     let output = tokio::time::timeout(RUN_LIMIT, command.output())
@@ -66,6 +67,19 @@ async fn schemathesis(
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.success(), report)
+}
+
+/// The symbols the venue lists now, comma-separated (see the hooks).
+async fn listed_symbols(trader: &Trader) -> String {
+    let assets = trader.get("/v2/assets?status=active").await;
+    assets
+        .body
+        .as_array()
+        .expect("assets")
+        .iter()
+        .filter_map(|a| a["symbol"].as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `(method, path, status)` of every exchange in a HAR file.

@@ -101,16 +101,22 @@ async fn a_limit_buy_is_reserved_placed_and_answered_new() {
         1
     );
 
-    // Every action state is on the timeline.
+    // Every action state is on the timeline. The placement is proven by
+    // the venue's answer or, when its `new` report overtakes the answer,
+    // by that report: whichever comes first records it, once.
     let states = event_states(&stack, &id).await;
     assert_eq!(
-        states,
-        vec![
+        states[..3],
+        [
             ("reserve".into(), "requested".into()),
             ("reserve".into(), "succeeded".into()),
             ("place".into(), "requested".into()),
-            ("place".into(), "succeeded".into()),
         ]
+    );
+    assert!(
+        states[3] == ("place".into(), "succeeded".into())
+            || states[3] == ("working".into(), "succeeded".into()),
+        "{states:?}"
     );
     let events = trader.get(&format!("/v2/orders/{id}/events")).await;
     assert_eq!(events.status, 200);
@@ -599,6 +605,20 @@ async fn wait_step(stack: &TestStack, id: &str, step: &str) {
 async fn a_market_buy_of_a_symbol_the_venue_does_not_quote_is_rejected_not_retried() {
     let stack = TestStack::spawn().await;
     let trader = stack.trader(&[("USD", "100000")]).await;
+    // orderd's reference data lists a symbol the venue no longer knows (a
+    // copy older than the venue's change): intake takes the order, the
+    // venue cannot quote or place it.
+    sqlx::query(
+        "INSERT INTO assets SELECT 'NOPE', gen_random_uuid(), 'gone', 'Gone Inc.', exchange,
+                asset_class, status, tradable, shortable, easy_to_borrow, fractionable,
+                marginable, halted, tick_size, sub_dollar_tick_size, tick_threshold, lot_size,
+                min_qty, max_qty, synced_at, changed_at
+           FROM assets WHERE symbol = 'AAPL'",
+    )
+    .execute(&stack.app.db.pool)
+    .await
+    .unwrap();
+    stack.app.reconciler.reference.reload().await.unwrap();
     let reply = trader
         .post_order(json!({"symbol": "NOPE", "qty": "1", "side": "buy", "type": "market", "time_in_force": "day"}))
         .await;

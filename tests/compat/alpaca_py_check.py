@@ -2,7 +2,9 @@
 for the base URL. Every call parses orderd's answer into alpaca-py's own
 models, so a missing or mistyped field fails here.
 
-Environment: ORDERD_BASE_URL (http://HOST:PORT), APCA_KEY_ID, APCA_SECRET.
+Environment: ORDERD_BASE_URL (http://HOST:PORT), APCA_KEY_ID, APCA_SECRET,
+and VENUE_ADMIN_URL: the exchange simulator, whose accelerated day the
+script walks through (closed, open, closed) for the auction orders.
 Prints one JSON summary on stdout; exits 1 with a traceback on any failure.
 """
 
@@ -13,15 +15,69 @@ import sys
 import threading
 import time
 import traceback
+import urllib.request
 
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
-from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
+from alpaca.trading.enums import AssetStatus
+from alpaca.trading.requests import (GetAssetsRequest, GetCalendarRequest, GetOrdersRequest,
+                                     LimitOrderRequest, MarketOrderRequest)
 from alpaca.trading.stream import TradingStream
 
 # How long to wait for the stream's fill event.
 STREAM_WAIT_SECS = 30
+
+
+def advance_venue_to(phase):
+    """Moves the simulator's accelerated day to the start of `phase`."""
+    request = urllib.request.Request(
+        os.environ["VENUE_ADMIN_URL"] + "/admin/clock/advance",
+        data=json.dumps({"to": phase}).encode(), method="POST",
+        headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200, response.status
+
+
+def wait_for(client, order_id, status, secs=15):
+    for _ in range(secs * 10):
+        order = client.get_order_by_id(order_id)
+        if order.status == status:
+            return order
+        time.sleep(0.1)
+    raise AssertionError(f"order {order_id} is {client.get_order_by_id(order_id).status}, not {status}")
+
+
+def trading_day(client, summary):
+    """Clock, calendar and assets, then an OPG order through the opening
+    auction and a CLS order through the closing auction."""
+    clock = client.get_clock()
+    assert clock.next_close > clock.timestamp, clock
+    summary["clock_is_open"] = clock.is_open
+    today = datetime.date.today()
+    days = client.get_calendar(GetCalendarRequest(start=today, end=today + datetime.timedelta(days=30)))
+    assert days and days[0].open < days[0].close, days[:1]
+    summary["calendar_days"] = len(days)
+    assets = client.get_all_assets(GetAssetsRequest(status=AssetStatus.ACTIVE))
+    symbols = {a.symbol for a in assets}
+    assert {"AAPL", "MSFT"} <= symbols, symbols
+    aapl = client.get_asset("AAPL")
+    assert aapl.tradable and client.get_asset(str(aapl.id)).symbol == "AAPL"
+    summary["assets"] = len(assets)
+
+    advance_venue_to("closed")
+    opg = client.submit_order(MarketOrderRequest(
+        symbol="MSFT", qty=2, side=OrderSide.BUY, time_in_force=TimeInForce.OPG))
+    wait_for(client, opg.id, OrderStatus.ACCEPTED)
+    advance_venue_to("open")
+    summary["opg_status"] = wait_for(client, opg.id, OrderStatus.FILLED).status.value
+    cls = client.submit_order(MarketOrderRequest(
+        symbol="MSFT", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.CLS))
+    assert cls.time_in_force == TimeInForce.CLS
+    advance_venue_to("closed")
+    summary["cls_status"] = wait_for(client, cls.id, OrderStatus.FILLED).status.value
+    # Back to an open market for what follows.
+    advance_venue_to("open")
 
 
 def main():
@@ -115,6 +171,8 @@ def main():
     open_orders = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
     summary["orders_open_after_cancel_all"] = len(
         [o for o in open_orders if o.status not in (OrderStatus.PENDING_CANCEL,)])
+
+    trading_day(client, summary)
 
     account = client.get_account()
     summary["account_cash"] = account.cash

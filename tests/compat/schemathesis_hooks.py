@@ -5,9 +5,19 @@ request body, so a schema-valid order that reuses either is refused by
 state, not by its shape (422, as Alpaca does). Generated data reuses short
 strings all the time ("0", "A"); to keep `positive_data_acceptance` about
 the schema, a *positive* case that would reuse one gets a fresh value.
+
+Likewise the symbols a venue lists are reference data, not grammar: they
+change as it lists and delists, so the document gives the symbol's shape
+and the server refuses one it does not list (422 asset not found). A
+positive case's symbol is replaced by one of the listed symbols
+(SCHEMATHESIS_LISTED_SYMBOLS, comma-separated), chosen by the generated
+one so the choice varies.
+
 Negative cases are never touched: their invalid value is the point.
 """
 
+import hashlib
+import os
 import uuid
 
 import schemathesis
@@ -31,6 +41,10 @@ def before_call(context, case, **kwargs):
     if not _positive(case):
         return
     body = case.body
+    listed = [s for s in os.environ.get("SCHEMATHESIS_LISTED_SYMBOLS", "").split(",") if s]
+    if listed and isinstance(body, dict) and isinstance(body.get("symbol"), str):
+        digest = hashlib.sha256(body["symbol"].encode()).digest()
+        body["symbol"] = listed[digest[0] % len(listed)]
     if isinstance(body, dict) and isinstance(body.get("client_order_id"), str):
         if body["client_order_id"] in SEEN_CLIENT_ORDER_IDS:
             body["client_order_id"] = uuid.uuid4().hex

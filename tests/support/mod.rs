@@ -539,6 +539,8 @@ pub fn reconciliation_only(settings: &mut Settings) {
         &mut settings.reconcile.balances,
         &mut settings.reconcile.orphans,
         &mut settings.reconcile.gc,
+        &mut settings.reconcile.reference,
+        &mut settings.reconcile.session_close,
     ] {
         *schedule = "0 0 0 1 1 * 2099".to_string();
     }
@@ -546,6 +548,22 @@ pub fn reconciliation_only(settings: &mut Settings) {
 
 /// The python of the compatibility venv (alpaca-py, schemathesis), created
 /// on first use by `scripts/python-venv`.
+/// The directory whose node_modules holds the official TypeScript SDK,
+/// installed on first use by `scripts/node-sdk`.
+pub async fn compat_node() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let sdk = tokio::process::Command::new(format!("{root}/scripts/node-sdk"))
+        .output()
+        .await
+        .expect("run scripts/node-sdk");
+    assert!(
+        sdk.status.success(),
+        "node-sdk: {}",
+        String::from_utf8_lossy(&sdk.stderr)
+    );
+    String::from_utf8_lossy(&sdk.stdout).trim().to_string()
+}
+
 pub async fn compat_python() -> String {
     let root = env!("CARGO_MANIFEST_DIR");
     let venv = tokio::process::Command::new(format!("{root}/scripts/python-venv"))
@@ -668,4 +686,74 @@ impl TestStack {
             .await
             .expect("a JSON body")
     }
+}
+
+/// A `/stream` connection listening to trade updates.
+pub type TradeUpdateSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl TestStack {
+    /// Opens `/stream` as `trader`, authenticated and listening to
+    /// `trade_updates`.
+    pub async fn trade_updates(&self, trader: &Trader) -> TradeUpdateSocket {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/stream", self.app.addr))
+                .await
+                .expect("connect /stream");
+        socket
+            .send(Message::text(
+                serde_json::json!({"action": "authenticate",
+                    "data": {"key_id": trader.key_id, "secret_key": trader.secret_key}})
+                .to_string(),
+            ))
+            .await
+            .expect("authenticate");
+        let auth: serde_json::Value =
+            serde_json::from_str(&socket.next().await.unwrap().unwrap().into_text().unwrap())
+                .unwrap();
+        assert_eq!(auth["data"]["status"], "authorized");
+        socket
+            .send(Message::text(
+                serde_json::json!({"action": "listen", "data": {"streams": ["trade_updates"]}})
+                    .to_string(),
+            ))
+            .await
+            .expect("listen");
+        let listening: serde_json::Value =
+            serde_json::from_str(&socket.next().await.unwrap().unwrap().into_text().unwrap())
+                .unwrap();
+        assert_eq!(listening["stream"], "listening");
+        socket
+    }
+}
+
+/// The events of `order_id` on `socket` until `until` is among them (or
+/// the deadline passes: a panic naming what came).
+pub async fn trade_events_until(
+    socket: &mut TradeUpdateSocket,
+    order_id: &str,
+    until: &str,
+    limit: std::time::Duration,
+) -> Vec<String> {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut events = Vec::new();
+    while !events.iter().any(|e| e == until) {
+        let next = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {until:?} for {order_id} in time; got {events:?}"));
+        let text = next.unwrap().unwrap().into_text().unwrap();
+        let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if message["data"]["order"]["id"] == order_id {
+            events.push(
+                message["data"]["event"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+    }
+    events
 }

@@ -21,11 +21,13 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::app::{Shared, State as VenueState};
+use crate::clock::Phase;
 use crate::faults::{Fault, FaultProfile, roll};
-use crate::market::{CancelError, CancelMode, Order, PlaceError, status_name};
+use crate::market::{CancelError, CancelMode, ListError, Listing, Order, PlaceError, status_name};
 use crate::wire::{
-    AssetResponse, ByClientOrderIdQuery, ErrorBody, FillResponse, ListOrdersQuery, OrderResponse,
-    QuoteResponse, SetPriceRequest, codes, parse_place_order,
+    AdvanceClockRequest, AssetResponse, AssetsQuery, ByClientOrderIdQuery, CalendarDay,
+    CalendarQuery, ClockResponse, CreateAssetRequest, ErrorBody, FillResponse, ListOrdersQuery,
+    OrderResponse, QuoteResponse, SetPriceRequest, codes, parse_place_order,
 };
 
 /// Largest request body accepted.
@@ -35,6 +37,10 @@ pub const DEFAULT_PAGE_LIMIT: usize = 100;
 pub const MAX_PAGE_LIMIT: usize = 500;
 /// Reason recorded on venue rejections injected by the `reject` faults.
 const VENUE_REJECT_REASON: &str = "order rejected by venue (simulated)";
+/// `GET /v1/calendar` without `end`: this many days after `start`.
+pub const DEFAULT_CALENDAR_DAYS: u64 = 30;
+/// Longest `GET /v1/calendar` range, `end - start`, in days.
+pub const MAX_CALENDAR_DAYS: i64 = 400;
 
 type SharedState = State<Arc<Shared>>;
 
@@ -49,8 +55,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/orders/{id}/fills", get(get_fills))
         .route("/v1/quotes/{symbol}", get(get_quote))
         .route("/v1/assets", get(list_assets))
+        .route("/v1/assets/{symbol}", get(get_asset))
+        .route("/v1/clock", get(get_clock))
+        .route("/v1/calendar", get(get_calendar))
         .route_layer(middleware::from_fn_with_state(shared.clone(), v1_guard));
     let admin = Router::new()
+        .route("/admin/clock/advance", post(advance_clock))
+        .route("/admin/assets", post(create_asset))
+        .route("/admin/assets/{symbol}/delist", post(delist_asset))
+        .route("/admin/assets/{symbol}/halt", post(halt_asset))
+        .route("/admin/assets/{symbol}/resume", post(resume_asset))
         .route("/admin/faults", get(get_faults).put(put_faults))
         .route("/admin/reset", post(reset))
         .route("/admin/ground-truth", get(ground_truth))
@@ -100,6 +114,9 @@ impl ApiError {
             codes::UNPROCESSABLE,
             message,
         )
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, codes::CONFLICT, message)
     }
 }
 
@@ -313,6 +330,8 @@ async fn place_arrived(shared: &Shared, value: &serde_json::Value) -> ApiResult<
             gate(shared, s)?;
             receive_window(value, now)?;
             let order = parsed.map_err(ApiError::validation)?;
+            // The phase the order meets is the one at `now`.
+            s.market.advance(now);
             s.market.validate(&order).map_err(place_error)?;
             let (reject, lost) = if roll(&mut s.fault_rng, s.faults.reject_response_lost) {
                 shared.fault_counters.record(Fault::RejectResponseLost);
@@ -382,6 +401,10 @@ fn place_error(e: PlaceError) -> ApiError {
         PlaceError::UnknownSymbol(symbol) => {
             ApiError::unprocessable(format!("unknown symbol: {symbol}"))
         }
+        PlaceError::NotTradable(symbol) => {
+            ApiError::unprocessable(format!("asset {symbol} is not tradable"))
+        }
+        PlaceError::WrongPhase(message) => ApiError::unprocessable(message),
         PlaceError::DuplicateClientOrderId => {
             ApiError::unprocessable("client_order_id must be unique")
         }
@@ -559,29 +582,146 @@ async fn get_quote(
         .ok_or_else(|| ApiError::not_found(format!("unknown symbol: {symbol}")))
 }
 
-async fn list_assets(State(shared): SharedState) -> ApiResult<Json<Vec<AssetResponse>>> {
+async fn list_assets(
+    State(shared): SharedState,
+    query: Result<Query<AssetsQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<AssetResponse>>> {
     gate_only(&shared)?;
-    let assets = shared.with_state(|s| {
-        s.market
-            .instruments()
-            .iter()
-            .map(|i| AssetResponse {
-                symbol: i.symbol.clone(),
-                name: i.name.clone(),
-                tradable: true,
-                tick_size: rust_decimal::Decimal::new(1, 2),
-                sub_dollar_tick_size: rust_decimal::Decimal::new(1, 4),
-                tick_threshold: rust_decimal::Decimal::ONE,
-                lot_size: rust_decimal::Decimal::ONE,
-                min_qty: rust_decimal::Decimal::ONE,
-                max_qty: rust_decimal::Decimal::from(crate::market::MAX_ORDER_QTY),
-            })
-            .collect()
+    let Query(query) = query.map_err(|e| ApiError::validation(e.body_text()))?;
+    let active = match query.status.as_deref() {
+        None => None,
+        Some("active") => Some(true),
+        Some("inactive") => Some(false),
+        Some(_) => return Err(ApiError::validation("status must be active or inactive")),
+    };
+    Ok(Json(shared.assets(active)))
+}
+
+async fn get_asset(
+    State(shared): SharedState,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<AssetResponse>> {
+    gate_only(&shared)?;
+    let Path(symbol) = path.map_err(|_| ApiError::not_found("unknown symbol"))?;
+    shared
+        .asset(&symbol)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("unknown symbol: {symbol}")))
+}
+
+async fn get_clock(State(shared): SharedState) -> ApiResult<Json<ClockResponse>> {
+    gate_only(&shared)?;
+    Ok(Json(shared.clock()))
+}
+
+fn parse_date(field: &str, raw: Option<&str>) -> ApiResult<Option<chrono::NaiveDate>> {
+    raw.map(|text| {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| ApiError::validation(format!("{field} must be a date YYYY-MM-DD")))
+    })
+    .transpose()
+}
+
+async fn get_calendar(
+    State(shared): SharedState,
+    query: Result<Query<CalendarQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<CalendarDay>>> {
+    gate_only(&shared)?;
+    let Query(query) = query.map_err(|e| ApiError::validation(e.body_text()))?;
+    let start = parse_date("start", query.start.as_deref())?;
+    let end = parse_date("end", query.end.as_deref())?;
+    // Both bounds are checked once `start` is known (it may default to the
+    // current session's date).
+    let mut bad_range = None;
+    let days = shared.calendar(start, |start| {
+        let end = end.unwrap_or_else(|| start + chrono::Days::new(DEFAULT_CALENDAR_DAYS));
+        let span = (end - start).num_days();
+        if span < 0 {
+            bad_range = Some("end must not be before start".to_owned());
+            return start.pred_opt().unwrap_or(start);
+        }
+        if span > MAX_CALENDAR_DAYS {
+            bad_range = Some(format!(
+                "the range must be at most {MAX_CALENDAR_DAYS} days"
+            ));
+            return start.pred_opt().unwrap_or(start);
+        }
+        end
     });
-    Ok(Json(assets))
+    match bad_range {
+        Some(message) => Err(ApiError::validation(message)),
+        None => Ok(Json(days)),
+    }
 }
 
 // ---- /admin ----
+
+async fn advance_clock(State(shared): SharedState, body: Body) -> ApiResult<Json<ClockResponse>> {
+    let request: AdvanceClockRequest = read_json(body).await?;
+    let phase = Phase::parse(&request.to).ok_or_else(|| {
+        ApiError::validation(
+            "to must be pre_open, opening_auction, open, closing_auction or closed",
+        )
+    })?;
+    shared
+        .advance_clock(phase)
+        .map(Json)
+        .map_err(|e| ApiError::conflict(e.to_string()))
+}
+
+async fn create_asset(State(shared): SharedState, body: Body) -> ApiResult<Response> {
+    let request: CreateAssetRequest = read_json(body).await?;
+    let min_qty = match request.min_qty {
+        None => 1,
+        Some(qty) if qty.fract().is_zero() && qty >= rust_decimal::Decimal::ONE => {
+            u64::try_from(qty).map_err(|_| ApiError::validation("min_qty is too large"))?
+        }
+        Some(_) => return Err(ApiError::validation("min_qty must be a whole number >= 1")),
+    };
+    let listing = Listing {
+        symbol: request.symbol,
+        name: request.name,
+        price: request.price,
+        exchange: request.exchange.unwrap_or_default(),
+        shortable: request.shortable.unwrap_or(true),
+        min_qty,
+    };
+    let symbol = listing.symbol.clone();
+    match shared.list_asset(listing) {
+        Ok(asset) => Ok((StatusCode::CREATED, Json(asset)).into_response()),
+        Err(ListError::AlreadyActive) => Err(ApiError::conflict(format!(
+            "asset {symbol} is already listed and active"
+        ))),
+        Err(ListError::Invalid(message)) => Err(ApiError::validation(message)),
+    }
+}
+
+fn asset_or_404(symbol: &str, asset: Option<AssetResponse>) -> ApiResult<Json<AssetResponse>> {
+    asset
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("unknown symbol: {symbol}")))
+}
+
+async fn delist_asset(
+    State(shared): SharedState,
+    Path(symbol): Path<String>,
+) -> ApiResult<Json<AssetResponse>> {
+    asset_or_404(&symbol, shared.delist(&symbol))
+}
+
+async fn halt_asset(
+    State(shared): SharedState,
+    Path(symbol): Path<String>,
+) -> ApiResult<Json<AssetResponse>> {
+    asset_or_404(&symbol, shared.halt(&symbol))
+}
+
+async fn resume_asset(
+    State(shared): SharedState,
+    Path(symbol): Path<String>,
+) -> ApiResult<Json<AssetResponse>> {
+    asset_or_404(&symbol, shared.resume(&symbol))
+}
 
 /// `POST /admin/disconnect`: closes every stream connection now (as the
 /// `disconnect` fault would, without waiting for a report); answers how

@@ -8,18 +8,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+use crate::clock::Phase;
 use crate::config::Config;
 use crate::faults::{FaultCounters, FaultProfile};
-use crate::market::{ExecReport, Market, MarketParams};
+use crate::market::{ExecReport, ListError, Listing, Market, MarketParams, WallClockError};
 use crate::wire::{
-    FillResponse, GroundTruth, GroundTruthOrder, OrderResponse, QuoteResponse, Stats,
+    AssetResponse, CalendarDay, ClockResponse, FillResponse, GroundTruth, GroundTruthOrder,
+    GroundTruthSession, HaltResponse, OrderResponse, QuoteResponse, Stats,
 };
 
 /// How long `Handle::shutdown` waits for the server to finish.
@@ -97,9 +99,104 @@ impl Shared {
 
     pub fn set_faults(&self, profile: FaultProfile) -> Result<(), String> {
         profile.validate()?;
-        self.lock().faults = profile;
+        let mut state = self.lock();
+        state.market.set_halt_fault(profile.halt, profile.halt_ms);
+        state.faults = profile;
+        drop(state);
         self.faults_version.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    /// The clock now, after firing everything due (so the phase answered
+    /// is the one the market acts on).
+    pub fn clock(&self) -> ClockResponse {
+        let now = Utc::now();
+        self.with_state(|s| {
+            s.market.advance(now);
+            ClockResponse::new(s.market.schedule().mode(), s.market.clock(now), now)
+        })
+    }
+
+    /// Trading days in `[start, end]`; `start` defaults to the current
+    /// session's date, `end` to `start + default_days`.
+    pub fn calendar(
+        &self,
+        start: Option<NaiveDate>,
+        end: impl FnOnce(NaiveDate) -> NaiveDate,
+    ) -> Vec<CalendarDay> {
+        let now = Utc::now();
+        self.with_state(|s| {
+            s.market.advance(now);
+            let start = start.unwrap_or_else(|| s.market.clock(now).session_date);
+            s.market
+                .calendar(start, end(start))
+                .iter()
+                .map(CalendarDay::from)
+                .collect()
+        })
+    }
+
+    /// Moves the accelerated clock to the next start of `phase` (see
+    /// `Market::advance_clock_to`) and answers the new clock.
+    pub fn advance_clock(&self, phase: Phase) -> Result<ClockResponse, WallClockError> {
+        let now = Utc::now();
+        self.with_state(|s| {
+            s.market.advance_clock_to(phase, now)?;
+            Ok(ClockResponse::new(
+                s.market.schedule().mode(),
+                s.market.clock(now),
+                now,
+            ))
+        })
+    }
+
+    /// Every asset, or those with the given `active` flag.
+    pub fn assets(&self, active: Option<bool>) -> Vec<AssetResponse> {
+        self.with_state(|s| {
+            s.market
+                .instruments()
+                .iter()
+                .filter(|i| active.is_none_or(|a| i.active == a))
+                .map(AssetResponse::from)
+                .collect()
+        })
+    }
+
+    pub fn asset(&self, symbol: &str) -> Option<AssetResponse> {
+        self.with_state(|s| s.market.instrument(symbol).map(AssetResponse::from))
+    }
+
+    pub fn list_asset(&self, listing: Listing) -> Result<AssetResponse, ListError> {
+        let now = Utc::now();
+        self.with_state(|s| {
+            s.market.advance(now);
+            s.market.list_asset(listing, now).map(AssetResponse::from)
+        })
+    }
+
+    /// Delists (see `Market::delist`); None for an unknown symbol.
+    pub fn delist(&self, symbol: &str) -> Option<AssetResponse> {
+        let now = Utc::now();
+        self.with_state(|s| {
+            s.market.advance(now);
+            s.market.delist(symbol, now).map(AssetResponse::from)
+        })
+    }
+
+    pub fn halt(&self, symbol: &str) -> Option<AssetResponse> {
+        let now = Utc::now();
+        self.with_state(|s| {
+            s.market.advance(now);
+            s.market.halt(symbol, now).map(AssetResponse::from)
+        })
+    }
+
+    pub fn resume(&self, symbol: &str) -> Option<AssetResponse> {
+        let now = Utc::now();
+        self.with_state(|s| {
+            s.market.advance(now);
+            s.market.resume(symbol, now).map(AssetResponse::from)
+        })
     }
 
     pub fn reset(&self) {
@@ -143,12 +240,14 @@ impl Shared {
                     .map(|(k, v)| (k.clone(), *v))
                     .collect(),
                 orders_created,
+                sessions: s.market.sessions().map(GroundTruthSession::from).collect(),
+                halts: s.market.halts().map(HaltResponse::from).collect(),
             }
         })
     }
 
     pub fn stats(&self) -> Stats {
-        let (orders, open_orders) = self.with_state(|s| {
+        let (orders, open_orders, halts) = self.with_state(|s| {
             let orders = s.market.orders().len() as u64;
             let open = s
                 .market
@@ -156,11 +255,13 @@ impl Shared {
                 .iter()
                 .filter(|o| !o.status.is_terminal())
                 .count() as u64;
-            (orders, open)
+            (orders, open, s.market.fault_halts())
         });
         let c = &self.counters;
+        let mut faults = self.fault_counters.snapshot();
+        faults.halt = halts;
         Stats {
-            faults: self.fault_counters.snapshot(),
+            faults,
             orders,
             open_orders,
             orders_created: c.orders_created.load(Ordering::Relaxed),
@@ -234,6 +335,32 @@ impl Handle {
         self.shared.stats()
     }
 
+    /// Same as `GET /v1/clock`.
+    pub fn clock(&self) -> ClockResponse {
+        self.shared.clock()
+    }
+
+    /// Same as `POST /admin/clock/advance`: the next start of `phase` is
+    /// now (accelerated clock only).
+    pub fn advance_clock(&self, phase: Phase) -> Result<ClockResponse, WallClockError> {
+        self.shared.advance_clock(phase)
+    }
+
+    /// Same as `POST /admin/assets/{symbol}/halt`; None for an unknown symbol.
+    pub fn halt(&self, symbol: &str) -> Option<AssetResponse> {
+        self.shared.halt(symbol)
+    }
+
+    /// Same as `POST /admin/assets/{symbol}/resume`.
+    pub fn resume(&self, symbol: &str) -> Option<AssetResponse> {
+        self.shared.resume(symbol)
+    }
+
+    /// Same as `POST /admin/assets/{symbol}/delist`.
+    pub fn delist(&self, symbol: &str) -> Option<AssetResponse> {
+        self.shared.delist(symbol)
+    }
+
     /// Stops accepting, closes stream connections, stops the market, and
     /// waits (bounded) for the server to finish.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
@@ -269,13 +396,9 @@ pub async fn spawn(config: Config) -> anyhow::Result<Handle> {
     let addr = listener.local_addr().context("reading the bound address")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let run_id = format!("{:08x}", rand::random::<u32>());
-    let market = Market::new(
-        MarketParams::from_config(&config),
-        &config.symbols,
-        config.seed,
-        run_id,
-        Utc::now(),
-    );
+    let params = MarketParams::new(&config, config.load_calendar()?).map_err(anyhow::Error::msg)?;
+    let mut market = Market::new(params, &config.symbols, config.seed, run_id, Utc::now());
+    market.set_halt_fault(config.faults.halt, config.faults.halt_ms);
     let (reports, _) = broadcast::channel(config.stream_queue_len);
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
@@ -314,7 +437,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<Handle> {
 }
 
 /// The one market task: every `market_tick_ms` fires what is due (fill
-/// chunks, cancels, price walk, session close).
+/// chunks, cancels, price walk, halts, the session's phases and auctions).
 async fn run_market(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(shared.config.market_tick_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,5 +1,6 @@
 //! Fault profile (one probability per fault, replaceable at runtime) and the
-//! counters of injected faults. Faults apply to `/v1` routes only.
+//! counters of injected faults. Faults apply to `/v1` routes and the
+//! stream only — and `halt` to the market itself — never to `/admin`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -52,6 +53,12 @@ pub struct FaultProfile {
     /// Cancel: it takes effect (and is reported) this much later than
     /// usual — a venue that acknowledges cancels late. Default 0.
     pub cancel_delay_ms: u64,
+    /// Market: rolled per active symbol at each price-walk step during
+    /// continuous trading; the symbol halts for `halt_ms`, then reopens
+    /// with a jump (see `halt_reopen_bps`).
+    pub halt: f64,
+    /// How long a `halt` fault lasts. Default 2000.
+    pub halt_ms: u64,
     /// Any /v1 REST request: extra latency, uniform in
     /// `[latency_min_ms, latency_max_ms]`.
     pub latency: f64,
@@ -83,6 +90,8 @@ impl Default for FaultProfile {
             late_arrival: 0.0,
             late_arrival_ms: 3000,
             cancel_delay_ms: 0,
+            halt: 0.0,
+            halt_ms: 2000,
             latency: 0.0,
             latency_min_ms: 0,
             latency_max_ms: 0,
@@ -110,6 +119,7 @@ impl FaultProfile {
             ("fill_after_cancel", self.fill_after_cancel),
             ("fill_races_cancel", self.fill_races_cancel),
             ("late_arrival", self.late_arrival),
+            ("halt", self.halt),
             ("latency", self.latency),
         ];
         for (name, p) in probabilities {
@@ -153,6 +163,7 @@ pub enum Fault {
 const FAULT_KINDS: usize = 15;
 
 /// How many times each fault was injected since start (not cleared by reset).
+/// `halt` is rolled inside the market, which counts it itself.
 #[derive(Debug, Default)]
 pub struct FaultCounters {
     counts: [AtomicU64; FAULT_KINDS],
@@ -181,6 +192,7 @@ impl FaultCounters {
             fill_races_cancel: get(Fault::FillRacesCancel),
             latency: get(Fault::Latency),
             late_arrival: get(Fault::LateArrival),
+            halt: 0,
         }
     }
 }

@@ -3,7 +3,10 @@
 //! that is seeded and switchable at runtime.
 //!
 //! Code map:
-//! - [`market`]: the pure core (prices, orders, matching); no I/O, `now` passed in.
+//! - [`market`]: the pure core (prices, orders, matching, the trading day's
+//!   phases and auctions, halts); no I/O, `now` passed in.
+//! - [`clock`]: phases and sessions in time (accelerated and wall clocks);
+//!   [`calendar`]: trading days, holidays, early closes. Pure.
 //! - [`wire`]: JSON types of the REST API, stream and admin API (the contract;
 //!   `fixtures/` holds golden examples).
 //! - [`faults`]: the fault profile and its counters.
@@ -11,10 +14,13 @@
 //! - `api`: HTTP handlers (`/v1` and `/admin`); `stream`: the websocket.
 //!
 //! Architecture invariant: the market knows nothing about HTTP, websockets,
-//! clocks or faults other than the cancel mode it is handed.
+//! the real clock, or faults other than the cancel mode and the halt
+//! probability it is handed.
 
 mod api;
 mod app;
+pub mod calendar;
+pub mod clock;
 pub mod config;
 pub mod faults;
 pub mod market;
@@ -22,5 +28,6 @@ mod stream;
 pub mod wire;
 
 pub use app::{Handle, spawn};
-pub use config::{Config, SymbolConfig};
+pub use clock::{ClockMode, Phase};
+pub use config::{ClockConfig, Config, SymbolConfig};
 pub use faults::FaultProfile;

@@ -1,13 +1,20 @@
-//! The venue's pure core: reference prices, quotes, order state and matching.
+//! The venue's pure core: reference prices, quotes, order state, matching,
+//! and the trading day (phases, auctions, halts).
 //!
 //! No I/O, no clock, no tokio: every operation takes `now`, randomness comes
-//! from the seeded generator owned by the market, and execution reports are
+//! from the seeded generators owned by the market, and execution reports are
 //! appended to an outbox that the caller drains and publishes. Fault choices
-//! that change the market's behaviour (the cancel races) are decided by the
-//! caller and passed in.
+//! that change the market's behaviour are decided by the caller and passed
+//! in (the cancel races), or handed over as a probability (the halt fault).
+//!
+//! The trading day lives in [`session`] (phase events, auctions, the close),
+//! the instruments' life in [`listing`] (listing, delisting, halts).
+
+mod listing;
+mod session;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use rand::{Rng, SeedableRng};
@@ -16,7 +23,12 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::calendar::Calendar;
+use crate::clock::{Phase, Schedule, ScheduleSpec, Session, SessionEvent};
 use crate::config::{Config, SymbolConfig};
+
+pub use listing::{HaltReason, HaltRecord, ListError, Listing, asset_id};
+pub use session::SessionRecord;
 
 /// Largest quantity of one order, in shares.
 pub const MAX_ORDER_QTY: u64 = 10_000_000;
@@ -28,6 +40,18 @@ pub const MAX_CLIENT_ORDER_ID_LEN: usize = 48;
 pub const AVG_PRICE_DP: u32 = 6;
 /// Smallest reference price the walk may reach.
 const MIN_REFERENCE_PRICE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
+/// Mixed into the seed so halt rolls and reopening jumps draw from their
+/// own stream (switching the fault on does not shift the price walk).
+const HALT_SEED_SALT: u64 = 0x4A17_5EED;
+
+/// Refusal of an IOC/FOK outside continuous trading.
+pub const IOC_FOK_NEED_CONTINUOUS: &str =
+    "market is closed: ioc/fok orders need continuous trading";
+/// Refusal of an OPG once the opening auction has run.
+pub const OPG_ONLY_BEFORE_OPEN: &str = "opg orders are accepted only before the opening auction";
+/// Refusal of a CLS from the closing auction's cut-off on.
+pub const CLS_ONLY_UNTIL_CLOSING_AUCTION: &str =
+    "cls orders are accepted only until the closing auction";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,10 +74,35 @@ pub enum TimeInForce {
     Gtc,
     Ioc,
     Fok,
+    /// At the opening: executes only in the opening auction, else expires.
+    Opg,
+    /// At the close: executes only in the closing auction, else expires.
+    Cls,
 }
 
-/// Order status (Alpaca vocabulary). `accepted` is part of the vocabulary but
-/// this venue acknowledges synchronously, so orders start at `new`.
+impl TimeInForce {
+    /// Works in continuous matching (DAY and GTC).
+    fn is_continuous(self) -> bool {
+        matches!(self, TimeInForce::Day | TimeInForce::Gtc)
+    }
+
+    /// Why an order with this time in force cannot be entered in `phase`.
+    pub fn refusal_in(self, phase: Phase) -> Option<&'static str> {
+        match self {
+            TimeInForce::Ioc | TimeInForce::Fok if !phase.is_open() => {
+                Some(IOC_FOK_NEED_CONTINUOUS)
+            }
+            TimeInForce::Opg if phase.is_open() => Some(OPG_ONLY_BEFORE_OPEN),
+            TimeInForce::Cls if matches!(phase, Phase::ClosingAuction | Phase::Closed) => {
+                Some(CLS_ONLY_UNTIL_CLOSING_AUCTION)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Order status (Alpaca vocabulary). Orders entered outside continuous
+/// trading start at `accepted` and become `new` at the open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -83,6 +132,8 @@ impl OrderStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecType {
+    /// Taken outside continuous trading; waits for the open or an auction.
+    Accepted,
     New,
     PartialFill,
     Fill,
@@ -90,6 +141,8 @@ pub enum ExecType {
     Expired,
     Rejected,
     CancelRejected,
+    /// A GTC order still working at the close; it works again next session.
+    DoneForDay,
 }
 
 /// A validated placement request.
@@ -146,6 +199,9 @@ pub struct Order {
     pub version: u64,
     pub fills: Vec<Fill>,
     symbol_index: usize,
+    /// Entered outside continuous trading (DAY, GTC, CLS): becomes `new`
+    /// (and DAY/GTC start matching) at the next open.
+    queued: bool,
     /// Fill chunks still planned (the last one takes all that is left).
     chunks_left: u32,
     /// Bumped to invalidate scheduled fill chunks.
@@ -210,15 +266,41 @@ pub struct Quote {
     pub last: Decimal,
 }
 
-/// A tradable symbol and its price state.
+/// Listing exchange of a symbol (reference data only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Exchange {
+    #[default]
+    #[serde(rename = "NASDAQ")]
+    Nasdaq,
+    #[serde(rename = "NYSE")]
+    Nyse,
+    #[serde(rename = "ARCA")]
+    Arca,
+}
+
+/// A symbol: its reference data and its price state.
 #[derive(Debug, Clone)]
 pub struct Instrument {
+    /// Stable id: [`asset_id`] of the symbol.
+    pub id: Uuid,
     pub symbol: String,
     pub name: String,
+    pub exchange: Exchange,
+    pub shortable: bool,
+    /// Smallest order qty, in shares.
+    pub min_qty: Decimal,
+    /// Listed; false once delisted (then nothing can be placed in it).
+    pub active: bool,
+    /// Trading halted: orders are taken and cancelable, nothing executes.
+    pub halted: bool,
     pub reference: Decimal,
     pub last: Decimal,
-    /// Orders of this symbol waiting for the price to cross their limit.
+    /// Orders of this symbol waiting for the price to cross their limit,
+    /// for trading to resume (halt, close), or for the open.
     resting: BTreeSet<usize>,
+    /// Bumped by every halt and resume, so a fault's scheduled resume does
+    /// not end a later halt.
+    halt_generation: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +309,10 @@ pub enum PlaceError {
     Invalid(String),
     /// Unknown symbol (HTTP 422).
     UnknownSymbol(String),
+    /// Delisted symbol (HTTP 422).
+    NotTradable(String),
+    /// The time in force cannot be entered in the current phase (HTTP 422).
+    WrongPhase(&'static str),
     /// The client_order_id was used before (HTTP 422).
     DuplicateClientOrderId,
 }
@@ -237,18 +323,41 @@ pub enum CancelError {
     AlreadyTerminal(OrderStatus),
 }
 
+/// `/admin/clock/advance` on the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClockError;
+
+impl std::fmt::Display for WallClockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the wall clock cannot be advanced")
+    }
+}
+
+impl std::error::Error for WallClockError {}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKind {
-    FillChunk { generation: u64 },
-    Cancel,
-    LateFill,
+    FillChunk {
+        order: usize,
+        generation: u64,
+    },
+    Cancel {
+        order: usize,
+    },
+    LateFill {
+        order: usize,
+    },
+    /// End of a `halt` fault.
+    Resume {
+        instrument: usize,
+        generation: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Timer {
     due_ms: i64,
     seq: u64,
-    order: usize,
     kind: TimerKind,
 }
 
@@ -259,27 +368,38 @@ pub struct MarketParams {
     pub fill_chunks_max: u32,
     pub fill_interval_ms: i64,
     pub immediate_liquidity_qty: Decimal,
-    pub session_ms: i64,
     pub walk_interval_ms: i64,
     pub walk_step_bps: Decimal,
     pub spread_bps: Decimal,
     pub cancel_latency_ms: i64,
+    pub auction_step_bps: Decimal,
+    pub halt_reopen_bps: Decimal,
+    pub schedule: ScheduleSpec,
 }
 
 impl MarketParams {
-    pub fn from_config(config: &Config) -> MarketParams {
+    /// The parameters of `config`, with `calendar` (see
+    /// `Config::load_calendar`). Fails on clock settings it cannot run.
+    pub fn new(config: &Config, calendar: Calendar) -> Result<MarketParams, String> {
         let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX / 4);
-        MarketParams {
+        Ok(MarketParams {
             fill_chunks_min: config.fill_chunks_min.max(1),
             fill_chunks_max: config.fill_chunks_max.max(config.fill_chunks_min.max(1)),
             fill_interval_ms: ms(config.fill_interval_ms),
             immediate_liquidity_qty: Decimal::from(config.immediate_liquidity_qty),
-            session_ms: ms(config.session_secs.saturating_mul(1000)).max(1),
             walk_interval_ms: ms(config.walk_interval_ms).max(1),
             walk_step_bps: config.walk_step_bps,
             spread_bps: config.spread_bps,
             cancel_latency_ms: ms(config.cancel_latency_ms),
-        }
+            auction_step_bps: config.auction_step_bps,
+            halt_reopen_bps: config.halt_reopen_bps,
+            schedule: ScheduleSpec::new(&config.clock, config.session_secs, calendar)?,
+        })
+    }
+
+    /// [`MarketParams::new`] with the built-in calendar.
+    pub fn from_config(config: &Config) -> Result<MarketParams, String> {
+        MarketParams::new(config, Calendar::builtin())
     }
 }
 
@@ -302,9 +422,31 @@ fn round_to_tick(price: Decimal, strategy: RoundingStrategy) -> Decimal {
     price.round_dp_with_strategy(dp, strategy).normalize()
 }
 
+/// `reference` moved by a uniform step in `[-bps, +bps]` basis points, on
+/// the tick and at least the smallest reference price.
+fn seeded_move(rng: &mut ChaCha8Rng, reference: Decimal, bps: Decimal) -> Decimal {
+    let step = Decimal::new(rng.random_range(-1000..=1000), 3);
+    let moved = reference + reference * step * bps / Decimal::from(10_000);
+    round_to_tick(moved, RoundingStrategy::MidpointAwayFromZero).max(MIN_REFERENCE_PRICE)
+}
+
+/// The next session event to fire.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    session: Session,
+    event: SessionEvent,
+}
+
+impl Cursor {
+    fn due(&self) -> DateTime<Utc> {
+        self.session.at(self.event)
+    }
+}
+
 /// The whole venue state.
 pub struct Market {
     params: MarketParams,
+    seed: u64,
     rng: ChaCha8Rng,
     /// Prefix of exec ids, random per process so ids never repeat across runs.
     run_id: String,
@@ -318,9 +460,22 @@ pub struct Market {
     open: BTreeSet<usize>,
     timers: BinaryHeap<Reverse<Timer>>,
     timer_seq: u64,
-    session_close: DateTime<Utc>,
     next_walk: DateTime<Utc>,
     outbox: Vec<ExecReport>,
+    schedule: Schedule,
+    /// The phase as of the last session event fired.
+    phase: Phase,
+    cursor: Cursor,
+    /// Sessions started since start-up, oldest first (bounded).
+    sessions: VecDeque<SessionRecord>,
+    /// Halts since start-up, oldest first (bounded).
+    halts: VecDeque<HaltRecord>,
+    /// Probability of the `halt` fault per symbol and walk step, and its length.
+    halt_probability: f64,
+    halt_ms: i64,
+    halt_rng: ChaCha8Rng,
+    /// Halts injected by the fault since start-up.
+    fault_halts: u64,
 }
 
 impl Market {
@@ -334,19 +489,14 @@ impl Market {
         let instruments: Vec<Instrument> = symbols
             .iter()
             .map(|s| {
-                let price = round_to_tick(s.price, RoundingStrategy::MidpointAwayFromZero)
-                    .max(MIN_REFERENCE_PRICE);
-                Instrument {
+                Instrument::new(Listing {
                     symbol: s.symbol.clone(),
-                    name: if s.name.is_empty() {
-                        s.symbol.clone()
-                    } else {
-                        s.name.clone()
-                    },
-                    reference: price,
-                    last: price,
-                    resting: BTreeSet::new(),
-                }
+                    name: s.name.clone(),
+                    price: s.price,
+                    exchange: s.exchange.unwrap_or_default(),
+                    shortable: s.shortable,
+                    min_qty: s.min_qty,
+                })
             })
             .collect();
         let instrument_index = instruments
@@ -354,10 +504,12 @@ impl Market {
             .enumerate()
             .map(|(i, s)| (s.symbol.clone(), i))
             .collect();
+        let schedule = Schedule::start(params.schedule.clone(), now);
+        let (cursor, phase, first_record) = session::starting_point(&schedule, now);
         Market {
-            session_close: now + Duration::milliseconds(params.session_ms),
             next_walk: now + Duration::milliseconds(params.walk_interval_ms),
             params,
+            seed,
             rng: ChaCha8Rng::seed_from_u64(seed),
             run_id,
             exec_counter: 0,
@@ -370,24 +522,53 @@ impl Market {
             timers: BinaryHeap::new(),
             timer_seq: 0,
             outbox: Vec::new(),
+            schedule,
+            phase,
+            cursor,
+            sessions: first_record.into_iter().collect(),
+            halts: VecDeque::new(),
+            halt_probability: 0.0,
+            halt_ms: 0,
+            halt_rng: ChaCha8Rng::seed_from_u64(seed ^ HALT_SEED_SALT),
+            fault_halts: 0,
         }
     }
 
-    /// Forgets all orders (prices, session and exec id counter are kept).
+    /// Forgets all orders. Prices, instruments, halts, the clock, the
+    /// session history and the exec id counter are kept.
     pub fn reset(&mut self) {
         self.orders.clear();
         self.by_id.clear();
         self.by_client_order_id.clear();
         self.open.clear();
-        self.timers.clear();
+        // Timers of orders go; the end of a fault halt stays.
+        self.timers
+            .retain(|Reverse(t)| matches!(t.kind, TimerKind::Resume { .. }));
         self.outbox.clear();
         for instrument in &mut self.instruments {
             instrument.resting.clear();
         }
     }
 
+    /// Sets the `halt` fault: probability per symbol and walk step, length.
+    pub fn set_halt_fault(&mut self, probability: f64, halt_ms: u64) {
+        self.halt_probability = probability;
+        self.halt_ms = i64::try_from(halt_ms).unwrap_or(i64::MAX / 4);
+    }
+
+    /// Halts injected by the `halt` fault since start-up.
+    pub fn fault_halts(&self) -> u64 {
+        self.fault_halts
+    }
+
     pub fn instruments(&self) -> &[Instrument] {
         &self.instruments
+    }
+
+    pub fn instrument(&self, symbol: &str) -> Option<&Instrument> {
+        self.instrument_index
+            .get(symbol)
+            .map(|&i| &self.instruments[i])
     }
 
     pub fn orders(&self) -> &[Order] {
@@ -404,8 +585,13 @@ impl Market {
             .map(|&i| &self.orders[i])
     }
 
-    pub fn session_close(&self) -> DateTime<Utc> {
-        self.session_close
+    /// The phase as of the last [`Market::advance`].
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
     }
 
     /// Reports produced since the last call, in order.
@@ -481,7 +667,7 @@ impl Market {
         self.quote(symbol)
     }
 
-    /// Checks a request against the venue's rules (symbol, tick, limits).
+    /// Checks a request against the venue's rules (fields, symbol, phase).
     pub fn validate(&self, order: &NewOrder) -> Result<(), PlaceError> {
         if order.client_order_id.is_empty() {
             return Err(PlaceError::Invalid("client_order_id is required".into()));
@@ -527,8 +713,20 @@ impl Market {
             }
             (OrderType::Market, None) => {}
         }
-        if !self.instrument_index.contains_key(&order.symbol) {
+        let Some(instrument) = self.instrument(&order.symbol) else {
             return Err(PlaceError::UnknownSymbol(order.symbol.clone()));
+        };
+        if order.qty < instrument.min_qty {
+            return Err(PlaceError::Invalid(format!(
+                "qty must be at least {} for {}",
+                instrument.min_qty, instrument.symbol
+            )));
+        }
+        if !instrument.active {
+            return Err(PlaceError::NotTradable(order.symbol.clone()));
+        }
+        if let Some(refusal) = order.time_in_force.refusal_in(self.phase) {
+            return Err(PlaceError::WrongPhase(refusal));
         }
         if self.by_client_order_id.contains_key(&order.client_order_id) {
             return Err(PlaceError::DuplicateClientOrderId);
@@ -538,7 +736,9 @@ impl Market {
 
     /// Creates a venue order. With `venue_reject` the order is recorded as
     /// rejected (the client_order_id is consumed) and a `rejected` report is
-    /// published; otherwise it is acknowledged (`new`) and starts working.
+    /// published. Otherwise, in continuous trading it is acknowledged `new`
+    /// and starts working; outside it (and OPG always) it is `accepted` and
+    /// waits for the open or its auction.
     pub fn place(
         &mut self,
         order: NewOrder,
@@ -549,25 +749,30 @@ impl Market {
         let Some(&symbol_index) = self.instrument_index.get(&order.symbol) else {
             return Err(PlaceError::UnknownSymbol(order.symbol));
         };
+        let tif = order.time_in_force;
+        // OPG waits for the opening auction; DAY, GTC and CLS entered
+        // outside continuous trading wait for the open.
+        let waits = tif == TimeInForce::Opg || !self.phase.is_open();
+        let queued = waits && tif != TimeInForce::Opg;
+        let status = match (&venue_reject, waits) {
+            (Some(_), _) => OrderStatus::Rejected,
+            (None, true) => OrderStatus::Accepted,
+            (None, false) => OrderStatus::New,
+        };
         // Random per process (not seeded): ids must not repeat when the venue
         // restarts with the same seed while a client keeps its records.
         let id = Uuid::new_v4();
         let index = self.orders.len();
-        let rejected = venue_reject.is_some();
         self.orders.push(Order {
             id,
             client_order_id: order.client_order_id.clone(),
             symbol: order.symbol,
             side: order.side,
             order_type: order.order_type,
-            time_in_force: order.time_in_force,
+            time_in_force: tif,
             qty: order.qty.normalize(),
             limit_price: order.limit_price.map(|p| p.normalize()),
-            status: if rejected {
-                OrderStatus::Rejected
-            } else {
-                OrderStatus::New
-            },
+            status,
             filled_qty: Decimal::ZERO,
             notional: Decimal::ZERO,
             reject_reason: venue_reject.clone(),
@@ -576,6 +781,7 @@ impl Market {
             version: 1,
             fills: Vec::new(),
             symbol_index,
+            queued: queued && venue_reject.is_none(),
             chunks_left: 0,
             fill_generation: 0,
             fill_scheduled: false,
@@ -588,31 +794,50 @@ impl Market {
             return Ok(id);
         }
         self.open.insert(index);
+        if waits {
+            self.report(index, ExecType::Accepted, None, now, None);
+            return Ok(id);
+        }
         self.report(index, ExecType::New, None, now, None);
-        match self.orders[index].time_in_force {
+        match tif {
             TimeInForce::Ioc | TimeInForce::Fok => self.execute_immediately(index, now),
-            TimeInForce::Day | TimeInForce::Gtc => {
-                let qty_cap = u32::try_from(self.orders[index].qty.mantissa()).unwrap_or(u32::MAX);
-                let chunks = self
-                    .rng
-                    .random_range(self.params.fill_chunks_min..=self.params.fill_chunks_max)
-                    .min(qty_cap)
-                    .max(1);
-                self.orders[index].chunks_left = chunks;
-                if self.marketable(index) {
-                    self.schedule_fill(index, now);
-                } else {
-                    self.rest(index);
-                }
-            }
+            TimeInForce::Day | TimeInForce::Gtc => self.start_working(index, now),
+            // CLS rests until the closing auction; OPG never gets here.
+            TimeInForce::Cls | TimeInForce::Opg => {}
         }
         Ok(id)
     }
 
-    /// IOC/FOK: one attempt against `immediate_liquidity_qty` at the touch.
+    /// DAY/GTC entering continuous matching: plan the chunks, then fill if
+    /// marketable (and the symbol trades), else rest.
+    fn start_working(&mut self, index: usize, now: DateTime<Utc>) {
+        debug_assert!(self.orders[index].time_in_force.is_continuous());
+        let qty_cap = u32::try_from(self.orders[index].qty.mantissa()).unwrap_or(u32::MAX);
+        let chunks = self
+            .rng
+            .random_range(self.params.fill_chunks_min..=self.params.fill_chunks_max)
+            .min(qty_cap)
+            .max(1);
+        self.orders[index].chunks_left = chunks;
+        if self.can_match(self.orders[index].symbol_index) && self.marketable(index) {
+            self.schedule_fill(index, now);
+        } else {
+            self.rest(index);
+        }
+    }
+
+    /// Continuous matching runs for this symbol now: the phase is open or
+    /// closing_auction, and the symbol is listed and not halted.
+    fn can_match(&self, instrument: usize) -> bool {
+        let i = &self.instruments[instrument];
+        self.phase.is_open() && i.active && !i.halted
+    }
+
+    /// IOC/FOK: one attempt against `immediate_liquidity_qty` at the touch
+    /// (none while the symbol is halted).
     fn execute_immediately(&mut self, index: usize, now: DateTime<Utc>) {
         let order = &self.orders[index];
-        let available = if self.marketable(index) {
+        let available = if self.can_match(order.symbol_index) && self.marketable(index) {
             self.params.immediate_liquidity_qty
         } else {
             Decimal::ZERO
@@ -667,60 +892,109 @@ impl Market {
         order.updated_at = now;
         let extra = i64::try_from(extra_ms).unwrap_or(i64::MAX / 4);
         let due = now.timestamp_millis() + self.params.cancel_latency_ms + extra;
-        self.push_timer(due, index, TimerKind::Cancel);
+        self.push_timer(due, TimerKind::Cancel { order: index });
         Ok(())
     }
 
-    /// Runs everything due at `now`: price walk, fill chunks, cancels, session close.
+    /// Runs everything due at `now`, in time order: the price walk, then
+    /// fill chunks, cancels, halt ends and the session's phase events (a
+    /// timer due at the same instant as a phase event goes first).
     pub fn advance(&mut self, now: DateTime<Utc>) {
         if now >= self.next_walk {
             self.walk(now);
             self.next_walk = now + Duration::milliseconds(self.params.walk_interval_ms);
         }
         let now_ms = now.timestamp_millis();
-        while let Some(Reverse(timer)) = self.timers.peek().copied() {
-            if timer.due_ms > now_ms {
-                break;
-            }
-            self.timers.pop();
-            match timer.kind {
-                TimerKind::FillChunk { generation } => {
-                    self.on_fill_chunk(timer.order, generation, now)
+        loop {
+            let event_ms = self.cursor.due().timestamp_millis();
+            let timer = self.timers.peek().map(|Reverse(t)| *t);
+            match timer {
+                Some(timer) if timer.due_ms <= event_ms && timer.due_ms <= now_ms => {
+                    self.timers.pop();
+                    self.fire(timer.kind, now);
                 }
-                TimerKind::Cancel => self.on_cancel(timer.order, now),
-                TimerKind::LateFill => self.on_late_fill(timer.order, now),
+                _ if event_ms <= now_ms => {
+                    let Cursor { session, event } = self.cursor;
+                    self.cursor = match event.next() {
+                        Some(next) => Cursor {
+                            session,
+                            event: next,
+                        },
+                        None => Cursor {
+                            session: self.schedule.session_after(&session),
+                            event: SessionEvent::PreOpen,
+                        },
+                    };
+                    self.on_session_event(session, event, now);
+                }
+                _ => break,
             }
         }
-        while now >= self.session_close {
-            self.close_session(now);
-            self.session_close += Duration::milliseconds(self.params.session_ms);
+    }
+
+    fn fire(&mut self, kind: TimerKind, now: DateTime<Utc>) {
+        match kind {
+            TimerKind::FillChunk { order, generation } => {
+                self.on_fill_chunk(order, generation, now)
+            }
+            TimerKind::Cancel { order } => self.on_cancel(order, now),
+            TimerKind::LateFill { order } => self.on_late_fill(order, now),
+            TimerKind::Resume {
+                instrument,
+                generation,
+            } => {
+                if self.instruments[instrument].halt_generation == generation {
+                    self.resume_index(instrument, now);
+                }
+            }
         }
     }
 
     /// Earliest time something is due (for tests and idle ticks).
     pub fn next_due(&self) -> Option<i64> {
-        self.timers.peek().map(|Reverse(t)| t.due_ms)
+        let timer = self.timers.peek().map(|Reverse(t)| t.due_ms);
+        let event = self.cursor.due().timestamp_millis();
+        Some(timer.map_or(event, |t| t.min(event)))
     }
 
+    /// One walk step: each listed, trading symbol's reference moves; during
+    /// continuous trading each may be halted by the `halt` fault.
     fn walk(&mut self, now: DateTime<Utc>) {
-        if self.params.walk_step_bps.is_zero() {
-            return;
-        }
         for i in 0..self.instruments.len() {
-            let step = Decimal::new(self.rng.random_range(-1000..=1000), 3);
-            let reference = self.instruments[i].reference;
-            let moved =
-                reference + reference * step * self.params.walk_step_bps / Decimal::from(10_000);
-            let moved = round_to_tick(moved, RoundingStrategy::MidpointAwayFromZero)
-                .max(MIN_REFERENCE_PRICE);
-            if moved != reference {
-                self.instruments[i].reference = moved;
-                self.wake_resting(i, now);
+            if !self.instruments[i].active || self.instruments[i].halted {
+                continue;
+            }
+            if !self.params.walk_step_bps.is_zero() {
+                let reference = self.instruments[i].reference;
+                let moved = seeded_move(&mut self.rng, reference, self.params.walk_step_bps);
+                if moved != reference {
+                    self.instruments[i].reference = moved;
+                    self.wake_resting(i, now);
+                }
+            }
+            if self.phase.is_open()
+                && crate::faults::roll(&mut self.halt_rng, self.halt_probability)
+            {
+                self.fault_halts += 1;
+                let generation = self.halt_index(i, HaltReason::Fault, now);
+                let due = now.timestamp_millis() + self.halt_ms;
+                self.push_timer(
+                    due,
+                    TimerKind::Resume {
+                        instrument: i,
+                        generation,
+                    },
+                );
             }
         }
     }
 
+    /// Lets the resting orders of a symbol that now cross fill — only while
+    /// the symbol trades.
     fn wake_resting(&mut self, instrument: usize, now: DateTime<Utc>) {
+        if !self.can_match(instrument) {
+            return;
+        }
         let resting: Vec<usize> = self.instruments[instrument]
             .resting
             .iter()
@@ -763,25 +1037,28 @@ impl Market {
         let generation = order.fill_generation;
         self.push_timer(
             due.timestamp_millis(),
-            index,
-            TimerKind::FillChunk { generation },
+            TimerKind::FillChunk {
+                order: index,
+                generation,
+            },
         );
     }
 
+    /// Parks a DAY/GTC order until the price crosses it or trading resumes.
     fn rest(&mut self, index: usize) {
         let order = &mut self.orders[index];
+        debug_assert!(order.time_in_force.is_continuous());
         order.fill_scheduled = false;
         order.fill_generation += 1;
         let instrument = order.symbol_index;
         self.instruments[instrument].resting.insert(index);
     }
 
-    fn push_timer(&mut self, due_ms: i64, order: usize, kind: TimerKind) {
+    fn push_timer(&mut self, due_ms: i64, kind: TimerKind) {
         self.timer_seq += 1;
         self.timers.push(Reverse(Timer {
             due_ms,
             seq: self.timer_seq,
-            order,
             kind,
         }));
     }
@@ -793,7 +1070,7 @@ impl Market {
         if order.fill_generation != generation || order.status.is_terminal() {
             return;
         }
-        if !self.marketable(index) {
+        if !self.can_match(order.symbol_index) || !self.marketable(index) {
             self.rest(index);
             return;
         }
@@ -821,6 +1098,10 @@ impl Market {
         let Some(order) = self.orders.get(index) else {
             return;
         };
+        if order.status == OrderStatus::Canceled {
+            // Canceled meanwhile by a delisting: that was the outcome.
+            return;
+        }
         if order.status.is_terminal() {
             // The order filled (or expired) before the cancel took effect.
             let reason = format!("order is already {}", status_name(order.status));
@@ -829,7 +1110,10 @@ impl Market {
         }
         let mode = order.cancel_mode;
         let leaves = order.qty - order.filled_qty;
-        if mode == CancelMode::FillRacesCancel && order.fill_scheduled {
+        let trading = self.can_match(order.symbol_index);
+        // Only an order in continuous matching can have a fill on its way.
+        let matching = order.time_in_force.is_continuous() && !order.queued;
+        if mode == CancelMode::FillRacesCancel && order.fill_scheduled && trading {
             let price = self.execution_price(index);
             self.apply_fill(index, leaves, price, now);
             self.report(
@@ -843,38 +1127,26 @@ impl Market {
         }
         self.finish(index, OrderStatus::Canceled, now);
         self.report(index, ExecType::Canceled, None, now, None);
-        if mode == CancelMode::FillAfterCancel && leaves > Decimal::ZERO {
+        if mode == CancelMode::FillAfterCancel && leaves > Decimal::ZERO && matching {
             let due = now.timestamp_millis() + self.params.fill_interval_ms;
-            self.push_timer(due, index, TimerKind::LateFill);
+            self.push_timer(due, TimerKind::LateFill { order: index });
         }
     }
 
     /// The fill that was already on its way when the cancel was acknowledged:
-    /// half the remaining qty (rounded up), the order stays canceled.
+    /// half the remaining qty (rounded up), the order stays canceled. None
+    /// while the symbol does not trade.
     fn on_late_fill(&mut self, index: usize, now: DateTime<Utc>) {
         let Some(order) = self.orders.get(index) else {
             return;
         };
         let remaining = order.qty - order.filled_qty;
-        if remaining <= Decimal::ZERO {
+        if remaining <= Decimal::ZERO || !self.can_match(order.symbol_index) {
             return;
         }
         let qty = (remaining / Decimal::TWO).ceil();
         let price = self.execution_price(index);
         self.apply_fill(index, qty, price, now);
-    }
-
-    fn close_session(&mut self, now: DateTime<Utc>) {
-        let day_orders: Vec<usize> = self
-            .open
-            .iter()
-            .copied()
-            .filter(|&i| self.orders[i].time_in_force == TimeInForce::Day)
-            .collect();
-        for index in day_orders {
-            self.finish(index, OrderStatus::Expired, now);
-            self.report(index, ExecType::Expired, None, now, None);
-        }
     }
 
     /// Records a fill and reports it. On a working order the status follows
@@ -897,7 +1169,7 @@ impl Market {
         let complete = order.filled_qty >= order.qty;
         if complete && !order.status.is_terminal() {
             order.status = OrderStatus::Filled;
-        } else if order.status == OrderStatus::New {
+        } else if matches!(order.status, OrderStatus::New | OrderStatus::Accepted) {
             order.status = OrderStatus::PartiallyFilled;
         }
         let exec_type = if order.status == OrderStatus::Filled {
@@ -922,6 +1194,7 @@ impl Market {
         }
         order.fill_generation += 1;
         order.fill_scheduled = false;
+        order.queued = false;
         let instrument = order.symbol_index;
         self.instruments[instrument].resting.remove(&index);
         self.open.remove(&index);
@@ -996,7 +1269,7 @@ mod tests {
 
     fn market(config: Config) -> Market {
         Market::new(
-            MarketParams::from_config(&config),
+            MarketParams::from_config(&config).expect("params"),
             &config.symbols,
             7,
             "run".into(),
@@ -1196,12 +1469,14 @@ mod tests {
                 t0(),
             )
             .expect("p");
-        m.advance(ms(9_999));
+        // Open 10 s, then the 1 s closing auction; the close is at 11 s.
+        m.advance(ms(10_999));
         assert_eq!(m.order(day).expect("o").status, OrderStatus::New);
-        m.advance(ms(10_000));
+        m.advance(ms(11_000));
         assert_eq!(m.order(day).expect("o").status, OrderStatus::Expired);
         assert_eq!(m.order(gtc).expect("o").status, OrderStatus::New);
-        assert_eq!(m.session_close(), ms(20_000));
+        // A day is 1 + 1 + 10 + 1 + 1 = 14 s.
+        assert_eq!(m.clock(ms(11_000)).next_close, ms(25_000));
     }
 
     #[test]
@@ -1275,7 +1550,7 @@ mod tests {
         let walk = |seed| {
             let config = Config::default();
             let mut m = Market::new(
-                MarketParams::from_config(&config),
+                MarketParams::from_config(&config).expect("params"),
                 &config.symbols,
                 seed,
                 "r".into(),

@@ -7,14 +7,16 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::clock::{ClockMode, ClockView, Phase, Session};
 use crate::market::{
-    ExecReport, ExecType, Fill, NewOrder, Order, OrderStatus, OrderType, Quote, Side, TimeInForce,
+    Exchange, ExecReport, ExecType, Fill, HaltReason, HaltRecord, Instrument, NewOrder, Order,
+    OrderStatus, OrderType, Quote, SessionRecord, Side, TimeInForce,
 };
 
 /// Error codes of `{"code", "message"}` bodies (Alpaca style).
@@ -27,10 +29,14 @@ pub mod codes {
     pub const NOT_FOUND: u32 = 40_410_000;
     /// 405: method not allowed on this route.
     pub const METHOD_NOT_ALLOWED: u32 = 40_510_000;
+    /// 409: the state does not allow it (listing an active symbol, moving
+    /// the wall clock).
+    pub const CONFLICT: u32 = 40_910_000;
     /// 413: request body larger than 64 KiB.
     pub const PAYLOAD_TOO_LARGE: u32 = 41_310_000;
-    /// 422: well-formed but refused (duplicate client_order_id, unknown
-    /// symbol, venue rejection, cancel of a terminal order).
+    /// 422: well-formed but refused (duplicate client_order_id, unknown or
+    /// untradable symbol, a time in force the phase does not take, venue
+    /// rejection, cancel of a terminal order).
     pub const UNPROCESSABLE: u32 = 42_210_000;
     /// 429: rate limited (fault injection).
     pub const RATE_LIMIT: u32 = 42_910_000;
@@ -150,12 +156,31 @@ impl QuoteResponse {
     }
 }
 
-/// `GET /v1/assets` element.
+/// `active` while listed, `inactive` once delisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetStatus {
+    Active,
+    Inactive,
+}
+
+/// `GET /v1/assets` element, `GET /v1/assets/{symbol}`, and the admin
+/// listing, delisting and halt answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssetResponse {
+    /// UUID v5 of the symbol (see `market::asset_id`).
+    pub id: Uuid,
     pub symbol: String,
     pub name: String,
+    pub exchange: Exchange,
+    pub status: AssetStatus,
+    /// Orders may be placed (listed; a halted asset is still tradable).
     pub tradable: bool,
+    pub halted: bool,
+    pub shortable: bool,
+    pub easy_to_borrow: bool,
+    pub fractionable: bool,
+    pub marginable: bool,
     /// Price tick at or above `tick_threshold`.
     pub tick_size: Decimal,
     /// Price tick below `tick_threshold`.
@@ -164,6 +189,131 @@ pub struct AssetResponse {
     pub lot_size: Decimal,
     pub min_qty: Decimal,
     pub max_qty: Decimal,
+}
+
+impl From<&Instrument> for AssetResponse {
+    fn from(i: &Instrument) -> Self {
+        AssetResponse {
+            id: i.id,
+            symbol: i.symbol.clone(),
+            name: i.name.clone(),
+            exchange: i.exchange,
+            status: if i.active {
+                AssetStatus::Active
+            } else {
+                AssetStatus::Inactive
+            },
+            tradable: i.tradable(),
+            halted: i.halted,
+            shortable: i.shortable,
+            easy_to_borrow: i.shortable,
+            fractionable: false,
+            marginable: true,
+            tick_size: Decimal::new(1, 2),
+            sub_dollar_tick_size: Decimal::new(1, 4),
+            tick_threshold: Decimal::ONE,
+            lot_size: Decimal::ONE,
+            min_qty: i.min_qty,
+            max_qty: Decimal::from(crate::market::MAX_ORDER_QTY),
+        }
+    }
+}
+
+/// `GET /v1/assets` query parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssetsQuery {
+    /// active, inactive, or absent for all.
+    pub status: Option<String>,
+}
+
+/// `POST /admin/assets` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAssetRequest {
+    pub symbol: String,
+    pub name: String,
+    pub price: Decimal,
+    /// NASDAQ when absent.
+    #[serde(default)]
+    pub exchange: Option<Exchange>,
+    /// true when absent.
+    #[serde(default)]
+    pub shortable: Option<bool>,
+    /// Whole shares, string or number; 1 when absent.
+    #[serde(default)]
+    pub min_qty: Option<Decimal>,
+}
+
+/// `GET /v1/clock`, and the answer of `POST /admin/clock/advance`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockResponse {
+    pub timestamp: DateTime<Utc>,
+    pub mode: ClockMode,
+    pub phase: Phase,
+    /// Continuous trading: phase `open` or `closing_auction`.
+    pub is_open: bool,
+    /// The session in progress (pre_open to closing_auction) or the next one.
+    pub session_date: NaiveDate,
+    /// The next start of continuous trading strictly after `timestamp`.
+    pub next_open: DateTime<Utc>,
+    /// The close of the session in progress, else of the next session.
+    pub next_close: DateTime<Utc>,
+}
+
+impl ClockResponse {
+    pub fn new(mode: ClockMode, view: ClockView, now: DateTime<Utc>) -> Self {
+        ClockResponse {
+            timestamp: now,
+            mode,
+            phase: view.phase,
+            is_open: view.phase.is_open(),
+            session_date: view.session_date,
+            next_open: view.next_open,
+            next_close: view.next_close,
+        }
+    }
+}
+
+/// `POST /admin/clock/advance` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdvanceClockRequest {
+    /// pre_open, opening_auction, open, closing_auction or closed.
+    pub to: String,
+}
+
+/// `GET /v1/calendar` query parameters (`YYYY-MM-DD`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CalendarQuery {
+    pub start: Option<String>,
+    pub end: Option<String>,
+}
+
+/// `GET /v1/calendar` element: one trading day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalendarDay {
+    pub date: NaiveDate,
+    /// Orders start being taken for the day.
+    pub pre_open: DateTime<Utc>,
+    /// The opening auction executes; continuous trading starts.
+    pub open: DateTime<Utc>,
+    /// The closing-auction phase starts (CLS cut-off).
+    pub closing_auction: DateTime<Utc>,
+    /// The closing auction executes; the session ends.
+    pub close: DateTime<Utc>,
+    pub early_close: bool,
+}
+
+impl From<&Session> for CalendarDay {
+    fn from(s: &Session) -> Self {
+        CalendarDay {
+            date: s.date,
+            pre_open: s.pre_open,
+            open: s.open,
+            closing_auction: s.closing_auction,
+            close: s.close,
+            early_close: s.early_close,
+        }
+    }
 }
 
 /// Stream, client → server, first message.
@@ -265,6 +415,61 @@ pub struct GroundTruth {
     pub placement_requests: BTreeMap<String, u64>,
     /// Venue orders created per client_order_id: 1 by construction.
     pub orders_created: BTreeMap<String, u64>,
+    /// Sessions started since start-up, oldest first.
+    #[serde(default)]
+    pub sessions: Vec<GroundTruthSession>,
+    /// Halts since start-up, oldest first.
+    #[serde(default)]
+    pub halts: Vec<HaltResponse>,
+}
+
+/// `GET /admin/ground-truth` session element.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroundTruthSession {
+    pub date: NaiveDate,
+    /// When continuous trading started (null before; the scheduled instant
+    /// when start-up came after it).
+    pub open: Option<DateTime<Utc>>,
+    /// When the session closed (null while it has not).
+    pub close: Option<DateTime<Utc>>,
+    /// Auction price per symbol (listed, not halted symbols).
+    pub opening_auction: BTreeMap<String, Decimal>,
+    pub closing_auction: BTreeMap<String, Decimal>,
+}
+
+impl From<&SessionRecord> for GroundTruthSession {
+    fn from(r: &SessionRecord) -> Self {
+        use crate::clock::SessionEvent;
+        GroundTruthSession {
+            date: r.date,
+            open: r.at(SessionEvent::Open),
+            close: r.at(SessionEvent::Close),
+            opening_auction: r.opening_auction.clone(),
+            closing_auction: r.closing_auction.clone(),
+        }
+    }
+}
+
+/// `GET /admin/ground-truth` halt element.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HaltResponse {
+    pub symbol: String,
+    pub from: DateTime<Utc>,
+    /// null while still halted.
+    pub to: Option<DateTime<Utc>>,
+    /// admin or fault.
+    pub reason: HaltReason,
+}
+
+impl From<&HaltRecord> for HaltResponse {
+    fn from(h: &HaltRecord) -> Self {
+        HaltResponse {
+            symbol: h.symbol.clone(),
+            from: h.from,
+            to: h.to,
+            reason: h.reason,
+        }
+    }
 }
 
 /// `POST /admin/prices` body.
@@ -293,6 +498,9 @@ pub struct FaultStats {
     pub latency: u64,
     #[serde(default)]
     pub late_arrival: u64,
+    /// Symbols halted by the `halt` fault.
+    #[serde(default)]
+    pub halt: u64,
 }
 
 /// `GET /admin/stats`. Counters since start (reset does not clear them),
@@ -341,7 +549,9 @@ pub fn parse_place_order(body: &Value) -> (Option<String>, Result<NewOrder, Stri
             "gtc" => TimeInForce::Gtc,
             "ioc" => TimeInForce::Ioc,
             "fok" => TimeInForce::Fok,
-            _ => return Err("time_in_force must be day, gtc, ioc or fok".to_owned()),
+            "opg" => TimeInForce::Opg,
+            "cls" => TimeInForce::Cls,
+            _ => return Err("time_in_force must be day, gtc, ioc, fok, opg or cls".to_owned()),
         };
         let qty = match obj.get("qty") {
             None | Some(Value::Null) => return Err("qty is required".to_owned()),

@@ -25,6 +25,9 @@ const EXACT_KEYS: &[&str] = &[
     "action",
     "code",
     "symbol",
+    "phase",
+    "mode",
+    "exchange",
 ];
 
 fn path(name: &str) -> PathBuf {
@@ -39,18 +42,34 @@ fn updating() -> bool {
 
 fn normalize(value: &Value, key: Option<&str>) -> Value {
     match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), normalize(v, Some(k))))
-                .collect::<Map<_, _>>(),
-        ),
+        Value::Object(map) => {
+            // An asset's id is stable (UUID v5 of the symbol): kept as is.
+            let asset = map.contains_key("tick_size");
+            Value::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let keep = asset && k == "id";
+                        (
+                            k.clone(),
+                            if keep {
+                                v.clone()
+                            } else {
+                                normalize(v, Some(k))
+                            },
+                        )
+                    })
+                    .collect::<Map<_, _>>(),
+            )
+        }
         Value::Array(items) => Value::Array(items.iter().map(|v| normalize(v, key)).collect()),
         Value::String(_) => match key {
             Some("id" | "order_id") => json!("6a1f0a4e-5b2c-4d3e-8f40-1234567890ab"),
             Some("exec_id") => json!("3f2a9c1e-42"),
-            Some("created_at" | "updated_at" | "transact_time" | "time") => {
-                json!("2025-01-02T14:30:00.123456Z")
-            }
+            Some(
+                "created_at" | "updated_at" | "transact_time" | "time" | "timestamp" | "next_open"
+                | "next_close" | "pre_open" | "open" | "closing_auction" | "close" | "from" | "to",
+            ) => json!("2025-01-02T14:30:00.123456Z"),
+            Some("date" | "session_date") => json!("2025-01-02"),
             _ => value.clone(),
         },
         _ => value.clone(),
@@ -189,13 +208,34 @@ fn shape_comparison_detects_differences() {
 
 #[tokio::test]
 async fn rest_fixtures() {
+    // The day starts at pre-open so the ground truth shows both auctions.
     let sim = start_with(exchange_sim::Config {
         fill_interval_ms: 20,
         fill_chunks_min: 3,
         fill_chunks_max: 3,
+        clock: exchange_sim::ClockConfig {
+            start_phase: exchange_sim::Phase::PreOpen,
+            ..exchange_sim::ClockConfig::default()
+        },
         ..test_config()
     })
     .await;
+    let to_open = request("clock_advance.request.json", json!({"to": "open"}));
+    let advanced = sim.admin_post("/admin/clock/advance", &to_open).await;
+    assert_eq!(advanced.status, StatusCode::OK, "{}", advanced.body);
+    check("clock.json", &advanced.body);
+    let clock = sim.get("/v1/clock").await;
+    assert_eq!(clock.body["phase"], "open");
+    check("clock.json", &clock.body);
+    let today = clock.body["session_date"].as_str().expect("date");
+    let end =
+        chrono::NaiveDate::parse_from_str(today, "%Y-%m-%d").expect("date") + chrono::Days::new(4);
+    let days = sim
+        .get(&format!("/v1/calendar?start={today}&end={end}"))
+        .await;
+    assert_eq!(days.status, StatusCode::OK, "{}", days.body);
+    check("calendar.json", &days.body);
+    check("asset.json", &sim.get("/v1/assets/AAPL").await.body);
 
     let limit = request(
         "place_order.request.json",
@@ -326,7 +366,29 @@ async fn rest_fixtures() {
     assert_eq!(quote.status, StatusCode::OK);
     check("quote.json", &quote.body);
 
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Let the orders above finish filling before the day ends.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let listing = request(
+        "create_asset.request.json",
+        json!({"symbol": "ACME", "name": "Acme Corporation", "price": "42.50",
+               "exchange": "NYSE", "shortable": false, "min_qty": "1"}),
+    );
+    let listed = sim.admin_post("/admin/assets", &listing).await;
+    assert_eq!(listed.status, StatusCode::CREATED, "{}", listed.body);
+    check("asset.listed.json", &listed.body);
+    let halted = sim.admin_post("/admin/assets/AAPL/halt", &json!({})).await;
+    assert_eq!(halted.body["halted"], true);
+    check("asset.json", &halted.body);
+    check(
+        "asset.json",
+        &sim.admin_post("/admin/assets/AAPL/resume", &json!({}))
+            .await
+            .body,
+    );
+    let to_closed = sim
+        .admin_post("/admin/clock/advance", &json!({"to": "closed"}))
+        .await;
+    assert_eq!(to_closed.body["phase"], "closed");
     check(
         "ground_truth.json",
         &sim.admin_get("/admin/ground-truth").await.body,
@@ -419,4 +481,59 @@ async fn stream_fixtures() {
     .expect("send");
     let mut bad = Stream { ws };
     check("stream.error.json", &bad.next_json().await.expect("error"));
+}
+
+/// The trading day's messages: `accepted` outside continuous trading,
+/// OPG/CLS placements, `done_for_day` at the close.
+#[tokio::test]
+async fn session_fixtures() {
+    let sim = start_with(exchange_sim::Config {
+        clock: exchange_sim::ClockConfig {
+            start_phase: exchange_sim::Phase::Closed,
+            ..exchange_sim::ClockConfig::default()
+        },
+        ..test_config()
+    })
+    .await;
+    let mut stream = sim.stream().await;
+    let opg = request(
+        "place_order.opg.request.json",
+        json!({"client_order_id": "my-opg-1", "symbol": "AAPL", "side": "buy", "type": "market",
+               "time_in_force": "opg", "qty": "10",
+               "timestamp": 1764504000000_i64, "recv_window_ms": 5000}),
+    );
+    let placed = sim.post_json("/v1/orders", &opg).await;
+    assert_eq!(placed.status, StatusCode::OK, "{}", placed.body);
+    assert_eq!(placed.body["status"], "accepted");
+    check("order.accepted.response.json", &placed.body);
+    check(
+        "stream.execution_report.accepted.json",
+        &stream.next_report().await,
+    );
+    let gtc = id_of(
+        &sim.place("s-gtc", "AAPL", "buy", "gtc", "5", Some("100"))
+            .await,
+    );
+    sim.admin_post("/admin/clock/advance", &json!({"to": "pre_open"}))
+        .await;
+    let cls = request(
+        "place_order.cls.request.json",
+        json!({"client_order_id": "my-cls-1", "symbol": "AAPL", "side": "sell", "type": "limit",
+               "time_in_force": "cls", "qty": "10", "limit_price": "150.00",
+               "timestamp": 1764504000000_i64, "recv_window_ms": 5000}),
+    );
+    let placed = sim.post_json("/v1/orders", &cls).await;
+    assert_eq!(placed.status, StatusCode::OK, "{}", placed.body);
+    assert_eq!(placed.body["status"], "accepted");
+    sim.admin_post("/admin/clock/advance", &json!({"to": "open"}))
+        .await;
+    sim.admin_post("/admin/clock/advance", &json!({"to": "closed"}))
+        .await;
+    loop {
+        let report = stream.next_report().await;
+        if report["order_id"] == gtc.as_str() && report["exec_type"] == "done_for_day" {
+            check("stream.execution_report.done_for_day.json", &report);
+            break;
+        }
+    }
 }

@@ -149,6 +149,16 @@ impl Sim {
         Self::finish(resp).await
     }
 
+    /// `POST /admin/clock/advance` to the next start of `phase`; the new clock.
+    pub async fn advance(&self, phase: &str) -> Value {
+        let reply = self
+            .admin_post("/admin/clock/advance", &json!({"to": phase}))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.body["phase"], phase, "{}", reply.body);
+        reply.body
+    }
+
     /// Places an order; `limit` None = market.
     pub async fn place(
         &self,

@@ -6,4 +6,5 @@ mod faults;
 mod fixtures;
 mod helpers;
 mod orders;
+mod session;
 mod stream;

@@ -1,0 +1,76 @@
+// Runs the official Alpaca TypeScript SDK (@alpacahq/alpaca-trade-api,
+// pinned by scripts/node-sdk), unmodified but for its base path, against
+// orderd: clock, calendar, assets, an order. Prints a JSON summary on the
+// last line; any failure exits non-zero with the error.
+//
+// Environment: ORDERD_URL, APCA_API_KEY_ID, APCA_API_SECRET_KEY.
+"use strict";
+
+const { trading } = require("@alpacahq/alpaca-trade-api");
+
+function assert(condition, message) {
+  if (!condition) {
+    throw new Error("assertion failed: " + message);
+  }
+}
+
+async function main() {
+  const configuration = new trading.Configuration({
+    keyId: process.env.APCA_API_KEY_ID,
+    secret: process.env.APCA_API_SECRET_KEY,
+    basePath: process.env.ORDERD_URL,
+    retry: false,
+  });
+  const summary = {};
+
+  const clock = await new trading.ClockApi(configuration).legacyClock();
+  assert(typeof clock.isOpen === "boolean", "clock.isOpen " + JSON.stringify(clock));
+  assert(clock.nextClose instanceof Date && !isNaN(clock.nextClose), "clock.nextClose");
+  assert(clock.nextOpen instanceof Date && !isNaN(clock.nextOpen), "clock.nextOpen");
+  summary.clock_is_open = clock.isOpen;
+
+  const today = new Date();
+  const inAMonth = new Date(today.getTime() + 31 * 24 * 3600 * 1000);
+  const calendar = await new trading.CalendarApi(configuration).legacyCalendar({
+    start: today,
+    end: inAMonth,
+  });
+  assert(Array.isArray(calendar) && calendar.length > 0, "calendar days");
+  assert(/^\d\d:\d\d$/.test(calendar[0].open), "calendar open " + JSON.stringify(calendar[0]));
+  summary.calendar_days = calendar.length;
+
+  const assets = new trading.AssetsApi(configuration);
+  const active = await assets.getV2Assets({ status: "active" });
+  const listed = active.find((a) => a.symbol === "AAPL");
+  assert(listed && listed.tradable === true, "AAPL listed and tradable");
+  const aapl = await assets.getV2AssetsSymbolOrAssetId({ symbolOrAssetId: "AAPL" });
+  assert(aapl.id === listed.id, "the same asset by symbol");
+  const byId = await assets.getV2AssetsSymbolOrAssetId({ symbolOrAssetId: listed.id });
+  assert(byId.symbol === "AAPL", "the same asset by id");
+  summary.assets = active.length;
+
+  const orders = new trading.OrdersApi(configuration);
+  const placed = await orders.postOrder({
+    postOrderRequest: {
+      symbol: "AAPL",
+      qty: "1",
+      side: "buy",
+      type: "market",
+      timeInForce: "day",
+      clientOrderId: "ts-sdk-" + Date.now(),
+    },
+  });
+  assert(placed.id, "an order id");
+  const fetched = await orders.getOrderByOrderID({ orderId: placed.id });
+  assert(fetched.id === placed.id, "the same order");
+  assert(fetched.assetId === listed.id, "the order's asset is the listed one");
+  assert(fetched.expiresAt instanceof Date, "expires_at " + fetched.expiresAt);
+  summary.order_status = fetched.status;
+
+  console.log(JSON.stringify(summary));
+}
+
+main().catch((error) => {
+  console.error(error && error.stack ? error.stack : error);
+  process.exit(1);
+});
