@@ -100,6 +100,11 @@ pub struct SyncReport {
     pub asset_changes: Vec<AssetChange>,
     /// Sessions synced (the calendar is replaced for its range every time).
     pub sessions: usize,
+    /// How far the venue's clock is from this instance's (venue minus
+    /// ours, at the middle of the call), when more than the placements'
+    /// allowed skew (`exchange.clock_skew_ms`): their receive windows then
+    /// prove less than they claim.
+    pub clock_skew: Option<chrono::Duration>,
 }
 
 #[derive(Debug)]
@@ -110,6 +115,7 @@ pub struct ReferenceData {
     rules: SessionRules,
     calendar_days: u32,
     refresh: Duration,
+    clock_skew_allowed: chrono::Duration,
 }
 
 fn asset_of(venue: VenueAsset) -> Asset {
@@ -161,6 +167,9 @@ impl ReferenceData {
             rules,
             calendar_days: settings.reference.calendar_days,
             refresh: Duration::from_millis(settings.reference.refresh_ms),
+            clock_skew_allowed: chrono::Duration::milliseconds(
+                i64::try_from(settings.exchange.clock_skew_ms).unwrap_or(i64::MAX),
+            ),
         })
     }
 
@@ -204,6 +213,11 @@ impl ReferenceData {
             .into_iter()
             .map(session_of)
             .collect();
+        let asked = Utc::now();
+        let venue_clock = self.exchange.clock().await?;
+        let answered = Utc::now();
+        let skew = venue_clock.timestamp - (asked + (answered - asked) / 2);
+        let clock_skew = (skew.abs() > self.clock_skew_allowed).then_some(skew);
         let known = store::assets(&self.pool).await?;
         let changes = asset::diff(&known, &listed);
         let changed: Vec<Asset> = changes.iter().map(|c| c.after().clone()).collect();
@@ -214,6 +228,7 @@ impl ReferenceData {
             examined: (listed.len() + sessions.len()) as u64,
             asset_changes: changes,
             sessions: sessions.len(),
+            clock_skew,
         })
     }
 

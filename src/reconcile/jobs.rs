@@ -234,6 +234,34 @@ impl Reconciler {
     }
 }
 
+/// The venue's view of `order` (by its venue id once known, else by its
+/// client order id); `None` when the look-up failed (recorded as an error
+/// of the run).
+async fn lookup_at_venue(
+    r: &Reconciler,
+    order: &OrderRecord,
+    tally: &mut Tally,
+) -> Option<Option<VenueOrder>> {
+    let exchange = &r.engine.exchange;
+    let found = match &order.venue_order_id {
+        Some(id) => exchange.order(id).await,
+        None => {
+            exchange
+                .order_by_client_order_id(&order.venue_client_order_id)
+                .await
+        }
+    };
+    match found {
+        Ok(venue) => Some(venue),
+        Err(error) => {
+            tally
+                .errors
+                .push(format!("order {}: venue lookup: {error}", order.order_id));
+            None
+        }
+    }
+}
+
 /// The venue's instruments and calendar, synced; each instrument listed,
 /// changed or gone is a finding (the calendar is replaced for its range).
 pub(super) async fn reference(r: &Reconciler, tally: &mut Tally) -> Result<(), sqlx::Error> {
@@ -247,6 +275,18 @@ pub(super) async fn reference(r: &Reconciler, tally: &mut Tally) -> Result<(), s
         }
     };
     tally.examined += report.examined;
+    if let Some(skew) = report.clock_skew {
+        let finding = Finding {
+            kind: "venue_clock_skew",
+            classification: Classification::Unresolvable,
+            repair: Repair::None,
+            detail: format!(
+                "the venue's clock is {} ms from this instance's, more than exchange.clock_skew_ms allows: placements' receive windows prove less than they claim",
+                skew.num_milliseconds()
+            ),
+        };
+        r.act(tally, finding, None, Some("clock".to_string())).await;
+    }
     for change in report.asset_changes {
         let after = change.after();
         let detail = match &change {
@@ -289,23 +329,8 @@ pub(super) async fn session_close(r: &Reconciler, tally: &mut Tally) -> Result<(
     .await?;
     for order in orders {
         tally.examined += 1;
-        let venue = match &order.venue_order_id {
-            Some(id) => r.engine.exchange.order(id).await,
-            None => {
-                r.engine
-                    .exchange
-                    .order_by_client_order_id(&order.venue_client_order_id)
-                    .await
-            }
-        };
-        let venue = match venue {
-            Ok(venue) => venue,
-            Err(error) => {
-                tally
-                    .errors
-                    .push(format!("order {}: venue lookup: {error}", order.order_id));
-                continue;
-            }
+        let Some(venue) = lookup_at_venue(r, &order, tally).await else {
+            continue;
         };
         let Some(local) = local_view(&order) else {
             continue;
@@ -332,14 +357,8 @@ pub(super) async fn open_orders(r: &Reconciler, tally: &mut Tally) -> Result<(),
         let Some(venue_order_id) = order.venue_order_id.clone() else {
             continue;
         };
-        let venue = match r.engine.exchange.order(&venue_order_id).await {
-            Ok(venue) => venue,
-            Err(error) => {
-                tally
-                    .errors
-                    .push(format!("order {}: venue lookup: {error}", order.order_id));
-                continue;
-            }
+        let Some(venue) = lookup_at_venue(r, &order, tally).await else {
+            continue;
         };
         let Some(local) = local_view(&order) else {
             continue;

@@ -59,12 +59,18 @@ pub struct VenueClock {
 }
 
 impl ExchangeClient {
-    /// Every instrument the venue lists (active and inactive).
-    pub async fn assets(&self) -> Result<Vec<VenueAsset>, CallError> {
-        timed(SERVICE, "assets", async {
+    /// A `GET` of the venue's reference data.
+    async fn reference<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, CallError> {
+        timed(SERVICE, endpoint, async {
             let response = self
                 .http()
-                .get(self.url("/v1/assets"))
+                .get(self.url(path))
+                .query(query)
                 .bearer_auth(self.api_key())
                 .send()
                 .await
@@ -72,6 +78,11 @@ impl ExchangeClient {
             read_response(SERVICE, response).await
         })
         .await
+    }
+
+    /// Every instrument the venue lists (active and inactive).
+    pub async fn assets(&self) -> Result<Vec<VenueAsset>, CallError> {
+        self.reference("assets", "/v1/assets", &[]).await
     }
 
     /// The venue's sessions dated `start..=end`.
@@ -80,31 +91,11 @@ impl ExchangeClient {
         start: NaiveDate,
         end: NaiveDate,
     ) -> Result<Vec<VenueSession>, CallError> {
-        timed(SERVICE, "calendar", async {
-            let response = self
-                .http()
-                .get(self.url("/v1/calendar"))
-                .query(&[("start", start.to_string()), ("end", end.to_string())])
-                .bearer_auth(self.api_key())
-                .send()
-                .await
-                .map_err(|e| transport_error(SERVICE, e))?;
-            read_response(SERVICE, response).await
-        })
-        .await
+        let query = [("start", start.to_string()), ("end", end.to_string())];
+        self.reference("calendar", "/v1/calendar", &query).await
     }
 
     pub async fn clock(&self) -> Result<VenueClock, CallError> {
-        timed(SERVICE, "clock", async {
-            let response = self
-                .http()
-                .get(self.url("/v1/clock"))
-                .bearer_auth(self.api_key())
-                .send()
-                .await
-                .map_err(|e| transport_error(SERVICE, e))?;
-            read_response(SERVICE, response).await
-        })
-        .await
+        self.reference("clock", "/v1/clock", &[]).await
     }
 }
