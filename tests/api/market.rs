@@ -398,3 +398,41 @@ async fn a_day_order_whose_expiry_report_was_lost_is_closed_by_the_session_close
         TestStack::finding_kinds(&again)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ioc_and_fok_execute_at_once_in_the_session_and_are_refused_outside_it() {
+    let stack = TestStack::spawn().await;
+    let trader = stack.trader(&[("USD", "10000000")]).await;
+    // Open: an IOC within the touch's liquidity fills; a FOK larger than it
+    // expires with nothing filled; one within it fills whole.
+    let ioc = trader
+        .post_order(order("AAPL", "buy", 5, "ioc", None))
+        .await;
+    let ioc = ioc.body["id"].as_str().unwrap().to_string();
+    let filled = wait_status(&trader, &ioc, "filled", Duration::from_secs(10)).await;
+    assert_eq!(filled["filled_qty"], "5");
+    let big_fok = trader
+        .post_order(order("AAPL", "buy", 5000, "fok", None))
+        .await;
+    let big_fok = big_fok.body["id"].as_str().unwrap().to_string();
+    let expired = wait_status(&trader, &big_fok, "expired", Duration::from_secs(10)).await;
+    assert_eq!(expired["filled_qty"], "0");
+    let fok = trader
+        .post_order(order("MSFT", "buy", 7, "fok", None))
+        .await;
+    let fok = fok.body["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        wait_status(&trader, &fok, "filled", Duration::from_secs(10)).await["filled_qty"],
+        "7"
+    );
+    // Closed: both need continuous trading; the venue refuses them.
+    stack.advance_to("closed").await;
+    for tif in ["ioc", "fok"] {
+        let refused = trader.post_order(order("AAPL", "buy", 1, tif, None)).await;
+        assert_eq!(refused.status, 200, "{:?}", refused.body);
+        let id = refused.body["id"].as_str().unwrap().to_string();
+        wait_status(&trader, &id, "rejected", Duration::from_secs(5)).await;
+    }
+    stack.wait_quiet(Duration::from_secs(10)).await;
+    stack.assert_invariants().await;
+}
