@@ -10,8 +10,10 @@ use rust_decimal::Decimal;
 
 use super::App;
 use crate::domain::hold::CASH_ASSET;
+use crate::domain::position::{Costed, Lot};
 use crate::store::accounts;
 use crate::store::accounts::Account;
+use crate::store::activities;
 use crate::venues::CallError;
 use crate::venues::balances::AssetBalance;
 
@@ -110,20 +112,34 @@ pub struct AccountSummary {
     pub equity: Decimal,
 }
 
-/// One position.
+/// One position, at average cost ([`crate::domain::position`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
     pub symbol: String,
     pub qty: Decimal,
     pub qty_available: Decimal,
-    /// Shares with no recorded cost (funded directly at the ledger) are
-    /// carried at the current price.
     pub avg_entry_price: Decimal,
+    /// What the shares held cost. Shares with no recorded fill (funded
+    /// directly at the ledger) are carried at the current price.
+    pub cost_basis: Decimal,
     /// `None` when the venue cannot quote it now.
     pub current_price: Option<Decimal>,
 }
 
-async fn balances(
+impl Position {
+    /// Unrealized profit or loss at the current price, and as a fraction
+    /// of the cost (`None` without a price).
+    pub fn unrealized(&self) -> Option<(Decimal, Option<Decimal>)> {
+        let costed = Costed {
+            qty: self.qty,
+            avg_entry_price: self.avg_entry_price,
+            cost_basis: self.cost_basis,
+        };
+        self.current_price.map(|price| costed.unrealized(price))
+    }
+}
+
+pub(super) async fn ledger_balances(
     app: &App,
     account: &Account,
 ) -> Result<std::collections::BTreeMap<String, AssetBalance>, AccountError> {
@@ -138,8 +154,18 @@ async fn balances(
         })
 }
 
+/// The account's long positions at the ledger: shares held, by symbol.
+pub async fn held(
+    app: &App,
+    account: &Account,
+) -> Result<std::collections::BTreeMap<String, Decimal>, AccountError> {
+    Ok(super::positions::long_positions(
+        &ledger_balances(app, account).await?,
+    ))
+}
+
 pub async fn summary(app: &App, account: &Account) -> Result<AccountSummary, AccountError> {
-    let balances = balances(app, account).await?;
+    let balances = ledger_balances(app, account).await?;
     let cash = balances.get(CASH_ASSET);
     let total_cash = cash.map(|c| c.total).unwrap_or_default();
     let buying_power = cash.map(|c| c.available).unwrap_or_default();
@@ -161,7 +187,7 @@ pub async fn summary(app: &App, account: &Account) -> Result<AccountSummary, Acc
 }
 
 pub async fn positions(app: &App, account: &Account) -> Result<Vec<Position>, AccountError> {
-    let balances = balances(app, account).await?;
+    let balances = ledger_balances(app, account).await?;
     let mut out = Vec::new();
     for (symbol, balance) in &balances {
         if symbol == CASH_ASSET || balance.total.is_zero() {
@@ -177,7 +203,7 @@ pub async fn position(
     account: &Account,
     symbol: &str,
 ) -> Result<Option<Position>, AccountError> {
-    let balances = balances(app, account).await?;
+    let balances = ledger_balances(app, account).await?;
     match balances.get(symbol) {
         Some(balance) if symbol != CASH_ASSET && !balance.total.is_zero() => {
             Ok(Some(position_of(app, account, symbol, balance).await?))
@@ -199,16 +225,14 @@ async fn position_of(
             None
         }
     };
-    let entry = crate::store::accounts::avg_buy_price(&app.pool, account.account_id, symbol)
-        .await?
-        .map(|a| a.round_dp(4))
-        .or(current_price)
-        .unwrap_or(Decimal::ZERO);
+    let trades = activities::settled_trades(&app.pool, account.account_id, symbol).await?;
+    let costed = Lot::fold(trades).costed(balance.total, current_price);
     Ok(Position {
         symbol: symbol.to_string(),
         qty: balance.total,
         qty_available: balance.available,
-        avg_entry_price: entry,
+        avg_entry_price: costed.avg_entry_price,
+        cost_basis: costed.cost_basis,
         current_price,
     })
 }

@@ -9,13 +9,15 @@
 //! - [`idempotency`]: the Idempotency-Key protocol on its own;
 //! - [`cancel`]: cancel one order, cancel all;
 //! - [`queries`]: what a trader may read of its orders;
-//! - [`account`]: cash and positions from the ledger of record.
+//! - [`account`]: cash and positions from the ledger of record;
+//! - [`positions`]: closing positions (each an ordinary market sell).
 
 pub mod account;
 pub mod cancel;
 pub mod health;
 pub mod idempotency;
 pub mod intake;
+pub mod positions;
 pub mod queries;
 
 use std::sync::Arc;

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::App;
 use crate::domain::ids::ClientOrderId;
+use crate::store::activities::{self, ActivityPage, FillActivity};
 use crate::store::events::{self, OrderEvent};
 use crate::store::executions::{self, FillRecord};
 use crate::store::orders::{self as order_store, ListFilter, OrderRecord};
@@ -53,4 +54,13 @@ pub async fn fills(
         return Ok(None);
     }
     Ok(Some(executions::fills_of(&app.pool, order_id).await?))
+}
+
+/// A page of the account's fills, as activities.
+pub async fn fill_activities(
+    app: &App,
+    account_id: Uuid,
+    page: &ActivityPage,
+) -> Result<Vec<FillActivity>, sqlx::Error> {
+    activities::fill_activities(&app.pool, account_id, page).await
 }

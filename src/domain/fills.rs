@@ -112,7 +112,11 @@ pub fn fold(order_qty: Decimal, fills: &[Fill]) -> Result<FillSummary, FoldError
     let mut filled = Decimal::ZERO;
     let mut notional = Decimal::ZERO;
     for fill in unique.values() {
-        if fill.qty <= Decimal::ZERO || fill.price <= Decimal::ZERO {
+        if fill.qty <= Decimal::ZERO
+            || fill.qty > REPORT_QTY_MAX
+            || fill.price <= Decimal::ZERO
+            || fill.price > REPORT_PRICE_MAX
+        {
             return Err(FoldError::OutOfRange);
         }
         filled = filled.checked_add(fill.qty).ok_or(FoldError::OutOfRange)?;
@@ -139,7 +143,11 @@ pub fn fold(order_qty: Decimal, fills: &[Fill]) -> Result<FillSummary, FoldError
         avg_price.is_none_or(|avg| {
             let lowest = unique.values().map(|f| f.price).min().unwrap_or(avg);
             let highest = unique.values().map(|f| f.price).max().unwrap_or(avg);
-            avg >= lowest.round_dp(AVG_PRICE_DP) && avg <= highest.round_dp(AVG_PRICE_DP)
+            // Within one unit of the last place: 28-digit arithmetic
+            // rounds a notional of many decimals.
+            let unit = Decimal::new(1, AVG_PRICE_DP);
+            avg >= lowest.round_dp(AVG_PRICE_DP) - unit
+                && avg <= highest.round_dp(AVG_PRICE_DP) + unit
         }),
         "an average outside its fills' prices"
     );

@@ -87,6 +87,7 @@ pub mod hold;
 pub mod ids;
 pub mod lifecycle;
 pub mod order;
+pub mod position;
 pub mod reconcile;
 pub mod schedule;
 pub mod session;

@@ -62,6 +62,27 @@ impl TimeInForce {
     ];
 }
 
+/// Whether `text` is a plain decimal: digits without a superfluous leading
+/// zero, then optionally a point and digits. No sign, exponent or spaces
+/// (the grammar `/openapi.json`'s patterns describe).
+pub fn is_plain_decimal(text: &str) -> bool {
+    let (whole, fraction) = match text.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (text, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && (whole == "0" || !whole.starts_with('0')) && fraction.is_none_or(digits)
+}
+
+/// `text` as a decimal, if it is a plain one ([`is_plain_decimal`]) that
+/// fits.
+pub fn parse_plain_decimal(text: &str) -> Option<Decimal> {
+    if !is_plain_decimal(text) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 /// An upper-case ticker symbol.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -74,12 +76,17 @@ pub struct AlpacaPosition {
     pub change_today: String,
 }
 
-use super::alpaca::asset_id;
+use super::alpaca::{AlpacaOrder, asset_id};
 use super::auth::Trader;
 use super::error::ApiError;
+use super::orders;
 use super::state::AppState;
 use crate::app::account::{self, AccountError, Position};
+use crate::app::idempotency::StoredResponse;
+use crate::app::intake::ReplyBody;
+use crate::app::positions::{self, CloseError};
 use crate::domain::order::Symbol;
+use crate::domain::position::CloseAmount;
 
 impl From<AccountError> for ApiError {
     fn from(error: AccountError) -> Self {
@@ -98,15 +105,11 @@ fn money(value: Decimal) -> String {
 
 fn position_json(position: &Position) -> AlpacaPosition {
     let qty = position.qty;
-    let entry = position.avg_entry_price;
     let price = position.current_price;
-    let cost_basis = qty * entry;
     let market_value = price.map(|p| qty * p);
-    let unrealized = market_value.map(|m| m - cost_basis);
-    let plpc = match (unrealized, cost_basis.is_zero()) {
-        (Some(u), false) => Some((u / cost_basis).round_dp(6)),
-        _ => None,
-    };
+    let unrealized = position.unrealized();
+    let pl = unrealized.map(|(pl, _)| pl);
+    let plpc = unrealized.and_then(|(_, plpc)| plpc).map(|p| p.round_dp(6));
     AlpacaPosition {
         asset_id: asset_id(&position.symbol),
         symbol: position.symbol.clone(),
@@ -115,7 +118,7 @@ fn position_json(position: &Position) -> AlpacaPosition {
         asset_marginable: false,
         qty: qty.normalize().to_string(),
         qty_available: position.qty_available.normalize().to_string(),
-        avg_entry_price: entry.normalize().to_string(),
+        avg_entry_price: position.avg_entry_price.normalize().to_string(),
         side: if qty >= Decimal::ZERO {
             "long"
         } else {
@@ -123,10 +126,10 @@ fn position_json(position: &Position) -> AlpacaPosition {
         }
         .to_string(),
         market_value: market_value.map(money),
-        cost_basis: money(cost_basis),
-        unrealized_pl: unrealized.map(money),
+        cost_basis: money(position.cost_basis),
+        unrealized_pl: pl.map(money),
         unrealized_plpc: plpc.map(|p| p.normalize().to_string()),
-        unrealized_intraday_pl: unrealized.map(money),
+        unrealized_intraday_pl: pl.map(money),
         unrealized_intraday_plpc: plpc.map(|p| p.normalize().to_string()),
         current_price: price.map(|p| p.normalize().to_string()),
         lastday_price: price.map(|p| p.normalize().to_string()),
@@ -221,4 +224,158 @@ pub async fn position(
         Some(position) => Ok(Json(position_json(&position))),
         None => Err(ApiError::not_found("position does not exist")),
     }
+}
+
+impl From<CloseError> for ApiError {
+    fn from(error: CloseError) -> Self {
+        match error {
+            CloseError::NoPosition => ApiError::not_found(error.to_string()),
+            CloseError::Invalid(field) => field.into(),
+            CloseError::Account(error) => error.into(),
+            CloseError::Submit(error) => error.into(),
+        }
+    }
+}
+
+/// The symbol a path names: a symbol, or the asset id of one of the
+/// account's positions (`None`: no such position).
+async fn position_symbol(
+    state: &AppState,
+    account: &crate::store::accounts::Account,
+    symbol_or_asset_id: &str,
+) -> Result<Option<Symbol>, ApiError> {
+    match uuid::Uuid::parse_str(symbol_or_asset_id) {
+        Ok(asset) => Ok(account::held(&state.app, account)
+            .await?
+            .into_keys()
+            .find(|symbol| asset_id(symbol) == asset)
+            .map(|symbol| Symbol::parse(&symbol))
+            .transpose()?),
+        Err(_) => Ok(Some(Symbol::parse(symbol_or_asset_id)?)),
+    }
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CloseQuery {
+    /// Whole shares to sell; not with percentage.
+    qty: Option<String>,
+    /// Percent of the position to sell (0 < p <= 100), rounded down to
+    /// whole shares; not with qty.
+    percentage: Option<String>,
+}
+
+/// `DELETE /v2/positions/{symbol_or_asset_id}`: a market day sell of the
+/// position (or `qty` shares, or `percentage` of it).
+#[utoipa::path(delete, path = "/v2/positions/{symbol_or_asset_id}", tag = "account", operation_id = "deleteOpenPosition",
+    params(("symbol_or_asset_id" = String, Path, description = "A symbol, or the asset_id orderd shows for it"), CloseQuery,
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first outcome of the same close")),
+    responses((status = 200, description = "The sell order that closes it", body = AlpacaOrder),
+              (status = 401, body = ErrorBody),
+              (status = 403, description = "The shares are held by other orders", body = ErrorBody),
+              (status = 404, description = "No position in it", body = ErrorBody),
+              (status = 422, description = "Bad qty or percentage, or neither a symbol nor an asset id", body = ErrorBody),
+              (status = 503, body = ErrorBody)),
+    security(("key_id" = [], "secret_key" = [])))]
+pub async fn close_position(
+    State(state): State<Arc<AppState>>,
+    Trader(account): Trader,
+    headers: HeaderMap,
+    Path(symbol_or_asset_id): Path<String>,
+    Query(query): Query<CloseQuery>,
+) -> Result<Response, ApiError> {
+    let amount = CloseAmount::parse(query.qty.as_deref(), query.percentage.as_deref())?;
+    let key = orders::idempotency_key(&headers)?;
+    let symbol = position_symbol(&state, &account, &symbol_or_asset_id)
+        .await?
+        .ok_or(CloseError::NoPosition)?;
+    let reply = positions::close(
+        state.app.clone(),
+        account,
+        symbol,
+        amount,
+        key,
+        orders::render,
+    )
+    .await?;
+    Ok(orders::respond(stored(reply.body), reply.replayed))
+}
+
+fn stored(body: ReplyBody) -> StoredResponse {
+    match body {
+        ReplyBody::Fresh(answer) => orders::render(&answer),
+        ReplyBody::Stored(stored) => stored,
+    }
+}
+
+/// One position's part of `DELETE /v2/positions` (Alpaca's
+/// PositionClosedReponse).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = PositionClosed)]
+pub struct PositionClosedEntry {
+    pub symbol: String,
+    pub status: u16,
+    /// The sell order's id, when one was made.
+    pub order_id: Option<uuid::Uuid>,
+    /// The sell order (200) or an error body.
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CloseAllQuery {
+    /// true: cancel every open order first (and wait until the shares
+    /// they held are free).
+    cancel_orders: Option<String>,
+}
+
+/// `DELETE /v2/positions`: a market day sell of every long position,
+/// answered 207 with each close's status.
+#[utoipa::path(delete, path = "/v2/positions", tag = "account", operation_id = "deleteAllOpenPositions",
+    params(CloseAllQuery),
+    responses((status = 207, description = "One entry per position", body = Vec<PositionClosedEntry>),
+              (status = 401, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("key_id" = [], "secret_key" = [])))]
+pub async fn close_all_positions(
+    State(state): State<Arc<AppState>>,
+    Trader(account): Trader,
+    Query(query): Query<CloseAllQuery>,
+) -> Result<Response, ApiError> {
+    let cancel_orders = match query.cancel_orders.as_deref() {
+        None | Some("false" | "False") => false,
+        Some("true" | "True") => true,
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "cancel_orders must be true or false, got {other:?}"
+            )));
+        }
+    };
+    let closed =
+        positions::close_all(state.app.clone(), account, cancel_orders, orders::render).await?;
+    let entries: Vec<PositionClosedEntry> = closed
+        .into_iter()
+        .map(|closed| {
+            let (status, body) = match closed.outcome {
+                Ok(reply) => {
+                    let stored = stored(reply.body);
+                    (stored.status, stored.body)
+                }
+                Err(error) => {
+                    let error = ApiError::from(error);
+                    (error.status.as_u16(), error.body())
+                }
+            };
+            let order_id = (status == StatusCode::OK.as_u16())
+                .then(|| body["id"].as_str().and_then(|id| id.parse().ok()))
+                .flatten();
+            PositionClosedEntry {
+                symbol: closed.symbol,
+                status,
+                order_id,
+                body,
+            }
+        })
+        .collect();
+    Ok((StatusCode::MULTI_STATUS, Json(entries)).into_response())
 }

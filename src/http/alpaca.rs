@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::error::ApiError;
 use crate::domain::lifecycle::Status;
 use crate::domain::order::{
-    ClientOrderId, LimitPrice, NewOrder, OrderType, Qty, Side, Symbol, TimeInForce, parse_field,
+    ClientOrderId, LimitPrice, NewOrder, OrderType, Qty, Side, Symbol, TimeInForce,
+    is_plain_decimal, parse_field, parse_plain_decimal,
 };
 use crate::domain::{InvalidField, TextEnum};
 use crate::store::orders::OrderRecord;
@@ -47,18 +48,6 @@ enum Wire {
     Number,
 }
 
-/// Whether `text` is a plain decimal: digits without a superfluous leading
-/// zero, then optionally a point and digits. No sign, exponent or spaces
-/// (the grammar `/openapi.json`'s patterns describe).
-fn is_plain_decimal(text: &str) -> bool {
-    let (whole, fraction) = match text.split_once('.') {
-        Some((whole, fraction)) => (whole, Some(fraction)),
-        None => (text, None),
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    digits(whole) && (whole == "0" || !whole.starts_with('0')) && fraction.is_none_or(digits)
-}
-
 /// A decimal field: a string in plain decimal notation ("10", "190.25") or
 /// a JSON number (10, 190.25, 1e2).
 fn decimal_field(
@@ -68,9 +57,9 @@ fn decimal_field(
     let must = || ApiError::validation(format!("{name} must be a decimal number"));
     match field(body, name) {
         None => Ok(None),
-        Some(Value::String(text)) if is_plain_decimal(text) => Decimal::from_str(text)
+        Some(Value::String(text)) if is_plain_decimal(text) => parse_plain_decimal(text)
             .map(|d| Some((d, Wire::Text)))
-            .map_err(|_| must()),
+            .ok_or_else(must),
         Some(Value::String(text)) => Err(ApiError::validation(format!(
             "{name} must be a decimal number in plain notation (digits, an optional point), got {text:?}"
         ))),

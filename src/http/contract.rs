@@ -13,6 +13,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::activities::{ACTIVITY_TYPES, CATEGORIES, PAGE_SIZE_MAX, page_token_pattern};
 use super::alpaca::UNSUPPORTED_FIELDS;
 use super::market::EXCHANGES;
 use super::orders::{LIST_LIMIT_MAX, NESTED_VALUES};
@@ -219,6 +220,22 @@ fn parameter_schema_by_name(name: &str) -> Option<Value> {
             {"type": "string", "format": "date"},
         ]}),
         "nested" => list(&NESTED_VALUES),
+        "cancel_orders" => list(&NESTED_VALUES),
+        "qty" => json!({"type": "string", "pattern": qty_text_pattern()}),
+        "percentage" => {
+            json!({"type": "string", "pattern": "^(?:100(?:\\.0+)?|[1-9][0-9]?(?:\\.[0-9]+)?|0\\.[0-9]*[1-9][0-9]*)$"})
+        }
+        "activity_types" => {
+            json!({"type": "string", "pattern": format!("^(?:{types})(?:,(?:{types}))*$", types = ACTIVITY_TYPES.join("|"))})
+        }
+        "activity_type" => list(&ACTIVITY_TYPES),
+        "category" => list(&CATEGORIES),
+        "date" => json!({"anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "format": "date"},
+        ]}),
+        "page_size" => json!({"type": "integer", "minimum": 1, "maximum": PAGE_SIZE_MAX}),
+        "page_token" => json!({"type": "string", "pattern": page_token_pattern()}),
         "job" => list(&Job::ALL.map(Job::as_str)),
         "run_id" => json!({"type": "integer", "format": "int64", "minimum": 1}),
         "Idempotency-Key" => json!({
@@ -256,6 +273,15 @@ fn parameter_example_by_name(name: &str) -> Option<Value> {
         "after" => json!("2026-01-02T14:30:00Z"),
         "until" => json!("2026-12-31"),
         "nested" => json!("false"),
+        "cancel_orders" => json!("false"),
+        "qty" => json!("1"),
+        "percentage" => json!("50"),
+        "activity_types" => json!("FILL"),
+        "activity_type" => json!("FILL"),
+        "category" => json!("trade_activity"),
+        "date" => json!("2026-11-30"),
+        "page_size" => json!(100),
+        "page_token" => json!("1796051045123456::E-1"),
         "job" => json!("open_orders"),
         "run_id" => json!(1),
         "Idempotency-Key" => json!("desk-7-submit-1"),

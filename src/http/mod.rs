@@ -1,6 +1,7 @@
 //! The HTTP surface: routing, the per-request span, body limits.
 
 mod account;
+mod activities;
 pub mod admin;
 pub mod alpaca;
 pub mod auth;
@@ -58,8 +59,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/clock", get(market::clock))
         .route("/v2/calendar", get(market::calendar))
         .route("/v2/account", get(account::account))
-        .route("/v2/positions", get(account::positions))
-        .route("/v2/positions/{symbol_or_asset_id}", get(account::position))
+        .route("/v2/account/activities", get(activities::activities))
+        .route(
+            "/v2/account/activities/{activity_type}",
+            get(activities::activities_of_type),
+        )
+        .route(
+            "/v2/positions",
+            get(account::positions).delete(account::close_all_positions),
+        )
+        .route(
+            "/v2/positions/{symbol_or_asset_id}",
+            get(account::position).delete(account::close_position),
+        )
         .fallback(error::fallback_not_found)
         .layer(axum::middleware::map_response(error::alpaca_error_bodies))
         .layer(DefaultBodyLimit::max(body_limit))

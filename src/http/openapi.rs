@@ -6,7 +6,8 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::account::{AlpacaAccount, AlpacaPosition};
+use super::account::{AlpacaAccount, AlpacaPosition, PositionClosedEntry};
+use super::activities::TradeActivity;
 use super::alpaca::AlpacaOrder;
 use super::docs::{CancelAllEntry, ErrorBody, FillView, Health, OrderTimeline, RunDetail};
 use super::market::{AlpacaAsset, AlpacaCalendarDay, AlpacaClock};
@@ -51,6 +52,10 @@ impl Modify for Security {
         super::account::account,
         super::account::positions,
         super::account::position,
+        super::account::close_position,
+        super::account::close_all_positions,
+        super::activities::activities,
+        super::activities::activities_of_type,
         super::market::assets,
         super::market::asset,
         super::market::clock,
@@ -63,7 +68,7 @@ impl Modify for Security {
         super::admin::run_now,
     ),
     components(schemas(
-        AlpacaOrder, AlpacaAccount, AlpacaPosition, AlpacaAsset, AlpacaClock, AlpacaCalendarDay, ErrorBody,
+        AlpacaOrder, AlpacaAccount, AlpacaPosition, PositionClosedEntry, TradeActivity, AlpacaAsset, AlpacaClock, AlpacaCalendarDay, ErrorBody,
         OrderTimeline, OrderEvent, FillView, CancelAllEntry, Health, RunRecord, FindingRecord, RunDetail
     )),
     modifiers(&Security),
@@ -107,6 +112,8 @@ mod tests {
             "/v2/account",
             "/v2/positions",
             "/v2/positions/{symbol_or_asset_id}",
+            "/v2/account/activities",
+            "/v2/account/activities/{activity_type}",
             "/v2/assets",
             "/v2/assets/{symbol_or_asset_id}",
             "/v2/clock",

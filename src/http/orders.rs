@@ -39,7 +39,7 @@ pub const LIST_LIMIT_MAX: i64 = 500;
 pub const NESTED_VALUES: [&str; 4] = ["true", "false", "True", "False"];
 
 /// How an answer is rendered (and stored for replay under its key).
-fn render(answer: &Answer) -> StoredResponse {
+pub(super) fn render(answer: &Answer) -> StoredResponse {
     match answer {
         Answer::Order(order) => StoredResponse {
             status: StatusCode::OK.as_u16(),
@@ -58,7 +58,7 @@ fn render(answer: &Answer) -> StoredResponse {
     }
 }
 
-fn respond(stored: StoredResponse, replayed: bool) -> Response {
+pub(super) fn respond(stored: StoredResponse, replayed: bool) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut response = (status, Json(stored.body)).into_response();
     if replayed {
@@ -90,7 +90,7 @@ impl From<SubmitError> for ApiError {
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
         return Ok(None);
     };
@@ -231,7 +231,7 @@ pub struct ListQuery {
     nested: Option<String>,
 }
 
-fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(super) fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .or_else(|_| {
@@ -241,6 +241,17 @@ fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
         .map_err(|_| {
             ApiError::validation(format!("{name} must be an RFC 3339 timestamp or a date"))
         })
+}
+
+/// `direction`: asc, or desc (the default).
+pub(super) fn parse_ascending(direction: Option<&str>) -> Result<bool, ApiError> {
+    match direction.unwrap_or("desc") {
+        "asc" => Ok(true),
+        "desc" => Ok(false),
+        other => Err(ApiError::validation(format!(
+            "direction must be asc or desc, got {other:?}"
+        ))),
+    }
 }
 
 fn list_filter(account_id: Uuid, query: &ListQuery) -> Result<ListFilter, ApiError> {
@@ -276,15 +287,7 @@ fn list_filter(account_id: Uuid, query: &ListQuery) -> Result<ListFilter, ApiErr
             "nested must be true or false, got {nested:?}"
         )));
     }
-    let ascending = match query.direction.as_deref().unwrap_or("desc") {
-        "asc" => true,
-        "desc" => false,
-        other => {
-            return Err(ApiError::validation(format!(
-                "direction must be asc or desc, got {other:?}"
-            )));
-        }
-    };
+    let ascending = parse_ascending(query.direction.as_deref())?;
     let symbols = query
         .symbols
         .as_deref()

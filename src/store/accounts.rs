@@ -156,22 +156,6 @@ pub async fn balances_account_id(
         .await
 }
 
-const AVG_BUY_PRICE: &str = "SELECT sum(filled_qty * filled_avg_price) / NULLIF(sum(filled_qty), 0)
-       FROM orders WHERE account_id = $1 AND symbol = $2 AND side = 'buy' AND filled_qty > 0";
-
-/// Volume-weighted price of the account's filled buys of `symbol`.
-pub async fn avg_buy_price(
-    pool: &PgPool,
-    account_id: Uuid,
-    symbol: &str,
-) -> Result<Option<rust_decimal::Decimal>, sqlx::Error> {
-    sqlx::query_scalar(AVG_BUY_PRICE)
-        .bind(account_id)
-        .bind(symbol)
-        .fetch_one(pool)
-        .await
-}
-
 /// Every statement of this module, for the test that prepares them all.
 pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -180,6 +164,5 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("AUTHENTICATE", AUTHENTICATE),
         ("LIST_ACCOUNTS", LIST_ACCOUNTS),
         ("BALANCES_ACCOUNT_ID", BALANCES_ACCOUNT_ID),
-        ("AVG_BUY_PRICE", AVG_BUY_PRICE),
     ]
 }

@@ -9,6 +9,7 @@
 //! fails the suite even if no other test runs it.
 
 pub mod accounts;
+pub mod activities;
 pub mod events;
 pub mod executions;
 pub mod idempotency;
@@ -37,8 +38,9 @@ type StatementList = fn() -> Vec<(&'static str, &'static str)>;
 
 /// Every statement orderd runs, as `(module::NAME, sql)`.
 pub fn statements() -> Vec<(String, &'static str)> {
-    let modules: [(&str, StatementList); 14] = [
+    let modules: [(&str, StatementList); 15] = [
         ("accounts", accounts::statements),
+        ("activities", activities::statements),
         ("events", events::statements),
         ("executions", executions::statements),
         ("idempotency", idempotency::statements),

@@ -66,6 +66,29 @@ async fn the_official_alpaca_sdk_works_unmodified() {
     assert_eq!(summary["account_status"], "ACTIVE");
     // 3 bought at market, 2 in the opening auction, 1 in the closing one.
     assert_eq!(summary["positions"]["MSFT"], "6");
+    // One MSFT closed, then every position, each with a filled sell.
+    assert_eq!(summary["close_one_qty"], "1", "{summary}");
+    let closed: Vec<String> = summary["close_all"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        closed.contains(&"[\"MSFT\",200]".to_string())
+            && closed.contains(&"[\"AAPL\",200]".to_string()),
+        "{summary}"
+    );
+    assert_eq!(summary["positions_after_close_all"], 0, "{summary}");
+    assert!(
+        summary["fill_activities"].as_u64().unwrap() >= 6,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["fill_sides"],
+        serde_json::json!(["buy", "sell"]),
+        "{summary}"
+    );
     let events: Vec<&str> = summary["stream_events"]
         .as_array()
         .unwrap()

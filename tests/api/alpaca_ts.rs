@@ -1,6 +1,7 @@
 //! The official Alpaca TypeScript SDK (@alpacahq/alpaca-trade-api, pinned
 //! in scripts/node-sdk) runs against orderd unmodified but for its base
-//! path: clock, calendar, assets (by symbol and by id), an order.
+//! path: clock, calendar, assets (by symbol and by id), an order, closing
+//! part of a position and all of them, the account's fill activities.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ const SDK_RUN_LIMIT: Duration = Duration::from_secs(300);
 #[tokio::test(flavor = "multi_thread")]
 async fn the_official_typescript_sdk_works_unmodified() {
     let stack = TestStack::spawn().await;
-    let trader = stack.trader(&[("USD", "100000")]).await;
+    let trader = stack.trader(&[("USD", "100000"), ("AAPL", "2")]).await;
     let root = env!("CARGO_MANIFEST_DIR");
     let run = async {
         let sdk = crate::support::compat_node().await;
@@ -48,4 +49,29 @@ async fn the_official_typescript_sdk_works_unmodified() {
         ["new", "partially_filled", "filled"].contains(&summary["order_status"].as_str().unwrap()),
         "{summary}"
     );
+    // The close of one share was accepted; close-all closed what was left
+    // of AAPL after canceling the resting buy.
+    assert!(
+        [
+            "new",
+            "accepted",
+            "pending_new",
+            "partially_filled",
+            "filled"
+        ]
+        .contains(&summary["close_one_status"].as_str().unwrap_or_default()),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["close_all"],
+        serde_json::json!([["AAPL", 200]]),
+        "{summary}"
+    );
+    assert!(
+        summary["fill_activities"].as_u64().unwrap() >= 2,
+        "{summary}"
+    );
+    assert_eq!(summary["first_activity"], "FILL", "{summary}");
+    stack.wait_all_terminal(Duration::from_secs(20)).await;
+    stack.assert_invariants().await;
 }

@@ -131,8 +131,14 @@ async fn a_step_that_keeps_failing_is_parked_with_its_last_error_and_resumes() {
 
 #[tokio::test]
 async fn a_fill_after_the_release_is_settled_once_counted_and_reported() {
-    // A late-fill window shorter than the venue's fill after a cancel.
-    let stack = TestStack::spawn_with(|s| s.lifecycle.late_fill_window_ms = 1).await;
+    // A late-fill window far shorter than the venue's fill after a
+    // cancel (which comes one fill interval after the cancel's ack): the
+    // release certainly happens first, however loaded the machine.
+    let stack = TestStack::spawn_with_venue(
+        |s| s.lifecycle.late_fill_window_ms = 1,
+        |venue| venue.fill_interval_ms = 3_000,
+    )
+    .await;
     let trader = stack.trader(&[("USD", "100000")]).await;
     let reply = trader.post_order(resting_buy(10)).await;
     let id = reply.body["id"].as_str().unwrap().to_string();

@@ -126,6 +126,7 @@ fn valid_path_value(name: &str, order_id: &str) -> String {
         "symbol_or_asset_id" => "AAPL".into(),
         "job" => "gc".into(),
         "run_id" => "1".into(),
+        "activity_type" => "FILL".into(),
         other => panic!("no valid value known for path parameter {other}"),
     }
 }

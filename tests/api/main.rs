@@ -15,4 +15,5 @@ mod market;
 mod openapi;
 mod operator;
 mod orders;
+mod positions;
 mod reconcile;

@@ -217,6 +217,28 @@ fn operation_shapes(doc: &Value) -> BTreeSet<(String, String)> {
     shapes
 }
 
+/// Shared operations whose answers Alpaca's document describes more
+/// narrowly than Alpaca itself answers, and why; orderd's own contract
+/// test checks them against orderd's document.
+const NOT_IN_ALPACAS_SHAPE: [(&str, &str); 1] = [(
+    "deleteAllOpenPositions",
+    "the document types every 207 entry's body as an Order; a close that fails (shares held by open orders) carries an error body, as Alpaca's own service sends",
+)];
+
+/// The operationId Alpaca's document gives `method` on a path of `shape`.
+fn alpaca_operation_id<'a>(alpaca: &'a Value, method: &str, shape: &str) -> &'a str {
+    for (path, item) in alpaca["paths"].as_object().unwrap() {
+        if let Some(op) = item.get(method.to_lowercase())
+            && operation_shapes(&serde_json::json!({"paths": {path: {method: {}}}}))
+                .iter()
+                .any(|(_, s)| s == shape)
+        {
+            return op["operationId"].as_str().unwrap_or_default();
+        }
+    }
+    ""
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn alpacas_own_document_finds_every_shared_operations_responses_conforming() {
     let stack = TestStack::spawn().await;
@@ -248,7 +270,12 @@ async fn alpacas_own_document_finds_every_shared_operations_responses_conforming
     for (path, item) in alpaca["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let shape = operation_shapes(&serde_json::json!({"paths": {path: {method: {}}}}));
-            if method != "parameters" && shape.is_subset(&shared) && !shape.is_empty() {
+            let id = op["operationId"].as_str().unwrap_or_default();
+            if method != "parameters"
+                && shape.is_subset(&shared)
+                && !shape.is_empty()
+                && !NOT_IN_ALPACAS_SHAPE.iter().any(|(skip, _)| *skip == id)
+            {
                 filters.push("--include-operation-id".to_string());
                 filters.push(op["operationId"].as_str().expect("operationId").to_string());
             }
@@ -260,6 +287,22 @@ async fn alpacas_own_document_finds_every_shared_operations_responses_conforming
     );
 
     let work = tempfile_dir("alpaca-conformance");
+    // One ambiguity of Alpaca's document is corrected in a copy: the
+    // activities of a type are `oneOf` trade or non-trade activity, but
+    // the non-trade schema requires nothing, so every trade activity
+    // (Alpaca's own included) matches both. `GET /v2/account/activities`
+    // says `anyOf`, as this must.
+    let mut alpaca = alpaca;
+    let items = alpaca
+        .pointer_mut(
+            "/paths/~1v2~1account~1activities~1{activity_type}/get/responses/200/content/application~1json/schema/items",
+        )
+        .and_then(Value::as_object_mut)
+        .expect("the activities-by-type response's items");
+    let alternatives = items.remove("oneOf").expect("Alpaca's oneOf");
+    items.insert("anyOf".into(), alternatives);
+    let alpaca_path = work.join("trading-api.json");
+    std::fs::write(&alpaca_path, serde_json::to_vec(&alpaca).unwrap()).unwrap();
     let har = work.join("alpaca.har");
     let mut args = vec![
         "--checks",
@@ -288,6 +331,12 @@ async fn alpacas_own_document_finds_every_shared_operations_responses_conforming
     };
     let exchanged = exchanges(&har);
     for (method, shape) in &shared {
+        if NOT_IN_ALPACAS_SHAPE
+            .iter()
+            .any(|(id, _)| alpaca_operation_id(&alpaca, method, shape) == *id)
+        {
+            continue;
+        }
         assert!(
             exchanged.iter().any(|(m, path, status)| m == method
                 && fits(shape, path)

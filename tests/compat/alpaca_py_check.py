@@ -21,8 +21,9 @@ from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
 from alpaca.trading.enums import AssetStatus
-from alpaca.trading.requests import (GetAssetsRequest, GetCalendarRequest, GetOrdersRequest,
-                                     LimitOrderRequest, MarketOrderRequest)
+from alpaca.trading.models import TradeActivity
+from alpaca.trading.requests import (ClosePositionRequest, GetAssetsRequest, GetCalendarRequest,
+                                     GetOrdersRequest, LimitOrderRequest, MarketOrderRequest)
 from alpaca.trading.stream import TradingStream
 
 # How long to wait for the stream's fill event.
@@ -78,6 +79,28 @@ def trading_day(client, summary):
     summary["cls_status"] = wait_for(client, cls.id, OrderStatus.FILLED).status.value
     # Back to an open market for what follows.
     advance_venue_to("open")
+
+
+def manage_positions(client, summary):
+    """Closes one share of MSFT, then every position (canceling open
+    orders first), then reads the fills back as account activities."""
+    one = client.close_position("MSFT", ClosePositionRequest(qty="1"))
+    assert one.side == OrderSide.SELL and float(one.qty) == 1, one
+    summary["close_one_qty"] = str(one.qty)
+    wait_for(client, one.id, OrderStatus.FILLED)
+    client.submit_order(LimitOrderRequest(
+        symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1.00))
+    closed = client.close_all_positions(cancel_orders=True)
+    summary["close_all"] = sorted([c.symbol, c.status] for c in closed)
+    for entry in closed:
+        wait_for(client, entry.body.id, OrderStatus.FILLED)
+    summary["positions_after_close_all"] = len(client.get_all_positions())
+    # alpaca-py's TradingClient has no activities call: its REST client and
+    # its own activity model read them.
+    raw = client.get("/account/activities", {"activity_types": "FILL", "direction": "asc"})
+    fills = [TradeActivity(**activity) for activity in raw]
+    summary["fill_activities"] = len(fills)
+    summary["fill_sides"] = sorted({f.side.value for f in fills})
 
 
 def main():
@@ -181,6 +204,7 @@ def main():
     positions = client.get_all_positions()
     summary["positions"] = {p.symbol: p.qty for p in positions}
     summary["aapl_position"] = client.get_open_position("AAPL").qty
+    manage_positions(client, summary)
 
     stream.stop()
     thread.join(timeout=10)

@@ -67,6 +67,40 @@ async function main() {
   assert(fetched.expiresAt instanceof Date, "expires_at " + fetched.expiresAt);
   summary.order_status = fetched.status;
 
+  // Close part of the position, then all of it (canceling open orders).
+  for (let i = 0; i < 100; i++) {
+    if ((await orders.getOrderByOrderID({ orderId: placed.id })).status === "filled") break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const positions = new trading.PositionsApi(configuration);
+  let held = "0";
+  for (let i = 0; i < 100 && held !== "3"; i++) {
+    const all = await positions.getAllOpenPositions();
+    held = (all.find((p) => p.symbol === "AAPL") || { qty: "0" }).qty;
+    if (held !== "3") await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert(held === "3", "2 funded + 1 bought AAPL, got " + held);
+  const partial = await positions.deleteOpenPosition({ symbolOrAssetId: "AAPL", qty: 1 });
+  assert(partial.side === "sell" && partial.qty === "1", "a sell of 1: " + JSON.stringify(partial));
+  summary.close_one_status = partial.status;
+  await orders.postOrder({
+    postOrderRequest: {
+      symbol: "AAPL", qty: "1", side: "buy", type: "limit", timeInForce: "gtc", limitPrice: "1.00",
+    },
+  });
+  const closedAll = await positions.deleteAllOpenPositions({ cancelOrders: true });
+  assert(Array.isArray(closedAll) && closedAll.length >= 1, "close-all entries " + JSON.stringify(closedAll));
+  summary.close_all = closedAll.map((c) => [c.symbol, c.status]);
+
+  const activities = await new trading.AccountActivitiesApi(configuration).getAccountActivities({
+    activityTypes: ["FILL"],
+    direction: "asc",
+    pageSize: 100,
+  });
+  assert(Array.isArray(activities) && activities.length >= 2, "fills " + JSON.stringify(activities));
+  summary.fill_activities = activities.length;
+  summary.first_activity = activities[0].activityType || activities[0].activity_type;
+
   console.log(JSON.stringify(summary));
 }
 

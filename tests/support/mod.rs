@@ -239,6 +239,17 @@ impl Trader {
         .await
     }
 
+    /// `DELETE` of `path` (with its query).
+    pub async fn delete(&self, path: &str) -> Reply {
+        Self::reply(
+            self.auth(self.http.delete(format!("{}{}", self.base, path)))
+                .send()
+                .await
+                .expect("DELETE"),
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         Self::reply(
             self.auth(self.http.get(format!("{}{}", self.base, path)))
@@ -273,7 +284,15 @@ impl TestStack {
     }
 
     pub async fn spawn_with(customize: impl FnOnce(&mut Settings)) -> Self {
-        let (settings, exchange, balances) = Self::simulators(customize).await;
+        Self::spawn_with_venue(customize, |_| {}).await
+    }
+
+    /// A stack whose exchange simulator is configured by `venue` too.
+    pub async fn spawn_with_venue(
+        customize: impl FnOnce(&mut Settings),
+        venue: impl FnOnce(&mut exchange_sim::Config),
+    ) -> Self {
+        let (settings, exchange, balances) = Self::simulators(customize, venue).await;
         let app = TestApp::spawn_with(settings).await;
         Self {
             app,
@@ -286,7 +305,7 @@ impl TestStack {
     /// A stack whose orderd reaches its database through a [`DbProxy`],
     /// so a test can take the database away and give it back.
     pub async fn spawn_behind_proxy() -> (Self, DbProxy) {
-        let (settings, exchange, balances) = Self::simulators(|_| {}).await;
+        let (settings, exchange, balances) = Self::simulators(|_| {}, |_| {}).await;
         let db = TestDatabase::fresh().await;
         let proxy = DbProxy::start(&db.options).await;
         let options = proxy.options(&db.options);
@@ -307,9 +326,12 @@ impl TestStack {
 
     async fn simulators(
         customize: impl FnOnce(&mut Settings),
+        venue: impl FnOnce(&mut exchange_sim::Config),
     ) -> (Settings, exchange_sim::Handle, balances_sim::Handle) {
         orderd::install_crypto_provider();
-        let exchange = exchange_sim::spawn(exchange_config())
+        let mut venue_config = exchange_config();
+        venue(&mut venue_config);
+        let exchange = exchange_sim::spawn(venue_config)
             .await
             .expect("exchange-sim");
         let balances = balances_sim::spawn(balances_config())
