@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use super::App;
 use crate::domain::hold::CASH_ASSET;
 use crate::domain::position::{Costed, Lot};
+use crate::engine::valuation::{self, AccountValue};
 use crate::store::accounts;
 use crate::store::accounts::Account;
 use crate::store::activities;
@@ -103,15 +104,6 @@ pub enum AccountError {
     Database(#[from] sqlx::Error),
 }
 
-/// The account's cash and value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountSummary {
-    pub cash: Decimal,
-    pub buying_power: Decimal,
-    pub long_market_value: Decimal,
-    pub equity: Decimal,
-}
-
 /// One position, at average cost ([`crate::domain::position`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
@@ -164,26 +156,16 @@ pub async fn held(
     ))
 }
 
-pub async fn summary(app: &App, account: &Account) -> Result<AccountSummary, AccountError> {
+/// The account's cash and value now, and its equity at the latest close
+/// (`None` before the first close it was valued at).
+pub async fn summary(
+    app: &App,
+    account: &Account,
+) -> Result<(AccountValue, Option<Decimal>), AccountError> {
     let balances = ledger_balances(app, account).await?;
-    let cash = balances.get(CASH_ASSET);
-    let total_cash = cash.map(|c| c.total).unwrap_or_default();
-    let buying_power = cash.map(|c| c.available).unwrap_or_default();
-    let mut long_market_value = Decimal::ZERO;
-    for (symbol, balance) in balances.iter().filter(|(a, _)| a.as_str() != CASH_ASSET) {
-        if balance.total.is_zero() {
-            continue;
-        }
-        if let Ok(quote) = app.engine.exchange.quote(symbol).await {
-            long_market_value += balance.total * quote.last;
-        }
-    }
-    Ok(AccountSummary {
-        cash: total_cash,
-        buying_power,
-        long_market_value,
-        equity: total_cash + long_market_value,
-    })
+    let value = valuation::value_of(&app.engine, &balances).await;
+    let last_equity = accounts::last_equity(&app.pool, account.account_id).await?;
+    Ok((value, last_equity))
 }
 
 pub async fn positions(app: &App, account: &Account) -> Result<Vec<Position>, AccountError> {

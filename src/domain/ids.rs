@@ -69,7 +69,7 @@ foreign_id!(
 );
 
 /// Longest `client_order_id` accepted (Alpaca's limit).
-pub const CLIENT_ORDER_ID_MAX_LEN: usize = 48;
+pub const CLIENT_ORDER_ID_MAX_LEN: usize = 128;
 
 /// A trader-chosen or orderd-generated id, unique per account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

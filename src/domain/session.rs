@@ -150,6 +150,11 @@ impl Calendar {
         &self.rules
     }
 
+    /// The latest session that closed at least `grace` before `now`.
+    pub fn last_closed(&self, now: DateTime<Utc>, grace: chrono::Duration) -> Option<&SessionDay> {
+        self.days.iter().rev().find(|d| d.close + grace <= now)
+    }
+
     /// The session in progress at `now`, or the next one.
     pub fn current_or_next(&self, now: DateTime<Utc>) -> Option<&SessionDay> {
         self.days.iter().find(|d| d.close > now)
@@ -320,6 +325,22 @@ mod tests {
         assert_eq!(
             calendar.next_open(wednesday_noon),
             utc("2026-11-27T14:30:00Z")
+        );
+        let grace = chrono::Duration::seconds(2);
+        assert_eq!(calendar.last_closed(wednesday_noon, grace), None);
+        let thursday = utc("2026-11-26T17:00:00Z");
+        assert_eq!(
+            calendar
+                .last_closed(thursday, grace)
+                .map(|d| d.date.to_string()),
+            Some("2026-11-25".to_string())
+        );
+        assert_eq!(
+            calendar
+                .last_closed(utc("2026-11-27T18:00:01Z"), grace)
+                .map(|d| d.date.to_string()),
+            Some("2026-11-25".to_string()),
+            "within the grace after Friday's close"
         );
         let thanksgiving = utc("2026-11-26T17:00:00Z");
         assert!(

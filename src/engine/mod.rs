@@ -8,6 +8,7 @@ pub mod catchup;
 pub mod completer;
 pub mod keys;
 pub mod settler;
+pub mod valuation;
 pub mod venue_stream;
 
 use std::collections::HashMap;

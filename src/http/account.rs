@@ -146,10 +146,12 @@ pub async fn account(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
 ) -> Result<Json<AlpacaAccount>, ApiError> {
-    let summary = account::summary(&state.app, &account).await?;
+    let (summary, last_equity) = account::summary(&state.app, &account).await?;
     let cash = money(summary.cash);
     let power = money(summary.buying_power);
     let equity = money(summary.equity);
+    // Before the first close it was valued at, the account's equity now.
+    let last_equity = last_equity.map(money).unwrap_or_else(|| equity.clone());
     Ok(Json(AlpacaAccount {
         id: account.account_id,
         account_number: account.name,
@@ -166,8 +168,8 @@ pub async fn account(
         pending_transfer_in: "0".to_string(),
         pending_transfer_out: "0".to_string(),
         portfolio_value: equity.clone(),
-        equity: equity.clone(),
-        last_equity: equity,
+        equity,
+        last_equity,
         long_market_value: money(summary.long_market_value),
         short_market_value: "0".to_string(),
         initial_margin: "0".to_string(),
@@ -353,17 +355,24 @@ pub async fn close_all_positions(
     };
     let closed =
         positions::close_all(state.app.clone(), account, cancel_orders, orders::render).await?;
+    let mut unavailable = None;
+    let mut any_made = false;
     let entries: Vec<PositionClosedEntry> = closed
         .into_iter()
         .map(|closed| {
             let (status, body) = match closed.outcome {
                 Ok(reply) => {
+                    any_made = true;
                     let stored = stored(reply.body);
                     (stored.status, stored.body)
                 }
                 Err(error) => {
                     let error = ApiError::from(error);
-                    (error.status.as_u16(), error.body())
+                    let answer = (error.status.as_u16(), error.body());
+                    if error.status == StatusCode::SERVICE_UNAVAILABLE {
+                        unavailable = Some(error);
+                    }
+                    answer
                 }
             };
             let order_id = (status == StatusCode::OK.as_u16())
@@ -377,5 +386,10 @@ pub async fn close_all_positions(
             }
         })
         .collect();
+    // Nothing was closed and something could not be tried now: the whole
+    // request is to be retried (503 with Retry-After), not a multi-status.
+    if let (false, Some(error)) = (any_made, unavailable) {
+        return Err(error);
+    }
     Ok((StatusCode::MULTI_STATUS, Json(entries)).into_response())
 }

@@ -16,7 +16,8 @@ use crate::domain::reconcile::{
     Classification, Finding, LocalFill, LocalOrder, Repair, VenueOrderView, diff_hold, diff_order,
     diff_session_end, diff_settlements, diff_venue_order,
 };
-use crate::engine::{catchup, keys};
+use crate::engine::{catchup, keys, valuation};
+use crate::store::accounts;
 use crate::store::executions;
 use crate::store::orders::{self as order_store, OrderRecord};
 use crate::store::reconcile::RecordedFinding;
@@ -338,6 +339,35 @@ pub(super) async fn session_close(r: &Reconciler, tally: &mut Tally) -> Result<(
         let finding = diff_session_end(&local, venue.as_ref().map(venue_view).as_ref());
         let subject = venue.map(|v| v.id.to_string());
         r.act(tally, finding, Some(&order), subject).await;
+    }
+    snapshot_equity(r, tally).await
+}
+
+/// Each account's equity at the latest close, once per session (Alpaca's
+/// `last_equity`): taken by the first run after the close's grace, in
+/// batches, so the figure is the close's (prices rest while the market is
+/// closed).
+async fn snapshot_equity(r: &Reconciler, tally: &mut Tally) -> Result<(), sqlx::Error> {
+    let grace = chrono::Duration::milliseconds(
+        i64::try_from(r.settings.session_close_grace_ms).unwrap_or(0),
+    );
+    let reference = r.reference.snapshot();
+    let Some(session) = reference.calendar.last_closed(Utc::now(), grace) else {
+        return Ok(());
+    };
+    let pool = &r.engine.pool;
+    let due = accounts::without_snapshot(pool, session.date, i64::from(r.settings.batch)).await?;
+    for (account_id, balances_account_id) in due {
+        tally.examined += 1;
+        match valuation::value(&r.engine, &balances_account_id).await {
+            Ok(value) => {
+                accounts::insert_snapshot(pool, account_id, session.date, value.equity).await?
+            }
+            Err(error) => tally.errors.push(format!(
+                "valuing account {account_id} at the {} close: {error}",
+                session.date
+            )),
+        }
     }
     Ok(())
 }

@@ -156,6 +156,59 @@ pub async fn balances_account_id(
         .await
 }
 
+const WITHOUT_SNAPSHOT: &str = "SELECT a.account_id, a.balances_account_id FROM accounts a
+      WHERE NOT EXISTS (SELECT 1 FROM equity_snapshots s
+                         WHERE s.account_id = a.account_id AND s.session_date = $1)
+      ORDER BY a.account_id LIMIT $2";
+
+/// Accounts (id, balances account) with no equity snapshot for the
+/// session of `session_date` yet.
+pub async fn without_snapshot(
+    pool: &PgPool,
+    session_date: chrono::NaiveDate,
+    limit: i64,
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as(WITHOUT_SNAPSHOT)
+        .bind(session_date)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}
+
+const INSERT_SNAPSHOT: &str = "INSERT INTO equity_snapshots (account_id, session_date, equity)
+     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+
+/// Records the account's equity at the close of `session_date` (the first
+/// one recorded stays).
+pub async fn insert_snapshot(
+    pool: &PgPool,
+    account_id: Uuid,
+    session_date: chrono::NaiveDate,
+    equity: rust_decimal::Decimal,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(INSERT_SNAPSHOT)
+        .bind(account_id)
+        .bind(session_date)
+        .bind(equity)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+const LAST_EQUITY: &str = "SELECT equity FROM equity_snapshots WHERE account_id = $1
+      ORDER BY session_date DESC LIMIT 1";
+
+/// The account's equity at the latest close recorded.
+pub async fn last_equity(
+    pool: &PgPool,
+    account_id: Uuid,
+) -> Result<Option<rust_decimal::Decimal>, sqlx::Error> {
+    sqlx::query_scalar(LAST_EQUITY)
+        .bind(account_id)
+        .fetch_optional(pool)
+        .await
+}
+
 /// Every statement of this module, for the test that prepares them all.
 pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -164,5 +217,8 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("AUTHENTICATE", AUTHENTICATE),
         ("LIST_ACCOUNTS", LIST_ACCOUNTS),
         ("BALANCES_ACCOUNT_ID", BALANCES_ACCOUNT_ID),
+        ("WITHOUT_SNAPSHOT", WITHOUT_SNAPSHOT),
+        ("INSERT_SNAPSHOT", INSERT_SNAPSHOT),
+        ("LAST_EQUITY", LAST_EQUITY),
     ]
 }

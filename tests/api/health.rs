@@ -86,7 +86,8 @@ fn secured_requests(doc: &serde_json::Value, order_id: &str) -> Vec<(reqwest::Me
                 .replace("{order_id}", order_id)
                 .replace("{symbol_or_asset_id}", "AAPL")
                 .replace("{run_id}", "1")
-                .replace("{job}", "gc");
+                .replace("{job}", "gc")
+                .replace("{activity_type}", "FILL");
             let path = if path.ends_with(":by_client_order_id") {
                 format!("{path}?client_order_id=before-the-outage")
             } else {

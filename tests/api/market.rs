@@ -436,3 +436,52 @@ async fn ioc_and_fok_execute_at_once_in_the_session_and_are_refused_outside_it()
     stack.wait_quiet(Duration::from_secs(10)).await;
     stack.assert_invariants().await;
 }
+
+#[tokio::test]
+async fn last_equity_is_the_equity_at_the_latest_close() {
+    let stack = TestStack::spawn_with(|s| s.reconcile.session_close_grace_ms = 0).await;
+    let trader = stack.trader(&[("USD", "10000"), ("AAPL", "10")]).await;
+    // Before any close it was valued at: the equity now.
+    let account = trader.get("/v2/account").await.body;
+    assert_eq!(account["last_equity"], account["equity"], "{account}");
+
+    stack.advance_to("closed").await;
+    let run = stack.reconcile(Job::SessionClose).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    let account_id: uuid::Uuid = trader.account_id.parse().unwrap();
+    let (snapshots, equity): (i64, rust_decimal::Decimal) = sqlx::query_as(
+        "SELECT count(*) OVER (), equity FROM equity_snapshots WHERE account_id = $1",
+    )
+    .bind(account_id)
+    .fetch_one(&stack.app.db.pool)
+    .await
+    .expect("a snapshot of the close");
+    assert_eq!(snapshots, 1);
+    let at_close = equity.round_dp(2).normalize().to_string();
+    // A second run takes no second snapshot of the same close.
+    stack.reconcile(Job::SessionClose).await;
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM equity_snapshots WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_one(&stack.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(count, 1);
+
+    // The next session: prices move, the equity with them; last_equity
+    // stays the close's.
+    stack.advance_to("open").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let account = trader.get("/v2/account").await.body;
+        assert_eq!(account["last_equity"], at_close.as_str(), "{account}");
+        if account["equity"] != account["last_equity"] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the price never moved: {account}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

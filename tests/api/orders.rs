@@ -668,3 +668,32 @@ async fn an_expired_idempotency_key_is_free_again() {
         run.examined
     );
 }
+
+#[tokio::test]
+async fn a_client_order_id_of_128_characters_is_taken_and_found_by_it() {
+    let stack = TestStack::spawn().await;
+    let trader = stack.trader(&[("USD", "100000")]).await;
+    let long = format!("desk-7-{}", "x".repeat(121));
+    assert_eq!(long.len(), 128);
+    let order = json!({"symbol": "AAPL", "qty": "1", "side": "buy", "type": "limit",
+        "time_in_force": "day", "limit_price": "1.00", "client_order_id": long});
+    let reply = trader.post_order(order.clone()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["client_order_id"], long.as_str());
+    let found = trader
+        .get(&format!(
+            "/v2/orders:by_client_order_id?client_order_id={long}"
+        ))
+        .await;
+    assert_eq!(found.body["id"], reply.body["id"]);
+    let mut too_long = order;
+    too_long["client_order_id"] = json!(format!("{long}y"));
+    let refused = trader.post_order(too_long).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("client_order_id")
+    );
+}
