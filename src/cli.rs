@@ -270,6 +270,53 @@ pub async fn orders_act(
     }
 }
 
+async fn account_named(pool: &PgPool, account: &str) -> anyhow::Result<uuid::Uuid> {
+    crate::store::accounts::find_account(pool, account.trim())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no account named {account:?} (a name or an account id)"))
+}
+
+/// `orderd account keys create --account A`: one JSON line.
+pub async fn keys_create(pool: &PgPool, account: &str) -> anyhow::Result<String> {
+    let account_id = account_named(pool, account).await?;
+    let key = crate::store::accounts::create_key(pool, account_id).await?;
+    Ok(serde_json::to_string(&key)?)
+}
+
+/// `orderd account keys list --account A [--json]`.
+pub async fn keys_list(pool: &PgPool, account: &str, json_output: bool) -> anyhow::Result<String> {
+    let account_id = account_named(pool, account).await?;
+    let keys = crate::store::accounts::list_keys(pool, account_id).await?;
+    if json_output {
+        return Ok(serde_json::to_string_pretty(&keys)?);
+    }
+    let cells: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| {
+            vec![
+                k.key_id.clone(),
+                k.created_at.to_rfc3339(),
+                k.revoked_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "live".into()),
+            ]
+        })
+        .collect();
+    Ok(table(&["KEY", "CREATED", "REVOKED"], &cells))
+}
+
+/// `orderd account keys revoke KEY_ID`.
+pub async fn keys_revoke(pool: &PgPool, key_id: &str) -> anyhow::Result<String> {
+    match crate::store::accounts::revoke_key(pool, key_id.trim()).await? {
+        Some(key) => Ok(format!(
+            "revoked {} at {}",
+            key.key_id,
+            key.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+        )),
+        None => anyhow::bail!("no API key {key_id:?}"),
+    }
+}
+
 /// `orderd accounts list [--json]`.
 pub async fn accounts_list(pool: &PgPool, json_output: bool) -> anyhow::Result<String> {
     let rows = operator::accounts(pool).await?;

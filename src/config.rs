@@ -135,10 +135,19 @@ impl ReconcileSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     pub token: String,
+}
+
+/// The token is never printed, whoever formats the settings.
+impl std::fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSettings")
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,7 +155,21 @@ pub struct AdminSettings {
 pub struct HttpSettings {
     pub listen: SocketAddr,
     pub body_limit_bytes: usize,
+    /// Requests a minute per account on each instance (Alpaca's 200); 0
+    /// turns limiting off.
+    pub rate_limit_per_minute: u32,
+    /// How long a verified API key is trusted without asking the database
+    /// again: a revoked key stops working within this time (at most 1 s).
+    pub auth_cache_ms: u64,
 }
+
+/// The admin token the defaults ship with: accepted on a loopback address
+/// only.
+pub const DEFAULT_ADMIN_TOKEN: &str = "orderd-admin";
+
+/// Longest `http.auth_cache_ms`: a revoked key stops working on every
+/// instance within this.
+pub const AUTH_CACHE_MAX_MS: u64 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -477,6 +500,21 @@ impl Settings {
         if self.admin.token.len() < 8 {
             return Err(invalid("admin.token", "must be at least 8 characters"));
         }
+        if self.admin.token == DEFAULT_ADMIN_TOKEN && !self.http.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid {
+                key: "admin.token",
+                problem: format!(
+                    "is the default ({DEFAULT_ADMIN_TOKEN:?}) while http.listen ({}) is not a loopback address: set a secret token of your own (ORDERD__ADMIN__TOKEN)",
+                    self.http.listen
+                ),
+            });
+        }
+        if self.http.auth_cache_ms > AUTH_CACHE_MAX_MS {
+            return Err(invalid(
+                "http.auth_cache_ms",
+                "must be at most 1000: a revoked key must stop working within a second",
+            ));
+        }
         validate_http_url("exchange.url", &self.exchange.url)?;
         validate_http_url("balances.url", &self.balances.url)?;
         if self.exchange.api_key.trim().is_empty() {
@@ -544,6 +582,28 @@ mod tests {
         assert_eq!(settings.exchange.url, "http://127.0.0.1:9100");
         assert_eq!(settings.balances.url, "http://127.0.0.1:9200");
         assert!(settings.database.url.is_none(), "embedded by default");
+    }
+
+    #[test]
+    fn the_default_admin_token_is_refused_off_loopback() {
+        let public = load_from("[http]\nlisten = \"0.0.0.0:8080\"\n");
+        match public {
+            Err(ConfigError::Invalid { key, problem }) => {
+                assert_eq!(key, "admin.token");
+                assert!(problem.contains("0.0.0.0:8080"), "{problem}");
+            }
+            other => panic!("accepted the default token on 0.0.0.0: {other:?}"),
+        }
+        assert!(load_from("[http]\nlisten = \"[::1]:8080\"\n").is_ok());
+        assert!(
+            load_from(
+                "[http]\nlisten = \"0.0.0.0:8080\"\n[admin]\ntoken = \"a-secret-of-our-own\"\n"
+            )
+            .is_ok()
+        );
+        assert!(load_from("[http]\nauth_cache_ms = 1001\n").is_err());
+        let settings = load_from("[admin]\ntoken = \"a-secret-of-our-own\"\n").unwrap();
+        assert!(!format!("{settings:?}").contains("a-secret-of-our-own"));
     }
 
     #[test]

@@ -158,6 +158,33 @@ enum AccountCommand {
         #[arg(long, default_value_t = 1)]
         count: u32,
     },
+    /// An account's API keys. Rotate without downtime: create a key, move
+    /// clients to it, revoke the old one.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a key (the account's other keys stay live); prints
+    /// {"account_id", "key_id", "secret_key"} (the secret only here).
+    Create {
+        /// The account's name or id.
+        #[arg(long)]
+        account: String,
+    },
+    /// The account's keys: id, created, revoked.
+    List {
+        /// The account's name or id.
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: every instance refuses it within http.auth_cache_ms.
+    Revoke { key_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -392,6 +419,24 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 anyhow::bail!("invariants violated");
             }
             Ok(())
+        }
+        Command::Account {
+            command: AccountCommand::Keys { command },
+        } => {
+            with_database(&settings, |pool| async move {
+                match command {
+                    KeysCommand::Create { account } => {
+                        orderd::cli::keys_create(&pool, &account).await
+                    }
+                    KeysCommand::List { account, json } => {
+                        orderd::cli::keys_list(&pool, &account, json).await
+                    }
+                    KeysCommand::Revoke { key_id } => {
+                        orderd::cli::keys_revoke(&pool, &key_id).await
+                    }
+                }
+            })
+            .await
         }
         Command::Accounts {
             command: AccountsCommand::List { json },

@@ -38,6 +38,7 @@ pub mod names {
     pub const REPORTS_QUARANTINED: &str = "orderd_reports_quarantined_total";
     pub const LATE_FILLS: &str = "orderd_late_fills_total";
     pub const ORDERS_PARKED: &str = "orderd_orders_parked_total";
+    pub const RATE_LIMITED: &str = "orderd_rate_limited_total";
 }
 
 /// Histogram buckets for durations, in seconds: 0.5 ms to 10 s.
@@ -153,5 +154,9 @@ fn describe() {
     describe_counter!(
         ORDERS_PARKED,
         "Orders parked for an operator, by the step they were parked at."
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "Trader requests refused with 429: an account past http.rate_limit_per_minute."
     );
 }

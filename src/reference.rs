@@ -79,7 +79,7 @@ impl Snapshot {
             .get(symbol)
             .map(|i| &self.assets[*i])
             .ok_or_else(|| AssetRefusal::Unknown(symbol.to_string()))?;
-        asset.admits(order.qty.value(), order.limit_price.map(|p| p.value()))
+        asset.admits(order.qty.value(), &order.prices.on_the_tick())
     }
 }
 

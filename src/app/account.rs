@@ -18,10 +18,6 @@ use crate::store::activities;
 use crate::venues::CallError;
 use crate::venues::balances::AssetBalance;
 
-/// How long a verified key is trusted without asking the database again
-/// (a revoked key stops working within this time).
-pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(30);
-
 /// Upper bound of cached keys; the cache is cleared when it is reached.
 pub const AUTH_CACHE_MAX: usize = 10_000;
 
@@ -32,18 +28,28 @@ struct CachedKey {
     verified_at: Instant,
 }
 
-/// Verified keys, cached in memory for [`AUTH_CACHE_TTL`] so the hot path
-/// costs no query; the cache holds digests, never secrets.
-#[derive(Debug, Default)]
+/// Verified keys, cached in memory for `http.auth_cache_ms` so the hot
+/// path costs at most a query per key that often; the cache holds
+/// digests, never secrets. A revoked key is refused once its entry is
+/// older than that.
+#[derive(Debug)]
 pub struct AuthCache {
+    ttl: Duration,
     entries: RwLock<HashMap<String, CachedKey>>,
 }
 
 impl AuthCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
     fn get(&self, key_id: &str, secret: &str) -> Option<Account> {
         let entries = self.entries.read().ok()?;
         let cached = entries.get(key_id)?;
-        (cached.verified_at.elapsed() < AUTH_CACHE_TTL
+        (cached.verified_at.elapsed() < self.ttl
             && cached.secret_digest == accounts::hash_secret(secret))
         .then(|| cached.account.clone())
     }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::idempotency::{self, FollowError, Followed, IdempotencyKey, StoredResponse, Taken};
 use super::{App, Internal};
 use crate::domain::asset::AssetRefusal;
-use crate::domain::hold::{hold_asset, hold_for};
+use crate::domain::hold::{hold_asset, hold_for, needs_quote};
 use crate::domain::ids::ClientOrderId;
 use crate::domain::lifecycle::{RejectReason, Status};
 use crate::domain::order::{NewOrder, Side};
@@ -253,7 +253,7 @@ async fn accept_and_drive(
 }
 
 /// The row to accept: the trader's order, its derived ids, and its hold
-/// ([`hold_for`]; a market buy asks for a quote first, and if the venue
+/// ([`hold_for`]; a market or trailing-stop buy asks for a quote first, and if the venue
 /// cannot quote now the engine asks again before reserving).
 async fn new_order_row(
     app: &App,
@@ -263,15 +263,15 @@ async fn new_order_row(
     fingerprint: &str,
 ) -> NewOrderRow {
     let qty = order.qty.value();
-    let limit_price = order.limit_price.map(|p| p.value());
+    let terms = order.prices.terms();
     let symbol = order.symbol.as_str();
-    let quote = if order.side == Side::Buy && limit_price.is_none() {
+    let quote = if needs_quote(order.side, &terms) {
         app.engine.quote_for_hold(symbol).await.ok()
     } else {
         None
     };
     let collar = app.settings.lifecycle.market_buy_collar;
-    let hold = hold_for(order.side, symbol, qty, limit_price, quote, collar).ok();
+    let hold = hold_for(order.side, symbol, qty, &terms, quote, collar).ok();
     NewOrderRow {
         order_id,
         account_id: account.account_id,
@@ -286,7 +286,7 @@ async fn new_order_row(
         order_type: order.order_type,
         time_in_force: order.time_in_force,
         qty,
-        limit_price,
+        terms,
         hold_asset: hold_asset(order.side, symbol).to_string(),
         hold_amount: hold.as_ref().map(|h| h.amount),
         hold_rate: hold.as_ref().map(|h| h.rate),

@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod intake;
 pub mod positions;
 pub mod queries;
+pub mod ratelimit;
 
 use std::sync::Arc;
 
@@ -44,6 +45,8 @@ pub struct App {
     pub reference: Arc<crate::reference::ReferenceData>,
     /// Verified API keys (see [`account::authenticate`]).
     pub auth_cache: account::AuthCache,
+    /// Requests per account and minute, on this instance.
+    pub rate_limiter: ratelimit::RateLimiter,
 }
 
 impl App {
@@ -59,6 +62,10 @@ impl App {
             reference.clone(),
             settings.reconcile.clone(),
         );
+        let auth_cache = account::AuthCache::new(std::time::Duration::from_millis(
+            settings.http.auth_cache_ms,
+        ));
+        let rate_limiter = ratelimit::RateLimiter::new(settings.http.rate_limit_per_minute);
         Arc::new(Self {
             settings,
             pool,
@@ -67,7 +74,8 @@ impl App {
             engine,
             reconciler,
             reference,
-            auth_cache: account::AuthCache::default(),
+            auth_cache,
+            rate_limiter,
         })
     }
 }

@@ -16,7 +16,7 @@ use super::idempotency::IdempotencyKey;
 use super::intake::{self, Render, Reply, SubmitError};
 use crate::domain::InvalidField;
 use crate::domain::hold::CASH_ASSET;
-use crate::domain::order::{NewOrder, OrderType, Qty, Side, Symbol, TimeInForce};
+use crate::domain::order::{NewOrder, OrderType, Prices, Qty, Side, Symbol, TimeInForce};
 use crate::domain::position::CloseAmount;
 use crate::store::accounts::Account;
 
@@ -69,7 +69,7 @@ async fn submit_sell(
         OrderType::Market,
         TimeInForce::Day,
         Qty::parse(shares)?,
-        None,
+        Prices::default(),
         None,
     )?;
     Ok(intake::submit(app, account, order, key, render).await?)

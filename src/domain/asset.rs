@@ -131,8 +131,13 @@ impl Asset {
         }
     }
 
-    /// Whether an order of `qty` (at `limit_price`) can be taken.
-    pub fn admits(&self, qty: Decimal, limit_price: Option<Decimal>) -> Result<(), AssetRefusal> {
+    /// Whether an order of `qty` (at its `prices`, each named by its
+    /// field: limit, stop, trail price) can be taken.
+    pub fn admits(
+        &self,
+        qty: Decimal,
+        prices: &[(&'static str, Decimal)],
+    ) -> Result<(), AssetRefusal> {
         if self.status != AssetStatus::Active {
             return Err(AssetRefusal::Inactive(self.symbol.clone()));
         }
@@ -164,11 +169,11 @@ impl Asset {
             )
             .into());
         }
-        if let Some(price) = limit_price {
+        for &(name, price) in prices {
             let tick = self.tick_at(price);
             if !(price % tick).is_zero() {
                 return Err(field(
-                    "limit_price",
+                    name,
                     format!(
                         "must be a multiple of {} for {} at this price",
                         tick.normalize(),
@@ -246,19 +251,25 @@ mod tests {
     fn an_order_is_held_to_the_assets_status_lot_bounds_and_tick() {
         let a = asset("AAPL");
         assert!(
-            a.admits(Decimal::from(10), Some(Decimal::new(19025, 2)))
-                .is_ok()
+            a.admits(
+                Decimal::from(10),
+                &[("limit_price", Decimal::new(19025, 2))]
+            )
+            .is_ok()
         );
         assert!(
-            a.admits(Decimal::from(10), Some(Decimal::new(5, 1)))
+            a.admits(Decimal::from(10), &[("stop_price", Decimal::new(5, 1))])
                 .is_ok()
         );
         assert!(matches!(
-            a.admits(Decimal::from(1001), None),
+            a.admits(Decimal::from(1001), &[]),
             Err(AssetRefusal::Field(InvalidField { field: "qty", .. }))
         ));
         assert!(matches!(
-            a.admits(Decimal::from(1), Some(Decimal::new(190255, 3))),
+            a.admits(
+                Decimal::from(1),
+                &[("limit_price", Decimal::new(190255, 3))]
+            ),
             Err(AssetRefusal::Field(InvalidField {
                 field: "limit_price",
                 ..
@@ -267,24 +278,24 @@ mod tests {
         let mut lots = asset("BRK");
         lots.lot_size = Decimal::from(100);
         lots.min_qty = Decimal::from(100);
-        assert!(lots.admits(Decimal::from(150), None).is_err());
-        assert!(lots.admits(Decimal::from(200), None).is_ok());
+        assert!(lots.admits(Decimal::from(150), &[]).is_err());
+        assert!(lots.admits(Decimal::from(200), &[]).is_ok());
         let mut halted = asset("X");
         halted.halted = true;
         assert!(
-            halted.admits(Decimal::ONE, None).is_ok(),
+            halted.admits(Decimal::ONE, &[]).is_ok(),
             "a halt does not refuse orders"
         );
         let mut gone = asset("Y");
         gone.status = AssetStatus::Inactive;
         assert_eq!(
-            gone.admits(Decimal::ONE, None),
+            gone.admits(Decimal::ONE, &[]),
             Err(AssetRefusal::Inactive("Y".into()))
         );
         let mut frozen = asset("Z");
         frozen.tradable = false;
         assert_eq!(
-            frozen.admits(Decimal::ONE, None),
+            frozen.admits(Decimal::ONE, &[]),
             Err(AssetRefusal::NotTradable("Z".into()))
         );
     }

@@ -6,7 +6,7 @@
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::order::Side;
+use super::order::{PriceTerms, Side};
 
 /// The asset cash is held and settled in.
 pub const CASH_ASSET: &str = "USD";
@@ -31,9 +31,9 @@ pub struct Hold {
     pub rate: Decimal,
 }
 
-/// A market buy cannot be sized without a quote.
+/// A market (or trailing-stop) buy cannot be sized without a quote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a market buy's hold needs a quote")]
+#[error("a market or trailing-stop buy's hold needs a quote")]
 pub struct NeedsQuote;
 
 /// The asset an order holds: cash for a buy, the shares for a sell.
@@ -44,41 +44,65 @@ pub fn hold_asset(side: Side, symbol: &str) -> &str {
     }
 }
 
-/// The hold for an order of `qty` `symbol` on `side` at `limit_price`
-/// (`None`: market). A market buy needs `quote`; it holds
-/// `max(ask, last) × (1 + collar)` a share, so the price may move by the
-/// collar before the hold is short.
+/// Whether a buy with these terms can only be sized from a quote: a
+/// market buy, and a trailing-stop buy (whose trigger follows the price).
+pub fn needs_quote(side: Side, terms: &PriceTerms) -> bool {
+    side == Side::Buy && terms.limit.is_none() && terms.stop.is_none()
+}
+
+/// The hold for an order of `qty` `symbol` on `side` with price `terms`.
+///
+/// - A sell holds its shares.
+/// - A buy with a limit (limit, stop_limit) holds its limit.
+/// - A stop buy executes at the market once the price reaches its stop:
+///   it holds `stop × (1 + collar)` a share, the collar being the buffer
+///   for the market moving past the stop before the fill.
+/// - A trailing-stop buy triggers at most its trail above the price it
+///   starts from (its low-water mark only falls): it holds
+///   `(max(ask, last) + trail_price) × (1 + collar)`, or
+///   `max(ask, last) × (1 + trail_percent/100) × (1 + collar)`, and needs
+///   `quote`.
+/// - A market buy needs `quote`; it holds `max(ask, last) × (1 + collar)`
+///   a share, so the price may move by the collar before the hold is short.
+///
+/// Rates and amounts are rounded up to the cent.
 pub fn hold_for(
     side: Side,
     symbol: &str,
     qty: Decimal,
-    limit_price: Option<Decimal>,
+    terms: &PriceTerms,
     quote: Option<QuotePrices>,
     collar: Decimal,
 ) -> Result<Hold, NeedsQuote> {
     let up_to_cent =
         |value: Decimal| value.round_dp_with_strategy(CASH_DP, RoundingStrategy::AwayFromZero);
-    match (side, limit_price) {
-        (Side::Sell, _) => Ok(Hold {
+    let collared = |price: Decimal| up_to_cent(price * (Decimal::ONE + collar));
+    let cash = |rate: Decimal| Hold {
+        asset: CASH_ASSET.to_string(),
+        amount: up_to_cent(qty * rate),
+        rate,
+    };
+    if side == Side::Sell {
+        return Ok(Hold {
             asset: hold_asset(side, symbol).to_string(),
             amount: qty,
             rate: Decimal::ONE,
-        }),
-        (Side::Buy, Some(limit)) => Ok(Hold {
-            asset: CASH_ASSET.to_string(),
-            amount: up_to_cent(qty * limit),
-            rate: limit,
-        }),
-        (Side::Buy, None) => {
-            let quote = quote.ok_or(NeedsQuote)?;
-            let rate = up_to_cent(quote.ask.max(quote.last) * (Decimal::ONE + collar));
-            Ok(Hold {
-                asset: CASH_ASSET.to_string(),
-                amount: up_to_cent(qty * rate),
-                rate,
-            })
-        }
+        });
     }
+    if let Some(limit) = terms.limit {
+        return Ok(cash(limit));
+    }
+    if let Some(stop) = terms.stop {
+        return Ok(cash(collared(stop)));
+    }
+    let quote = quote.ok_or(NeedsQuote)?;
+    let start = quote.ask.max(quote.last);
+    let trigger_bound = match (terms.trail_price, terms.trail_percent) {
+        (Some(trail), _) => start + trail,
+        (None, Some(percent)) => start * (Decimal::ONE + percent / Decimal::ONE_HUNDRED),
+        (None, None) => start,
+    };
+    Ok(cash(collared(trigger_bound)))
 }
 
 #[cfg(test)]
@@ -89,9 +113,24 @@ mod tests {
         text.parse().expect("decimal literal")
     }
 
+    fn limit(price: Decimal) -> PriceTerms {
+        PriceTerms {
+            limit: Some(price),
+            ..PriceTerms::default()
+        }
+    }
+
     #[test]
     fn a_sell_holds_its_shares() {
-        let hold = hold_for(Side::Sell, "AAPL", dec("7"), None, None, dec("0.05")).unwrap();
+        let hold = hold_for(
+            Side::Sell,
+            "AAPL",
+            dec("7"),
+            &PriceTerms::default(),
+            None,
+            dec("0.05"),
+        )
+        .unwrap();
         assert_eq!(
             (hold.asset.as_str(), hold.amount, hold.rate),
             ("AAPL", dec("7"), Decimal::ONE)
@@ -104,7 +143,7 @@ mod tests {
             Side::Buy,
             "X",
             dec("3"),
-            Some(dec("0.3333")),
+            &limit(dec("0.3333")),
             None,
             dec("0.05"),
         )
@@ -117,15 +156,91 @@ mod tests {
     #[test]
     fn a_market_buy_holds_the_collared_quote_and_needs_one() {
         assert_eq!(
-            hold_for(Side::Buy, "X", dec("2"), None, None, dec("0.05")),
+            hold_for(
+                Side::Buy,
+                "X",
+                dec("2"),
+                &PriceTerms::default(),
+                None,
+                dec("0.05")
+            ),
             Err(NeedsQuote)
         );
         let quote = QuotePrices {
             ask: dec("100"),
             last: dec("101"),
         };
-        let hold = hold_for(Side::Buy, "X", dec("2"), None, Some(quote), dec("0.05")).unwrap();
+        let hold = hold_for(
+            Side::Buy,
+            "X",
+            dec("2"),
+            &PriceTerms::default(),
+            Some(quote),
+            dec("0.05"),
+        )
+        .unwrap();
         assert_eq!(hold.rate, dec("106.05"));
         assert_eq!(hold.amount, dec("212.10"));
+    }
+
+    #[test]
+    fn stop_buys_hold_the_collared_stop_or_their_limit() {
+        let stop = PriceTerms {
+            stop: Some(dec("100")),
+            ..PriceTerms::default()
+        };
+        assert!(!needs_quote(Side::Buy, &stop));
+        let hold = hold_for(Side::Buy, "X", dec("3"), &stop, None, dec("0.05")).unwrap();
+        assert_eq!((hold.rate, hold.amount), (dec("105.00"), dec("315.00")));
+        let stop_limit = PriceTerms {
+            limit: Some(dec("101.5")),
+            ..stop
+        };
+        let hold = hold_for(Side::Buy, "X", dec("2"), &stop_limit, None, dec("0.05")).unwrap();
+        assert_eq!((hold.rate, hold.amount), (dec("101.5"), dec("203.00")));
+    }
+
+    #[test]
+    fn a_trailing_buy_holds_its_furthest_trigger_collared_and_needs_a_quote() {
+        let by_price = PriceTerms {
+            trail_price: Some(dec("2")),
+            ..PriceTerms::default()
+        };
+        assert!(needs_quote(Side::Buy, &by_price));
+        assert!(!needs_quote(Side::Sell, &by_price));
+        assert_eq!(
+            hold_for(Side::Buy, "X", dec("1"), &by_price, None, dec("0.05")),
+            Err(NeedsQuote)
+        );
+        let quote = QuotePrices {
+            ask: dec("100"),
+            last: dec("99"),
+        };
+        let hold = hold_for(
+            Side::Buy,
+            "X",
+            dec("1"),
+            &by_price,
+            Some(quote),
+            dec("0.05"),
+        )
+        .unwrap();
+        // (100 + 2) × 1.05
+        assert_eq!(hold.rate, dec("107.10"));
+        let by_percent = PriceTerms {
+            trail_percent: Some(dec("1.5")),
+            ..PriceTerms::default()
+        };
+        let hold = hold_for(
+            Side::Buy,
+            "X",
+            dec("1"),
+            &by_percent,
+            Some(quote),
+            dec("0.05"),
+        )
+        .unwrap();
+        // 100 × 1.015 × 1.05 = 106.575, up to the cent
+        assert_eq!(hold.rate, dec("106.58"));
     }
 }

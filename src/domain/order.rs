@@ -37,8 +37,84 @@ text_enum! {
 }
 
 text_enum! {
-    /// Market or limit (the order types orderd supports).
-    pub enum OrderType as "type" { Market => "market", Limit => "limit" }
+    /// What executes the order: at once at the market, at a limit, or, once
+    /// the venue triggers it at its stop price (fixed, or trailing the
+    /// price), at the market (stop, trailing_stop) or at a limit
+    /// (stop_limit).
+    pub enum OrderType as "type" {
+        Market => "market",
+        Limit => "limit",
+        Stop => "stop",
+        StopLimit => "stop_limit",
+        TrailingStop => "trailing_stop"
+    }
+}
+
+impl OrderType {
+    /// The types the venue triggers.
+    pub const STOPS: &'static [OrderType] = &[
+        OrderType::Stop,
+        OrderType::StopLimit,
+        OrderType::TrailingStop,
+    ];
+
+    /// Whether the venue holds the order until a trigger.
+    pub fn is_stop(self) -> bool {
+        Self::STOPS.contains(&self)
+    }
+
+    /// Whether a limit price belongs to the order (limit, stop_limit).
+    pub fn has_limit(self) -> bool {
+        matches!(self, OrderType::Limit | OrderType::StopLimit)
+    }
+}
+
+/// Largest trail_percent accepted (exclusive), and its decimal places.
+pub const TRAIL_PERCENT_MAX: u64 = 100;
+pub const TRAIL_PERCENT_DP: u32 = 4;
+
+/// How a trailing stop trails the price: by a price distance, or by a
+/// percentage of the high-water mark (the low-water mark for a buy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Trail {
+    Price(LimitPrice),
+    Percent(TrailPercent),
+}
+
+/// A trail percentage: more than 0, less than [`TRAIL_PERCENT_MAX`], at
+/// most [`TRAIL_PERCENT_DP`] decimal places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrailPercent(Decimal);
+
+impl TrailPercent {
+    pub fn parse(value: Decimal) -> Result<Self, InvalidField> {
+        if value <= Decimal::ZERO || value >= Decimal::from(TRAIL_PERCENT_MAX) {
+            return Err(invalid(
+                "trail_percent",
+                format!("must be more than 0 and less than {TRAIL_PERCENT_MAX}"),
+            ));
+        }
+        if value.round_dp(TRAIL_PERCENT_DP) != value {
+            return Err(invalid(
+                "trail_percent",
+                format!("must have at most {TRAIL_PERCENT_DP} decimal places"),
+            ));
+        }
+        Ok(Self(value.normalize()))
+    }
+
+    pub fn value(self) -> Decimal {
+        self.0
+    }
+}
+
+/// The prices of an order's terms, as the trader gave them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Prices {
+    pub limit: Option<LimitPrice>,
+    pub stop: Option<LimitPrice>,
+    pub trail: Option<Trail>,
 }
 
 text_enum! {
@@ -150,19 +226,22 @@ pub struct LimitPrice(Decimal);
 
 impl LimitPrice {
     pub fn parse(value: Decimal) -> Result<Self, InvalidField> {
+        Self::parse_as("limit_price", value)
+    }
+
+    /// A price on the tick given as `field` (a stop_price, a trail_price
+    /// obey the limit price's rules).
+    pub fn parse_as(field: &'static str, value: Decimal) -> Result<Self, InvalidField> {
         if value <= Decimal::ZERO {
-            return Err(invalid("limit_price", "must be greater than 0"));
+            return Err(invalid(field, "must be greater than 0"));
         }
         if value > Decimal::from(PRICE_MAX) {
-            return Err(invalid(
-                "limit_price",
-                format!("must be at most {PRICE_MAX}"),
-            ));
+            return Err(invalid(field, format!("must be at most {PRICE_MAX}")));
         }
         let tick_places = Self::tick_places(value);
         if value.round_dp(tick_places) != value {
             return Err(invalid(
-                "limit_price",
+                field,
                 format!(
                     "must be a multiple of the tick: {tick_places} decimal places at most for this price"
                 ),
@@ -190,32 +269,102 @@ pub struct NewOrder {
     pub order_type: OrderType,
     pub time_in_force: TimeInForce,
     pub qty: Qty,
-    pub limit_price: Option<LimitPrice>,
+    #[serde(skip)]
+    pub prices: Prices,
     pub client_order_id: Option<ClientOrderId>,
 }
 
+impl Prices {
+    /// The prices that must be on the instrument's tick, by field.
+    pub fn on_the_tick(&self) -> Vec<(&'static str, Decimal)> {
+        let mut prices = Vec::new();
+        if let Some(limit) = self.limit {
+            prices.push(("limit_price", limit.value()));
+        }
+        if let Some(stop) = self.stop {
+            prices.push(("stop_price", stop.value()));
+        }
+        if let Some(Trail::Price(trail)) = self.trail {
+            prices.push(("trail_price", trail.value()));
+        }
+        prices
+    }
+
+    /// The terms as plain decimals, as rows and holds carry them.
+    pub fn terms(&self) -> PriceTerms {
+        PriceTerms {
+            limit: self.limit.map(LimitPrice::value),
+            stop: self.stop.map(LimitPrice::value),
+            trail_price: match self.trail {
+                Some(Trail::Price(p)) => Some(p.value()),
+                _ => None,
+            },
+            trail_percent: match self.trail {
+                Some(Trail::Percent(p)) => Some(p.value()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// An order's prices as plain decimals (as stored): what its hold is
+/// sized from and what the venue is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PriceTerms {
+    pub limit: Option<Decimal>,
+    pub stop: Option<Decimal>,
+    pub trail_price: Option<Decimal>,
+    pub trail_percent: Option<Decimal>,
+}
+
+/// Times in force a stop order takes (Alpaca's): it works until its
+/// trigger, in the session or until canceled.
+pub const STOP_TIMES_IN_FORCE: [TimeInForce; 2] = [TimeInForce::Day, TimeInForce::Gtc];
+
 impl NewOrder {
-    /// Cross-field rules.
+    /// Cross-field rules: each type takes exactly its prices (limit:
+    /// limit_price; stop: stop_price; stop_limit: both; trailing_stop:
+    /// trail_price or trail_percent), and a stop order works day or gtc.
     pub fn new(
         symbol: Symbol,
         side: Side,
         order_type: OrderType,
         time_in_force: TimeInForce,
         qty: Qty,
-        limit_price: Option<LimitPrice>,
+        prices: Prices,
         client_order_id: Option<ClientOrderId>,
     ) -> Result<Self, InvalidField> {
-        match (order_type, limit_price) {
-            (OrderType::Limit, None) => {
-                return Err(invalid("limit_price", "is required for limit orders"));
-            }
-            (OrderType::Market, Some(_)) => {
+        let kind = order_type.as_str();
+        let needs = |field: &'static str| invalid(field, format!("is required for {kind} orders"));
+        let refuses =
+            |field: &'static str| invalid(field, format!("must not be given for {kind} orders"));
+        match (order_type.has_limit(), prices.limit) {
+            (true, None) => return Err(needs("limit_price")),
+            (false, Some(_)) => return Err(refuses("limit_price")),
+            _ => {}
+        }
+        let takes_stop = matches!(order_type, OrderType::Stop | OrderType::StopLimit);
+        match (takes_stop, prices.stop) {
+            (true, None) => return Err(needs("stop_price")),
+            (false, Some(_)) => return Err(refuses("stop_price")),
+            _ => {}
+        }
+        match (order_type == OrderType::TrailingStop, prices.trail) {
+            (true, None) => {
                 return Err(invalid(
-                    "limit_price",
-                    "must not be given for market orders",
+                    "trail_price",
+                    "or trail_percent is required for trailing_stop orders",
                 ));
             }
+            (false, Some(Trail::Price(_))) => return Err(refuses("trail_price")),
+            (false, Some(Trail::Percent(_))) => return Err(refuses("trail_percent")),
             _ => {}
+        }
+        if order_type.is_stop() && !STOP_TIMES_IN_FORCE.contains(&time_in_force) {
+            return Err(invalid(
+                "time_in_force",
+                format!("{time_in_force} is not supported for {kind} orders; use day or gtc"),
+            ));
         }
         Ok(Self {
             symbol,
@@ -223,7 +372,7 @@ impl NewOrder {
             order_type,
             time_in_force,
             qty,
-            limit_price,
+            prices,
             client_order_id,
         })
     }
@@ -239,7 +388,8 @@ impl NewOrder {
             self.order_type,
             self.time_in_force,
             self.qty.value().normalize(),
-            self.limit_price
+            self.prices
+                .limit
                 .map(|p| p.value().normalize().to_string())
                 .unwrap_or_default(),
             self.client_order_id
@@ -247,6 +397,21 @@ impl NewOrder {
                 .map(ClientOrderId::as_str)
                 .unwrap_or_default(),
         );
+        // A stop order's terms follow; a market or limit order's digest is
+        // what it always was, so a retry across an upgrade still matches.
+        let canonical = match (self.prices.stop, self.prices.trail) {
+            (None, None) => canonical,
+            (stop, trail) => format!(
+                "{canonical}|stop={}|trail={}",
+                stop.map(|p| p.value().normalize().to_string())
+                    .unwrap_or_default(),
+                match trail {
+                    Some(Trail::Price(p)) => format!("price:{}", p.value().normalize()),
+                    Some(Trail::Percent(p)) => format!("percent:{}", p.value().normalize()),
+                    None => String::new(),
+                }
+            ),
+        };
         hex::encode(Sha256::digest(canonical.as_bytes()))
     }
 }
@@ -284,14 +449,17 @@ mod tests {
 
     #[test]
     fn limit_orders_need_a_price_and_market_orders_refuse_one() {
-        let base = |t, p| {
+        let base = |t, p: Option<LimitPrice>| {
             NewOrder::new(
                 Symbol::parse("aapl").unwrap(),
                 Side::Buy,
                 t,
                 TimeInForce::Day,
                 Qty::parse(dec("1")).unwrap(),
-                p,
+                Prices {
+                    limit: p,
+                    ..Prices::default()
+                },
                 None,
             )
         };
@@ -307,6 +475,112 @@ mod tests {
         assert_eq!(ok.symbol.as_str(), "AAPL");
     }
 
+    fn price(text: &str) -> LimitPrice {
+        LimitPrice::parse(dec(text)).unwrap()
+    }
+
+    fn stop_order(
+        order_type: OrderType,
+        tif: TimeInForce,
+        prices: Prices,
+    ) -> Result<NewOrder, InvalidField> {
+        NewOrder::new(
+            Symbol::parse("AAPL").unwrap(),
+            Side::Sell,
+            order_type,
+            tif,
+            Qty::parse(dec("1")).unwrap(),
+            prices,
+            None,
+        )
+    }
+
+    #[test]
+    fn each_stop_type_takes_exactly_its_prices_and_day_or_gtc() {
+        let stop = Prices {
+            stop: Some(price("90")),
+            ..Prices::default()
+        };
+        let stop_limit = Prices {
+            stop: Some(price("90")),
+            limit: Some(price("89.5")),
+            ..Prices::default()
+        };
+        let trail = Prices {
+            trail: Some(Trail::Percent(TrailPercent::parse(dec("1.5")).unwrap())),
+            ..Prices::default()
+        };
+        let day = TimeInForce::Day;
+        assert!(stop_order(OrderType::Stop, day, stop).is_ok());
+        assert!(stop_order(OrderType::Stop, TimeInForce::Gtc, stop).is_ok());
+        assert!(stop_order(OrderType::StopLimit, day, stop_limit).is_ok());
+        assert!(stop_order(OrderType::TrailingStop, day, trail).is_ok());
+        let field = |r: Result<NewOrder, InvalidField>| r.unwrap_err().field;
+        assert_eq!(
+            field(stop_order(OrderType::Stop, day, Prices::default())),
+            "stop_price"
+        );
+        assert_eq!(
+            field(stop_order(OrderType::Stop, day, stop_limit)),
+            "limit_price"
+        );
+        assert_eq!(
+            field(stop_order(OrderType::StopLimit, day, stop)),
+            "limit_price"
+        );
+        assert_eq!(
+            field(stop_order(OrderType::TrailingStop, day, stop)),
+            "stop_price"
+        );
+        assert_eq!(
+            field(stop_order(OrderType::TrailingStop, day, Prices::default())),
+            "trail_price"
+        );
+        assert_eq!(
+            field(stop_order(OrderType::Limit, day, trail)),
+            "limit_price"
+        );
+        assert_eq!(
+            field(stop_order(OrderType::Market, day, trail)),
+            "trail_percent"
+        );
+        assert_eq!(
+            field(stop_order(OrderType::Stop, TimeInForce::Ioc, stop)),
+            "time_in_force"
+        );
+        assert!(TrailPercent::parse(dec("100")).is_err());
+        assert!(TrailPercent::parse(dec("0")).is_err());
+        assert!(TrailPercent::parse(dec("0.00001")).is_err());
+        assert_eq!(
+            LimitPrice::parse_as("stop_price", dec("1.001"))
+                .unwrap_err()
+                .field,
+            "stop_price"
+        );
+    }
+
+    #[test]
+    fn a_stop_orders_terms_are_in_its_fingerprint_and_others_keep_theirs() {
+        let stop = |p: &str| {
+            stop_order(
+                OrderType::Stop,
+                TimeInForce::Day,
+                Prices {
+                    stop: Some(price(p)),
+                    ..Prices::default()
+                },
+            )
+            .unwrap()
+            .fingerprint()
+        };
+        assert_ne!(stop("90"), stop("91"));
+        assert_eq!(stop("90"), stop("90.00"));
+        // A market order's digest is the one earlier versions stored.
+        let market = stop_order(OrderType::Market, TimeInForce::Day, Prices::default()).unwrap();
+        let v1 = hex::encode(Sha256::digest(b"v1|AAPL|sell|market|day|1||"));
+        assert_eq!(market.fingerprint(), v1);
+    }
+
     #[test]
     fn fingerprint_ignores_spelling_but_not_meaning() {
         let make = |qty: &str| {
@@ -316,7 +590,7 @@ mod tests {
                 OrderType::Market,
                 TimeInForce::Day,
                 Qty::parse(dec(qty)).unwrap(),
-                None,
+                Prices::default(),
                 None,
             )
             .unwrap()

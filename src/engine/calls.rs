@@ -80,7 +80,7 @@ impl Engine {
                 order.side,
                 &order.symbol,
                 order.qty,
-                order.limit_price,
+                &order.terms(),
                 Some(quote),
                 self.settings.market_buy_collar,
             ) {
@@ -158,6 +158,9 @@ impl Engine {
             time_in_force: order.time_in_force.to_string(),
             qty: order.qty,
             limit_price: order.limit_price,
+            stop_price: order.stop_price,
+            trail_price: order.trail_price,
+            trail_percent: order.trail_percent,
             timestamp: sent_at.timestamp_millis(),
             recv_window_ms: u64::try_from(self.placement_window.as_millis()).unwrap_or(u64::MAX),
         };

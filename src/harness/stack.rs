@@ -180,6 +180,9 @@ impl Stack {
             .env("ORDERD__EXCHANGE__URL", self.exchange.url())
             .env("ORDERD__BALANCES__URL", self.balances.url())
             .env("ORDERD__HTTP__LISTEN", &self.config.orderd_listen)
+            // The harness's traders are load generators, far past a
+            // trader's 200 requests a minute.
+            .env("ORDERD__HTTP__RATE_LIMIT_PER_MINUTE", "0")
             .env_remove("ORDERD_FAILPOINTS");
         match &self.config.database_url {
             Some(url) => command.env("ORDERD__DATABASE__URL", url),

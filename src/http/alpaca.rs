@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::error::ApiError;
 use crate::domain::lifecycle::Status;
 use crate::domain::order::{
-    ClientOrderId, LimitPrice, NewOrder, OrderType, Qty, Side, Symbol, TimeInForce,
-    is_plain_decimal, parse_field, parse_plain_decimal,
+    ClientOrderId, LimitPrice, NewOrder, OrderType, Prices, Qty, Side, Symbol, TRAIL_PERCENT_DP,
+    TimeInForce, Trail, TrailPercent, is_plain_decimal, parse_field, parse_plain_decimal,
 };
 use crate::domain::{InvalidField, TextEnum};
 use crate::store::orders::OrderRecord;
@@ -81,29 +81,26 @@ fn decimal_field(
 /// A JSON number denotes a binary float: 115 * 0.01 is 1.1500000000000001.
 /// A price that far (float noise) from the tick is the tick's price.
 fn snap_float_noise(price: Decimal, wire: Wire) -> Decimal {
+    snap_to_places(price, wire, LimitPrice::tick_places(price))
+}
+
+/// A float within 1e-9 of a value of `places` decimal places is that value.
+fn snap_to_places(value: Decimal, wire: Wire, places: u32) -> Decimal {
     const FLOAT_NOISE: Decimal = Decimal::from_parts(1, 0, 0, false, 9);
     if wire == Wire::Text {
-        return price;
+        return value;
     }
-    let tick = price.round_dp(LimitPrice::tick_places(price));
-    if (tick - price).abs() <= FLOAT_NOISE {
-        tick
+    let snapped = value.round_dp(places);
+    if (snapped - value).abs() <= FLOAT_NOISE {
+        snapped
     } else {
-        price
+        value
     }
 }
 
-/// Fields orderd refuses unless absent or null (notional, stop and trailing
-/// orders, brackets, legs).
-pub const UNSUPPORTED_FIELDS: [&str; 7] = [
-    "notional",
-    "stop_price",
-    "trail_price",
-    "trail_percent",
-    "take_profit",
-    "stop_loss",
-    "legs",
-];
+/// Fields orderd refuses unless absent or null (notional orders,
+/// brackets, legs).
+pub const UNSUPPORTED_FIELDS: [&str; 4] = ["notional", "take_profit", "stop_loss", "legs"];
 
 /// Parses a `POST /v2/orders` body into a validated order. Malformed JSON
 /// is a 400; a missing, mistyped or out-of-range field a 422 naming it.
@@ -146,9 +143,27 @@ pub fn parse_order_request(bytes: &[u8]) -> Result<NewOrder, ApiError> {
     let side = parse_field::<Side>(&required_string(&body, "side")?)?;
     let order_type = parse_field::<OrderType>(&required_string(&body, "type")?)?;
     let time_in_force = parse_field::<TimeInForce>(&required_string(&body, "time_in_force")?)?;
-    let limit_price = decimal_field(&body, "limit_price")?
-        .map(|(price, wire)| LimitPrice::parse(snap_float_noise(price, wire)))
+    let price = |name: &'static str| -> Result<Option<LimitPrice>, ApiError> {
+        Ok(decimal_field(&body, name)?
+            .map(|(price, wire)| LimitPrice::parse_as(name, snap_float_noise(price, wire)))
+            .transpose()?)
+    };
+    let limit = price("limit_price")?;
+    let stop = price("stop_price")?;
+    let trail_price = price("trail_price")?;
+    let trail_percent = decimal_field(&body, "trail_percent")?
+        .map(|(percent, wire)| TrailPercent::parse(snap_to_places(percent, wire, TRAIL_PERCENT_DP)))
         .transpose()?;
+    let trail = match (trail_price, trail_percent) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "trail_price and trail_percent cannot both be given; choose one",
+            ));
+        }
+        (Some(price), None) => Some(Trail::Price(price)),
+        (None, Some(percent)) => Some(Trail::Percent(percent)),
+        (None, None) => None,
+    };
     let client_order_id = string_field(&body, "client_order_id")?
         .map(|s| ClientOrderId::parse(&s))
         .transpose()?;
@@ -158,7 +173,7 @@ pub fn parse_order_request(bytes: &[u8]) -> Result<NewOrder, ApiError> {
         order_type,
         time_in_force,
         qty,
-        limit_price,
+        Prices { limit, stop, trail },
         client_order_id,
     )?)
 }
@@ -264,12 +279,12 @@ impl From<&OrderRecord> for AlpacaOrder {
             .to_string(),
             time_in_force: order.time_in_force,
             limit_price: order.limit_price.map(decimal_string),
-            stop_price: None,
+            stop_price: order.stop_price.map(decimal_string),
             status: order.status,
             extended_hours: false,
             legs: None,
-            trail_percent: None,
-            trail_price: None,
+            trail_percent: order.trail_percent.map(decimal_string),
+            trail_price: order.trail_price.map(decimal_string),
             hwm: None,
         }
     }
@@ -295,7 +310,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(order.qty.value(), Decimal::from(10));
-        assert_eq!(order.limit_price.unwrap().value().to_string(), "190.5");
+        assert_eq!(order.prices.limit.unwrap().value().to_string(), "190.5");
     }
 
     #[test]

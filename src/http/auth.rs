@@ -6,9 +6,10 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use super::error::ApiError;
+use super::error::{ApiError, codes};
 use super::state::AppState;
 use crate::app::account;
+use crate::app::ratelimit::RateState;
 use crate::store::accounts::Account;
 
 pub const KEY_ID_HEADER: &str = "apca-api-key-id";
@@ -36,13 +37,73 @@ impl FromRequestParts<Arc<AppState>> for Trader {
         let (Some(key_id), Some(secret)) = (header(KEY_ID_HEADER), header(SECRET_HEADER)) else {
             return Err(ApiError::unauthorized());
         };
-        match account::authenticate(&state.app, key_id, secret).await? {
-            Some(account) => {
-                tracing::Span::current()
-                    .record("account_id", tracing::field::display(account.account_id));
-                Ok(Trader(account))
+        let Some(account) = account::authenticate(&state.app, key_id, secret).await? else {
+            return Err(ApiError::unauthorized());
+        };
+        tracing::Span::current().record("account_id", tracing::field::display(account.account_id));
+        let rate = state
+            .app
+            .rate_limiter
+            .take(account.account_id, std::time::Instant::now());
+        if let (Some(rate), Some(slot)) = (rate, parts.extensions.get::<RateSlot>()) {
+            slot.set(rate);
+        }
+        match rate.and_then(|r| r.retry_after) {
+            Some(wait) => {
+                metrics::counter!(crate::metrics::names::RATE_LIMITED).increment(1);
+                Err(ApiError::new(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    codes::TOO_MANY_REQUESTS,
+                    "rate limit exceeded",
+                )
+                .retry_after(wait))
             }
-            None => Err(ApiError::unauthorized()),
+            None => Ok(Trader(account)),
         }
     }
+}
+
+/// Where the extractor leaves what the rate limiter said of a request, for
+/// [`rate_limit_headers`] to put on the response.
+#[derive(Debug, Clone, Default)]
+pub struct RateSlot(Arc<std::sync::Mutex<Option<RateState>>>);
+
+impl RateSlot {
+    fn set(&self, rate: RateState) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(rate);
+        }
+    }
+
+    fn get(&self) -> Option<RateState> {
+        self.0.lock().ok().and_then(|slot| *slot)
+    }
+}
+
+/// Alpaca's `X-RateLimit-Limit`, `-Remaining` and `-Reset` (epoch seconds
+/// when the account's allowance is whole again) on every response to an
+/// authenticated trader request.
+pub async fn rate_limit_headers(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let slot = RateSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let mut response = next.run(request).await;
+    if let Some(rate) = slot.get() {
+        let reset = chrono::Utc::now().timestamp()
+            + i64::try_from(rate.reset_in.as_secs()).unwrap_or(0)
+            + i64::from(rate.reset_in.subsec_nanos() > 0);
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("x-ratelimit-limit", rate.limit.to_string()),
+            ("x-ratelimit-remaining", rate.remaining.to_string()),
+            ("x-ratelimit-reset", reset.to_string()),
+        ] {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    response
 }

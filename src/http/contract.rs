@@ -20,7 +20,8 @@ use super::orders::{LIST_LIMIT_MAX, NESTED_VALUES};
 use crate::app::idempotency::KEY_MAX_LEN;
 use crate::domain::TextEnum;
 use crate::domain::order::{
-    CLIENT_ORDER_ID_MAX_LEN, OrderType, PRICE_MAX, QTY_MAX, SYMBOL_MAX_LEN, Side, TimeInForce,
+    CLIENT_ORDER_ID_MAX_LEN, OrderType, PRICE_MAX, QTY_MAX, STOP_TIMES_IN_FORCE, SYMBOL_MAX_LEN,
+    Side, TRAIL_PERCENT_DP, TRAIL_PERCENT_MAX, TimeInForce,
 };
 use crate::reconcile::Job;
 
@@ -66,8 +67,98 @@ fn enum_of<T: TextEnum>() -> Value {
     json!({"type": "string", "enum": T::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>()})
 }
 
-/// The `POST /v2/orders` body: a market or a limit order, told apart by
-/// `type`. Unknown fields are ignored; null is the same as absent.
+/// A trail percentage as a plain decimal string: more than 0, less than
+/// TRAIL_PERCENT_MAX, at most TRAIL_PERCENT_DP places; trailing zeros allowed.
+pub fn trail_percent_text_pattern() -> String {
+    let places = TRAIL_PERCENT_DP;
+    let digits = (TRAIL_PERCENT_MAX - 1).to_string().len();
+    format!(
+        "^(?:[1-9][0-9]{{0,{}}}(?:\\.[0-9]{{1,{places}}}0*)?|0\\.[0-9]{{0,{}}}[1-9]0*)$",
+        digits - 1,
+        places - 1
+    )
+}
+
+/// Which prices a variant of the order request takes.
+struct Variant {
+    name: &'static str,
+    order_type: OrderType,
+    /// Required, each a price on the tick (or the trail percentage).
+    prices: &'static [&'static str],
+    description: &'static str,
+    example: fn() -> Value,
+}
+
+/// The price fields of the order request.
+const PRICE_FIELDS: [&str; 4] = ["limit_price", "stop_price", "trail_price", "trail_percent"];
+
+const VARIANTS: [Variant; 6] = [
+    Variant {
+        name: "MarketOrderRequest",
+        order_type: OrderType::Market,
+        prices: &[],
+        description: "A market order: executes at the venue's prices; a buy holds qty x max(ask, last) x (1 + collar).",
+        example: || {
+            json!({"symbol": "AAPL", "qty": "10", "side": "buy", "type": "market",
+                "time_in_force": "day", "client_order_id": "desk-7-market-1"})
+        },
+    },
+    Variant {
+        name: "LimitOrderRequest",
+        order_type: OrderType::Limit,
+        prices: &["limit_price"],
+        description: "A limit order: executes at limit_price or better.",
+        example: || {
+            json!({"symbol": "MSFT", "qty": 5, "side": "sell", "type": "limit",
+                "time_in_force": "gtc", "limit_price": "415.25"})
+        },
+    },
+    Variant {
+        name: "StopOrderRequest",
+        order_type: OrderType::Stop,
+        prices: &["stop_price"],
+        description: "A stop order (day or gtc): the venue triggers it when the last price reaches stop_price (at or above for a buy, at or below for a sell); it then executes at the market. A buy holds qty x stop_price x (1 + collar).",
+        example: || {
+            json!({"symbol": "AAPL", "qty": "10", "side": "sell", "type": "stop",
+                "time_in_force": "gtc", "stop_price": "180.00"})
+        },
+    },
+    Variant {
+        name: "StopLimitOrderRequest",
+        order_type: OrderType::StopLimit,
+        prices: &["stop_price", "limit_price"],
+        description: "A stop-limit order (day or gtc): triggered like a stop order, then a limit order at limit_price.",
+        example: || {
+            json!({"symbol": "AAPL", "qty": "10", "side": "buy", "type": "stop_limit",
+                "time_in_force": "day", "stop_price": "200.00", "limit_price": "201.00"})
+        },
+    },
+    Variant {
+        name: "TrailingStopByPriceRequest",
+        order_type: OrderType::TrailingStop,
+        prices: &["trail_price"],
+        description: "A trailing stop (day or gtc) trailing by a price: a sell triggers when the last price falls trail_price below its high-water mark, a buy when it rises trail_price above its low-water mark; it then executes at the market.",
+        example: || {
+            json!({"symbol": "AAPL", "qty": "10", "side": "sell", "type": "trailing_stop",
+                "time_in_force": "day", "trail_price": "2.50"})
+        },
+    },
+    Variant {
+        name: "TrailingStopByPercentRequest",
+        order_type: OrderType::TrailingStop,
+        prices: &["trail_percent"],
+        description: "A trailing stop (day or gtc) trailing by a percentage of its high-water (a buy: low-water) mark.",
+        example: || {
+            json!({"symbol": "AAPL", "qty": "10", "side": "sell", "type": "trailing_stop",
+                "time_in_force": "gtc", "trail_percent": "1.5"})
+        },
+    },
+];
+
+/// The `POST /v2/orders` body: one variant per order type (two for the
+/// trailing stop: by price, by percentage), told apart by `type` and by
+/// which prices are given. Unknown fields are ignored; null is the same as
+/// absent.
 fn order_request_schemas() -> Vec<(&'static str, Value)> {
     let qty = json!({
         "description": "Whole shares: a plain decimal string (\"10\") or a JSON number (10).",
@@ -84,97 +175,95 @@ fn order_request_schemas() -> Vec<(&'static str, Value)> {
             {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "multipleOf": 0.0001},
         ],
     });
-    let variant = |order_type: OrderType, limit_price: Value, description: &str| {
-        let mut properties = Map::new();
-        properties.insert(
-            "symbol".into(),
-            json!({"type": "string", "pattern": symbol_pattern()}),
-        );
-        properties.insert("qty".into(), qty.clone());
-        properties.insert("side".into(), enum_of::<Side>());
-        properties.insert(
-            "type".into(),
-            json!({"type": "string", "enum": [order_type.as_str()]}),
-        );
-        properties.insert("time_in_force".into(), enum_of::<TimeInForce>());
-        properties.insert("limit_price".into(), limit_price);
-        properties.insert(
-            "client_order_id".into(),
-            json!({
-                "description": "Unique per account; generated when absent.",
-                "type": ["string", "null"],
-                "minLength": 1,
-                "maxLength": CLIENT_ORDER_ID_MAX_LEN,
-                "pattern": CLIENT_ORDER_ID_PATTERN,
-            }),
-        );
-        properties.insert(
-            "order_class".into(),
-            json!({"type": ["string", "null"], "enum": ["simple", "", null]}),
-        );
-        properties.insert(
-            "extended_hours".into(),
-            json!({"description": "Extended-hours orders are not supported.", "type": ["boolean", "null"], "enum": [false, null]}),
-        );
-        for name in UNSUPPORTED_FIELDS {
+    let percent = json!({
+        "description": "A percentage: more than 0, less than 100, at most 4 decimal places.",
+        "oneOf": [
+            {"type": "string", "pattern": trail_percent_text_pattern()},
+            {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": TRAIL_PERCENT_MAX, "multipleOf": 0.0001},
+        ],
+    });
+    let absent = json!({"description": "Not given for this type.", "type": "null"});
+    let mut schemas: Vec<(&'static str, Value)> = VARIANTS
+        .iter()
+        .map(|variant| {
+            let mut properties = Map::new();
             properties.insert(
-                name.into(),
-                json!({"description": "Not supported by orderd: absent or null.", "type": "null"}),
+                "symbol".into(),
+                json!({"type": "string", "pattern": symbol_pattern()}),
             );
-        }
-        let mut required = vec!["symbol", "qty", "side", "type", "time_in_force"];
-        if order_type == OrderType::Limit {
-            required.push("limit_price");
-        }
-        let example = match order_type {
-            OrderType::Market => json!({"symbol": "AAPL", "qty": "10", "side": "buy",
-                "type": "market", "time_in_force": "day", "client_order_id": "desk-7-market-1"}),
-            OrderType::Limit => json!({"symbol": "MSFT", "qty": 5, "side": "sell",
-                "type": "limit", "time_in_force": "gtc", "limit_price": "415.25"}),
-        };
-        json!({
-            "description": description,
-            "type": "object",
-            "properties": properties,
-            "required": required,
-            "examples": [example],
+            properties.insert("qty".into(), qty.clone());
+            properties.insert("side".into(), enum_of::<Side>());
+            properties.insert(
+                "type".into(),
+                json!({"type": "string", "enum": [variant.order_type.as_str()]}),
+            );
+            let times_in_force: Vec<&str> = if variant.order_type.is_stop() {
+                STOP_TIMES_IN_FORCE.iter().map(|t| t.as_str()).collect()
+            } else {
+                TimeInForce::ALL.iter().map(|t| t.as_str()).collect()
+            };
+            properties.insert(
+                "time_in_force".into(),
+                json!({"type": "string", "enum": times_in_force}),
+            );
+            for field in PRICE_FIELDS {
+                let schema = match (variant.prices.contains(&field), field) {
+                    (true, "trail_percent") => percent.clone(),
+                    (true, _) => price.clone(),
+                    (false, _) => absent.clone(),
+                };
+                properties.insert(field.into(), schema);
+            }
+            properties.insert(
+                "client_order_id".into(),
+                json!({
+                    "description": "Unique per account; generated when absent.",
+                    "type": ["string", "null"],
+                    "minLength": 1,
+                    "maxLength": CLIENT_ORDER_ID_MAX_LEN,
+                    "pattern": CLIENT_ORDER_ID_PATTERN,
+                }),
+            );
+            properties.insert(
+                "order_class".into(),
+                json!({"type": ["string", "null"], "enum": ["simple", "", null]}),
+            );
+            properties.insert(
+                "extended_hours".into(),
+                json!({"description": "Extended-hours orders are not supported.", "type": ["boolean", "null"], "enum": [false, null]}),
+            );
+            for name in UNSUPPORTED_FIELDS {
+                properties.insert(
+                    name.into(),
+                    json!({"description": "Not supported by orderd: absent or null.", "type": "null"}),
+                );
+            }
+            let mut required = vec!["symbol", "qty", "side", "type", "time_in_force"];
+            required.extend(variant.prices);
+            (
+                variant.name,
+                json!({
+                    "description": variant.description,
+                    "type": "object",
+                    "properties": properties,
+                    "required": required,
+                    "examples": [(variant.example)()],
+                }),
+            )
         })
-    };
-    vec![
-        (
-            "MarketOrderRequest",
-            variant(
-                OrderType::Market,
-                json!({"description": "Not given for a market order.", "type": "null"}),
-                "A market order: executes at the venue's prices; a buy holds qty x ask x (1 + collar).",
-            ),
-        ),
-        (
-            "LimitOrderRequest",
-            variant(
-                OrderType::Limit,
-                price,
-                "A limit order: executes at limit_price or better.",
-            ),
-        ),
-        (
-            "OrderRequest",
-            json!({
-                "description": "Alpaca's order request, as orderd accepts it: simple market and limit orders.",
-                "oneOf": [
-                    {"$ref": "#/components/schemas/MarketOrderRequest"},
-                    {"$ref": "#/components/schemas/LimitOrderRequest"},
-                ],
-                "discriminator": {
-                    "propertyName": "type",
-                    "mapping": {
-                        "market": "#/components/schemas/MarketOrderRequest",
-                        "limit": "#/components/schemas/LimitOrderRequest",
-                    },
-                },
-            }),
-        ),
-    ]
+        .collect();
+    let refs: Vec<Value> = VARIANTS
+        .iter()
+        .map(|v| json!({"$ref": format!("#/components/schemas/{}", v.name)}))
+        .collect();
+    schemas.push((
+        "OrderRequest",
+        json!({
+            "description": "Alpaca's order request, as orderd accepts it: simple market, limit, stop, stop-limit and trailing-stop orders (exactly one variant matches a valid request).",
+            "oneOf": refs,
+        }),
+    ));
+    schemas
 }
 
 /// The schema of every parameter, by operation and name: what the
@@ -484,6 +573,9 @@ fn complete_operation(operation: &mut Value) {
         .is_some_and(|p| !p.is_empty())
         || operation.get("requestBody").is_some();
     let secured = operation.get("security").is_some();
+    let trader = operation["security"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|r| r.get("key_id").is_some()));
     let Some(responses) = operation
         .get_mut("responses")
         .and_then(Value::as_object_mut)
@@ -508,6 +600,28 @@ fn complete_operation(operation: &mut Value) {
         });
         if let Some(unavailable) = unavailable.as_object_mut() {
             unavailable.insert("headers".into(), retry_after());
+        }
+    }
+    if trader {
+        let limited = responses.entry("429").or_insert_with(|| {
+            error_response(
+                "The account is past http.rate_limit_per_minute on this instance; retry after Retry-After",
+            )
+        });
+        if let Some(limited) = limited.as_object_mut() {
+            let mut headers = retry_after();
+            for (name, description) in [
+                ("X-RateLimit-Limit", "Requests a minute allowed"),
+                ("X-RateLimit-Remaining", "Requests left now"),
+                (
+                    "X-RateLimit-Reset",
+                    "Epoch seconds when the allowance is whole again",
+                ),
+            ] {
+                headers[name] = json!({"description": description,
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"}});
+            }
+            limited.insert("headers".into(), headers);
         }
     }
     if let Some(conflict) = responses.get_mut("409").and_then(Value::as_object_mut) {
@@ -542,6 +656,12 @@ mod tests {
 
     fn price_accepted(price: &str) -> bool {
         parse_order_request(limit_order("1", price).as_bytes()).is_ok()
+    }
+
+    fn trail_percent_accepted(percent: &str) -> bool {
+        let body = serde_json::json!({"symbol": "AAPL", "qty": "1", "side": "sell",
+            "type": "trailing_stop", "time_in_force": "day", "trail_percent": percent});
+        parse_order_request(body.to_string().as_bytes()).is_ok()
     }
 
     #[test]
@@ -586,6 +706,49 @@ mod tests {
     }
 
     #[test]
+    fn the_trail_percent_pattern_holds_its_edges() {
+        let pattern = trail_percent_text_pattern();
+        for (text, ok) in [
+            ("1", true),
+            ("1.5", true),
+            ("99.9999", true),
+            ("99.99990", true),
+            ("100", false),
+            ("0", false),
+            ("0.0001", true),
+            ("0.00001", false),
+            ("0.0000", false),
+            ("01", false),
+            ("1.23456", false),
+            ("-1", false),
+        ] {
+            assert_eq!(matches(&pattern, text), ok, "trail_percent {text:?}");
+            assert_eq!(trail_percent_accepted(text), ok, "trail_percent {text:?}");
+        }
+    }
+
+    /// Every variant's example is accepted, and each valid request matches
+    /// exactly one variant of the document (what `oneOf` promises).
+    #[test]
+    fn each_variant_example_parses_as_its_type() {
+        for variant in &VARIANTS {
+            let example = (variant.example)();
+            let order = parse_order_request(example.to_string().as_bytes())
+                .unwrap_or_else(|e| panic!("{}: {e:?}", variant.name));
+            assert_eq!(order.order_type, variant.order_type, "{}", variant.name);
+            let mut given: Vec<&str> = PRICE_FIELDS
+                .iter()
+                .copied()
+                .filter(|f| example.get(*f).is_some())
+                .collect();
+            let mut takes = variant.prices.to_vec();
+            given.sort_unstable();
+            takes.sort_unstable();
+            assert_eq!(given, takes, "{}", variant.name);
+        }
+    }
+
+    #[test]
     fn a_float_a_hair_off_the_tick_is_the_tick() {
         let body = |price: f64| {
             serde_json::json!({"symbol": "AAPL", "qty": 1, "side": "buy",
@@ -593,7 +756,7 @@ mod tests {
             .to_string()
         };
         let order = parse_order_request(body(115.0 * 0.01).as_bytes()).unwrap();
-        assert_eq!(order.limit_price.unwrap().value().to_string(), "1.15");
+        assert_eq!(order.prices.limit.unwrap().value().to_string(), "1.15");
         assert!(parse_order_request(body(1.155).as_bytes()).is_err());
     }
 
@@ -608,6 +771,7 @@ mod tests {
         ) {
             prop_assert_eq!(matches(&qty_text_pattern(), &text), qty_accepted(&text), "qty {:?}", text);
             prop_assert_eq!(matches(&price_text_pattern(), &text), price_accepted(&text), "price {:?}", text);
+            prop_assert_eq!(matches(&trail_percent_text_pattern(), &text), trail_percent_accepted(&text), "trail_percent {:?}", text);
         }
 
         #[test]

@@ -16,6 +16,7 @@ pub mod codes {
     pub const NOT_FOUND: u32 = 40410000;
     pub const CONFLICT: u32 = 40910000;
     pub const PAYLOAD_TOO_LARGE: u32 = 41310000;
+    pub const TOO_MANY_REQUESTS: u32 = 42910000;
     pub const UNPROCESSABLE: u32 = 42210000;
     pub const INTERNAL: u32 = 50010000;
     pub const UNAVAILABLE: u32 = 50310000;

@@ -73,6 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(account::position).delete(account::close_position),
         )
         .fallback(error::fallback_not_found)
+        .layer(axum::middleware::from_fn(auth::rate_limit_headers))
         .layer(axum::middleware::map_response(error::alpaca_error_bodies))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(

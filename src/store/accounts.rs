@@ -55,8 +55,7 @@ pub async fn create_account(
     balances_account_id: &str,
 ) -> Result<NewCredentials, CreateAccountError> {
     let account_id = Uuid::now_v7();
-    // Alpaca-looking key ids: a prefix and 20 upper-case hex characters.
-    let key_id = format!("OD{}", random_token(10).to_ascii_uppercase());
+    let key_id = new_key_id();
     let secret_key = random_token(32);
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query(INSERT_ACCOUNT)
@@ -83,6 +82,79 @@ pub async fn create_account(
         key_id,
         secret_key,
     })
+}
+
+const FIND_ACCOUNT: &str = "SELECT account_id FROM accounts
+      WHERE account_id::text = $1 OR name = $1 ORDER BY (account_id::text = $1) DESC LIMIT 1";
+
+/// The account named `name_or_id` (its name, or its id).
+pub async fn find_account(pool: &PgPool, name_or_id: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(FIND_ACCOUNT)
+        .bind(name_or_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// A new API key of an account: the secret is shown once, here.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NewKey {
+    pub account_id: Uuid,
+    pub key_id: String,
+    pub secret_key: String,
+}
+
+fn new_key_id() -> String {
+    // Alpaca-looking key ids: a prefix and 20 upper-case hex characters.
+    format!("OD{}", random_token(10).to_ascii_uppercase())
+}
+
+/// Adds an API key to `account_id` (the others stay live: rotate by
+/// adding the new key, moving clients to it, then revoking the old one).
+pub async fn create_key(pool: &PgPool, account_id: Uuid) -> Result<NewKey, sqlx::Error> {
+    let key_id = new_key_id();
+    let secret_key = random_token(32);
+    sqlx::query(INSERT_API_KEY)
+        .bind(&key_id)
+        .bind(account_id)
+        .bind(hash_secret(&secret_key))
+        .execute(pool)
+        .await?;
+    Ok(NewKey {
+        account_id,
+        key_id,
+        secret_key,
+    })
+}
+
+/// An API key as operators see it (never its secret).
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct KeyRecord {
+    pub key_id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+const LIST_KEYS: &str = "SELECT key_id, created_at, revoked_at FROM api_keys
+      WHERE account_id = $1 ORDER BY created_at, key_id";
+
+pub async fn list_keys(pool: &PgPool, account_id: Uuid) -> Result<Vec<KeyRecord>, sqlx::Error> {
+    sqlx::query_as(LIST_KEYS)
+        .bind(account_id)
+        .fetch_all(pool)
+        .await
+}
+
+const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+      WHERE key_id = $1 RETURNING key_id, created_at, revoked_at";
+
+/// Revokes `key_id` (again: keeps the first revocation's time); `None`
+/// when there is no such key. Every instance refuses it within
+/// `http.auth_cache_ms`.
+pub async fn revoke_key(pool: &PgPool, key_id: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
+    sqlx::query_as(REVOKE_KEY)
+        .bind(key_id)
+        .fetch_optional(pool)
+        .await
 }
 
 const AUTHENTICATE: &str =
@@ -217,6 +289,9 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("AUTHENTICATE", AUTHENTICATE),
         ("LIST_ACCOUNTS", LIST_ACCOUNTS),
         ("BALANCES_ACCOUNT_ID", BALANCES_ACCOUNT_ID),
+        ("FIND_ACCOUNT", FIND_ACCOUNT),
+        ("LIST_KEYS", LIST_KEYS),
+        ("REVOKE_KEY", REVOKE_KEY),
         ("WITHOUT_SNAPSHOT", WITHOUT_SNAPSHOT),
         ("INSERT_SNAPSHOT", INSERT_SNAPSHOT),
         ("LAST_EQUITY", LAST_EQUITY),

@@ -15,7 +15,7 @@ use crate::domain::ids::{ClientOrderId, HoldId, VenueClientOrderId, VenueOrderId
 use crate::domain::lifecycle::{
     ActionState, Lifecycle, RejectReason, Status, Step, StepState, VenueStatus,
 };
-use crate::domain::order::{OrderType, Side, TimeInForce};
+use crate::domain::order::{OrderType, PriceTerms, Side, TimeInForce};
 use crate::domain::session::SessionRules;
 
 /// The recovery-step encoding this binary writes. A newer binary that
@@ -78,6 +78,11 @@ pub struct OrderRecord {
     #[sqlx(rename = "expires_at")]
     pub stored_expires_at: Option<DateTime<Utc>>,
     pub parked_step: Option<Step>,
+    /// A stop or stop_limit order's stop price.
+    pub stop_price: Option<Decimal>,
+    /// A trailing stop's trail: a price distance, or a percentage.
+    pub trail_price: Option<Decimal>,
+    pub trail_percent: Option<Decimal>,
 }
 
 /// A row whose values break a rule the code relies on (a negative attempt
@@ -120,6 +125,17 @@ impl OrderRecord {
         })
     }
 
+    /// The order's prices: what its hold is sized from, what the venue
+    /// is sent.
+    pub fn terms(&self) -> PriceTerms {
+        PriceTerms {
+            limit: self.limit_price,
+            stop: self.stop_price,
+            trail_price: self.trail_price,
+            trail_percent: self.trail_percent,
+        }
+    }
+
     pub fn reject_reason(&self) -> Option<RejectReason> {
         self.reject_reason.as_ref().map(|r| r.0.clone())
     }
@@ -138,7 +154,7 @@ pub struct NewOrderRow {
     pub order_type: OrderType,
     pub time_in_force: TimeInForce,
     pub qty: Decimal,
-    pub limit_price: Option<Decimal>,
+    pub terms: PriceTerms,
     pub hold_asset: String,
     /// `None` for a market buy until a quote is known.
     pub hold_amount: Option<Decimal>,
@@ -152,10 +168,10 @@ const INSERT_ORDER: &str = "WITH inserted AS (
                          request_fingerprint, symbol, side, order_type, time_in_force, qty,
                          limit_price, status, step, step_state, recovery_version,
                          hold_asset, hold_amount, hold_rate, lease_owner, lease_expires_at,
-                         lease_token, expires_at)
+                         lease_token, expires_at, stop_price, trail_price, trail_percent)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $21, $18, $22,
              $12, $13, $14, $15, $16, now() + make_interval(secs => $17::float8 / 1000),
-             nextval('lease_tokens'), $23)
+             nextval('lease_tokens'), $23, $24, $25, $26)
      ON CONFLICT (account_id, client_order_id) DO NOTHING
      RETURNING *),
      events AS (
@@ -186,7 +202,7 @@ pub async fn insert_order<'e>(
         .bind(row.order_type)
         .bind(row.time_in_force)
         .bind(row.qty)
-        .bind(row.limit_price)
+        .bind(row.terms.limit)
         .bind(RECOVERY_VERSION)
         .bind(&row.hold_asset)
         .bind(row.hold_amount)
@@ -204,6 +220,9 @@ pub async fn insert_order<'e>(
         .bind(accepted.status)
         .bind(accepted.step_state)
         .bind(row.expires_at)
+        .bind(row.terms.stop)
+        .bind(row.terms.trail_price)
+        .bind(row.terms.trail_percent)
         .fetch_optional(executor)
         .await
 }

@@ -24,6 +24,14 @@ pub struct PlaceOrderRequest {
     pub qty: Decimal,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_price: Option<Decimal>,
+    /// stop and stop_limit: the price that triggers the order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_price: Option<Decimal>,
+    /// trailing_stop: the trail, as a price distance or a percentage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trail_price: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trail_percent: Option<Decimal>,
     /// When the placement's intent was recorded (ms since the epoch), and
     /// how long after it the venue may still take it: past that it refuses
     /// it and creates nothing.

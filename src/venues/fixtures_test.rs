@@ -118,6 +118,9 @@ fn exchange_requests_have_the_venues_fields() {
         time_in_force: "day".into(),
         qty: Decimal::from(10),
         limit_price: Some(Decimal::new(18550, 2)),
+        stop_price: None,
+        trail_price: None,
+        trail_percent: None,
         timestamp: 1_764_504_000_000,
         recv_window_ms: 5000,
     };

@@ -80,6 +80,24 @@ async fn the_official_alpaca_sdk_works_unmodified() {
         "{summary}"
     );
     assert_eq!(summary["positions_after_close_all"], 0, "{summary}");
+    // Each stop type went in through alpaca-py's own request models and
+    // came back in its Order model, untriggered, its terms shown.
+    let stops: Vec<String> = summary["stop_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        stops,
+        [
+            r#"["stop","new",true]"#,
+            r#"["stop_limit","new",true]"#,
+            r#"["trailing_stop","new",true]"#,
+            r#"["trailing_stop","new",true]"#,
+        ],
+        "{summary}"
+    );
     assert!(
         summary["fill_activities"].as_u64().unwrap() >= 6,
         "{summary}"

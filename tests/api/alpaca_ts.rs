@@ -72,6 +72,15 @@ async fn the_official_typescript_sdk_works_unmodified() {
         "{summary}"
     );
     assert_eq!(summary["first_activity"], "FILL", "{summary}");
+    assert_eq!(
+        summary["stop_orders"],
+        serde_json::json!([
+            ["stop", "new"],
+            ["stop_limit", "new"],
+            ["trailing_stop", "new"]
+        ]),
+        "{summary}"
+    );
     stack.wait_all_terminal(Duration::from_secs(20)).await;
     stack.assert_invariants().await;
 }

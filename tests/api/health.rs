@@ -194,3 +194,48 @@ async fn while_the_database_is_away_every_secured_route_answers_503_with_retry_a
     }
     stack.wait_quiet(std::time::Duration::from_secs(30)).await;
 }
+
+#[tokio::test]
+async fn past_its_rate_an_account_gets_429_with_retry_after_and_others_do_not() {
+    let stack = crate::support::TestStack::spawn_with(|s| s.http.rate_limit_per_minute = 5).await;
+    let busy = stack.trader(&[("USD", "1000")]).await;
+    let quiet = stack.trader(&[("USD", "1000")]).await;
+    for remaining in (0..5).rev() {
+        let reply = busy.get("/v2/orders").await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.headers["x-ratelimit-limit"], "5");
+        assert_eq!(
+            reply.headers["x-ratelimit-remaining"],
+            remaining.to_string().as_str()
+        );
+        let reset: i64 = reply.headers["x-ratelimit-reset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(reset >= chrono::Utc::now().timestamp());
+    }
+    let refused = busy.get("/v2/account").await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.body["code"], 42910000);
+    assert_eq!(refused.body["message"], "rate limit exceeded");
+    // One request's worth comes back every 12 s at 5 a minute.
+    let wait: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&wait), "{wait}");
+    assert_eq!(refused.headers["x-ratelimit-remaining"], "0");
+    // Another account has its own allowance; bad keys are not counted
+    // against anyone.
+    assert_eq!(quiet.get("/v2/orders").await.status, 200);
+    let anonymous = stack
+        .http
+        .get(stack.app.url("/v2/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers().get("x-ratelimit-limit").is_none());
+}

@@ -17,3 +17,4 @@ mod operator;
 mod orders;
 mod positions;
 mod reconcile;
+mod stops;

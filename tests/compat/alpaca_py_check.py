@@ -23,7 +23,9 @@ from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeI
 from alpaca.trading.enums import AssetStatus
 from alpaca.trading.models import TradeActivity
 from alpaca.trading.requests import (ClosePositionRequest, GetAssetsRequest, GetCalendarRequest,
-                                     GetOrdersRequest, LimitOrderRequest, MarketOrderRequest)
+                                     GetOrdersRequest, LimitOrderRequest, MarketOrderRequest,
+                                     StopLimitOrderRequest, StopOrderRequest,
+                                     TrailingStopOrderRequest)
 from alpaca.trading.stream import TradingStream
 
 # How long to wait for the stream's fill event.
@@ -90,6 +92,22 @@ def manage_positions(client, summary):
     wait_for(client, one.id, OrderStatus.FILLED)
     client.submit_order(LimitOrderRequest(
         symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1.00))
+    # Stop orders far from the price rest untriggered (a sell stop holds
+    # shares: close-all with cancel_orders frees them first).
+    stops = [
+        client.submit_order(StopOrderRequest(
+            symbol="AAPL", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, stop_price=1.00)),
+        client.submit_order(StopLimitOrderRequest(
+            symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY,
+            stop_price=5000.00, limit_price=5001.00)),
+        client.submit_order(TrailingStopOrderRequest(
+            symbol="MSFT", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.DAY, trail_percent=50)),
+        client.submit_order(TrailingStopOrderRequest(
+            symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, trail_price=500.00)),
+    ]
+    summary["stop_orders"] = sorted(
+        [s.order_type.value, s.status.value, s.stop_price is not None or s.trail_percent is not None
+         or s.trail_price is not None] for s in stops)
     closed = client.close_all_positions(cancel_orders=True)
     summary["close_all"] = sorted([c.symbol, c.status] for c in closed)
     for entry in closed:

@@ -88,6 +88,21 @@ async function main() {
       symbol: "AAPL", qty: "1", side: "buy", type: "limit", timeInForce: "gtc", limitPrice: "1.00",
     },
   });
+  // A stop order of each type, far from the price: they rest untriggered
+  // until close-all cancels them.
+  const stops = [
+    { type: "stop", side: "sell", stopPrice: "1.00" },
+    { type: "stop_limit", side: "buy", stopPrice: "5000", limitPrice: "5001" },
+    { type: "trailing_stop", side: "sell", trailPercent: "50" },
+  ];
+  summary.stop_orders = [];
+  for (const stop of stops) {
+    const placedStop = await orders.postOrder({
+      postOrderRequest: { symbol: "AAPL", qty: "1", timeInForce: "gtc", ...stop },
+    });
+    const seen = await orders.getOrderByOrderID({ orderId: placedStop.id });
+    summary.stop_orders.push([seen.type, seen.status]);
+  }
   const closedAll = await positions.deleteAllOpenPositions({ cancelOrders: true });
   assert(Array.isArray(closedAll) && closedAll.length >= 1, "close-all entries " + JSON.stringify(closedAll));
   summary.close_all = closedAll.map((c) => [c.symbol, c.status]);

@@ -190,3 +190,105 @@ async fn operator_commands_show_orders_accounts_and_reconciliation() {
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("no job"));
     drop(serve);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_rotate_without_downtime_and_a_revoked_key_is_refused_within_a_second() {
+    orderd::install_crypto_provider();
+    let stack = Stack {
+        db: TestDatabase::fresh().await,
+        exchange: exchange_sim::spawn(exchange_config()).await.unwrap(),
+        balances: balances_sim::spawn(balances_config()).await.unwrap(),
+    };
+    let created: Value = serde_json::from_str(
+        &stack
+            .cli_ok(&[
+                "account",
+                "create",
+                "--name",
+                "rotating-desk",
+                "--balances-account",
+                "rotating-desk",
+            ])
+            .await,
+    )
+    .unwrap();
+    let old = (
+        created["key_id"].as_str().unwrap().to_string(),
+        created["secret_key"].as_str().unwrap().to_string(),
+    );
+    let serve: Orderd = {
+        let command = stack.command();
+        tokio::task::spawn_blocking(move || start_command(command))
+            .await
+            .unwrap()
+    };
+    let http = reqwest::Client::new();
+    let status = |key: &(String, String)| {
+        let request = http
+            .get(format!("http://{}/v2/orders", serve.addr))
+            .header("APCA-API-KEY-ID", &key.0)
+            .header("APCA-API-SECRET-KEY", &key.1);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(&old).await, 200);
+
+    // A second key: both work (clients move over at their pace).
+    let added: Value = serde_json::from_str(
+        &stack
+            .cli_ok(&["account", "keys", "create", "--account", "rotating-desk"])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(added["account_id"], created["account_id"]);
+    let new = (
+        added["key_id"].as_str().unwrap().to_string(),
+        added["secret_key"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(status(&new).await, 200);
+    assert_eq!(status(&old).await, 200);
+    let listed: Value = serde_json::from_str(
+        &stack
+            .cli_ok(&[
+                "account",
+                "keys",
+                "list",
+                "--account",
+                "rotating-desk",
+                "--json",
+            ])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["revoked_at"].is_null())
+    );
+
+    // Revoke the old one: refused within a second (http.auth_cache_ms),
+    // the new one unaffected.
+    let revoked = stack.cli_ok(&["account", "keys", "revoke", &old.0]).await;
+    assert!(revoked.contains(&old.0), "{revoked}");
+    let revoked_at = tokio::time::Instant::now();
+    while status(&old).await != 401 {
+        assert!(
+            revoked_at.elapsed() < Duration::from_millis(1000),
+            "a revoked key still works after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status(&new).await, 200);
+    let table = stack
+        .cli_ok(&["account", "keys", "list", "--account", "rotating-desk"])
+        .await;
+    assert!(table.contains("live") && table.contains(&new.0), "{table}");
+    let unknown = stack
+        .cli(&["account", "keys", "revoke", "ODNOSUCHKEY"])
+        .await;
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no API key"));
+    drop(serve);
+}

@@ -398,6 +398,7 @@ async fn place_arrived(shared: &Shared, value: &serde_json::Value) -> ApiResult<
 fn place_error(e: PlaceError) -> ApiError {
     match e {
         PlaceError::Invalid(message) => ApiError::validation(message),
+        PlaceError::Refused(message) => ApiError::unprocessable(message),
         PlaceError::UnknownSymbol(symbol) => {
             ApiError::unprocessable(format!("unknown symbol: {symbol}"))
         }

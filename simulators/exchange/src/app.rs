@@ -208,8 +208,12 @@ impl Shared {
 
     pub fn set_price(&self, symbol: &str, price: Decimal) -> Option<QuoteResponse> {
         let now = Utc::now();
-        self.with_state(|s| s.market.set_price(symbol, price, now))
-            .map(|q| QuoteResponse::new(q, now))
+        self.with_state(|s| {
+            // What is due fires first, so the price meets the phase of now.
+            s.market.advance(now);
+            s.market.set_price(symbol, price, now)
+        })
+        .map(|q| QuoteResponse::new(q, now))
     }
 
     pub fn ground_truth(&self) -> GroundTruth {

@@ -8,10 +8,12 @@
 //! in (the cancel races), or handed over as a probability (the halt fault).
 //!
 //! The trading day lives in [`session`] (phase events, auctions, the close),
-//! the instruments' life in [`listing`] (listing, delisting, halts).
+//! the instruments' life in [`listing`] (listing, delisting, halts), the
+//! stop-type orders' rules and triggers in [`stops`].
 
 mod listing;
 mod session;
+mod stops;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
@@ -26,9 +28,11 @@ use uuid::Uuid;
 use crate::calendar::Calendar;
 use crate::clock::{Phase, Schedule, ScheduleSpec, Session, SessionEvent};
 use crate::config::{Config, SymbolConfig};
+use stops::check_type_fields;
 
 pub use listing::{HaltReason, HaltRecord, ListError, Listing, asset_id};
 pub use session::SessionRecord;
+pub use stops::{TRAIL_PERCENT_MAX_DP, trailing_stop_price};
 
 /// Largest quantity of one order, in shares.
 pub const MAX_ORDER_QTY: u64 = 10_000_000;
@@ -65,6 +69,36 @@ pub enum Side {
 pub enum OrderType {
     Market,
     Limit,
+    /// Becomes a market order when the price reaches `stop_price`.
+    Stop,
+    /// Becomes a limit order at `limit_price` when the price reaches
+    /// `stop_price`.
+    StopLimit,
+    /// A stop whose stop price trails the best price seen since it started
+    /// working (`hwm`) by `trail_price` or `trail_percent`; becomes a market
+    /// order when the price reaches it.
+    TrailingStop,
+}
+
+impl OrderType {
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OrderType::Market => "market",
+            OrderType::Limit => "limit",
+            OrderType::Stop => "stop",
+            OrderType::StopLimit => "stop_limit",
+            OrderType::TrailingStop => "trailing_stop",
+        }
+    }
+
+    /// stop, stop_limit or trailing_stop: waits for a trigger.
+    pub fn is_stop(self) -> bool {
+        matches!(
+            self,
+            OrderType::Stop | OrderType::StopLimit | OrderType::TrailingStop
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,6 +115,18 @@ pub enum TimeInForce {
 }
 
 impl TimeInForce {
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeInForce::Day => "day",
+            TimeInForce::Gtc => "gtc",
+            TimeInForce::Ioc => "ioc",
+            TimeInForce::Fok => "fok",
+            TimeInForce::Opg => "opg",
+            TimeInForce::Cls => "cls",
+        }
+    }
+
     /// Works in continuous matching (DAY and GTC).
     fn is_continuous(self) -> bool {
         matches!(self, TimeInForce::Day | TimeInForce::Gtc)
@@ -155,6 +201,12 @@ pub struct NewOrder {
     pub time_in_force: TimeInForce,
     pub qty: Decimal,
     pub limit_price: Option<Decimal>,
+    /// stop and stop_limit: the trigger price.
+    pub stop_price: Option<Decimal>,
+    /// trailing_stop: the trail as an amount (exclusive with `trail_percent`).
+    pub trail_price: Option<Decimal>,
+    /// trailing_stop: the trail as a percentage of `hwm`.
+    pub trail_percent: Option<Decimal>,
 }
 
 /// One execution of an order.
@@ -188,6 +240,18 @@ pub struct Order {
     pub time_in_force: TimeInForce,
     pub qty: Decimal,
     pub limit_price: Option<Decimal>,
+    /// stop and stop_limit: the trigger price as entered (see
+    /// [`Order::current_stop_price`] for trailing stops).
+    pub stop_price: Option<Decimal>,
+    pub trail_price: Option<Decimal>,
+    pub trail_percent: Option<Decimal>,
+    /// trailing_stop: the high-water mark (sell) or low-water mark (buy) of
+    /// the trigger price while the order waited for its trigger; None before
+    /// it started working and for the other types.
+    pub hwm: Option<Decimal>,
+    /// When a stop-type order was triggered (it then works as a market or
+    /// limit order); None before, and for market and limit orders.
+    pub triggered_at: Option<DateTime<Utc>>,
     pub status: OrderStatus,
     pub filled_qty: Decimal,
     /// Sum of qty * price over the fills.
@@ -211,6 +275,22 @@ pub struct Order {
 }
 
 impl Order {
+    /// A stop-type order not triggered yet: it does not execute.
+    pub fn awaiting_trigger(&self) -> bool {
+        self.order_type.is_stop() && self.triggered_at.is_none()
+    }
+
+    /// The stop price in force: `stop_price` for stop and stop_limit; for a
+    /// trailing stop the one its `hwm` gives (None before it has one).
+    pub fn current_stop_price(&self) -> Option<Decimal> {
+        match self.order_type {
+            OrderType::TrailingStop => self.hwm.and_then(|hwm| {
+                trailing_stop_price(self.side, hwm, self.trail_price, self.trail_percent)
+            }),
+            _ => self.stop_price,
+        }
+    }
+
     /// Qty still working: 0 once the order is terminal.
     pub fn leaves_qty(&self) -> Decimal {
         if self.status.is_terminal() {
@@ -298,6 +378,9 @@ pub struct Instrument {
     /// Orders of this symbol waiting for the price to cross their limit,
     /// for trading to resume (halt, close), or for the open.
     resting: BTreeSet<usize>,
+    /// Working stop-type orders of this symbol waiting for their trigger,
+    /// in creation order.
+    stops: BTreeSet<usize>,
     /// Bumped by every halt and resume, so a fault's scheduled resume does
     /// not end a later halt.
     halt_generation: u64,
@@ -307,6 +390,10 @@ pub struct Instrument {
 pub enum PlaceError {
     /// A field fails validation (HTTP 400).
     Invalid(String),
+    /// Well-formed but against a rule of the stop order types: a field the
+    /// type requires or does not take, a stop price or trail out of bounds,
+    /// a time in force they do not take (HTTP 422).
+    Refused(String),
     /// Unknown symbol (HTTP 422).
     UnknownSymbol(String),
     /// Delisted symbol (HTTP 422).
@@ -547,6 +634,7 @@ impl Market {
         self.outbox.clear();
         for instrument in &mut self.instruments {
             instrument.resting.clear();
+            instrument.stops.clear();
         }
     }
 
@@ -664,6 +752,7 @@ impl Market {
         self.instruments[i].reference = price;
         self.instruments[i].last = price;
         self.wake_resting(i, now);
+        self.check_stops(i, now);
         self.quote(symbol)
     }
 
@@ -687,32 +776,7 @@ impl Market {
                 "qty must be at most {MAX_ORDER_QTY}"
             )));
         }
-        match (order.order_type, order.limit_price) {
-            (OrderType::Market, Some(_)) => {
-                return Err(PlaceError::Invalid(
-                    "limit_price is not allowed for market orders".into(),
-                ));
-            }
-            (OrderType::Limit, None) => {
-                return Err(PlaceError::Invalid(
-                    "limit_price is required for limit orders".into(),
-                ));
-            }
-            (OrderType::Limit, Some(price)) => {
-                if price <= Decimal::ZERO || price > Decimal::from(MAX_LIMIT_PRICE) {
-                    return Err(PlaceError::Invalid(format!(
-                        "limit_price must be > 0 and at most {MAX_LIMIT_PRICE}"
-                    )));
-                }
-                if !is_on_tick(price) {
-                    return Err(PlaceError::Invalid(
-                        "limit_price must be on the tick (0.01 at or above $1, 0.0001 below)"
-                            .into(),
-                    ));
-                }
-            }
-            (OrderType::Market, None) => {}
-        }
+        check_type_fields(order)?;
         let Some(instrument) = self.instrument(&order.symbol) else {
             return Err(PlaceError::UnknownSymbol(order.symbol.clone()));
         };
@@ -772,6 +836,11 @@ impl Market {
             time_in_force: tif,
             qty: order.qty.normalize(),
             limit_price: order.limit_price.map(|p| p.normalize()),
+            stop_price: order.stop_price.map(|p| p.normalize()),
+            trail_price: order.trail_price.map(|p| p.normalize()),
+            trail_percent: order.trail_percent.map(|p| p.normalize()),
+            hwm: None,
+            triggered_at: None,
             status,
             filled_qty: Decimal::ZERO,
             notional: Decimal::ZERO,
@@ -809,9 +878,14 @@ impl Market {
     }
 
     /// DAY/GTC entering continuous matching: plan the chunks, then fill if
-    /// marketable (and the symbol trades), else rest.
+    /// marketable (and the symbol trades), else rest. A stop-type order not
+    /// triggered yet waits for its trigger instead (see [`stops`]).
     fn start_working(&mut self, index: usize, now: DateTime<Utc>) {
         debug_assert!(self.orders[index].time_in_force.is_continuous());
+        if self.orders[index].awaiting_trigger() {
+            self.arm(index, now);
+            return;
+        }
         let qty_cap = u32::try_from(self.orders[index].qty.mantissa()).unwrap_or(u32::MAX);
         let chunks = self
             .rng
@@ -970,6 +1044,7 @@ impl Market {
                 if moved != reference {
                     self.instruments[i].reference = moved;
                     self.wake_resting(i, now);
+                    self.check_stops(i, now);
                 }
             }
             if self.phase.is_open()
@@ -1197,6 +1272,7 @@ impl Market {
         order.queued = false;
         let instrument = order.symbol_index;
         self.instruments[instrument].resting.remove(&index);
+        self.instruments[instrument].stops.remove(&index);
         self.open.remove(&index);
     }
 
@@ -1297,6 +1373,9 @@ mod tests {
             time_in_force: tif,
             qty: qty.into(),
             limit_price: limit.map(|p| p.parse().expect("price")),
+            stop_price: None,
+            trail_price: None,
+            trail_percent: None,
         }
     }
 

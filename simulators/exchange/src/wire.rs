@@ -67,6 +67,15 @@ pub struct PlaceOrderRequest {
     pub qty: Decimal,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_price: Option<Decimal>,
+    /// stop and stop_limit: the trigger price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_price: Option<Decimal>,
+    /// trailing_stop: the trail as an amount (exclusive with `trail_percent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trail_price: Option<Decimal>,
+    /// trailing_stop: the trail as a percentage (> 0, < 100, ≤ 4 decimals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trail_percent: Option<Decimal>,
 }
 
 /// An order as the venue shows it.
@@ -81,6 +90,18 @@ pub struct OrderResponse {
     pub time_in_force: TimeInForce,
     pub qty: Decimal,
     pub limit_price: Option<Decimal>,
+    /// The stop price in force: as entered for stop and stop_limit; for a
+    /// trailing stop the one its `hwm` gives now (null before it has one);
+    /// null for market and limit.
+    pub stop_price: Option<Decimal>,
+    pub trail_price: Option<Decimal>,
+    pub trail_percent: Option<Decimal>,
+    /// trailing_stop: the high-water mark (sell) or low-water mark (buy) of
+    /// the trigger price since it started working; null otherwise.
+    pub hwm: Option<Decimal>,
+    /// When a stop-type order was triggered; null before and for market
+    /// and limit orders.
+    pub triggered_at: Option<DateTime<Utc>>,
     pub status: OrderStatus,
     pub filled_qty: Decimal,
     pub leaves_qty: Decimal,
@@ -102,6 +123,11 @@ impl From<&Order> for OrderResponse {
             time_in_force: o.time_in_force,
             qty: o.qty,
             limit_price: o.limit_price,
+            stop_price: o.current_stop_price(),
+            trail_price: o.trail_price,
+            trail_percent: o.trail_percent,
+            hwm: o.hwm,
+            triggered_at: o.triggered_at,
             status: o.status,
             filled_qty: o.filled_qty,
             leaves_qty: o.leaves_qty(),
@@ -542,7 +568,14 @@ pub fn parse_place_order(body: &Value) -> (Option<String>, Result<NewOrder, Stri
         let order_type = match required_str(obj, "type")?.as_str() {
             "market" => OrderType::Market,
             "limit" => OrderType::Limit,
-            _ => return Err("type must be market or limit".to_owned()),
+            "stop" => OrderType::Stop,
+            "stop_limit" => OrderType::StopLimit,
+            "trailing_stop" => OrderType::TrailingStop,
+            _ => {
+                return Err(
+                    "type must be market, limit, stop, stop_limit or trailing_stop".to_owned(),
+                );
+            }
         };
         let time_in_force = match required_str(obj, "time_in_force")?.as_str() {
             "day" => TimeInForce::Day,
@@ -557,9 +590,11 @@ pub fn parse_place_order(body: &Value) -> (Option<String>, Result<NewOrder, Stri
             None | Some(Value::Null) => return Err("qty is required".to_owned()),
             Some(v) => parse_amount(v).map_err(|e| format!("qty {e}"))?,
         };
-        let limit_price = match obj.get("limit_price") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(parse_amount(v).map_err(|e| format!("limit_price {e}"))?),
+        let optional_amount = |field: &str| match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => parse_amount(v)
+                .map(Some)
+                .map_err(|e| format!("{field} {e}")),
         };
         Ok(NewOrder {
             client_order_id,
@@ -568,7 +603,10 @@ pub fn parse_place_order(body: &Value) -> (Option<String>, Result<NewOrder, Stri
             order_type,
             time_in_force,
             qty,
-            limit_price,
+            limit_price: optional_amount("limit_price")?,
+            stop_price: optional_amount("stop_price")?,
+            trail_price: optional_amount("trail_price")?,
+            trail_percent: optional_amount("trail_percent")?,
         })
     })();
     (client_order_id, parsed)

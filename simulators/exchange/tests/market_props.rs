@@ -1,7 +1,8 @@
 //! Property tests of the pure market: for any sequence of orders, cancels,
 //! price moves, halts, elapsed time and clock moves, every report keeps the
 //! quantities consistent, nothing executes where the trading day or a halt
-//! forbids it, and the phase rules of each time in force hold.
+//! forbids it, the phase rules of each time in force hold, and stop-type
+//! orders trigger only in phase `open` for a symbol that is not halted.
 
 use std::collections::{HashMap, HashSet};
 
@@ -34,6 +35,15 @@ enum Op {
         tif: usize,
         qty: u32,
     },
+    /// stop (0), stop_limit (1), trailing_stop by price (2) or percent (3).
+    PlaceStop {
+        symbol: usize,
+        buy: bool,
+        kind: u8,
+        ticks: i64,
+        tif: usize,
+        qty: u32,
+    },
     Cancel {
         order: usize,
         mode: u8,
@@ -60,6 +70,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => (0..3usize, any::<bool>(), proptest::option::of(-30i64..30), 0..6usize, 1..3000u32)
             .prop_map(|(symbol, buy, limit_ticks, tif, qty)| Op::Place { symbol, buy, limit_ticks, tif, qty }),
+        2 => (0..3usize, any::<bool>(), 0..4u8, -30i64..30, 0..6usize, 1..3000u32)
+            .prop_map(|(symbol, buy, kind, ticks, tif, qty)| Op::PlaceStop { symbol, buy, kind, ticks, tif, qty }),
         2 => (0..64usize, 0..3u8).prop_map(|(order, mode)| Op::Cancel { order, mode }),
         3 => (0..400i64).prop_map(|ms| Op::Advance { ms }),
         1 => (0..3usize, -300i64..300).prop_map(|(symbol, cents)| Op::Move { symbol, cents }),
@@ -182,6 +194,19 @@ fn check(
         if order.status == OrderStatus::Accepted {
             prop_assert!(order.fills.is_empty());
         }
+        if order.order_type.is_stop() {
+            match order.triggered_at {
+                // Executes only once triggered (a cancel's late fill aside).
+                Some(at) => prop_assert!(order.fills.iter().all(|f| f.transact_time >= at)),
+                None => prop_assert!(
+                    order.fills.is_empty() || order.status == OrderStatus::Canceled,
+                    "an untriggered stop filled: {:?}",
+                    order
+                ),
+            }
+        } else {
+            prop_assert!(order.triggered_at.is_none() && order.hwm.is_none());
+        }
     }
     Ok(())
 }
@@ -242,6 +267,12 @@ proptest! {
             let ended_before = ended_halts(&market);
             let opens_before = opens_fired(&market);
             let trading_before = market.phase().is_open();
+            let triggered_before: HashSet<Uuid> = market
+                .orders()
+                .iter()
+                .filter(|o| o.triggered_at.is_some())
+                .map(|o| o.id)
+                .collect();
             match op {
                 Op::Place { symbol, buy, limit_ticks, tif, qty } => {
                     let sym = config.symbols[symbol].symbol.clone();
@@ -256,6 +287,9 @@ proptest! {
                         time_in_force: tif,
                         qty: qty.into(),
                         limit_price,
+                        stop_price: None,
+                        trail_price: None,
+                        trail_percent: None,
                     };
                     match market.place(order, None, now) {
                         Ok(id) => {
@@ -264,6 +298,42 @@ proptest! {
                         }
                         Err(PlaceError::WrongPhase(message)) => {
                             prop_assert_eq!(Some(message), tif.refusal_in(market.phase()));
+                        }
+                        Err(other) => prop_assert!(false, "unexpected refusal {:?}", other),
+                    }
+                }
+                Op::PlaceStop { symbol, buy, kind, ticks, tif, qty } => {
+                    let sym = config.symbols[symbol].symbol.clone();
+                    let reference = market.quote(&sym).expect("quote").last;
+                    let at = (reference + Decimal::new(ticks, 2)).max(Decimal::new(1, 2));
+                    let trail = Decimal::new(ticks.abs().max(1), 2);
+                    let tif = TIFS[tif];
+                    let (order_type, stop_price, limit_price, trail_price, trail_percent) = match kind {
+                        0 => (OrderType::Stop, Some(at), None, None, None),
+                        1 => (OrderType::StopLimit, Some(at), Some(at), None, None),
+                        2 => (OrderType::TrailingStop, None, None, Some(trail), None),
+                        _ => (OrderType::TrailingStop, None, None, None, Some(trail)),
+                    };
+                    let order = NewOrder {
+                        client_order_id: format!("c{i}"),
+                        symbol: sym,
+                        side: if buy { Side::Buy } else { Side::Sell },
+                        order_type,
+                        time_in_force: tif,
+                        qty: qty.into(),
+                        limit_price,
+                        stop_price,
+                        trail_price,
+                        trail_percent,
+                    };
+                    let continuous = matches!(tif, TimeInForce::Day | TimeInForce::Gtc);
+                    match market.place(order, None, now) {
+                        Ok(id) => {
+                            prop_assert!(continuous);
+                            ids.push(id);
+                        }
+                        Err(PlaceError::Refused(message)) => {
+                            prop_assert!(!continuous, "{}", message);
                         }
                         Err(other) => prop_assert!(false, "unexpected refusal {:?}", other),
                     }
@@ -310,6 +380,17 @@ proptest! {
                     .cloned()
                     .collect(),
             };
+            for order in market.orders() {
+                if order.triggered_at.is_some() && !triggered_before.contains(&order.id) {
+                    prop_assert!(!quiet.everything, "a trigger outside trading: {:?}", order);
+                    prop_assert!(
+                        !quiet.halted.contains(&order.symbol),
+                        "a trigger while halted: {:?}",
+                        order
+                    );
+                    prop_assert_eq!(order.triggered_at, Some(now));
+                }
+            }
             check(&mut market, &mut seen, &mut exec_ids, &quiet)?;
         }
         // Let everything due happen, then close the day: only GTC orders

@@ -84,6 +84,7 @@ impl Instrument {
             reference: price,
             last: price,
             resting: Default::default(),
+            stops: Default::default(),
             halt_generation: 0,
         }
     }
@@ -141,9 +142,11 @@ impl Market {
             Some(&i) => {
                 self.end_halt(i, now);
                 let resting = std::mem::take(&mut self.instruments[i].resting);
+                let stops = std::mem::take(&mut self.instruments[i].stops);
                 let generation = self.instruments[i].halt_generation + 1;
                 self.instruments[i] = Instrument {
                     resting,
+                    stops,
                     halt_generation: generation,
                     ..Instrument::new(listing)
                 };
@@ -218,7 +221,7 @@ impl Market {
 
     /// Ends a halt: the reference takes a seeded jump within
     /// ±`halt_reopen_bps` that is also the last price (the reopening
-    /// print), and orders that now cross fill.
+    /// print), orders that now cross fill, and stop triggers are evaluated.
     pub(super) fn resume_index(&mut self, instrument: usize, now: DateTime<Utc>) {
         if !self.end_halt(instrument, now) {
             return;
@@ -228,6 +231,7 @@ impl Market {
         self.instruments[instrument].reference = reopening;
         self.instruments[instrument].last = reopening;
         self.wake_resting(instrument, now);
+        self.check_stops(instrument, now);
     }
 
     /// Clears the halt flag and closes its record; false if not halted.

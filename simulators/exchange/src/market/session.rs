@@ -99,6 +99,7 @@ impl Market {
                 self.activate_queued(now);
                 for instrument in 0..self.instruments.len() {
                     self.wake_resting(instrument, now);
+                    self.check_stops(instrument, now);
                 }
             }
             SessionEvent::Close => {
@@ -170,7 +171,8 @@ impl Market {
     }
 
     /// At the open: orders queued outside continuous trading become `new`
-    /// (a pending cancel stays pending) and DAY/GTC start matching.
+    /// (a pending cancel stays pending) and DAY/GTC start matching (a
+    /// stop-type order starts waiting for its trigger).
     fn activate_queued(&mut self, now: DateTime<Utc>) {
         let queued: Vec<usize> = self
             .open
@@ -205,7 +207,11 @@ impl Market {
                     self.report(index, ExecType::Expired, None, now, None);
                 }
                 TimeInForce::Gtc if !self.orders[index].queued => {
-                    self.rest(index);
+                    // A stop waiting for its trigger keeps waiting (triggers
+                    // are evaluated again from the next open).
+                    if !self.orders[index].awaiting_trigger() {
+                        self.rest(index);
+                    }
                     self.report(index, ExecType::DoneForDay, None, now, None);
                 }
                 _ => {}
@@ -330,6 +336,9 @@ mod tests {
             time_in_force: tif,
             qty: 10.into(),
             limit_price: limit.map(Decimal::from),
+            stop_price: None,
+            trail_price: None,
+            trail_percent: None,
         }
     }
 

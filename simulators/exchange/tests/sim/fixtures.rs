@@ -67,7 +67,8 @@ fn normalize(value: &Value, key: Option<&str>) -> Value {
             Some("exec_id") => json!("3f2a9c1e-42"),
             Some(
                 "created_at" | "updated_at" | "transact_time" | "time" | "timestamp" | "next_open"
-                | "next_close" | "pre_open" | "open" | "closing_auction" | "close" | "from" | "to",
+                | "next_close" | "pre_open" | "open" | "closing_auction" | "close" | "from" | "to"
+                | "triggered_at",
             ) => json!("2025-01-02T14:30:00.123456Z"),
             Some("date" | "session_date") => json!("2025-01-02"),
             _ => value.clone(),
@@ -536,4 +537,69 @@ async fn session_fixtures() {
             break;
         }
     }
+}
+
+/// The stop types: a placement of each, the answers (waiting for the
+/// trigger), a triggered and filled stop, and a refusal by their rules.
+#[tokio::test]
+async fn stop_fixtures() {
+    let sim = start().await;
+    let stop = request(
+        "place_order.stop.request.json",
+        json!({"client_order_id": "my-stop-1", "symbol": "AAPL", "side": "sell", "type": "stop",
+               "time_in_force": "gtc", "qty": "10", "stop_price": "185.00",
+               "timestamp": 1764504000000_i64, "recv_window_ms": 5000}),
+    );
+    let placed = sim.post_json("/v1/orders", &stop).await;
+    assert_eq!(placed.status, StatusCode::OK, "{}", placed.body);
+    assert_eq!(placed.body["triggered_at"], Value::Null);
+    check("order.stop.response.json", &placed.body);
+    let stop_id = id_of(&placed);
+
+    let stop_limit = request(
+        "place_order.stop_limit.request.json",
+        json!({"client_order_id": "my-stop-limit-1", "symbol": "AAPL", "side": "buy",
+               "type": "stop_limit", "time_in_force": "day", "qty": "10",
+               "stop_price": "195.00", "limit_price": "195.50",
+               "timestamp": 1764504000000_i64, "recv_window_ms": 5000}),
+    );
+    let placed = sim.post_json("/v1/orders", &stop_limit).await;
+    assert_eq!(placed.status, StatusCode::OK, "{}", placed.body);
+    check("order.stop_limit.response.json", &placed.body);
+
+    let trailing = request(
+        "place_order.trailing_stop.request.json",
+        json!({"client_order_id": "my-trailing-1", "symbol": "AAPL", "side": "sell",
+               "type": "trailing_stop", "time_in_force": "gtc", "qty": "10",
+               "trail_percent": "1.5",
+               "timestamp": 1764504000000_i64, "recv_window_ms": 5000}),
+    );
+    let placed = sim.post_json("/v1/orders", &trailing).await;
+    assert_eq!(placed.status, StatusCode::OK, "{}", placed.body);
+    assert!(placed.body["hwm"].is_string() && placed.body["stop_price"].is_string());
+    check("order.trailing_stop.response.json", &placed.body);
+
+    let refused = sim
+        .post_json(
+            "/v1/orders",
+            &with_coid(
+                json!({"symbol": "AAPL", "side": "sell", "type": "stop", "time_in_force": "day",
+                       "qty": "10"}),
+                "my-stop-2",
+            ),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    check("error.stop_rule.json", &refused.body);
+
+    let quote = sim
+        .admin_post(
+            "/admin/prices",
+            &json!({"symbol": "AAPL", "price": "185.00"}),
+        )
+        .await;
+    assert_eq!(quote.status, StatusCode::OK);
+    let filled = sim.wait_order(&stop_id, |o| o["status"] == "filled").await;
+    assert!(filled["triggered_at"].is_string());
+    check("order.stop.filled.response.json", &filled);
 }

@@ -7,4 +7,5 @@ mod fixtures;
 mod helpers;
 mod orders;
 mod session;
+mod stops;
 mod stream;

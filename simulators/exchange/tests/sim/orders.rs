@@ -273,7 +273,9 @@ async fn bad_input_is_a_4xx_json_error_and_creates_nothing() {
         (with("limit_price", json!("0")), 400),
         (with("limit_price", json!(-5)), 400),
         (with("side", json!("short")), 400),
-        (with("type", json!("stop")), 400),
+        (with("type", json!("stop_market")), 400),
+        // A stop type without its stop_price: a rule of the stop types.
+        (with("type", json!("stop")), 422),
         (with("time_in_force", json!("moc")), 400),
         // Known, but not during continuous trading.
         (with("time_in_force", json!("opg")), 422),
