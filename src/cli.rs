@@ -387,7 +387,7 @@ pub async fn reconcile_run(
         Reconciler::new(engine, reference, settings.reconcile.clone());
     let mut summaries = Vec::new();
     for job in jobs {
-        summaries.push(reconciler.run_job(job, None).await?);
+        summaries.push(reconciler.run_job(job).await?);
     }
     crate::instance::mark_stopped(pool, instance_id).await;
     if json_output {

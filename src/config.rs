@@ -161,6 +161,11 @@ pub struct HttpSettings {
     /// How long a verified API key is trusted without asking the database
     /// again: a revoked key stops working within this time (at most 1 s).
     pub auth_cache_ms: u64,
+    /// Largest `/stream` message (and frame) a client may send.
+    pub stream_message_max_bytes: usize,
+    /// `/stream` sessions on this instance, in all and per account.
+    pub stream_sessions_max: usize,
+    pub stream_sessions_per_account: usize,
 }
 
 /// The admin token the defaults ship with: accepted on a loopback address
@@ -508,6 +513,20 @@ impl Settings {
                     self.http.listen
                 ),
             });
+        }
+        if self.http.stream_message_max_bytes < 1024 {
+            return Err(invalid(
+                "http.stream_message_max_bytes",
+                "must be at least 1024 (an authentication message must fit)",
+            ));
+        }
+        if self.http.stream_sessions_per_account == 0
+            || self.http.stream_sessions_per_account > self.http.stream_sessions_max
+        {
+            return Err(invalid(
+                "http.stream_sessions_per_account",
+                "must be 1 to http.stream_sessions_max",
+            ));
         }
         if self.http.auth_cache_ms > AUTH_CACHE_MAX_MS {
             return Err(invalid(

@@ -39,6 +39,9 @@ pub mod names {
     pub const LATE_FILLS: &str = "orderd_late_fills_total";
     pub const ORDERS_PARKED: &str = "orderd_orders_parked_total";
     pub const RATE_LIMITED: &str = "orderd_rate_limited_total";
+    pub const RESPONSES_TOO_LARGE: &str = "orderd_external_responses_too_large_total";
+    pub const RECONCILE_SKIPPED: &str = "orderd_reconciliation_ticks_skipped_total";
+    pub const STREAM_SESSIONS_REFUSED: &str = "orderd_stream_sessions_refused_total";
 }
 
 /// Histogram buckets for durations, in seconds: 0.5 ms to 10 s.
@@ -154,6 +157,18 @@ fn describe() {
     describe_counter!(
         ORDERS_PARKED,
         "Orders parked for an operator, by the step they were parked at."
+    );
+    describe_counter!(
+        STREAM_SESSIONS_REFUSED,
+        "/stream sessions refused: past http.stream_sessions_max (reason instance) or http.stream_sessions_per_account (reason account)."
+    );
+    describe_counter!(
+        RECONCILE_SKIPPED,
+        "Cron ticks of a reconciliation job skipped because its last run (on any instance) was still going."
+    );
+    describe_counter!(
+        RESPONSES_TOO_LARGE,
+        "Responses of the venue or the ledger past venues::RESPONSE_MAX_BYTES: not read, an unknown outcome."
     );
     describe_counter!(
         RATE_LIMITED,

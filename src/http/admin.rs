@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::docs::{ErrorBody, RunDetail};
 use super::error::ApiError;
 use super::state::AppState;
-use crate::reconcile::Job;
+use crate::reconcile::{Job, RunError};
 use crate::store::reconcile::RunRecord;
 
 /// Runs listed at most per request: one page size for every list, so
@@ -127,9 +127,15 @@ pub async fn run_now(
         .ok_or_else(|| ApiError::not_found(format!("no reconciliation job {job:?}")))?;
     // In its own task: a client hanging up must not cut a run short.
     let reconciler = state.app.reconciler.clone();
-    let summary = tokio::spawn(async move { reconciler.run_job(job, None).await })
+    let summary = tokio::spawn(async move { reconciler.run_job(job).await })
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(ApiError::internal)?
+        .map_err(|error| match error {
+            RunError::Busy(_) => {
+                ApiError::conflict(error.to_string()).retry_after(std::time::Duration::from_secs(5))
+            }
+            RunError::Database(error) => error.into(),
+        })?;
     let (run, findings) = state
         .app
         .reconciler

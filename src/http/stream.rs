@@ -11,15 +11,17 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::alpaca::order_json;
-use super::state::AppState;
+use super::error::ApiError;
+use super::state::{AppState, SessionSlot};
 use crate::app::{account, queries};
+use crate::metrics::names;
 use crate::store::accounts::Account;
 use crate::store::trade_updates::{self, TradeUpdateNote};
 /// A client must authenticate within this time.
@@ -72,7 +74,16 @@ pub async fn relay_notifications(
 
 /// `GET /stream` (websocket upgrade).
 pub async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| session(state, socket))
+    let Some(slot) = state.stream_sessions.connect() else {
+        metrics::counter!(names::STREAM_SESSIONS_REFUSED, "reason" => "instance").increment(1);
+        return ApiError::unavailable("too many stream sessions on this instance; retry shortly")
+            .retry_after(Duration::from_secs(1))
+            .into_response();
+    };
+    let limit = state.app.settings.http.stream_message_max_bytes;
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| session(state, socket, slot))
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,7 +102,7 @@ fn frame(value: Value) -> Message {
     Message::Text(value.to_string().into())
 }
 
-async fn session(state: Arc<AppState>, mut socket: WebSocket) {
+async fn session(state: Arc<AppState>, mut socket: WebSocket, mut slot: SessionSlot) {
     // Subscribe first: nothing between authentication and listening is lost.
     let mut updates = state.trade_updates.subscribe();
     let account = match authenticate(&state, &mut socket).await {
@@ -105,6 +116,18 @@ async fn session(state: Arc<AppState>, mut socket: WebSocket) {
             return;
         }
     };
+    if !state
+        .stream_sessions
+        .authenticate(&mut slot, account.account_id)
+    {
+        metrics::counter!(names::STREAM_SESSIONS_REFUSED, "reason" => "account").increment(1);
+        let _ = socket
+            .send(frame(json!({"stream": "error",
+                "data": {"code": 406, "message": "connection limit exceeded"}})))
+            .await;
+        let _ = socket.send(Message::Close(None)).await;
+        return;
+    }
     let _ = socket
         .send(frame(json!({"stream": "authorization",
             "data": {"status": "authorized", "action": "authenticate"}})))

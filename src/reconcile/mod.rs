@@ -86,12 +86,65 @@ pub(crate) struct Tally {
     pub errors: Vec<String>,
 }
 
+/// How long a run's hold on its job lasts without renewal; renewed every
+/// third of it while the run goes on, so a crashed instance's hold lapses
+/// this long after it died.
+pub const JOB_LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// How long a run by hand (or at start-up) waits for the job's current run
+/// to finish.
+pub const JOB_BUSY_WAIT: Duration = Duration::from_secs(60);
+
+/// Why a run did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("reconciliation job {} is still running (waited {:?})", .0.as_str(), JOB_BUSY_WAIT)]
+    Busy(Job),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
 #[derive(Debug)]
 pub struct Reconciler {
     pub engine: Arc<Engine>,
     pub reference: Arc<crate::reference::ReferenceData>,
     pub settings: ReconcileSettings,
     schedules: Vec<(Job, cron::Schedule)>,
+    /// Jobs running in this process (the lease keeps other processes out;
+    /// this keeps this one from running a job twice).
+    running: std::sync::Mutex<std::collections::HashSet<Job>>,
+}
+
+/// A job held for one run: given back when dropped.
+struct JobHold<'a> {
+    reconciler: &'a Reconciler,
+    job: Job,
+    token: i64,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for JobHold<'_> {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        if let Ok(mut running) = self.reconciler.running.lock() {
+            running.remove(&self.job);
+        }
+        let pool = self.reconciler.engine.pool.clone();
+        let (name, instance, token) = (
+            job_lease(self.job),
+            self.reconciler.engine.instance_id,
+            self.token,
+        );
+        tokio::spawn(async move {
+            if let Err(error) = store::release_lease(&pool, &name, instance, token).await {
+                tracing::warn!(%error, lease = name, "releasing a job lease");
+            }
+        });
+    }
+}
+
+fn job_lease(job: Job) -> String {
+    format!("reconcile:{}", job.as_str())
 }
 
 impl Reconciler {
@@ -117,27 +170,100 @@ impl Reconciler {
             reference,
             settings,
             schedules,
+            running: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
     }
 
-    /// Runs `job` now and records the run. `scheduled_for` names the tick
-    /// it runs for (`None`: by hand).
-    pub async fn run_job(
-        &self,
-        job: Job,
-        scheduled_for: Option<DateTime<Utc>>,
-    ) -> Result<RunSummary, sqlx::Error> {
-        let trigger = if scheduled_for.is_some() {
-            "schedule"
-        } else {
-            "manual"
+    /// Takes `job` for one run, if no run of it is going on here or on
+    /// another instance.
+    async fn hold(&self, job: Job) -> Result<Option<JobHold<'_>>, sqlx::Error> {
+        {
+            let Ok(mut running) = self.running.lock() else {
+                return Ok(None);
+            };
+            if !running.insert(job) {
+                return Ok(None);
+            }
+        }
+        let name = job_lease(job);
+        let ttl_ms = u64::try_from(JOB_LEASE_TTL.as_millis()).unwrap_or(u64::MAX);
+        let acquired = store::acquire_lease(
+            &self.engine.pool,
+            &name,
+            self.engine.instance_id,
+            ttl_ms,
+            self.engine.settings.instance_dead_after_ms,
+        )
+        .await;
+        let token = match acquired {
+            Ok(Some(token)) => token,
+            other => {
+                if let Ok(mut running) = self.running.lock() {
+                    running.remove(&job);
+                }
+                return other.map(|_| None);
+            }
         };
-        self.run(job, scheduled_for, trigger).await
+        let pool = self.engine.pool.clone();
+        let instance = self.engine.instance_id;
+        let renewal = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(JOB_LEASE_TTL / 3).await;
+                match store::renew_lease(&pool, &name, instance, token, ttl_ms).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(lease = name, "a job lease was taken over mid-run");
+                        return;
+                    }
+                    Err(error) => tracing::warn!(%error, lease = name, "renewing a job lease"),
+                }
+            }
+        });
+        Ok(Some(JobHold {
+            reconciler: self,
+            job,
+            token,
+            renewal,
+        }))
+    }
+
+    /// Waits (up to [`JOB_BUSY_WAIT`]) until `job` can be taken.
+    async fn hold_waiting(&self, job: Job) -> Result<JobHold<'_>, RunError> {
+        let until = tokio::time::Instant::now() + JOB_BUSY_WAIT;
+        loop {
+            if let Some(hold) = self.hold(job).await? {
+                return Ok(hold);
+            }
+            if tokio::time::Instant::now() >= until {
+                return Err(RunError::Busy(job));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs `job` now, by hand, and records the run: once the job's
+    /// current run (here or on another instance) is over, waiting up to
+    /// [`JOB_BUSY_WAIT`] for it.
+    pub async fn run_job(&self, job: Job) -> Result<RunSummary, RunError> {
+        let _hold = self.hold_waiting(job).await?;
+        Ok(self.run(job, None, "manual").await?)
     }
 
     /// Runs `job` as part of this instance's start, recorded as such.
-    pub async fn run_at_startup(&self, job: Job) -> Result<RunSummary, sqlx::Error> {
-        self.run(job, None, "startup").await
+    pub async fn run_at_startup(&self, job: Job) -> Result<RunSummary, RunError> {
+        let _hold = self.hold_waiting(job).await?;
+        Ok(self.run(job, None, "startup").await?)
+    }
+
+    /// Runs `job` for its cron tick `tick`, unless a run of it is still
+    /// going on (the tick is skipped: counted, and the next one comes).
+    async fn run_scheduled(&self, job: Job, tick: DateTime<Utc>) -> Result<(), sqlx::Error> {
+        let Some(_hold) = self.hold(job).await? else {
+            metrics::counter!(names::RECONCILE_SKIPPED, "job" => job.as_str()).increment(1);
+            tracing::info!(job = job.as_str(), %tick, "tick skipped: the job's last run is still going");
+            return Ok(());
+        };
+        self.run(job, Some(tick), "schedule").await.map(|_| ())
     }
 
     async fn run(
@@ -253,7 +379,7 @@ impl Reconciler {
                         // Jobs run beside the scheduler so a slow one does
                         // not delay the others' ticks.
                         tokio::spawn(async move {
-                            if let Err(error) = this.run_job(job, Some(tick)).await {
+                            if let Err(error) = this.run_scheduled(job, tick).await {
                                 tracing::error!(job = job.as_str(), %error, "reconciliation run failed");
                             }
                         });

@@ -18,6 +18,50 @@ mod tests {
         assert_eq!(super::segment("BRK.B"), "BRK.B");
         assert_eq!(super::segment("a/b?c#d%"), "a%2Fb%3Fc%23d%25");
     }
+
+    /// A body past the cap is not read, with or without a Content-Length.
+    #[tokio::test]
+    async fn a_response_past_the_cap_is_an_unknown_outcome_not_read() {
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route("/sized", get(|| async { "x".repeat(4096) }))
+            .route(
+                "/streamed",
+                get(|| async {
+                    let chunks = (0..8).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 1024]));
+                    axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+                }),
+            )
+            .route("/small", get(|| async { "ok" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        crate::install_crypto_provider();
+        let client = reqwest::Client::new();
+        for path in ["/sized", "/streamed"] {
+            let response = client
+                .get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap();
+            let error = super::read_capped("test", response, 2048)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, super::CallError::Unknown { ref detail, .. } if detail.contains("larger than 2048")),
+                "{path}: {error:?}"
+            );
+        }
+        let response = client
+            .get(format!("http://{addr}/small"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            super::read_capped("test", response, 2048).await.unwrap(),
+            b"ok"
+        );
+    }
 }
 
 use std::time::Duration;
@@ -145,6 +189,45 @@ struct ErrorBody {
     message: String,
 }
 
+/// Largest response body read from the venue or the ledger. A larger one
+/// is not read: an unknown outcome (whatever the call did stays to be
+/// found by evidence), never an unbounded allocation.
+pub const RESPONSE_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// The body of `response`, up to `max` bytes.
+async fn read_capped(
+    service: &'static str,
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, CallError> {
+    let too_large = || {
+        metrics::counter!(crate::metrics::names::RESPONSES_TOO_LARGE, "service" => service)
+            .increment(1);
+        CallError::Unknown {
+            service,
+            detail: format!("the response is larger than {max} bytes: not read"),
+        }
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > max as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| transport_error(service, error))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Reads a response: 2xx bodies as `T`, everything else classified.
 pub(crate) async fn read_response<T: DeserializeOwned>(
     service: &'static str,
@@ -157,10 +240,7 @@ pub(crate) async fn read_response<T: DeserializeOwned>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|secs| Duration::from_secs(secs).min(RETRY_AFTER_MAX));
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|error| transport_error(service, error))?;
+    let bytes = read_capped(service, response, RESPONSE_MAX_BYTES).await?;
     if status.is_success() {
         return serde_json::from_slice(&bytes).map_err(|error| CallError::Unexpected {
             service,

@@ -6,6 +6,7 @@ mod support;
 
 mod alpaca_py;
 mod alpaca_ts;
+mod bounds;
 mod database;
 mod exactly_once;
 mod fills;

@@ -380,3 +380,60 @@ async fn a_tick_runs_once_across_instances() {
         app.stop().await.expect("stop");
     }
 }
+
+#[tokio::test]
+async fn a_job_runs_once_at_a_time_a_run_by_hand_waits_for_the_one_going_on() {
+    let stack = TestStack::spawn().await;
+    let pool = &stack.app.db.pool;
+    // Another instance (alive: it is not among the dead) is running gc.
+    let other = uuid::Uuid::new_v4();
+    let token = orderd::store::reconcile::acquire_lease(pool, "reconcile:gc", other, 30_000, 3_000)
+        .await
+        .unwrap()
+        .expect("the lease was free");
+    let before: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM reconciliation_runs WHERE job = 'gc'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let reconciler = stack.app.reconciler.clone();
+    let waiting = tokio::spawn(async move { reconciler.run_job(Job::Gc).await });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        !waiting.is_finished(),
+        "ran beside the other instance's run"
+    );
+    let during: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM reconciliation_runs WHERE job = 'gc'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        during, before,
+        "nothing recorded while the other run goes on"
+    );
+    // The other run ends: ours goes ahead, holding the job meanwhile.
+    orderd::store::reconcile::release_lease(pool, "reconcile:gc", other, token)
+        .await
+        .unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("ran once the job was free")
+        .unwrap()
+        .expect("a run");
+    assert_eq!(summary.job, Job::Gc);
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    // And gave the job back: the other instance can take it again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while orderd::store::reconcile::acquire_lease(pool, "reconcile:gc", other, 30_000, 3_000)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job was never given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

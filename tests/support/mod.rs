@@ -530,7 +530,7 @@ impl TestStack {
     pub async fn reconcile(&self, job: orderd::reconcile::Job) -> orderd::reconcile::RunSummary {
         self.app
             .reconciler
-            .run_job(job, None)
+            .run_job(job)
             .await
             .expect("reconciliation run")
     }
