@@ -118,7 +118,7 @@ pub struct Position {
     pub qty_available: Decimal,
     pub avg_entry_price: Decimal,
     /// What the shares held cost. Shares with no recorded fill (funded
-    /// directly at the ledger) are carried at the current price.
+    /// directly at the ledger) are an opening lot at the current price.
     pub cost_basis: Decimal,
     /// `None` when the venue cannot quote it now.
     pub current_price: Option<Decimal>,
@@ -214,7 +214,8 @@ async fn position_of(
         }
     };
     let trades = activities::settled_trades(&app.pool, account.account_id, symbol).await?;
-    let costed = Lot::fold(trades).costed(balance.total, current_price);
+    let costed = Lot::fold_with_opening(balance.total, current_price, &trades)
+        .costed(balance.total, current_price);
     Ok(Position {
         symbol: symbol.to_string(),
         qty: balance.total,

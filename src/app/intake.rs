@@ -319,6 +319,26 @@ async fn finish(
     })
 }
 
+/// The outcome of the request made earlier under `key`, if there was one
+/// (`fingerprint` is the digest of the request now: another request under
+/// the same key is refused).
+pub async fn replay(
+    app: &App,
+    account: &Account,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    render: Render,
+) -> Result<Option<Reply>, SubmitError> {
+    let Some(record) =
+        crate::store::idempotency::load(&app.pool, account.account_id, key.as_str()).await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(
+        follow_key(app, account, key, record, fingerprint, render).await?,
+    ))
+}
+
 async fn follow_key(
     app: &App,
     account: &Account,

@@ -48,22 +48,24 @@ pub async fn close(
     key: Option<IdempotencyKey>,
     render: Render,
 ) -> Result<Reply, CloseError> {
+    // A retry replays the first close, whatever became of the position.
+    let digest = amount.request_digest(symbol.as_str());
+    if let Some(key) = &key
+        && let Some(reply) = intake::replay(&app, &account, key, &digest, render).await?
+    {
+        return Ok(reply);
+    }
     let held = account::held(&app, &account)
         .await?
         .remove(symbol.as_str())
         .ok_or(CloseError::NoPosition)?;
-    submit_sell(app, account, symbol, amount.shares_of(held)?, key, render).await
+    let order = sell(symbol, amount.shares_of(held)?)?.derived_from(digest);
+    Ok(intake::submit(app, account, order, key, render).await?)
 }
 
-async fn submit_sell(
-    app: Arc<App>,
-    account: Account,
-    symbol: Symbol,
-    shares: Decimal,
-    key: Option<IdempotencyKey>,
-    render: Render,
-) -> Result<Reply, CloseError> {
-    let order = NewOrder::new(
+/// A market day sell of `shares`.
+fn sell(symbol: Symbol, shares: Decimal) -> Result<NewOrder, InvalidField> {
+    NewOrder::new(
         symbol,
         Side::Sell,
         OrderType::Market,
@@ -71,8 +73,7 @@ async fn submit_sell(
         Qty::parse(shares)?,
         Prices::default(),
         None,
-    )?;
-    Ok(intake::submit(app, account, order, key, render).await?)
+    )
 }
 
 /// One position's part of a close-all.
@@ -109,10 +110,13 @@ pub async fn close_all(
     let mut closed = Vec::with_capacity(held.len());
     for (symbol, qty) in held {
         let outcome = match Symbol::parse(&symbol) {
-            Ok(parsed) => match CloseAmount::All.shares_of(qty) {
-                Ok(shares) => {
-                    submit_sell(app.clone(), account.clone(), parsed, shares, None, render).await
-                }
+            Ok(parsed) => match CloseAmount::All
+                .shares_of(qty)
+                .and_then(|s| sell(parsed, s))
+            {
+                Ok(order) => intake::submit(app.clone(), account.clone(), order, None, render)
+                    .await
+                    .map_err(CloseError::from),
                 Err(invalid) => Err(invalid.into()),
             },
             Err(invalid) => Err(invalid.into()),

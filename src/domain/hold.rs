@@ -44,19 +44,21 @@ pub fn hold_asset(side: Side, symbol: &str) -> &str {
     }
 }
 
-/// Whether a buy with these terms can only be sized from a quote: a
-/// market buy, and a trailing-stop buy (whose trigger follows the price).
+/// Whether a buy with these terms can only be sized from a quote: every
+/// buy that executes at the market (market, stop, trailing stop).
 pub fn needs_quote(side: Side, terms: &PriceTerms) -> bool {
-    side == Side::Buy && terms.limit.is_none() && terms.stop.is_none()
+    side == Side::Buy && terms.limit.is_none()
 }
 
 /// The hold for an order of `qty` `symbol` on `side` with price `terms`.
 ///
 /// - A sell holds its shares.
 /// - A buy with a limit (limit, stop_limit) holds its limit.
-/// - A stop buy executes at the market once the price reaches its stop:
-///   it holds `stop × (1 + collar)` a share, the collar being the buffer
-///   for the market moving past the stop before the fill.
+/// - A stop buy executes at the market once the price reaches its stop —
+///   at once if it is there already: it holds
+///   `max(stop, ask, last) × (1 + collar)` a share, the collar being the
+///   buffer for the market moving past the stop before the fill, and
+///   needs `quote`.
 /// - A trailing-stop buy triggers at most its trail above the price it
 ///   starts from (its low-water mark only falls): it holds
 ///   `(max(ask, last) + trail_price) × (1 + collar)`, or
@@ -92,11 +94,11 @@ pub fn hold_for(
     if let Some(limit) = terms.limit {
         return Ok(cash(limit));
     }
-    if let Some(stop) = terms.stop {
-        return Ok(cash(collared(stop)));
-    }
     let quote = quote.ok_or(NeedsQuote)?;
     let start = quote.ask.max(quote.last);
+    if let Some(stop) = terms.stop {
+        return Ok(cash(collared(stop.max(start))));
+    }
     let trigger_bound = match (terms.trail_price, terms.trail_percent) {
         (Some(trail), _) => start + trail,
         (None, Some(percent)) => start * (Decimal::ONE + percent / Decimal::ONE_HUNDRED),
@@ -189,9 +191,24 @@ mod tests {
             stop: Some(dec("100")),
             ..PriceTerms::default()
         };
-        assert!(!needs_quote(Side::Buy, &stop));
-        let hold = hold_for(Side::Buy, "X", dec("3"), &stop, None, dec("0.05")).unwrap();
+        assert!(needs_quote(Side::Buy, &stop));
+        assert_eq!(
+            hold_for(Side::Buy, "X", dec("3"), &stop, None, dec("0.05")),
+            Err(NeedsQuote)
+        );
+        let below = QuotePrices {
+            ask: dec("90"),
+            last: dec("89"),
+        };
+        let hold = hold_for(Side::Buy, "X", dec("3"), &stop, Some(below), dec("0.05")).unwrap();
         assert_eq!((hold.rate, hold.amount), (dec("105.00"), dec("315.00")));
+        // A stop the market is past already triggers at once, at the market.
+        let above = QuotePrices {
+            ask: dec("190"),
+            last: dec("189.5"),
+        };
+        let hold = hold_for(Side::Buy, "X", dec("3"), &stop, Some(above), dec("0.05")).unwrap();
+        assert_eq!(hold.rate, dec("199.50"));
         let stop_limit = PriceTerms {
             limit: Some(dec("101.5")),
             ..stop

@@ -272,6 +272,11 @@ pub struct NewOrder {
     #[serde(skip)]
     pub prices: Prices,
     pub client_order_id: Option<ClientOrderId>,
+    /// When the order is derived from another request (a position's
+    /// close), that request's digest: what makes a retry of it a replay,
+    /// whatever order it derives this time.
+    #[serde(skip)]
+    pub request_digest: Option<String>,
 }
 
 impl Prices {
@@ -374,13 +379,23 @@ impl NewOrder {
             qty,
             prices,
             client_order_id,
+            request_digest: None,
         })
+    }
+
+    /// The order, derived from a request with digest `digest`.
+    pub fn derived_from(mut self, digest: String) -> Self {
+        self.request_digest = Some(digest);
+        self
     }
 
     /// A digest of what the order *is* (not how it was spelled): two
     /// requests with the same fingerprint are the same request, so a repeat
     /// is a replay and anything else under the same key is a conflict.
     pub fn fingerprint(&self) -> String {
+        if let Some(digest) = &self.request_digest {
+            return digest.clone();
+        }
         let canonical = format!(
             "v1|{}|{}|{}|{}|{}|{}|{}",
             self.symbol,

@@ -76,6 +76,35 @@ impl Lot {
         trades.into_iter().fold(Lot::default(), Lot::apply)
     }
 
+    /// The lot of a position the ledger holds `ledger_qty` of, made of
+    /// `trades`: shares the fills do not account for (funded at the ledger
+    /// without a fill) are taken as an opening lot ahead of the fills, at
+    /// `opening_price` (the current price: their cost is unknown), so a
+    /// later sell leaves the average where it was, as for any share.
+    pub fn fold_with_opening(
+        ledger_qty: Decimal,
+        opening_price: Option<Decimal>,
+        trades: &[Trade],
+    ) -> Lot {
+        let net: Decimal = trades
+            .iter()
+            .map(|t| match t.side {
+                Side::Buy => t.qty,
+                Side::Sell => -t.qty,
+            })
+            .sum();
+        let opening = ledger_qty - net;
+        let start = match opening_price {
+            Some(price) if opening > Decimal::ZERO => Lot {
+                qty: opening,
+                cost: opening * price,
+                realized: Decimal::ZERO,
+            },
+            _ => Lot::default(),
+        };
+        trades.iter().copied().fold(start, Lot::apply)
+    }
+
     /// The average cost per share (`None` with nothing held).
     pub fn avg_price(&self) -> Option<Decimal> {
         (!self.qty.is_zero()).then(|| self.cost / self.qty)
@@ -163,6 +192,18 @@ impl CloseAmount {
             }
             (None, None) => Ok(CloseAmount::All),
         }
+    }
+
+    /// The digest of a request to close `amount` of `symbol`: a retry of
+    /// it (under its Idempotency-Key) replays the first close.
+    pub fn request_digest(self, symbol: &str) -> String {
+        use sha2::Digest;
+        let amount = match self {
+            CloseAmount::All => "all".to_string(),
+            CloseAmount::Qty(qty) => format!("qty:{}", qty.normalize()),
+            CloseAmount::Percentage(pct) => format!("percentage:{}", pct.normalize()),
+        };
+        hex::encode(sha2::Sha256::digest(format!("close|v1|{symbol}|{amount}")))
     }
 
     /// The whole shares to sell out of a long position of `held` shares
@@ -288,6 +329,27 @@ mod tests {
         );
         // A sell of funded shares beyond the lot empties it.
         assert_eq!(lot.apply(sell("15", "110")).qty, Decimal::ZERO);
+    }
+
+    /// Funded 50 at the ledger, bought 10 @ 100, priced at 200: the
+    /// opening lot is 50 @ 200, the average (10,000 + 1,000) / 60 =
+    /// 183.33; selling 10 leaves it there.
+    #[test]
+    fn shares_funded_before_the_fills_are_an_opening_lot() {
+        let price = Some(dec("200"));
+        let bought = [buy("10", "100")];
+        let lot = Lot::fold_with_opening(dec("60"), price, &bought);
+        assert_eq!((lot.qty, lot.cost), (dec("60"), dec("11000")));
+        let before = lot.costed(dec("60"), price).avg_entry_price;
+        assert_eq!(before, dec("183.3333"));
+        let sold = [buy("10", "100"), sell("10", "210")];
+        let lot = Lot::fold_with_opening(dec("50"), price, &sold);
+        assert_eq!(lot.costed(dec("50"), price).avg_entry_price, before);
+        // Nothing funded: the plain fold.
+        assert_eq!(
+            Lot::fold_with_opening(dec("10"), price, &bought),
+            Lot::fold(bought)
+        );
     }
 
     #[test]

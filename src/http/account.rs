@@ -333,7 +333,8 @@ pub struct CloseAllQuery {
 }
 
 /// `DELETE /v2/positions`: a market day sell of every long position,
-/// answered 207 with each close's status.
+/// answered 207 with each close's status. Not idempotent: a retry closes
+/// what is open then (an Idempotency-Key is refused).
 #[utoipa::path(delete, path = "/v2/positions", tag = "account", operation_id = "deleteAllOpenPositions",
     params(CloseAllQuery),
     responses((status = 207, description = "One entry per position", body = Vec<PositionClosedEntry>),
@@ -342,8 +343,16 @@ pub struct CloseAllQuery {
 pub async fn close_all_positions(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
+    headers: HeaderMap,
     Query(query): Query<CloseAllQuery>,
 ) -> Result<Response, ApiError> {
+    // A retry would close (and, with cancel_orders, cancel) again: refused
+    // rather than ignored.
+    if headers.contains_key(orders::IDEMPOTENCY_KEY_HEADER) {
+        return Err(ApiError::validation(
+            "Idempotency-Key is not supported by DELETE /v2/positions (a retry closes again); close positions one by one under keys",
+        ));
+    }
     let cancel_orders = match query.cancel_orders.as_deref() {
         None | Some("false" | "False") => false,
         Some("true" | "True") => true,

@@ -41,8 +41,8 @@ const FILL: &str = "FILL";
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = TradingActivities)]
 pub struct TradeActivity {
-    /// `<transaction time, yyyymmddhhmmss + microseconds>::<exec id>`;
-    /// the `page_token` that continues after it.
+    /// `<transaction time in microseconds since the epoch, 16 digits>::<exec
+    /// id>`; the `page_token` that continues after it.
     pub id: String,
     /// The account's id (alpaca-py's activity model requires it).
     pub account_id: Uuid,
@@ -135,7 +135,7 @@ pub struct ActivitiesQuery {
     date: Option<String>,
     /// Only activities before this time or date.
     until: Option<String>,
-    /// Only activities after this time or date.
+    /// Only activities at or after this time or date.
     after: Option<String>,
     /// desc (default) or asc by transaction time.
     direction: Option<String>,
@@ -152,7 +152,7 @@ pub struct ActivitiesByTypeQuery {
     date: Option<String>,
     /// Only activities before this time or date.
     until: Option<String>,
-    /// Only activities after this time or date.
+    /// Only activities at or after this time or date.
     after: Option<String>,
     /// desc (default) or asc by transaction time.
     direction: Option<String>,

@@ -91,9 +91,10 @@ pub async fn rate_limit_headers(
     request.extensions_mut().insert(slot.clone());
     let mut response = next.run(request).await;
     if let Some(rate) = slot.get() {
-        let reset = chrono::Utc::now().timestamp()
-            + i64::try_from(rate.reset_in.as_secs()).unwrap_or(0)
-            + i64::from(rate.reset_in.subsec_nanos() > 0);
+        // The first whole second at which the allowance is whole.
+        let reset_ms = chrono::Utc::now().timestamp_millis()
+            + i64::try_from(rate.reset_in.as_millis()).unwrap_or(0);
+        let reset = reset_ms.div_euclid(1000) + i64::from(reset_ms.rem_euclid(1000) > 0);
         let headers = response.headers_mut();
         for (name, value) in [
             ("x-ratelimit-limit", rate.limit.to_string()),

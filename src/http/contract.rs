@@ -117,7 +117,7 @@ const VARIANTS: [Variant; 6] = [
         name: "StopOrderRequest",
         order_type: OrderType::Stop,
         prices: &["stop_price"],
-        description: "A stop order (day or gtc): the venue triggers it when the last price reaches stop_price (at or above for a buy, at or below for a sell); it then executes at the market. A buy holds qty x stop_price x (1 + collar).",
+        description: "A stop order (day or gtc): the venue triggers it when its reference price (the quote's midpoint) reaches stop_price (at or above for a buy, at or below for a sell); it then executes at the market. A buy holds qty x max(stop_price, ask, last) x (1 + collar).",
         example: || {
             json!({"symbol": "AAPL", "qty": "10", "side": "sell", "type": "stop",
                 "time_in_force": "gtc", "stop_price": "180.00"})
@@ -137,7 +137,7 @@ const VARIANTS: [Variant; 6] = [
         name: "TrailingStopByPriceRequest",
         order_type: OrderType::TrailingStop,
         prices: &["trail_price"],
-        description: "A trailing stop (day or gtc) trailing by a price: a sell triggers when the last price falls trail_price below its high-water mark, a buy when it rises trail_price above its low-water mark; it then executes at the market.",
+        description: "A trailing stop (day or gtc) trailing by a price: a sell triggers when the reference price falls trail_price below its high-water mark, a buy when it rises trail_price above its low-water mark; it then executes at the market.",
         example: || {
             json!({"symbol": "AAPL", "qty": "10", "side": "sell", "type": "trailing_stop",
                 "time_in_force": "day", "trail_price": "2.50"})

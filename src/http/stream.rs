@@ -105,8 +105,8 @@ fn frame(value: Value) -> Message {
 async fn session(state: Arc<AppState>, mut socket: WebSocket, mut slot: SessionSlot) {
     // Subscribe first: nothing between authentication and listening is lost.
     let mut updates = state.trade_updates.subscribe();
-    let account = match authenticate(&state, &mut socket).await {
-        Some(account) => account,
+    let (account, credentials) = match authenticate(&state, &mut socket).await {
+        Some(authenticated) => authenticated,
         None => {
             let _ = socket
                 .send(frame(json!({"stream": "authorization",
@@ -133,9 +133,28 @@ async fn session(state: Arc<AppState>, mut socket: WebSocket, mut slot: SessionS
             "data": {"status": "authorized", "action": "authenticate"}})))
         .await;
     let mut listening = false;
+    // The key is checked again as often as the REST API would: a revoked
+    // key's session ends within http.auth_cache_ms.
+    let mut recheck = tokio::time::interval(
+        Duration::from_millis(state.app.settings.http.auth_cache_ms)
+            .max(Duration::from_millis(100)),
+    );
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.tick().await;
     loop {
         tokio::select! {
-            // A client message (listen, or goodbye) ...
+            // The key's recheck ...
+            _ = recheck.tick() => {
+                if let Ok(None) = account::authenticate(&state.app, &credentials.0, &credentials.1).await {
+                    let _ = socket
+                        .send(frame(json!({"stream": "authorization",
+                            "data": {"status": "unauthorized", "action": "authenticate"}})))
+                        .await;
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+            }
+            // ... a client message (listen, or goodbye) ...
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     if let Ok(message) = serde_json::from_str::<ClientMessage>(&text)
@@ -175,7 +194,12 @@ async fn session(state: Arc<AppState>, mut socket: WebSocket, mut slot: SessionS
     }
 }
 
-async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<Account> {
+/// The account a session's first message authenticates, with the key id
+/// and secret it did so with.
+async fn authenticate(
+    state: &AppState,
+    socket: &mut WebSocket,
+) -> Option<(Account, (String, String))> {
     let first = tokio::time::timeout(AUTH_LIMIT, socket.recv())
         .await
         .ok()??
@@ -192,9 +216,10 @@ async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<Accoun
         "auth" => (message.key?, message.secret?),
         _ => return None,
     };
-    account::authenticate(&state.app, &key_id, &secret)
+    let account = account::authenticate(&state.app, &key_id, &secret)
         .await
-        .ok()?
+        .ok()??;
+    Some((account, (key_id, secret)))
 }
 
 async fn trade_update(

@@ -344,9 +344,10 @@ pub(super) async fn session_close(r: &Reconciler, tally: &mut Tally) -> Result<(
 }
 
 /// Each account's equity at the latest close, once per session (Alpaca's
-/// `last_equity`): taken by the first run after the close's grace, in
-/// batches, so the figure is the close's (prices rest while the market is
-/// closed).
+/// `last_equity`): taken by the first run after the close's grace (later,
+/// at later prices, if orderd was down), every account in pages of the
+/// batch size; an account the ledger or the venue cannot value exactly now
+/// is tried again by the next run, never stored with a position missing.
 async fn snapshot_equity(r: &Reconciler, tally: &mut Tally) -> Result<(), sqlx::Error> {
     let grace = chrono::Duration::milliseconds(
         i64::try_from(r.settings.session_close_grace_ms).unwrap_or(0),
@@ -356,20 +357,28 @@ async fn snapshot_equity(r: &Reconciler, tally: &mut Tally) -> Result<(), sqlx::
         return Ok(());
     };
     let pool = &r.engine.pool;
-    let due = accounts::without_snapshot(pool, session.date, i64::from(r.settings.batch)).await?;
-    for (account_id, balances_account_id) in due {
-        tally.examined += 1;
-        match valuation::value(&r.engine, &balances_account_id).await {
-            Ok(value) => {
-                accounts::insert_snapshot(pool, account_id, session.date, value.equity).await?
+    let mut after = uuid::Uuid::nil();
+    loop {
+        let page =
+            accounts::without_snapshot(pool, session.date, after, i64::from(r.settings.batch))
+                .await?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        after = *last;
+        for (account_id, balances_account_id) in page {
+            tally.examined += 1;
+            match valuation::value_exactly(&r.engine, &balances_account_id).await {
+                Ok(value) => {
+                    accounts::insert_snapshot(pool, account_id, session.date, value.equity).await?
+                }
+                Err(error) => tally.errors.push(format!(
+                    "valuing account {account_id} at the {} close: {error}",
+                    session.date
+                )),
             }
-            Err(error) => tally.errors.push(format!(
-                "valuing account {account_id} at the {} close: {error}",
-                session.date
-            )),
         }
     }
-    Ok(())
 }
 
 /// Orders the venue works that have been quiet, and recently canceled or

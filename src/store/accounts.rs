@@ -229,19 +229,22 @@ pub async fn balances_account_id(
 }
 
 const WITHOUT_SNAPSHOT: &str = "SELECT a.account_id, a.balances_account_id FROM accounts a
-      WHERE NOT EXISTS (SELECT 1 FROM equity_snapshots s
+      WHERE a.account_id > $2
+        AND NOT EXISTS (SELECT 1 FROM equity_snapshots s
                          WHERE s.account_id = a.account_id AND s.session_date = $1)
-      ORDER BY a.account_id LIMIT $2";
+      ORDER BY a.account_id LIMIT $3";
 
-/// Accounts (id, balances account) with no equity snapshot for the
-/// session of `session_date` yet.
+/// A page of the accounts (id, balances account) with no equity snapshot
+/// for the session of `session_date` yet, past `after` in id order.
 pub async fn without_snapshot(
     pool: &PgPool,
     session_date: chrono::NaiveDate,
+    after: Uuid,
     limit: i64,
 ) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     sqlx::query_as(WITHOUT_SNAPSHOT)
         .bind(session_date)
+        .bind(after)
         .bind(limit)
         .fetch_all(pool)
         .await

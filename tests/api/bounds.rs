@@ -107,3 +107,25 @@ async fn an_oversized_stream_message_closes_that_session_only() {
     let (_fresh, answer) = authenticated(&stack, &trader).await;
     assert_eq!(answer["data"]["status"], "authorized", "still serving");
 }
+
+#[tokio::test]
+async fn a_revoked_keys_stream_session_ends_within_the_auth_cache_time() {
+    let stack = TestStack::spawn().await;
+    let trader = stack.trader(&[("USD", "1000")]).await;
+    let (mut socket, answer) = authenticated(&stack, &trader).await;
+    assert_eq!(answer["data"]["status"], "authorized");
+    orderd::store::accounts::revoke_key(&stack.app.db.pool, &trader.key_id)
+        .await
+        .unwrap()
+        .expect("the key");
+    let revoked_at = tokio::time::Instant::now();
+    let told = next_json(&mut socket).await.expect("told");
+    assert_eq!(told["data"]["status"], "unauthorized", "{told}");
+    assert!(next_json(&mut socket).await.is_none(), "closed");
+    // http.auth_cache_ms is at most a second; a little slack for the read.
+    assert!(
+        revoked_at.elapsed() <= Duration::from_millis(1500),
+        "{:?}",
+        revoked_at.elapsed()
+    );
+}

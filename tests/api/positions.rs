@@ -285,3 +285,34 @@ async fn close_all_with_cancel_orders_frees_the_shares_resting_sells_held() {
     stack.wait_all_terminal(Duration::from_secs(20)).await;
     stack.assert_invariants().await;
 }
+
+#[tokio::test]
+async fn a_close_retried_under_its_key_replays_the_first_close() {
+    let stack = TestStack::spawn().await;
+    let trader = stack.trader(&[("USD", "100000"), ("AAPL", "10")]).await;
+    let close = |path: &'static str| {
+        let trader = &trader;
+        async move {
+            let reply = trader.delete_with_key(path, Some("close-aapl-1")).await;
+            let replayed = reply.headers.get("idempotent-replayed").is_some();
+            (reply.status, replayed, reply.body)
+        }
+    };
+    let (status, replayed, first) = close("/v2/positions/AAPL?qty=4").await;
+    assert_eq!((status, replayed), (200, false), "{first}");
+    settled(&trader, &first, "AAPL", "6").await;
+    // The same request again, after the sell settled: the first close.
+    let (status, replayed, again) = close("/v2/positions/AAPL?qty=4").await;
+    assert_eq!((status, replayed), (200, true), "{again}");
+    assert_eq!(again["id"], first["id"]);
+    // Another request under the same key: refused, nothing sold.
+    let (status, _, refused) = close("/v2/positions/AAPL?percentage=50").await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(trader.get("/v2/positions/AAPL").await.body["qty"], "6");
+    // Close-all refuses a key rather than ignore it.
+    let (status, _, refused) = close("/v2/positions").await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(trader.get("/v2/positions/AAPL").await.body["qty"], "6");
+    stack.wait_all_terminal(Duration::from_secs(20)).await;
+    stack.assert_invariants().await;
+}

@@ -244,3 +244,37 @@ async fn stop_requests_are_refused_naming_the_field_and_nothing_is_recorded() {
         "nothing recorded"
     );
 }
+
+#[tokio::test]
+async fn a_buy_stop_the_market_is_past_holds_the_market_not_the_stop() {
+    let stack = frozen_stack().await;
+    stack.set_price("AAPL", "100").await;
+    // Cash for 10 shares at the market, far more than at the stop.
+    let trader = stack.trader(&[("USD", "1060")]).await;
+    let id = place(
+        &trader,
+        json!({"symbol": "AAPL", "qty": "10", "side": "buy", "type": "stop",
+            "time_in_force": "day", "stop_price": "5"}),
+    )
+    .await;
+    let holds: Value = stack
+        .get_json(stack.balances_url(&format!("/v1/holds?order_id={id}")))
+        .await;
+    let held: Decimal = holds["holds"][0]["amount"]
+        .as_str()
+        .expect("amount")
+        .parse()
+        .unwrap();
+    assert!(held > Decimal::from(1000), "held at the market: {holds}");
+    wait_status(&trader, &id, "filled").await;
+    stack.wait_all_terminal(Duration::from_secs(20)).await;
+    stack.assert_invariants().await;
+    // Far more than the cash: refused at once, nothing placed.
+    let refused = trader
+        .post_order(
+            json!({"symbol": "AAPL", "qty": "100", "side": "buy", "type": "stop",
+            "time_in_force": "day", "stop_price": "5"}),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}

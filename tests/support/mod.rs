@@ -244,13 +244,16 @@ impl Trader {
 
     /// `DELETE` of `path` (with its query).
     pub async fn delete(&self, path: &str) -> Reply {
-        Self::reply(
-            self.auth(self.http.delete(format!("{}{}", self.base, path)))
-                .send()
-                .await
-                .expect("DELETE"),
-        )
-        .await
+        self.delete_with_key(path, None).await
+    }
+
+    /// `DELETE` of `path`, under an Idempotency-Key if given.
+    pub async fn delete_with_key(&self, path: &str, key: Option<&str>) -> Reply {
+        let mut request = self.auth(self.http.delete(format!("{}{}", self.base, path)));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        Self::reply(request.send().await.expect("DELETE")).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
