@@ -161,6 +161,10 @@ pub struct HttpSettings {
     /// How long a verified API key is trusted without asking the database
     /// again: a revoked key stops working within this time (at most 1 s).
     pub auth_cache_ms: u64,
+    /// Connections held open at most; past it the listener waits.
+    pub max_connections: usize,
+    /// A request unanswered after this is answered 503 with Retry-After.
+    pub request_timeout_ms: u64,
     /// Largest `/stream` message (and frame) a client may send.
     pub stream_message_max_bytes: usize,
     /// `/stream` sessions on this instance, in all and per account.
@@ -513,6 +517,15 @@ impl Settings {
                     self.http.listen
                 ),
             });
+        }
+        if self.http.max_connections == 0 {
+            return Err(invalid("http.max_connections", "must be at least 1"));
+        }
+        if self.http.request_timeout_ms < 2 * self.lifecycle.submit_deadline_ms {
+            return Err(invalid(
+                "http.request_timeout_ms",
+                "must be at least twice lifecycle.submit_deadline_ms (a submit answers by its deadline)",
+            ));
         }
         if self.http.stream_message_max_bytes < 1024 {
             return Err(invalid(

@@ -107,10 +107,23 @@ pub async fn create_database_if_missing(
     Ok(())
 }
 
-/// Applies pending migrations. Safe to run from several instances at once:
-/// sqlx takes an advisory lock.
+/// Applies pending migrations on a connection of their own, without the
+/// application's server-side timeouts (a migration that validates a
+/// constraint on a large table may take minutes; the pool's 5 s statement
+/// timeout would fail it half-way, every start). Safe to run from several
+/// instances at once: sqlx holds an advisory lock for the whole run, so
+/// one instance migrates and the others wait for it.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await
+    use sqlx::Connection;
+    let options = pool.connect_options().as_ref().clone().options([
+        ("statement_timeout", "0"),
+        ("lock_timeout", "0"),
+        ("idle_in_transaction_session_timeout", "0"),
+    ]);
+    let mut connection = sqlx::PgConnection::connect_with(&options).await?;
+    let migrated = MIGRATOR.run(&mut connection).await;
+    let _ = connection.close().await;
+    migrated
 }
 
 /// The schema is at the version this binary was built with.

@@ -39,6 +39,8 @@ pub mod names {
     pub const LATE_FILLS: &str = "orderd_late_fills_total";
     pub const ORDERS_PARKED: &str = "orderd_orders_parked_total";
     pub const RATE_LIMITED: &str = "orderd_rate_limited_total";
+    pub const CONNECTIONS_WAITED: &str = "orderd_http_connections_waited_total";
+    pub const REQUESTS_TIMED_OUT: &str = "orderd_http_requests_timed_out_total";
     pub const RESPONSES_TOO_LARGE: &str = "orderd_external_responses_too_large_total";
     pub const RECONCILE_SKIPPED: &str = "orderd_reconciliation_ticks_skipped_total";
     pub const STREAM_SESSIONS_REFUSED: &str = "orderd_stream_sessions_refused_total";
@@ -169,6 +171,14 @@ fn describe() {
     describe_counter!(
         RESPONSES_TOO_LARGE,
         "Responses of the venue or the ledger past venues::RESPONSE_MAX_BYTES: not read, an unknown outcome."
+    );
+    describe_counter!(
+        CONNECTIONS_WAITED,
+        "Times the listener stopped accepting at http.max_connections until a connection closed."
+    );
+    describe_counter!(
+        REQUESTS_TIMED_OUT,
+        "Requests answered 503 after http.request_timeout_ms (their work, if any, carries on)."
     );
     describe_counter!(
         RATE_LIMITED,

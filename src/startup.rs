@@ -304,6 +304,8 @@ impl Application {
             }
         };
         let router = crate::http::router(state.clone());
+        let listener =
+            crate::http::listener::CappedListener::new(listener, app.settings.http.max_connections);
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await

@@ -362,8 +362,14 @@ pub async fn close_all_positions(
             )));
         }
     };
-    let closed =
-        positions::close_all(state.app.clone(), account, cancel_orders, orders::render).await?;
+    // In its own task: a client that hangs up (or the request deadline)
+    // does not leave the positions half closed.
+    let app = state.app.clone();
+    let closed = tokio::spawn(async move {
+        positions::close_all(app, account, cancel_orders, orders::render).await
+    })
+    .await
+    .map_err(ApiError::internal)??;
     let mut unavailable = None;
     let mut any_made = false;
     let entries: Vec<PositionClosedEntry> = closed

@@ -9,6 +9,7 @@ pub mod contract;
 pub mod docs;
 pub mod error;
 mod health;
+pub mod listener;
 pub mod market;
 pub mod openapi;
 pub mod orders;
@@ -28,6 +29,8 @@ pub use self::state::AppState;
 /// Builds the router over the shared state.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.app.settings.http.body_limit_bytes;
+    let request_timeout =
+        std::time::Duration::from_millis(state.app.settings.http.request_timeout_ms);
     Router::new()
         .merge(health::routes())
         .route(
@@ -74,6 +77,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .fallback(error::fallback_not_found)
         .layer(axum::middleware::from_fn(auth::rate_limit_headers))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            listener::request_deadline(request_timeout, request, next)
+        }))
         .layer(axum::middleware::map_response(error::alpaca_error_bodies))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(

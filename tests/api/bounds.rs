@@ -129,3 +129,55 @@ async fn a_revoked_keys_stream_session_ends_within_the_auth_cache_time() {
         revoked_at.elapsed()
     );
 }
+
+#[tokio::test]
+async fn past_max_connections_the_next_waits_until_one_closes() {
+    let stack = TestStack::spawn_with(|s| s.http.max_connections = 2).await;
+    // Two idle connections take both places.
+    let first = tokio::net::TcpStream::connect(stack.app.addr)
+        .await
+        .unwrap();
+    let _second = tokio::net::TcpStream::connect(stack.app.addr)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let url = stack.app.url("/healthz");
+    let waiting = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status()) });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "a third connection was served");
+    drop(first);
+    let status = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("served once a place was free")
+        .unwrap()
+        .expect("an answer");
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_is_503_with_retry_after() {
+    let stack = TestStack::spawn_with(|s| {
+        s.lifecycle.submit_deadline_ms = 100;
+        s.http.request_timeout_ms = 300;
+    })
+    .await;
+    let trader = stack.trader(&[("USD", "1000")]).await;
+    // The ledger answers every read in 1 to 1.2 s.
+    stack
+        .put_balances_faults(
+            json!({"latency": 1.0, "latency_ms_min": 1000, "latency_ms_max": 1200}),
+        )
+        .await;
+    let started = tokio::time::Instant::now();
+    let reply = trader.get("/v2/account").await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.body["code"], 50310000);
+    assert!(reply.headers.get("retry-after").is_some());
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    stack.put_balances_faults(json!({})).await;
+    assert_eq!(trader.get("/v2/account").await.status, 200);
+}

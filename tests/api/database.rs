@@ -96,3 +96,18 @@ async fn every_statement_prepares_against_the_migrated_schema() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[tokio::test]
+async fn migrations_run_without_the_applications_timeouts() {
+    let db = TestDatabase::fresh_unmigrated().await;
+    let mut settings = test_settings();
+    // Far too short for any migration, as a large table's would be for 5 s.
+    settings.database.statement_timeout_ms = 1;
+    let pool = orderd::db::build_pool(db.options.clone(), &settings.database);
+    let slow = sqlx::query("SELECT pg_sleep(0.05)").execute(&pool).await;
+    assert!(slow.is_err(), "the pool's own statements do time out");
+    orderd::db::migrate(&pool)
+        .await
+        .expect("migrated all the same");
+    assert!(orderd::db::is_migrated(&pool).await.unwrap());
+}
