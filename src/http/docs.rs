@@ -1,6 +1,6 @@
 //! The typed shapes of response bodies that exist for the document and the
 //! wire only (the order and account objects are in `alpaca.rs` and
-//! `account.rs`; the order request's grammar is in `contract.rs`): what is
+//! `account.rs`; the order request's grammar is in `contract/`): what is
 //! serialized is what `/openapi.json` describes.
 
 use serde::Serialize;
