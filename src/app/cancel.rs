@@ -17,6 +17,9 @@ use crate::store::recovery::{self, CancelRequest};
 /// Cancels recorded at once by a cancel-all.
 pub const CANCEL_ALL_CONCURRENCY: usize = 8;
 
+/// Open orders a cancel-all reads at once (page by page).
+pub const CANCEL_ALL_PAGE: i64 = 500;
+
 /// What a cancel request found.
 #[derive(Debug, Clone)]
 pub enum Canceled {
@@ -62,28 +65,38 @@ pub async fn cancel_all(app: &Arc<App>, account_id: Uuid) -> Result<Vec<CancelAl
     let work = tokio::spawn({
         let app = app.clone();
         async move {
-            let open = order_store::open_orders(&app.pool, account_id).await?;
-            let entries: Vec<CancelAllEntry> = futures_util::stream::iter(open)
-                .map(|order| {
-                    let app = app.clone();
-                    async move {
-                        let canceled = match record(&app, account_id, order.order_id).await {
-                            Ok(canceled) => Some(canceled),
-                            Err(error) => {
-                                tracing::error!(order_id = %order.order_id, %error, "cancel-all entry");
-                                None
+            let mut entries: Vec<CancelAllEntry> = Vec::new();
+            let mut after = None;
+            loop {
+                let open =
+                    order_store::open_orders(&app.pool, account_id, after, CANCEL_ALL_PAGE).await?;
+                let Some(last) = open.last() else {
+                    break;
+                };
+                after = Some((last.created_at, last.order_id));
+                let page: Vec<CancelAllEntry> = futures_util::stream::iter(open)
+                    .map(|order| {
+                        let app = app.clone();
+                        async move {
+                            let canceled = match record(&app, account_id, order.order_id).await {
+                                Ok(canceled) => Some(canceled),
+                                Err(error) => {
+                                    tracing::error!(order_id = %order.order_id, %error, "cancel-all entry");
+                                    None
+                                }
+                            };
+                            CancelAllEntry {
+                                order_id: order.order_id,
+                                canceled,
                             }
-                        };
-                        CancelAllEntry {
-                            order_id: order.order_id,
-                            canceled,
                         }
-                    }
-                })
-                .buffered(CANCEL_ALL_CONCURRENCY)
-                .collect()
-                .await;
-            app.engine.completer_wake.notify_one();
+                    })
+                    .buffered(CANCEL_ALL_CONCURRENCY)
+                    .collect()
+                    .await;
+                entries.extend(page);
+                app.engine.completer_wake.notify_one();
+            }
             Ok::<_, Internal>(entries)
         }
     });

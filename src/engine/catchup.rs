@@ -65,11 +65,23 @@ impl Requests {
     }
 }
 
+/// Orders read at once by a catch-up of everything (page by page: memory
+/// stays bounded however many orders work at the venue).
+pub const CATCH_UP_PAGE: i64 = 500;
+
 /// Catches up every order the venue still works for us. Returns how many
 /// orders it looked at.
 pub async fn catch_up_all(engine: &Arc<Engine>) -> Result<usize, EngineError> {
-    let orders = order_store::at_venue(&engine.pool).await?;
-    Ok(catch_up_orders(engine, orders).await)
+    let mut after = Uuid::nil();
+    let mut count = 0;
+    loop {
+        let page = order_store::at_venue(&engine.pool, after, CATCH_UP_PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok(count);
+        };
+        after = last.order_id;
+        count += catch_up_orders(engine, page).await;
+    }
 }
 
 async fn catch_up_orders(engine: &Arc<Engine>, orders: Vec<OrderRecord>) -> usize {

@@ -329,9 +329,10 @@ pub const LATE_FILL_WINDOW_SECS: f64 = 30.0;
 static AT_VENUE: LazyLock<&'static str> = LazyLock::new(|| {
     statement(format!(
         "SELECT * FROM orders
-          WHERE venue_order_id IS NOT NULL
+          WHERE venue_order_id IS NOT NULL AND order_id > $2
             AND (step IN {steps}
-                 OR (status IN {late} AND updated_at > now() - make_interval(secs => $1)))",
+                 OR (status IN {late} AND updated_at > now() - make_interval(secs => $1)))
+          ORDER BY order_id LIMIT $3",
         steps = *AT_VENUE_STEPS,
         late = *LATE_FILL_STATUSES,
     ))
@@ -340,9 +341,16 @@ static AT_VENUE: LazyLock<&'static str> = LazyLock::new(|| {
 /// Orders the venue may still report on: placed and not terminal, or
 /// canceled/expired within [`LATE_FILL_WINDOW_SECS`]. What a stream gap or
 /// reconnect must catch up.
-pub async fn at_venue(pool: &PgPool) -> Result<Vec<OrderRecord>, sqlx::Error> {
+/// A page of them, in id order past `after`.
+pub async fn at_venue(
+    pool: &PgPool,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<OrderRecord>, sqlx::Error> {
     sqlx::query_as(*AT_VENUE)
         .bind(LATE_FILL_WINDOW_SECS)
+        .bind(after)
+        .bind(limit)
         .fetch_all(pool)
         .await
 }
@@ -350,15 +358,26 @@ pub async fn at_venue(pool: &PgPool) -> Result<Vec<OrderRecord>, sqlx::Error> {
 static OPEN_ORDERS: LazyLock<&'static str> = LazyLock::new(|| {
     statement(format!(
         "SELECT * FROM orders WHERE account_id = $1 AND status NOT IN {terminal}
-          ORDER BY created_at",
+            AND (created_at, order_id) > ($2, $3)
+          ORDER BY created_at, order_id LIMIT $4",
         terminal = *TERMINAL_STATUSES,
     ))
 });
 
-/// The account's orders that are not terminal.
-pub async fn open_orders(pool: &PgPool, account_id: Uuid) -> Result<Vec<OrderRecord>, sqlx::Error> {
+/// A page of the account's orders that are not terminal, oldest first,
+/// past `after` (created_at, order_id).
+pub async fn open_orders(
+    pool: &PgPool,
+    account_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<OrderRecord>, sqlx::Error> {
+    let (at, id) = after.unwrap_or((DateTime::<Utc>::UNIX_EPOCH, Uuid::nil()));
     sqlx::query_as(*OPEN_ORDERS)
         .bind(account_id)
+        .bind(at)
+        .bind(id)
+        .bind(limit)
         .fetch_all(pool)
         .await
 }

@@ -697,3 +697,58 @@ async fn a_client_order_id_of_128_characters_is_taken_and_found_by_it() {
             .contains("client_order_id")
     );
 }
+
+#[tokio::test]
+async fn open_and_at_venue_orders_page_by_key_without_gaps_or_repeats() {
+    let stack = TestStack::spawn().await;
+    let trader = stack.trader(&[("USD", "100000")]).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let reply = trader
+            .post_order(
+                json!({"symbol": "AAPL", "qty": "1", "side": "buy", "type": "limit",
+                "time_in_force": "gtc", "limit_price": "1.00"}),
+            )
+            .await;
+        assert_eq!(reply.body["status"], "new", "{}", reply.body);
+        ids.push(
+            reply.body["id"]
+                .as_str()
+                .unwrap()
+                .parse::<uuid::Uuid>()
+                .unwrap(),
+        );
+    }
+    let pool = &stack.app.db.pool;
+    let account: uuid::Uuid = trader.account_id.parse().unwrap();
+    let (mut seen, mut after) = (Vec::new(), None);
+    loop {
+        let page = orderd::store::orders::open_orders(pool, account, after, 1)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.created_at, last.order_id));
+        seen.extend(page.iter().map(|o| o.order_id));
+    }
+    assert_eq!(seen, ids, "oldest first, each once");
+    let (mut at_venue, mut after) = (Vec::new(), uuid::Uuid::nil());
+    loop {
+        let page = orderd::store::orders::at_venue(pool, after, 1)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.order_id;
+        at_venue.extend(page.iter().map(|o| o.order_id));
+    }
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(at_venue, expected, "each once, in id order");
+    // A cancel-all still reaches every one of them.
+    let canceled = trader.cancel_all().await;
+    assert_eq!(
+        canceled.body.as_array().unwrap().len(),
+        3,
+        "{}",
+        canceled.body
+    );
+}
