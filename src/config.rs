@@ -165,6 +165,10 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// A request unanswered after this is answered 503 with Retry-After.
     pub request_timeout_ms: u64,
+    /// `/metrics` reads its database gauges at most this often.
+    pub metrics_gauges_ms: u64,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
     /// Largest `/stream` message (and frame) a client may send.
     pub stream_message_max_bytes: usize,
     /// `/stream` sessions on this instance, in all and per account.

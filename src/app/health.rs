@@ -1,11 +1,29 @@
 //! What `/metrics` reports: the process's counters and histograms, and
-//! gauges read from the database at each scrape.
+//! gauges read from the database (at most once per `http.metrics_gauges_ms`).
 
 use super::App;
 
-/// Sets the database gauges, then renders everything in the Prometheus
-/// text format.
+/// When the database gauges were last read (one read at a time).
+#[derive(Debug, Default)]
+pub struct GaugeCache {
+    read_at: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// Sets the database gauges (read at most once per
+/// `http.metrics_gauges_ms`, however often `/metrics` is scraped), then
+/// renders everything in the Prometheus text format.
 pub async fn metrics_text(app: &App) -> Result<String, sqlx::Error> {
+    let fresh_for = std::time::Duration::from_millis(app.settings.http.metrics_gauges_ms);
+    let mut read_at = app.gauge_cache.read_at.lock().await;
+    if read_at.is_none_or(|at| at.elapsed() >= fresh_for) {
+        set_database_gauges(app).await?;
+        *read_at = Some(std::time::Instant::now());
+    }
+    drop(read_at);
+    Ok(crate::metrics::handle().render())
+}
+
+async fn set_database_gauges(app: &App) -> Result<(), sqlx::Error> {
     use crate::domain::fills::SettlementState;
     use crate::domain::lifecycle::{Status, Step, StepState};
     let gauges = crate::store::operator::gauges(&app.pool).await?;
@@ -47,5 +65,5 @@ pub async fn metrics_text(app: &App) -> Result<String, sqlx::Error> {
         metrics::gauge!(crate::metrics::names::FILLS_UNSETTLED, "state" => state.as_str())
             .set(n as f64);
     }
-    Ok(crate::metrics::handle().render())
+    Ok(())
 }

@@ -47,6 +47,8 @@ pub struct App {
     pub auth_cache: account::AuthCache,
     /// Requests per account and minute, on this instance.
     pub rate_limiter: ratelimit::RateLimiter,
+    /// When `/metrics` last read its database gauges.
+    pub gauge_cache: health::GaugeCache,
 }
 
 impl App {
@@ -76,6 +78,7 @@ impl App {
             reference,
             auth_cache,
             rate_limiter,
+            gauge_cache: health::GaugeCache::default(),
         })
     }
 }

@@ -183,6 +183,8 @@ impl Stack {
             // The harness's traders are load generators, far past a
             // trader's 200 requests a minute.
             .env("ORDERD__HTTP__RATE_LIMIT_PER_MINUTE", "0")
+            // Quiescence is judged from /metrics' gauges: read them fresh.
+            .env("ORDERD__HTTP__METRICS_GAUGES_MS", "0")
             .env_remove("ORDERD_FAILPOINTS");
         match &self.config.database_url {
             Some(url) => command.env("ORDERD__DATABASE__URL", url),

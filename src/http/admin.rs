@@ -19,6 +19,17 @@ use crate::store::reconcile::RunRecord;
 /// `limit` means one thing in the document.
 pub const RUNS_LIMIT_MAX: i64 = super::orders::LIST_LIMIT_MAX;
 
+/// Whether two tokens are equal, in time that does not depend on where
+/// they differ.
+pub(super) fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 /// An operator, authenticated by the admin token.
 pub struct Operator;
 
@@ -35,14 +46,7 @@ impl FromRequestParts<Arc<AppState>> for Operator {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
-        let expected = state.app.settings.admin.token.as_bytes();
-        let matches = given.len() == expected.len()
-            && given
-                .bytes()
-                .zip(expected)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if matches {
+        if constant_time_eq(given.as_bytes(), state.app.settings.admin.token.as_bytes()) {
             Ok(Operator)
         } else {
             Err(ApiError::unauthorized())

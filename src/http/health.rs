@@ -31,8 +31,27 @@ fn health(status: &str, reason: Option<&str>) -> Json<Health> {
 /// `GET /metrics`: Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+              (status = 401, description = "http.metrics_token is set and not given", body = String, content_type = "text/plain"),
               (status = 503, description = "Database unavailable", body = String, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if let Some(token) = &state.app.settings.http.metrics_token {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !super::admin::constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(axum::http::header::CONTENT_TYPE, "text/plain")],
+                "a metrics token is required\n",
+            )
+                .into_response();
+        }
+    }
     match crate::app::health::metrics_text(&state.app).await {
         Ok(text) => (
             [(

@@ -248,3 +248,29 @@ async fn past_its_rate_an_account_gets_429_with_retry_after_and_others_do_not() 
     assert_eq!(anonymous.status(), 401);
     assert!(anonymous.headers().get("x-ratelimit-limit").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_read_the_database_at_most_once_a_window_and_can_require_a_token() {
+    let (stack, proxy) = crate::support::TestStack::spawn_behind_proxy_with(|s| {
+        s.http.metrics_gauges_ms = 1500;
+        s.http.metrics_token = Some("scrape-secret".to_string());
+    })
+    .await;
+    let scrape = |token: Option<&'static str>| {
+        let mut request = stack.http.get(stack.app.url("/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(scrape(None).await, 401);
+    assert_eq!(scrape(Some("wrong")).await, 401);
+    assert_eq!(scrape(Some("scrape-secret")).await, 200);
+    // The database goes away: within the window the gauges are not read
+    // again, so scrapes still answer; past it, they say so.
+    proxy.cut();
+    assert_eq!(scrape(Some("scrape-secret")).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    assert_eq!(scrape(Some("scrape-secret")).await, 503);
+    proxy.restore();
+}

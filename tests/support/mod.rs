@@ -89,6 +89,8 @@ pub fn test_settings() -> Settings {
     // Tests drive traders far past 200 requests a minute; the rate limit's
     // own test turns it on.
     settings.http.rate_limit_per_minute = 0;
+    // Tests read gauges right after changing what they count.
+    settings.http.metrics_gauges_ms = 0;
     settings
 }
 
@@ -311,7 +313,12 @@ impl TestStack {
     /// A stack whose orderd reaches its database through a [`DbProxy`],
     /// so a test can take the database away and give it back.
     pub async fn spawn_behind_proxy() -> (Self, DbProxy) {
-        let (settings, exchange, balances) = Self::simulators(|_| {}, |_| {}).await;
+        Self::spawn_behind_proxy_with(|_| {}).await
+    }
+
+    /// [`Self::spawn_behind_proxy`] with settings of the test's own.
+    pub async fn spawn_behind_proxy_with(customize: impl FnOnce(&mut Settings)) -> (Self, DbProxy) {
+        let (settings, exchange, balances) = Self::simulators(customize, |_| {}).await;
         let db = TestDatabase::fresh().await;
         let proxy = DbProxy::start(&db.options).await;
         let options = proxy.options(&db.options);
