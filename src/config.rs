@@ -165,6 +165,8 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// A request unanswered after this is answered 503 with Retry-After.
     pub request_timeout_ms: u64,
+    /// A connection that sends nothing within this is closed.
+    pub first_byte_timeout_ms: u64,
     /// `/metrics` reads its database gauges at most this often.
     pub metrics_gauges_ms: u64,
     /// When set, `/metrics` answers only `Authorization: Bearer <token>`.

@@ -40,6 +40,7 @@ pub mod names {
     pub const ORDERS_PARKED: &str = "orderd_orders_parked_total";
     pub const RATE_LIMITED: &str = "orderd_rate_limited_total";
     pub const CONNECTIONS_WAITED: &str = "orderd_http_connections_waited_total";
+    pub const CONNECTIONS_SILENT: &str = "orderd_http_connections_silent_total";
     pub const REQUESTS_TIMED_OUT: &str = "orderd_http_requests_timed_out_total";
     pub const RESPONSES_TOO_LARGE: &str = "orderd_external_responses_too_large_total";
     pub const RECONCILE_SKIPPED: &str = "orderd_reconciliation_ticks_skipped_total";
@@ -175,6 +176,10 @@ fn describe() {
     describe_counter!(
         CONNECTIONS_WAITED,
         "Times the listener stopped accepting at http.max_connections until a connection closed."
+    );
+    describe_counter!(
+        CONNECTIONS_SILENT,
+        "Connections closed for sending nothing within http.first_byte_timeout_ms."
     );
     describe_counter!(
         REQUESTS_TIMED_OUT,

@@ -304,8 +304,11 @@ impl Application {
             }
         };
         let router = crate::http::router(state.clone());
-        let listener =
-            crate::http::listener::CappedListener::new(listener, app.settings.http.max_connections);
+        let listener = crate::http::listener::CappedListener::new(
+            listener,
+            app.settings.http.max_connections,
+            std::time::Duration::from_millis(app.settings.http.first_byte_timeout_ms),
+        );
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await

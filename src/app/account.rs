@@ -24,8 +24,18 @@ pub const AUTH_CACHE_MAX: usize = 10_000;
 #[derive(Debug)]
 struct CachedKey {
     secret_digest: Vec<u8>,
-    account: Account,
+    /// `None`: this key id and secret were refused (a flood of bad secrets
+    /// costs one query per `ttl`, not one per request).
+    account: Option<Account>,
     verified_at: Instant,
+}
+
+/// What the cache knows of a key id and secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cached {
+    Unknown,
+    Refused,
+    Account(Box<Account>),
 }
 
 /// Verified keys, cached in memory for `http.auth_cache_ms` so the hot
@@ -46,15 +56,25 @@ impl AuthCache {
         }
     }
 
-    fn get(&self, key_id: &str, secret: &str) -> Option<Account> {
-        let entries = self.entries.read().ok()?;
-        let cached = entries.get(key_id)?;
-        (cached.verified_at.elapsed() < self.ttl
-            && cached.secret_digest == accounts::hash_secret(secret))
-        .then(|| cached.account.clone())
+    fn get(&self, key_id: &str, secret: &str) -> Cached {
+        let Ok(entries) = self.entries.read() else {
+            return Cached::Unknown;
+        };
+        match entries.get(key_id) {
+            Some(cached)
+                if cached.verified_at.elapsed() < self.ttl
+                    && cached.secret_digest == accounts::hash_secret(secret) =>
+            {
+                match &cached.account {
+                    Some(account) => Cached::Account(Box::new(account.clone())),
+                    None => Cached::Refused,
+                }
+            }
+            _ => Cached::Unknown,
+        }
     }
 
-    fn put(&self, key_id: &str, secret: &str, account: &Account) {
+    fn put(&self, key_id: &str, secret: &str, account: Option<&Account>) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= AUTH_CACHE_MAX {
                 entries.clear();
@@ -63,7 +83,7 @@ impl AuthCache {
                 key_id.to_string(),
                 CachedKey {
                     secret_digest: accounts::hash_secret(secret),
-                    account: account.clone(),
+                    account: account.cloned(),
                     verified_at: Instant::now(),
                 },
             );
@@ -72,19 +92,19 @@ impl AuthCache {
 }
 
 /// The account behind an API key id and secret, if they match and the key
-/// is live.
+/// is live (both answers cached for `http.auth_cache_ms`).
 pub async fn authenticate(
     app: &App,
     key_id: &str,
     secret: &str,
 ) -> Result<Option<Account>, sqlx::Error> {
-    if let Some(account) = app.auth_cache.get(key_id, secret) {
-        return Ok(Some(account));
+    match app.auth_cache.get(key_id, secret) {
+        Cached::Account(account) => return Ok(Some(*account)),
+        Cached::Refused => return Ok(None),
+        Cached::Unknown => {}
     }
     let account = accounts::authenticate(&app.pool, key_id, secret).await?;
-    if let Some(account) = &account {
-        app.auth_cache.put(key_id, secret, account);
-    }
+    app.auth_cache.put(key_id, secret, account.as_ref());
     Ok(account)
 }
 
@@ -224,4 +244,21 @@ async fn position_of(
         cost_basis: costed.cost_basis,
         current_price,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_cached_like_accounts_and_expire_alike() {
+        let cache = AuthCache::new(Duration::from_millis(50));
+        assert_eq!(cache.get("k", "bad"), Cached::Unknown);
+        cache.put("k", "bad", None);
+        assert_eq!(cache.get("k", "bad"), Cached::Refused);
+        // Another secret for the same id is not answered from the cache.
+        assert_eq!(cache.get("k", "other"), Cached::Unknown);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(cache.get("k", "bad"), Cached::Unknown);
+    }
 }

@@ -2,6 +2,7 @@
 //! listener stops accepting while it is reached, so the kernel's backlog
 //! holds the rest) and a deadline for every request.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -17,27 +18,33 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::error::ApiError;
 use crate::metrics::names;
 
-/// A TCP listener that holds at most `max` connections open.
+/// A TCP listener that holds at most `max` connections open, each of
+/// which must send its first bytes within `first_byte`.
 #[derive(Debug)]
 pub struct CappedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
+    first_byte: Duration,
 }
 
 impl CappedListener {
-    pub fn new(inner: TcpListener, max: usize) -> Self {
+    pub fn new(inner: TcpListener, max: usize, first_byte: Duration) -> Self {
         Self {
             inner,
             permits: Arc::new(Semaphore::new(max)),
+            first_byte,
         }
     }
 }
 
-/// An accepted connection, holding its place until it closes.
+/// An accepted connection, holding its place until it closes. Until its
+/// first bytes arrive it is on a clock: a connection that says nothing
+/// is closed, so silent connections cannot hold every place.
 #[derive(Debug)]
 pub struct CappedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    silent_until: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl axum::serve::Listener for CappedListener {
@@ -65,6 +72,7 @@ impl axum::serve::Listener for CappedListener {
                         CappedStream {
                             stream,
                             _permit: permit,
+                            silent_until: Some(Box::pin(tokio::time::sleep(self.first_byte))),
                         },
                         addr,
                     );
@@ -89,7 +97,24 @@ impl AsyncRead for CappedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
+        match &read {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => self.silent_until = None,
+            Poll::Pending => {
+                if let Some(deadline) = self.silent_until.as_mut()
+                    && deadline.as_mut().poll(cx).is_ready()
+                {
+                    metrics::counter!(names::CONNECTIONS_SILENT).increment(1);
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no request within http.first_byte_timeout_ms",
+                    )));
+                }
+            }
+            _ => {}
+        }
+        read
     }
 }
 

@@ -181,3 +181,32 @@ async fn a_request_past_its_deadline_is_503_with_retry_after() {
     stack.put_balances_faults(json!({})).await;
     assert_eq!(trader.get("/v2/account").await.status, 200);
 }
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_and_gives_its_place_back() {
+    use tokio::io::AsyncReadExt;
+    let stack = TestStack::spawn_with(|s| {
+        s.http.max_connections = 1;
+        s.http.first_byte_timeout_ms = 300;
+    })
+    .await;
+    let mut silent = tokio::net::TcpStream::connect(stack.app.addr)
+        .await
+        .unwrap();
+    // The only place is taken by a connection that says nothing; it is
+    // closed after the timeout and the next client is served.
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buf))
+        .await
+        .expect("closed by the server");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    let status = tokio::time::timeout(
+        Duration::from_secs(3),
+        reqwest::get(stack.app.url("/healthz")),
+    )
+    .await
+    .expect("served")
+    .expect("an answer")
+    .status();
+    assert_eq!(status, 200);
+}
