@@ -236,6 +236,35 @@ fn page(window: Window<'_>) -> Result<ActivityPage, ApiError> {
     })
 }
 
+/// The paging parameters both queries share.
+macro_rules! window_of {
+    ($query:expr) => {
+        Window {
+            date: $query.date.as_deref(),
+            until: $query.until.as_deref(),
+            after: $query.after.as_deref(),
+            direction: $query.direction.as_deref(),
+            page_size: $query.page_size.as_deref(),
+            page_token: $query.page_token.as_deref(),
+        }
+    };
+}
+
+/// The page of fills `window` asks for (validated whether or not fills are
+/// `wanted`), or none.
+async fn answer(
+    state: &AppState,
+    account_id: Uuid,
+    wanted: bool,
+    window: Window<'_>,
+) -> Result<Json<Vec<TradeActivity>>, ApiError> {
+    let page = page(window)?;
+    if !wanted {
+        return Ok(Json(Vec::new()));
+    }
+    fills(state, account_id, page).await
+}
+
 async fn fills(
     state: &AppState,
     account_id: Uuid,
@@ -262,18 +291,7 @@ pub async fn activities(
     Query(query): Query<ActivitiesQuery>,
 ) -> Result<Json<Vec<TradeActivity>>, ApiError> {
     let wanted = wants_fills(query.activity_types.as_deref(), query.category.as_deref())?;
-    let page = page(Window {
-        date: query.date.as_deref(),
-        until: query.until.as_deref(),
-        after: query.after.as_deref(),
-        direction: query.direction.as_deref(),
-        page_size: query.page_size.as_deref(),
-        page_token: query.page_token.as_deref(),
-    })?;
-    if !wanted {
-        return Ok(Json(Vec::new()));
-    }
-    fills(&state, account.account_id, page).await
+    answer(&state, account.account_id, wanted, window_of!(query)).await
 }
 
 /// `GET /v2/account/activities/{activity_type}`.
@@ -288,18 +306,7 @@ pub async fn activities_of_type(
     Query(query): Query<ActivitiesByTypeQuery>,
 ) -> Result<Json<Vec<TradeActivity>>, ApiError> {
     let wanted = known_type(&activity_type)? == FILL;
-    let page = page(Window {
-        date: query.date.as_deref(),
-        until: query.until.as_deref(),
-        after: query.after.as_deref(),
-        direction: query.direction.as_deref(),
-        page_size: query.page_size.as_deref(),
-        page_token: query.page_token.as_deref(),
-    })?;
-    if !wanted {
-        return Ok(Json(Vec::new()));
-    }
-    fills(&state, account.account_id, page).await
+    answer(&state, account.account_id, wanted, window_of!(query)).await
 }
 
 #[cfg(test)]

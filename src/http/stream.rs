@@ -102,18 +102,24 @@ fn frame(value: Value) -> Message {
     Message::Text(value.to_string().into())
 }
 
+fn unauthorized() -> Value {
+    json!({"stream": "authorization",
+        "data": {"status": "unauthorized", "action": "authenticate"}})
+}
+
+/// Says `last` and closes the session.
+async fn end(socket: &mut WebSocket, last: Value) {
+    let _ = socket.send(frame(last)).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
 async fn session(state: Arc<AppState>, mut socket: WebSocket, mut slot: SessionSlot) {
     // Subscribe first: nothing between authentication and listening is lost.
     let mut updates = state.trade_updates.subscribe();
     let (account, credentials) = match authenticate(&state, &mut socket).await {
         Some(authenticated) => authenticated,
         None => {
-            let _ = socket
-                .send(frame(json!({"stream": "authorization",
-                    "data": {"status": "unauthorized", "action": "authenticate"}})))
-                .await;
-            let _ = socket.send(Message::Close(None)).await;
-            return;
+            return end(&mut socket, unauthorized()).await;
         }
     };
     if !state
@@ -121,12 +127,12 @@ async fn session(state: Arc<AppState>, mut socket: WebSocket, mut slot: SessionS
         .authenticate(&mut slot, account.account_id)
     {
         metrics::counter!(names::STREAM_SESSIONS_REFUSED, "reason" => "account").increment(1);
-        let _ = socket
-            .send(frame(json!({"stream": "error",
-                "data": {"code": 406, "message": "connection limit exceeded"}})))
-            .await;
-        let _ = socket.send(Message::Close(None)).await;
-        return;
+        return end(
+            &mut socket,
+            json!({"stream": "error",
+                "data": {"code": 406, "message": "connection limit exceeded"}}),
+        )
+        .await;
     }
     let _ = socket
         .send(frame(json!({"stream": "authorization",
@@ -146,12 +152,7 @@ async fn session(state: Arc<AppState>, mut socket: WebSocket, mut slot: SessionS
             // The key's recheck ...
             _ = recheck.tick() => {
                 if let Ok(None) = account::authenticate(&state.app, &credentials.0, &credentials.1).await {
-                    let _ = socket
-                        .send(frame(json!({"stream": "authorization",
-                            "data": {"status": "unauthorized", "action": "authenticate"}})))
-                        .await;
-                    let _ = socket.send(Message::Close(None)).await;
-                    return;
+                    return end(&mut socket, unauthorized()).await;
                 }
             }
             // ... a client message (listen, or goodbye) ...
