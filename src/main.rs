@@ -91,6 +91,11 @@ enum Command {
         /// matrix; a failing schedule replays with --filter NAME.
         #[arg(long)]
         explore: bool,
+        /// A soak instead: one run this long (30m, 90s, 2h) at moderate load
+        /// with faults on, sampling orderd's memory, descriptors, tables and
+        /// queues; fails if an invariant broke.
+        #[arg(long, value_name = "DURATION")]
+        soak: Option<String>,
         /// With --explore: only schedules whose name contains this.
         #[arg(long)]
         filter: Option<String>,
@@ -338,6 +343,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             println!("\nevery invariant holds");
             Ok(())
+        }
+        Command::Chaos {
+            soak: Some(duration),
+            work_dir,
+            ..
+        } => {
+            let duration = orderd::harness::soak::parse_duration(&duration)?;
+            orderd::harness::soak(duration, &work_dir, 1).await
         }
         Command::Chaos {
             explore: true,

@@ -9,6 +9,7 @@ pub mod report;
 mod run;
 pub mod scenario;
 pub mod session;
+pub mod soak;
 pub mod stack;
 
 use std::time::Duration;
@@ -18,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 pub use self::report::RunReport;
-pub use self::run::{chaos, run};
+pub use self::run::{chaos, run, soak};
 pub use self::scenario::{Kill, Scenario};
 use self::session::{STARTING_SHARES, SYMBOLS, Shared, Trader};
 use self::stack::Stack;

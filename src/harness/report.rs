@@ -28,6 +28,8 @@ pub struct RunReport {
     pub halts: u64,
     /// name → violations (empty = holds); `None` for not checked.
     pub invariants: BTreeMap<String, Option<Vec<String>>>,
+    /// A soak's samples, in order.
+    pub samples: Vec<super::soak::Sample>,
 }
 
 impl RunReport {

@@ -86,9 +86,37 @@ async fn drive(scenario: &Scenario, stack: &mut Stack) -> anyhow::Result<RunRepo
         seed: scenario.seed,
         ..RunReport::default()
     };
+    // A soak reads table sizes from the database orderd uses.
+    let soak_pool = match scenario.sample_every {
+        Some(_) => {
+            let options = crate::db::connect_options_from_url(&stack.database_url())?;
+            let settings = crate::config::Settings::load_without_env(None)?;
+            Some(crate::db::build_pool(options, &settings.database))
+        }
+        None => None,
+    };
+    let mut next_sample = Duration::ZERO;
     while started.elapsed() < scenario.duration {
         tokio::time::sleep(Duration::from_millis(100)).await;
         revive_if_killed(stack, &shared, &mut report)?;
+        if let (Some(every), Some(pool)) = (scenario.sample_every, &soak_pool)
+            && started.elapsed() >= next_sample
+        {
+            next_sample += every;
+            match super::soak::sample(stack, pool, &http, started.elapsed()).await {
+                Ok(sample) => {
+                    println!(
+                        "[{:>6.0}s] rss {} KiB, {} descriptors, {:.0} orders in flight",
+                        sample.at.as_secs_f64(),
+                        sample.rss_kib.unwrap_or(0),
+                        sample.open_fds.unwrap_or(0),
+                        sample.orders_in_flight
+                    );
+                    report.samples.push(sample);
+                }
+                Err(error) => println!("a soak sample failed: {error:#}"),
+            }
+        }
         if let Some(kill) = kills.next_if(|k| started.elapsed() >= k.at) {
             shared.set_url(None);
             tokio::task::block_in_place(|| stack.kill_orderd());
@@ -311,6 +339,29 @@ async fn drive(scenario: &Scenario, stack: &mut Stack) -> anyhow::Result<RunRepo
         report.invariants.insert(name, result);
     }
     Ok(report)
+}
+
+/// `orderd chaos --soak DURATION`: one long run at moderate load with
+/// faults on, sampled (see `harness::soak`); fails if an invariant broke.
+pub async fn soak(duration: Duration, work_dir: &std::path::Path, seed: u64) -> anyhow::Result<()> {
+    let scenario = Scenario::soak(seed, duration);
+    println!(
+        "soak: {} traders at {} orders/s for {:?}, faults on, sampled every {:?}",
+        scenario.traders,
+        scenario.rate_per_sec,
+        duration,
+        scenario.sample_every.unwrap_or_default()
+    );
+    let config = StackConfig::beside_current_exe(&work_dir.join("soak"), seed)?;
+    let report = run(&scenario, config, false).await?;
+    report.print();
+    super::soak::print(&report.samples);
+    anyhow::ensure!(
+        report.all_hold(),
+        "the soak broke {} invariant(s)",
+        report.violations()
+    );
+    Ok(())
 }
 
 /// `orderd chaos`: runs each seed's scenario on a fresh stack under

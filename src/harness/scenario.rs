@@ -32,6 +32,9 @@ pub struct Scenario {
     pub progress: bool,
     /// exchange-sim's configuration (its defaults: one long open session).
     pub exchange_config: Option<String>,
+    /// A soak: sample orderd's memory, descriptors, tables and queues this
+    /// often.
+    pub sample_every: Option<Duration>,
 }
 
 /// The demo's venue: an accelerated day of 11 s (pre-open 1 s, opening
@@ -77,6 +80,22 @@ impl Scenario {
             }],
             progress: true,
             exchange_config: Some(DEMO_EXCHANGE_CONFIG.to_string()),
+            sample_every: None,
+        }
+    }
+
+    /// A soak: the demo's light faults, moderate load, no kills (a restart
+    /// would reset what is measured), the accelerated day so sessions keep
+    /// opening and closing; samples at [`super::soak::interval_for`].
+    pub fn soak(seed: u64, duration: Duration) -> Self {
+        let demo = Self::demo(seed, duration);
+        Self {
+            traders: 3,
+            rate_per_sec: 20,
+            kills: Vec::new(),
+            progress: false,
+            sample_every: Some(super::soak::interval_for(duration)),
+            ..demo
         }
     }
 
@@ -124,6 +143,7 @@ impl Scenario {
             kills,
             progress: false,
             exchange_config: None,
+            sample_every: None,
         }
     }
 }

@@ -228,13 +228,10 @@ impl Stack {
         self.orderd.as_ref().map(Running::url)
     }
 
-    /// Starts another `orderd serve` on the same database and venues under
-    /// instance name `name` (a second instance racing the first).
-    pub fn start_extra_orderd(&self, name: &str) -> anyhow::Result<Running> {
-        let mut command = self.orderd_command()?;
-        // The first orderd owns the embedded cluster: this one connects to
-        // it through its socket.
-        let url = match &self.config.database_url {
+    /// The database's URL (the embedded cluster's socket when orderd owns
+    /// one).
+    pub fn database_url(&self) -> String {
+        match &self.config.database_url {
             Some(url) => url.clone(),
             None => format!(
                 "postgres://{user}@localhost:{port}/{db}?host={socket}",
@@ -248,7 +245,16 @@ impl Stack {
                     .join("socket")
                     .display(),
             ),
-        };
+        }
+    }
+
+    /// Starts another `orderd serve` on the same database and venues under
+    /// instance name `name` (a second instance racing the first).
+    pub fn start_extra_orderd(&self, name: &str) -> anyhow::Result<Running> {
+        let mut command = self.orderd_command()?;
+        // The first orderd owns the embedded cluster: this one connects to
+        // it through its socket.
+        let url = self.database_url();
         command
             .arg("serve")
             .env("ORDERD__DATABASE__URL", url)

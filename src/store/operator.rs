@@ -93,6 +93,44 @@ pub async fn accounts(pool: &PgPool) -> Result<Vec<AccountRow>, sqlx::Error> {
     sqlx::query_as(*ACCOUNTS).fetch_all(pool).await
 }
 
+/// One of orderd's tables, as a soak samples it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct TableSize {
+    pub table: String,
+    /// Heap, indexes and TOAST.
+    pub bytes: i64,
+    pub rows: i64,
+}
+
+/// The tables that grow with use: their sizes and exact row counts (a
+/// scan each; a soak samples once a minute).
+macro_rules! table_sizes {
+    ($($table:literal),+ $(,)?) => {
+        concat!($(
+            "SELECT '", $table, "'::text AS table, pg_total_relation_size('", $table,
+            "') AS bytes, (SELECT count(*) FROM ", $table, ") AS rows UNION ALL ",
+        )+ "SELECT NULL, NULL, NULL WHERE false")
+    };
+}
+
+const TABLE_SIZES: &str = table_sizes!(
+    "orders",
+    "order_events",
+    "fills",
+    "idempotency_keys",
+    "reconcile_ticks",
+    "reconciliation_runs",
+    "reconciliation_findings",
+    "quarantined_reports",
+    "equity_snapshots",
+    "instances",
+);
+
+/// The sizes of the tables that grow with use.
+pub async fn table_sizes(pool: &PgPool) -> Result<Vec<TableSize>, sqlx::Error> {
+    sqlx::query_as(TABLE_SIZES).fetch_all(pool).await
+}
+
 /// What `/metrics` reports about the database.
 #[derive(Debug, Clone, Default)]
 pub struct Gauges {
@@ -219,5 +257,6 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("ORDER_FACTS", *ORDER_FACTS),
         ("FILL_FACTS", FILL_FACTS),
         ("ACCOUNT_FACTS", ACCOUNT_FACTS),
+        ("TABLE_SIZES", TABLE_SIZES),
     ]
 }

@@ -113,3 +113,31 @@ async fn migrations_run_without_the_applications_timeouts() {
     // one-row read can take a millisecond).
     assert!(orderd::db::is_migrated(&db.pool).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_soak_sees_each_growing_table_with_its_exact_rows() {
+    let stack = crate::support::TestStack::spawn().await;
+    let trader = stack.trader(&[("USD", "1000")]).await;
+    let reply = trader
+        .post_order(
+            serde_json::json!({"symbol": "AAPL", "qty": "1", "side": "buy",
+            "type": "limit", "time_in_force": "day", "limit_price": "1.00"}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let sizes = orderd::store::operator::table_sizes(&stack.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(sizes.len(), 10, "{sizes:?}");
+    let orders = sizes.iter().find(|t| t.table == "orders").unwrap();
+    assert_eq!(orders.rows, 1);
+    assert!(orders.bytes > 0);
+    assert!(
+        sizes
+            .iter()
+            .find(|t| t.table == "order_events")
+            .unwrap()
+            .rows
+            >= 1
+    );
+}
