@@ -177,13 +177,22 @@ pub async fn held(
     app: &App,
     account: &Account,
 ) -> Result<std::collections::BTreeMap<String, Decimal>, AccountError> {
-    Ok(super::positions::long_positions(
-        &ledger_balances(app, account).await?,
-    ))
+    Ok(long_positions(&ledger_balances(app, account).await?))
 }
 
 /// The account's cash and value now, and its equity at the latest close
 /// (`None` before the first close it was valued at).
+/// The account's long positions, by symbol (shares held at the ledger).
+fn long_positions(
+    balances: &std::collections::BTreeMap<String, AssetBalance>,
+) -> std::collections::BTreeMap<String, Decimal> {
+    balances
+        .iter()
+        .filter(|(asset, b)| asset.as_str() != CASH_ASSET && b.total > Decimal::ZERO)
+        .map(|(asset, b)| (asset.clone(), b.total))
+        .collect()
+}
+
 pub async fn summary(
     app: &App,
     account: &Account,

@@ -3,7 +3,6 @@
 //! the whole lifecycle (hold of the shares at the ledger, placement,
 //! fills, settlement) and every recovery point of it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,15 +131,4 @@ async fn held_by_orders(app: &App, account: &Account) -> Result<bool, AccountErr
     Ok(balances
         .iter()
         .any(|(asset, b)| asset != CASH_ASSET && b.available < b.total))
-}
-
-/// The account's long positions, by symbol (shares held at the ledger).
-pub(super) fn long_positions(
-    balances: &BTreeMap<String, crate::venues::balances::AssetBalance>,
-) -> BTreeMap<String, Decimal> {
-    balances
-        .iter()
-        .filter(|(asset, b)| asset.as_str() != CASH_ASSET && b.total > Decimal::ZERO)
-        .map(|(asset, b)| (asset.clone(), b.total))
-        .collect()
 }
