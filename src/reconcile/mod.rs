@@ -4,6 +4,7 @@
 //! what it did. Each cron tick runs once across all instances (a unique
 //! row per job and tick); after downtime only the latest missed tick runs.
 
+mod day;
 mod jobs;
 
 use std::str::FromStr;
@@ -292,8 +293,8 @@ impl Reconciler {
             Job::Balances => jobs::balances(self, since, &mut tally).await,
             Job::Orphans => jobs::orphans(self, &mut tally).await,
             Job::Gc => jobs::gc(self, &mut tally).await,
-            Job::Reference => jobs::reference(self, &mut tally).await,
-            Job::SessionClose => jobs::session_close(self, &mut tally).await,
+            Job::Reference => day::reference(self, &mut tally).await,
+            Job::SessionClose => day::session_close(self, &mut tally).await,
         };
         if let Err(error) = result {
             tally.errors.push(error.to_string());

@@ -1,0 +1,179 @@
+//! What a schedule sends: the order a venue behaviour needs, its faults,
+//! the trader's requests, the lane's provisioning.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::super::session::Trader;
+use super::super::stack::Stack;
+use super::*;
+
+/// The venue's fault profile for a behaviour.
+pub(super) fn venue_faults(venue: Venue) -> Value {
+    match venue {
+        Venue::Rejects => json!({"reject": 1.0}),
+        Venue::CancelLate => json!({"cancel_delay_ms": 1500}),
+        _ => json!({}),
+    }
+}
+
+/// The order a behaviour needs: a marketable IOC fills at once; a
+/// marketable limit DAY fills in the venue's chunks; a far limit rests.
+pub(super) fn order_body(venue: Venue, coid: &str) -> Value {
+    match venue {
+        Venue::FillsAtOnce => json!({"symbol": SYMBOL, "qty": "5", "side": "buy",
+            "type": "market", "time_in_force": "ioc", "client_order_id": coid}),
+        Venue::FillsInParts => json!({"symbol": SYMBOL, "qty": "12", "side": "buy",
+            "type": "limit", "limit_price": "300.00", "time_in_force": "day",
+            "client_order_id": coid}),
+        Venue::Rests | Venue::CancelLate | Venue::Rejects => json!({"symbol": SYMBOL, "qty": "3",
+            "side": "buy", "type": "limit", "limit_price": "1.00", "time_in_force": "gtc",
+            "client_order_id": coid}),
+    }
+}
+
+pub(super) async fn trader_request(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    trader: &Trader,
+    body: Option<(&Value, Option<&str>)>,
+) -> Option<(u16, Value)> {
+    let mut request = http
+        .request(method, url)
+        .header("APCA-API-KEY-ID", &trader.key_id)
+        .header("APCA-API-SECRET-KEY", &trader.secret_key);
+    if let Some((body, key)) = body {
+        request = request.json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+    }
+    let response = request.send().await.ok()?;
+    let status = response.status().as_u16();
+    let value = response.json().await.unwrap_or(Value::Null);
+    Some((status, value))
+}
+
+pub(super) async fn submit(
+    http: &reqwest::Client,
+    url: &str,
+    trader: &Trader,
+    body: &Value,
+    key: Option<&str>,
+) -> Option<(u16, Value)> {
+    trader_request(
+        http,
+        reqwest::Method::POST,
+        &format!("{url}/v2/orders"),
+        trader,
+        Some((body, key)),
+    )
+    .await
+}
+
+/// The order's id, found by its client_order_id (as a trader who got no
+/// answer would).
+pub(super) async fn find_order(
+    http: &reqwest::Client,
+    url: &str,
+    trader: &Trader,
+    coid: &str,
+) -> Option<String> {
+    let (status, order) = trader_request(
+        http,
+        reqwest::Method::GET,
+        &format!("{url}/v2/orders:by_client_order_id?client_order_id={coid}"),
+        trader,
+        None,
+    )
+    .await?;
+    (status == 200)
+        .then(|| order["id"].as_str().map(str::to_string))
+        .flatten()
+}
+
+pub(super) async fn wait_for(
+    http: &reqwest::Client,
+    url: &str,
+    trader: &Trader,
+    id: &str,
+    limit: Duration,
+    done: impl Fn(&Value) -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some((200, order)) = trader_request(
+            http,
+            reqwest::Method::GET,
+            &format!("{url}/v2/orders/{id}"),
+            trader,
+            None,
+        )
+        .await
+            && done(&order)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Funds `count` traders at the ledger and creates their orderd accounts
+/// in one CLI run.
+pub(super) async fn provision(
+    stack: &Stack,
+    http: &reqwest::Client,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<Vec<Trader>> {
+    for i in 1..=count {
+        let response = http
+            .post(format!("{}/admin/accounts", stack.balances.url()))
+            .json(&json!({"account_id": format!("{prefix}-{i}"),
+                          "balances": {"USD": TRADER_CASH, SYMBOL: TRADER_SHARES}}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "funding {prefix}-{i}: {}",
+            response.status()
+        );
+    }
+    let count_text = count.to_string();
+    let printed = tokio::task::block_in_place(|| {
+        stack.cli(&[
+            "account",
+            "create",
+            "--name",
+            prefix,
+            "--balances-account",
+            prefix,
+            "--count",
+            &count_text,
+        ])
+    })?;
+    printed
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let created: Value = serde_json::from_str(line).context("account create output")?;
+            Ok(Trader {
+                name: format!("{prefix}-{}", i + 1),
+                key_id: created["key_id"].as_str().unwrap_or_default().to_string(),
+                secret_key: created["secret_key"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                account_id: created["account_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            })
+        })
+        .collect()
+}
