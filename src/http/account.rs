@@ -82,8 +82,6 @@ use super::error::ApiError;
 use super::orders;
 use super::state::AppState;
 use crate::app::account::{self, AccountError, Position};
-use crate::app::idempotency::StoredResponse;
-use crate::app::intake::ReplyBody;
 use crate::app::positions::{self, CloseError};
 use crate::domain::order::Symbol;
 use crate::domain::position::CloseAmount;
@@ -211,16 +209,9 @@ pub async fn position(
     Trader(account): Trader,
     Path(symbol_or_asset_id): Path<String>,
 ) -> Result<Json<AlpacaPosition>, ApiError> {
-    let found = match uuid::Uuid::parse_str(&symbol_or_asset_id) {
-        // An asset id is the UUID v5 of its symbol: found among the positions.
-        Ok(asset) => account::positions(&state.app, &account)
-            .await?
-            .into_iter()
-            .find(|p| asset_id(&p.symbol) == asset),
-        Err(_) => {
-            let symbol = Symbol::parse(&symbol_or_asset_id)?;
-            account::position(&state.app, &account, symbol.as_str()).await?
-        }
+    let found = match position_symbol(&state, &account, &symbol_or_asset_id).await? {
+        Some(symbol) => account::position(&state.app, &account, symbol.as_str()).await?,
+        None => None,
     };
     match found {
         Some(position) => Ok(Json(position_json(&position))),
@@ -300,14 +291,7 @@ pub async fn close_position(
         orders::render,
     )
     .await?;
-    Ok(orders::respond(stored(reply.body), reply.replayed))
-}
-
-fn stored(body: ReplyBody) -> StoredResponse {
-    match body {
-        ReplyBody::Fresh(answer) => orders::render(&answer),
-        ReplyBody::Stored(stored) => stored,
-    }
+    Ok(orders::respond(orders::stored(reply.body), reply.replayed))
 }
 
 /// One position's part of `DELETE /v2/positions` (Alpaca's
@@ -378,7 +362,7 @@ pub async fn close_all_positions(
             let (status, body) = match closed.outcome {
                 Ok(reply) => {
                     any_made = true;
-                    let stored = stored(reply.body);
+                    let stored = orders::stored(reply.body);
                     (stored.status, stored.body)
                 }
                 Err(error) => {

@@ -155,11 +155,15 @@ pub async fn submit(
     metrics::histogram!(names::SUBMIT_DURATION, "outcome" => outcome)
         .record(started.elapsed().as_secs_f64());
     let reply = reply?;
-    let stored = match reply.body {
+    Ok(respond(stored(reply.body), reply.replayed))
+}
+
+/// What a reply answers: a fresh answer rendered, or the stored one.
+pub(super) fn stored(body: ReplyBody) -> StoredResponse {
+    match body {
         ReplyBody::Fresh(answer) => render(&answer),
         ReplyBody::Stored(stored) => stored,
-    };
-    Ok(respond(stored, reply.replayed))
+    }
 }
 
 fn parse_order_id(id: &str) -> Result<Uuid, ApiError> {

@@ -119,7 +119,7 @@ fn parameter_schema_by_name(name: &str) -> Option<Value> {
         "status" => list(&["open", "closed", "all"]),
         "direction" => list(&["asc", "desc"]),
         "limit" => json!({"type": "integer", "minimum": 1, "maximum": LIST_LIMIT_MAX}),
-        "after" | "until" => json!({"anyOf": [
+        "after" | "until" | "date" => json!({"anyOf": [
             {"type": "string", "format": "date-time"},
             {"type": "string", "format": "date"},
         ]}),
@@ -134,10 +134,6 @@ fn parameter_schema_by_name(name: &str) -> Option<Value> {
         }
         "activity_type" => list(&ACTIVITY_TYPES),
         "category" => list(&CATEGORIES),
-        "date" => json!({"anyOf": [
-            {"type": "string", "format": "date-time"},
-            {"type": "string", "format": "date"},
-        ]}),
         "page_size" => json!({"type": "integer", "minimum": 1, "maximum": PAGE_SIZE_MAX}),
         "page_token" => json!({"type": "string", "pattern": page_token_pattern()}),
         "job" => list(&Job::ALL.map(Job::as_str)),
