@@ -176,6 +176,9 @@ pub struct HttpSettings {
     /// `/stream` sessions on this instance, in all and per account.
     pub stream_sessions_max: usize,
     pub stream_sessions_per_account: usize,
+    /// Trade updates rendered for `/stream` at once on this instance (each
+    /// an order read, and for a fill a ledger call), in order.
+    pub stream_render_concurrency: usize,
 }
 
 /// The admin token the defaults ship with: accepted on a loopback address

@@ -92,3 +92,16 @@ fn a_missing_config_file_is_an_error() {
         Settings::load_without_env(Some(Path::new("/nonexistent/orderd.toml"))).unwrap_err();
     assert!(matches!(error, ConfigError::File { .. }), "{error}");
 }
+
+#[test]
+fn stream_rendering_needs_some_concurrency() {
+    let settings = load_from("").expect("defaults");
+    assert_eq!(settings.http.stream_render_concurrency, 8);
+    let error = load_from("[http]\nstream_render_concurrency = 0\n").unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("`http.stream_render_concurrency`"),
+        "{error}"
+    );
+}

@@ -209,6 +209,12 @@ impl Settings {
                 "must be 1 to http.stream_sessions_max",
             ));
         }
+        if self.http.stream_render_concurrency == 0 {
+            return Err(invalid(
+                "http.stream_render_concurrency",
+                "must be at least 1",
+            ));
+        }
         if self.http.auth_cache_ms > AUTH_CACHE_MAX_MS {
             return Err(invalid(
                 "http.auth_cache_ms",

@@ -45,6 +45,7 @@ pub mod names {
     pub const RESPONSES_TOO_LARGE: &str = "orderd_external_responses_too_large_total";
     pub const RECONCILE_SKIPPED: &str = "orderd_reconciliation_ticks_skipped_total";
     pub const STREAM_SESSIONS_REFUSED: &str = "orderd_stream_sessions_refused_total";
+    pub const STREAM_RENDERS: &str = "orderd_stream_renders_total";
 }
 
 /// Histogram buckets for durations, in seconds: 0.5 ms to 10 s.
@@ -164,6 +165,10 @@ fn describe() {
     describe_counter!(
         STREAM_SESSIONS_REFUSED,
         "/stream sessions refused: past http.stream_sessions_max (reason instance) or http.stream_sessions_per_account (reason account)."
+    );
+    describe_counter!(
+        STREAM_RENDERS,
+        "Trade updates rendered for /stream (an order read, and for a fill a ledger call): once per instance for all sessions of the account, none without one."
     );
     describe_counter!(
         RECONCILE_SKIPPED,

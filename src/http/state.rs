@@ -4,21 +4,31 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::store::trade_updates::TradeUpdateNote;
+use crate::store::accounts::Account;
 
-/// Trade updates buffered per instance for slow stream clients; a client
-/// that falls further behind is told so and disconnected.
+/// Trade updates buffered per instance: announced and waiting to be
+/// rendered (past it they are dropped and counted), and rendered for slow
+/// stream clients (a client that falls further behind is disconnected).
 pub const TRADE_UPDATE_BUFFER: usize = 4096;
+
+/// One trade update, rendered once for every `/stream` session of its
+/// account on this instance: the frame is sent as is.
+#[derive(Debug, Clone)]
+pub struct RenderedUpdate {
+    pub account_id: Uuid,
+    pub frame: Utf8Bytes,
+}
 
 #[derive(Debug)]
 pub struct AppState {
     pub app: Arc<App>,
-    /// Trade updates for this instance's `/stream` clients.
-    pub trade_updates: broadcast::Sender<TradeUpdateNote>,
+    /// Rendered trade updates for this instance's `/stream` clients.
+    pub trade_updates: broadcast::Sender<RenderedUpdate>,
     /// The `/stream` sessions open on this instance.
     pub stream_sessions: StreamSessions,
 }
@@ -38,7 +48,8 @@ impl AppState {
 
 /// Counts of open `/stream` sessions, in all and per account, with their
 /// caps: a slot is taken before the work and given back when its guard
-/// drops.
+/// drops. The accounts with an authenticated session are the ones whose
+/// trade updates this instance renders.
 #[derive(Debug)]
 pub struct StreamSessions {
     max: usize,
@@ -49,7 +60,15 @@ pub struct StreamSessions {
 #[derive(Debug, Default)]
 struct Open {
     total: usize,
-    per_account: HashMap<Uuid, usize>,
+    per_account: HashMap<Uuid, AccountSessions>,
+}
+
+/// An account's authenticated sessions: how many, and the account (as the
+/// first of them authenticated it).
+#[derive(Debug)]
+struct AccountSessions {
+    count: usize,
+    account: Arc<Account>,
 }
 
 fn lock(open: &Mutex<Open>) -> MutexGuard<'_, Open> {
@@ -90,15 +109,30 @@ impl StreamSessions {
     }
 
     /// Counts `slot` as `account`'s, if the account has room for one more.
-    pub fn authenticate(&self, slot: &mut SessionSlot, account: Uuid) -> bool {
+    pub fn authenticate(&self, slot: &mut SessionSlot, account: &Account) -> bool {
         let mut open = lock(&self.open);
-        let count = open.per_account.entry(account).or_insert(0);
-        if *count >= self.per_account_max {
+        let sessions = open
+            .per_account
+            .entry(account.account_id)
+            .or_insert_with(|| AccountSessions {
+                count: 0,
+                account: Arc::new(account.clone()),
+            });
+        if sessions.count >= self.per_account_max {
             return false;
         }
-        *count += 1;
-        slot.account = Some(account);
+        sessions.count += 1;
+        slot.account = Some(account.account_id);
         true
+    }
+
+    /// The account, if a session of it is authenticated on this instance
+    /// (otherwise its trade updates are nobody's here).
+    pub fn connected(&self, account_id: Uuid) -> Option<Arc<Account>> {
+        lock(&self.open)
+            .per_account
+            .get(&account_id)
+            .map(|sessions| sessions.account.clone())
     }
 }
 
@@ -107,10 +141,10 @@ impl Drop for SessionSlot {
         let mut open = lock(&self.open);
         open.total = open.total.saturating_sub(1);
         if let Some(account) = self.account
-            && let Some(count) = open.per_account.get_mut(&account)
+            && let Some(sessions) = open.per_account.get_mut(&account)
         {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
+            sessions.count = sessions.count.saturating_sub(1);
+            if sessions.count == 0 {
                 open.per_account.remove(&account);
             }
         }
@@ -121,20 +155,54 @@ impl Drop for SessionSlot {
 mod tests {
     use super::*;
 
+    fn account() -> Account {
+        Account {
+            account_id: Uuid::nil(),
+            name: "a".to_string(),
+            balances_account_id: "ledger-a".to_string(),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
     #[test]
     fn slots_are_counted_and_given_back() {
         let sessions = StreamSessions::new(2, 1);
-        let account = Uuid::nil();
+        let account = account();
         let mut first = sessions.connect().expect("room");
         let mut second = sessions.connect().expect("room");
         assert!(sessions.connect().is_none(), "in all");
-        assert!(sessions.authenticate(&mut first, account));
-        assert!(!sessions.authenticate(&mut second, account), "per account");
+        assert!(sessions.authenticate(&mut first, &account));
+        assert!(!sessions.authenticate(&mut second, &account), "per account");
         drop(first);
-        assert!(sessions.authenticate(&mut second, account));
+        assert!(sessions.authenticate(&mut second, &account));
         let third = sessions.connect().expect("a place was given back");
         drop((second, third));
         assert_eq!(lock(&sessions.open).total, 0);
         assert!(lock(&sessions.open).per_account.is_empty());
+    }
+
+    #[test]
+    fn an_account_is_connected_while_a_session_of_it_is_authenticated() {
+        let sessions = StreamSessions::new(3, 2);
+        let account = account();
+        let anonymous = sessions.connect().expect("room");
+        assert!(
+            sessions.connected(account.account_id).is_none(),
+            "not authenticated"
+        );
+        let mut first = sessions.connect().expect("room");
+        let mut second = sessions.connect().expect("room");
+        assert!(sessions.authenticate(&mut first, &account));
+        assert!(sessions.authenticate(&mut second, &account));
+        let connected = sessions.connected(account.account_id).expect("connected");
+        assert_eq!(connected.balances_account_id, "ledger-a");
+        drop(first);
+        assert!(sessions.connected(account.account_id).is_some(), "one left");
+        drop(second);
+        assert!(
+            sessions.connected(account.account_id).is_none(),
+            "none left"
+        );
+        drop(anonymous);
     }
 }

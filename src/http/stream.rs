@@ -5,21 +5,27 @@
 //! the change they announce has committed (`store::trade_updates`), so a
 //! client connected to any instance sees its account's events and never one
 //! that was rolled back; delivery is best effort, as Alpaca's is.
+//!
+//! Each instance renders an event once (the order read, and for a fill the
+//! position from the ledger), and only if a session of its account is
+//! authenticated here; the rendered frame goes to every listening session
+//! of that account as is.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
 use super::alpaca::order_json;
 use super::error::ApiError;
-use super::state::{AppState, SessionSlot};
+use super::state::{AppState, RenderedUpdate, SessionSlot, TRADE_UPDATE_BUFFER};
 use crate::app::{account, queries};
 use crate::metrics::names;
 use crate::store::accounts::Account;
@@ -32,9 +38,26 @@ pub const AUTH_LIMIT: Duration = Duration::from_secs(10);
 const EXECUTION_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7264_4000_8000_6578_6563_7321);
 
 /// Forwards Postgres notifications to this instance's stream clients until
-/// `shutdown`. sqlx's listener reconnects by itself.
+/// `shutdown`: a notification of an account with a session here is queued
+/// (the listener is drained at once, whatever the renders' pace), rendered
+/// once, and broadcast to the sessions.
 pub async fn relay_notifications(
     state: Arc<AppState>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let (queue, queued) = mpsc::channel(TRADE_UPDATE_BUFFER);
+    tokio::select! {
+        // The relay ends at the stop (renders in flight are reads: dropped).
+        () = relay(state.clone(), queue, shutdown) => {}
+        () = render_queued(state, queued) => {}
+    }
+}
+
+/// Queues the notes of accounts connected here, until `shutdown`. sqlx's
+/// listener reconnects by itself.
+async fn relay(
+    state: Arc<AppState>,
+    queue: mpsc::Sender<(TradeUpdateNote, Arc<Account>)>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut listener = loop {
@@ -57,9 +80,15 @@ pub async fn relay_notifications(
         match notification {
             Ok(notification) => {
                 match serde_json::from_str::<TradeUpdateNote>(notification.payload()) {
-                    // No receivers is fine: nobody is listening.
                     Ok(note) => {
-                        let _ = state.trade_updates.send(note);
+                        // Nobody's here: nothing to render.
+                        let Some(account) = state.stream_sessions.connected(note.account_id) else {
+                            continue;
+                        };
+                        if queue.try_send((note, account)).is_err() {
+                            metrics::counter!(names::TRADE_UPDATES_DROPPED).increment(1);
+                            tracing::warn!("trade updates rendering too slowly; one dropped");
+                        }
                     }
                     Err(error) => tracing::warn!(%error, "unreadable trade update"),
                 }
@@ -68,6 +97,39 @@ pub async fn relay_notifications(
                 tracing::warn!(%error, "trade-update listener; reconnecting");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+        }
+    }
+}
+
+/// Renders the queued notes, up to `http.stream_render_concurrency` at
+/// once, and broadcasts them in the order they were announced (so each
+/// account's events keep theirs).
+async fn render_queued(
+    state: Arc<AppState>,
+    queued: mpsc::Receiver<(TradeUpdateNote, Arc<Account>)>,
+) {
+    let concurrency = state.app.settings.http.stream_render_concurrency.max(1);
+    let notes = futures_util::stream::unfold(queued, |mut queued| async move {
+        queued.recv().await.map(|item| (item, queued))
+    });
+    let mut rendered = std::pin::pin!(
+        notes
+            .map(|(note, account)| {
+                let state = state.clone();
+                async move {
+                    let frame = trade_update(&state, &account, &note).await?;
+                    Some(RenderedUpdate {
+                        account_id: note.account_id,
+                        frame: Utf8Bytes::from(frame.to_string()),
+                    })
+                }
+            })
+            .buffered(concurrency)
+    );
+    while let Some(update) = rendered.next().await {
+        // No receivers is fine: the sessions have gone since.
+        if let Some(update) = update {
+            let _ = state.trade_updates.send(update);
         }
     }
 }
@@ -122,10 +184,7 @@ async fn session(state: Arc<AppState>, mut socket: WebSocket, mut slot: SessionS
             return end(&mut socket, unauthorized()).await;
         }
     };
-    if !state
-        .stream_sessions
-        .authenticate(&mut slot, account.account_id)
-    {
+    if !state.stream_sessions.authenticate(&mut slot, &account) {
         metrics::counter!(names::STREAM_SESSIONS_REFUSED, "reason" => "account").increment(1);
         return end(
             &mut socket,
@@ -177,9 +236,8 @@ async fn session(state: Arc<AppState>, mut socket: WebSocket, mut slot: SessionS
             },
             // ... or an update for some account.
             update = updates.recv() => match update {
-                Ok(note) if listening && note.account_id == account.account_id => {
-                    let Some(message) = trade_update(&state, &account, &note).await else { continue };
-                    if socket.send(frame(message)).await.is_err() {
+                Ok(update) if listening && update.account_id == account.account_id => {
+                    if socket.send(Message::Text(update.frame)).await.is_err() {
                         return;
                     }
                 }
@@ -223,11 +281,14 @@ async fn authenticate(
     Some((account, (key_id, secret)))
 }
 
+/// The `trade_updates` message of `note`, rendered once per instance for
+/// every session of the account (counted: `orderd_stream_renders_total`).
 async fn trade_update(
     state: &AppState,
     account: &Account,
     note: &TradeUpdateNote,
 ) -> Option<Value> {
+    metrics::counter!(names::STREAM_RENDERS).increment(1);
     let order = queries::order(&state.app, account.account_id, note.order_id)
         .await
         .ok()??;

@@ -19,3 +19,4 @@ mod orders;
 mod positions;
 mod reconcile;
 mod stops;
+mod stream;
