@@ -92,6 +92,12 @@ pub(crate) enum Command {
         /// queues; fails if an invariant broke.
         #[arg(long, value_name = "DURATION")]
         soak: Option<String>,
+        /// Each run on a primary with a synchronous standby: the primary's
+        /// machine dies at 40% of the run (SIGKILL to every Postgres
+        /// process) and the standby is promoted a second later; orderd is
+        /// not restarted and must follow the primary by itself.
+        #[arg(long)]
+        failover: bool,
         /// With --explore: only schedules whose name contains this.
         #[arg(long)]
         filter: Option<String>,

@@ -219,6 +219,9 @@ pub struct DatabaseSettings {
     /// passed as `-c name='value'`). Ignored when `url` is set.
     #[serde(default)]
     pub embedded_settings: Vec<String>,
+    /// With several hosts in `url`: how often the current one is asked
+    /// whether it is still the writable primary (`db::hosts`).
+    pub primary_check_ms: u64,
 }
 
 impl DatabaseSettings {

@@ -18,13 +18,15 @@ impl Settings {
         if self.log.filter.trim().is_empty() {
             return Err(invalid("log.filter", "must not be empty"));
         }
-        if let Some(url) = &self.database.url
-            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
-        {
-            return Err(invalid(
-                "database.url",
-                "must start with postgres:// or postgresql://",
-            ));
+        if let Some(url) = &self.database.url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(invalid(
+                    "database.url",
+                    "must start with postgres:// or postgresql://",
+                ));
+            }
+            crate::db::hosts::candidates(url)
+                .map_err(|problem| invalid("database.url", problem))?;
         }
         if self.database.url.is_none() && self.database.data_dir.as_os_str().is_empty() {
             return Err(invalid(
@@ -48,6 +50,7 @@ impl Settings {
                 self.database.statement_timeout_ms,
             ),
             ("database.lock_timeout_ms", self.database.lock_timeout_ms),
+            ("database.primary_check_ms", self.database.primary_check_ms),
             (
                 "database.idle_in_transaction_session_timeout_ms",
                 self.database.idle_in_transaction_session_timeout_ms,

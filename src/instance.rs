@@ -94,13 +94,8 @@ pub fn start(
     shutdown: watch::Receiver<bool>,
 ) -> (tokio::task::JoinHandle<()>, watch::Receiver<Option<Ended>>) {
     let (ended_tx, ended) = watch::channel(None);
-    let options = pool
-        .connect_options()
-        .as_ref()
-        .clone()
-        .application_name("orderd-liveness");
     let task = tokio::spawn(run(
-        options,
+        pool.clone(),
         identity.instance_id,
         Duration::from_millis(settings.instance.heartbeat_ms),
         settings.instance.reap_after_ms,
@@ -111,7 +106,7 @@ pub fn start(
 }
 
 async fn run(
-    options: sqlx::postgres::PgConnectOptions,
+    pool: PgPool,
     instance_id: Uuid,
     every: Duration,
     reap_after_ms: u64,
@@ -128,6 +123,13 @@ async fn run(
             _ = shutdown.changed() => return,
         }
         if conn.is_none() {
+            // The pool's options as they are now: after a failover they
+            // name the new primary.
+            let options = pool
+                .connect_options()
+                .as_ref()
+                .clone()
+                .application_name("orderd-liveness");
             match options.connect().await {
                 Ok(mut fresh) => match instances::lock_self(&mut fresh, instance_id).await {
                     Ok(_) => conn = Some(fresh),

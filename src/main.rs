@@ -119,6 +119,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             seeds,
             duration,
             work_dir,
+            failover,
             ..
         } => {
             let seeds: Vec<u64> = if seeds.contains(',') {
@@ -129,8 +130,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             } else {
                 (1..=seeds.trim().parse::<u64>()?).collect()
             };
-            orderd::harness::chaos(&seeds, std::time::Duration::from_secs(duration), &work_dir)
-                .await
+            orderd::harness::chaos(
+                &seeds,
+                std::time::Duration::from_secs(duration),
+                &work_dir,
+                failover,
+            )
+            .await
         }
         Command::Bench {
             duration,

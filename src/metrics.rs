@@ -44,6 +44,9 @@ pub mod names {
     pub const REQUESTS_TIMED_OUT: &str = "orderd_http_requests_timed_out_total";
     pub const RESPONSES_TOO_LARGE: &str = "orderd_external_responses_too_large_total";
     pub const RECONCILE_SKIPPED: &str = "orderd_reconciliation_ticks_skipped_total";
+    pub const UNKNOWN_OUTCOMES_RESOLVED: &str = "orderd_unknown_outcomes_resolved_total";
+    pub const DB_PRIMARY_HOST: &str = "orderd_database_primary_host";
+    pub const DB_PRIMARY_SWITCHES: &str = "orderd_database_primary_switches_total";
     pub const STREAM_SESSIONS_REFUSED: &str = "orderd_stream_sessions_refused_total";
     pub const STREAM_RENDERS: &str = "orderd_stream_renders_total";
 }
@@ -89,6 +92,18 @@ fn describe() {
         "Orders whose current step's outcome is unknown, by step."
     );
     describe_gauge!(FILLS_UNSETTLED, "Fills not settled, by settlement state.");
+    describe_counter!(
+        UNKNOWN_OUTCOMES_RESOLVED,
+        "Database writes whose answer was lost, resolved by reading back what they wrote, by step."
+    );
+    describe_gauge!(
+        DB_PRIMARY_HOST,
+        "Which of database.url's hosts the pool writes to (0-based)."
+    );
+    describe_counter!(
+        DB_PRIMARY_SWITCHES,
+        "Times the pool followed the primary to another host (a failover)."
+    );
     describe_counter!(ORDERS_SUBMITTED, "POST /v2/orders answers, by outcome.");
     describe_histogram!(
         SUBMIT_DURATION,

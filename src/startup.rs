@@ -41,11 +41,16 @@ pub struct Database {
     pub pool: PgPool,
     embedded: Option<Arc<EmbeddedPostgres>>,
     /// Restarts the owned embedded cluster if its postmaster dies.
-    watchdog: Option<(
-        tokio::task::JoinHandle<()>,
-        tokio::sync::watch::Sender<bool>,
-    )>,
+    watchdog: Option<Background>,
+    /// With several hosts in `database.url`: keeps the pool on the primary.
+    follower: Option<Background>,
 }
+
+/// A background task of the database's and the sender that stops it.
+type Background = (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::watch::Sender<bool>,
+);
 
 /// How often the owner of the embedded cluster checks it still runs.
 pub const EMBEDDED_WATCHDOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -54,13 +59,7 @@ pub const EMBEDDED_WATCHDOG_INTERVAL: Duration = Duration::from_secs(1);
 /// crash, a SIGKILL), it is started again — Postgres recovers from its
 /// WAL, so nothing committed is lost — and the pool's connections, the
 /// liveness connection and the listeners reconnect by themselves.
-fn watch_embedded(
-    pg: Arc<EmbeddedPostgres>,
-    options: ClusterOptions,
-) -> (
-    tokio::task::JoinHandle<()>,
-    tokio::sync::watch::Sender<bool>,
-) {
+fn watch_embedded(pg: Arc<EmbeddedPostgres>, options: ClusterOptions) -> Background {
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
         loop {
@@ -90,11 +89,19 @@ impl Database {
     /// Opens `database.url`, or the embedded cluster when it is unset, and
     /// applies migrations.
     pub async fn open(settings: &DatabaseSettings, access: EmbeddedAccess) -> anyhow::Result<Self> {
+        let mut candidates = Vec::new();
         let (options, embedded) = match &settings.url {
-            Some(url) => (
-                db::connect_options_from_url(url).context("`database.url` is not a valid URL")?,
-                None,
-            ),
+            Some(url) => {
+                candidates = db::hosts::candidates(url)
+                    .map_err(|problem| anyhow::anyhow!("`database.url`: {problem}"))?;
+                // Start on the primary; with none reachable yet, on the
+                // first host (the migration then says why it cannot).
+                let first = match candidates.len() {
+                    1 => 0,
+                    _ => db::hosts::find_primary(&candidates).await.unwrap_or(0),
+                };
+                (candidates[first].clone(), None)
+            }
             None => {
                 let dir = settings.data_dir.clone();
                 let cluster_options = ClusterOptions {
@@ -136,6 +143,10 @@ impl Database {
                 )
             }
         };
+        let current = candidates
+            .iter()
+            .position(|c| c.get_host() == options.get_host() && c.get_port() == options.get_port())
+            .unwrap_or(0);
         let pool = db::build_pool(options, settings);
         let watchdog = match (&embedded, access) {
             (Some((pg, options)), EmbeddedAccess::Own) if pg.is_owner() => {
@@ -143,10 +154,24 @@ impl Database {
             }
             _ => None,
         };
+        let follower = (candidates.len() > 1).then(|| {
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let decorating = settings.clone();
+            let task = tokio::spawn(db::hosts::follow_primary(
+                pool.clone(),
+                candidates,
+                current,
+                move |options| db::decorate(options, &decorating),
+                Duration::from_millis(settings.primary_check_ms),
+                stopped,
+            ));
+            (task, stop)
+        });
         let database = Self {
             pool,
             embedded: embedded.map(|(pg, _)| pg),
             watchdog,
+            follower,
         };
         if let Err(error) = db::migrate(&database.pool).await {
             database.close().await;
@@ -158,7 +183,7 @@ impl Database {
     /// Closes the pool, then stops the embedded cluster if this process
     /// owns it.
     pub async fn close(self) {
-        if let Some((task, stop)) = self.watchdog {
+        for (task, stop) in self.watchdog.into_iter().chain(self.follower) {
             let _ = stop.send(true);
             let _ = task.await;
         }

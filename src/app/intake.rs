@@ -180,6 +180,14 @@ async fn admit(
     }
 }
 
+/// What the accept transaction found.
+enum Accept {
+    /// The order, now on record; `None` if its client_order_id was taken.
+    Inserted(Option<Box<OrderRecord>>),
+    /// The Idempotency-Key was used before.
+    Existing(crate::store::idempotency::IdempotencyRecord),
+}
+
 async fn accept_and_drive(
     app: Arc<App>,
     account: Account,
@@ -196,35 +204,63 @@ async fn accept_and_drive(
 
     // Accept: the order, its first event and the key, in one transaction
     // (without a key, one statement is that transaction).
-    let inserted = match &key {
-        None => {
-            order_store::insert_order(&app.pool, &row, app.instance_id, settings.lease_ms).await?
-        }
-        Some(key) => {
-            let mut tx = app.pool.begin().await?;
-            let taken = idempotency::take(
-                &mut tx,
-                account.account_id,
-                key,
-                &fingerprint,
-                settings.idempotency_ttl_secs,
-            )
-            .await?;
-            if let Taken::Existing(record) = taken {
-                tx.rollback().await?;
-                return follow_key(&app, &account, key, record, &fingerprint, render).await;
+    let accepting = async {
+        match &key {
+            None => Ok(Accept::Inserted(
+                order_store::insert_order(&app.pool, &row, app.instance_id, settings.lease_ms)
+                    .await?
+                    .map(Box::new),
+            )),
+            Some(key) => {
+                let mut tx = app.pool.begin().await?;
+                let taken = idempotency::take(
+                    &mut tx,
+                    account.account_id,
+                    key,
+                    &fingerprint,
+                    settings.idempotency_ttl_secs,
+                )
+                .await?;
+                if let Taken::Existing(record) = taken {
+                    tx.rollback().await?;
+                    return Ok(Accept::Existing(record));
+                }
+                let inserted =
+                    order_store::insert_order(&mut *tx, &row, app.instance_id, settings.lease_ms)
+                        .await?;
+                if inserted.is_some() {
+                    idempotency::attach(&mut tx, account.account_id, key, order_id).await?;
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                Ok::<_, sqlx::Error>(Accept::Inserted(inserted.map(Box::new)))
             }
-            let inserted =
-                order_store::insert_order(&mut *tx, &row, app.instance_id, settings.lease_ms)
-                    .await?;
-            if inserted.is_some() {
-                idempotency::attach(&mut tx, account.account_id, key, order_id).await?;
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
-            inserted
         }
+    }
+    .await;
+    let inserted = match accepting {
+        Ok(Accept::Inserted(inserted)) => inserted.map(|order| *order),
+        Ok(Accept::Existing(record)) => {
+            let key = key.as_ref().ok_or_else(|| {
+                Internal::Broken("an existing idempotency record without a key".into())
+            })?;
+            return follow_key(&app, &account, key, record, &fingerprint, render).await;
+        }
+        // The commit's answer may be what was lost (the connection died
+        // after the server committed): an unknown outcome, resolved by
+        // evidence. The order id is ours alone, so finding it on record
+        // proves the whole accept committed (the key with it), leased to
+        // this task; not finding it proves nothing did.
+        Err(error) => match order_store::load(&app.pool, order_id).await {
+            Ok(Some(order)) => {
+                tracing::warn!(%error, "the accept's answer was lost, but it committed; going on");
+                metrics::counter!(names::UNKNOWN_OUTCOMES_RESOLVED, "step" => "accept")
+                    .increment(1);
+                Some(order)
+            }
+            _ => return Err(error.into()),
+        },
     };
     let Some(accepted) = inserted else {
         return existing_client_order_id(&app, &account, &row.client_order_id, &fingerprint).await;

@@ -31,6 +31,7 @@ use nix::unistd::{Gid, Uid, User};
 use sqlx::postgres::PgConnectOptions;
 
 mod binaries;
+pub mod replica;
 
 pub use binaries::{ClusterOptions, INSTALL_HINT, PgBinaries, ServerSetting};
 

@@ -166,6 +166,30 @@ impl Engine {
         fields(order_id = %order.order_id, client_order_id = %order.client_order_id))]
     async fn drive_until(
         &self,
+        order: OrderRecord,
+        deadline: Instant,
+        until: Until,
+    ) -> Result<OrderRecord, EngineError> {
+        let (order_id, token) = (order.order_id, order.lease_token);
+        let driven = self.drive_steps(order, deadline, until).await;
+        if let Err(error) = &driven {
+            // This driver stops (a lost connection, a write whose answer
+            // was lost, a broken row): give the claim up so that a retry
+            // or the completer takes the order over now, rather than once
+            // the lease expires. Whatever was recorded stands; the next
+            // claim turns an intent into an unknown outcome and resolves
+            // it by evidence. Best effort: with the database away, the
+            // lease expires on its own.
+            tracing::warn!(%error, "driving stopped; giving the claim up");
+            if let Err(release) = recovery::release_lease(&self.pool, order_id, token).await {
+                tracing::debug!(error = %release, "giving the claim up failed; it expires");
+            }
+        }
+        driven
+    }
+
+    async fn drive_steps(
+        &self,
         mut order: OrderRecord,
         deadline: Instant,
         until: Until,

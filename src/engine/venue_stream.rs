@@ -62,19 +62,22 @@ enum StreamError {
 /// lease), reconnected when it drops.
 async fn keep_lease(engine: &Engine, token: i64) {
     use sqlx::ConnectOptions;
-    let options = engine
-        .pool
-        .connect_options()
-        .as_ref()
-        .clone()
-        .application_name("orderd-stream-lease");
     let mut conn: Option<sqlx::PgConnection> = None;
     let mut last_renewed = tokio::time::Instant::now();
     let ttl = Duration::from_millis(STREAM_LEASE_TTL_MS);
     loop {
         tokio::time::sleep(STREAM_LEASE_RENEW).await;
         if conn.is_none() {
-            conn = options.connect().await.ok();
+            // The pool's options as they are now (a failover moves them).
+            conn = engine
+                .pool
+                .connect_options()
+                .as_ref()
+                .clone()
+                .application_name("orderd-stream-lease")
+                .connect()
+                .await
+                .ok();
         }
         let renewed = match conn.as_mut() {
             Some(c) => {

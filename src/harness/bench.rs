@@ -271,6 +271,7 @@ async fn measure(stack: &mut Stack, options: &BenchOptions) -> anyhow::Result<Be
             idle_in_transaction_session_timeout_ms: 15000,
             rollback_guard: true,
             embedded_settings: Vec::new(),
+            primary_check_ms: 500,
         },
         crate::startup::EmbeddedAccess::AttachOrStart,
     )

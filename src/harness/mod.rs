@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod explore;
+pub mod failover;
 pub mod report;
 mod run;
 pub mod scenario;

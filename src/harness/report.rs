@@ -30,6 +30,8 @@ pub struct RunReport {
     pub invariants: BTreeMap<String, Option<Vec<String>>>,
     /// A soak's samples, in order.
     pub samples: Vec<super::soak::Sample>,
+    /// A failover run's figures.
+    pub failover: Option<super::failover::FailoverReport>,
 }
 
 impl RunReport {
@@ -64,6 +66,19 @@ impl RunReport {
                 .join(", ")
         );
         println!("fills: {}", self.fills);
+        if let Some(f) = &self.failover {
+            println!("== database failover");
+            println!(
+                "primary killed at {:.1}s ({} processes), standby taking writes {:.1}s later, first order acknowledged after the kill at +{}, orderd restarts {}",
+                f.killed_at.as_secs_f64(),
+                f.processes_killed,
+                f.promoted_after.as_secs_f64(),
+                f.write_gap
+                    .map(|g| format!("{:.1}s", g.as_secs_f64()))
+                    .unwrap_or_else(|| "never".into()),
+                f.orderd_restarts
+            );
+        }
         if self.sessions_closed > 0 || self.halts > 0 {
             println!("== the trading day");
             println!(

@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::failover::{self, FailoverReport, Replicated};
 use super::report::{RunReport, counters};
 use super::session::{self, STARTING_CASH, Shared};
 use super::stack::{Stack, StackConfig};
@@ -33,8 +34,16 @@ pub async fn run(
             std::fs::remove_dir_all(&pg).with_context(|| format!("removing {}", pg.display()))?;
         }
     }
+    let mut replicated = match scenario.failover_at {
+        Some(_) => {
+            let pair = tokio::task::block_in_place(|| Replicated::start(&config.work_dir))?;
+            config.database_url = Some(pair.url());
+            Some(pair)
+        }
+        None => None,
+    };
     let mut stack = tokio::task::block_in_place(|| Stack::start(config))?;
-    let result = drive(scenario, &mut stack).await;
+    let result = drive(scenario, &mut stack, replicated.as_mut()).await;
     if keep {
         println!();
         println!("the stack stays up (Ctrl-C to stop):");
@@ -50,10 +59,17 @@ pub async fn run(
         // A failpoint death leaves the cluster without an owner.
         let _ = crate::embedded_postgres::EmbeddedPostgres::stop_unowned(&dir);
     }
+    if let Some(pair) = replicated {
+        tokio::task::block_in_place(|| pair.stop());
+    }
     result
 }
 
-async fn drive(scenario: &Scenario, stack: &mut Stack) -> anyhow::Result<RunReport> {
+async fn drive(
+    scenario: &Scenario,
+    stack: &mut Stack,
+    mut replicated: Option<&mut Replicated>,
+) -> anyhow::Result<RunReport> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
@@ -117,6 +133,13 @@ async fn drive(scenario: &Scenario, stack: &mut Stack) -> anyhow::Result<RunRepo
                 Err(error) => println!("a soak sample failed: {error:#}"),
             }
         }
+        if let Some(at) = scenario.failover_at
+            && started.elapsed() >= at
+            && let Some(pair) = replicated.take()
+        {
+            report.failover =
+                Some(fail_over(pair, &http, stack, &traders, started, scenario).await?);
+        }
         if let Some(kill) = kills.next_if(|k| started.elapsed() >= k.at) {
             shared.set_url(None);
             tokio::task::block_in_place(|| stack.kill_orderd());
@@ -163,6 +186,9 @@ async fn drive(scenario: &Scenario, stack: &mut Stack) -> anyhow::Result<RunRepo
         revive_if_killed(stack, &shared, &mut report)?;
     }
     let _ = session.await;
+    if let Some(failover) = report.failover.as_mut() {
+        failover.orderd_restarts = report.kills;
+    }
     let url = stack.orderd_url().context("orderd is not running")?;
     if scenario.progress {
         println!(
@@ -341,6 +367,46 @@ async fn drive(scenario: &Scenario, stack: &mut Stack) -> anyhow::Result<RunRepo
     Ok(report)
 }
 
+/// Kills the primary and, after [`failover::DETECTION_DELAY`], promotes the
+/// standby while the traders keep going; measures the gap a trader saw.
+async fn fail_over(
+    pair: &mut Replicated,
+    http: &reqwest::Client,
+    stack: &Stack,
+    traders: &[super::session::Trader],
+    started: Instant,
+    scenario: &Scenario,
+) -> anyhow::Result<FailoverReport> {
+    let url = stack.orderd_url().context("orderd is not running")?;
+    let killed_at = started.elapsed();
+    let killed = Instant::now();
+    let processes_killed = tokio::task::block_in_place(|| pair.kill_primary())?;
+    let gap = tokio::spawn({
+        let (http, trader) = (http.clone(), traders[0].clone());
+        async move {
+            failover::measure_write_gap(&http, &url, &trader, killed, Duration::from_secs(60)).await
+        }
+    });
+    // The HA manager notices, then promotes.
+    tokio::time::sleep(failover::DETECTION_DELAY).await;
+    tokio::task::block_in_place(|| pair.promote_standby())?;
+    let promoted_after = killed.elapsed();
+    if scenario.progress {
+        println!(
+            "[{:>5.1}s] database primary killed; standby promoted after {:.1}s",
+            killed_at.as_secs_f64(),
+            promoted_after.as_secs_f64()
+        );
+    }
+    Ok(FailoverReport {
+        killed_at,
+        processes_killed,
+        promoted_after,
+        write_gap: gap.await.ok().flatten(),
+        orderd_restarts: 0,
+    })
+}
+
 /// `orderd chaos --soak DURATION`: one long run at moderate load with
 /// faults on, sampled (see `harness::soak`); fails if an invariant broke.
 pub async fn soak(duration: Duration, work_dir: &std::path::Path, seed: u64) -> anyhow::Result<()> {
@@ -371,6 +437,7 @@ pub async fn chaos(
     seeds: &[u64],
     duration: Duration,
     work_dir: &std::path::Path,
+    failover: bool,
 ) -> anyhow::Result<()> {
     println!(
         "{:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>5}  {:>10}  result",
@@ -378,7 +445,11 @@ pub async fn chaos(
     );
     let mut failed = Vec::new();
     for &seed in seeds {
-        let scenario = Scenario::chaos(seed, duration);
+        let scenario = if failover {
+            Scenario::failover(seed, duration)
+        } else {
+            Scenario::chaos(seed, duration)
+        };
         let config = StackConfig::beside_current_exe(&work_dir.join(format!("seed-{seed}")), seed)?;
         match run(&scenario, config, false).await {
             Ok(report) => {
@@ -400,6 +471,21 @@ pub async fn chaos(
                     report.violations(),
                     if ok { "ok" } else { "FAIL" }
                 );
+                if let Some(f) = &report.failover {
+                    println!(
+                        "        database failover: standby taking writes {:.1}s after the kill, first order acknowledged at +{}, orderd restarts {}",
+                        f.promoted_after.as_secs_f64(),
+                        f.write_gap
+                            .map(|g| format!("{:.1}s", g.as_secs_f64()))
+                            .unwrap_or_else(|| "never".into()),
+                        f.orderd_restarts
+                    );
+                }
+                let ok = ok
+                    && report
+                        .failover
+                        .as_ref()
+                        .is_none_or(|f| f.write_gap.is_some() && f.orderd_restarts == 0);
                 if !ok {
                     report.print();
                     failed.push(seed);

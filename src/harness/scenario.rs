@@ -35,6 +35,9 @@ pub struct Scenario {
     /// A soak: sample orderd's memory, descriptors, tables and queues this
     /// often.
     pub sample_every: Option<Duration>,
+    /// Run on a primary with a synchronous standby and fail over this long
+    /// after the start (`harness::failover`).
+    pub failover_at: Option<Duration>,
 }
 
 /// The demo's venue: an accelerated day of 11 s (pre-open 1 s, opening
@@ -81,6 +84,7 @@ impl Scenario {
             progress: true,
             exchange_config: Some(DEMO_EXCHANGE_CONFIG.to_string()),
             sample_every: None,
+            failover_at: None,
         }
     }
 
@@ -96,6 +100,17 @@ impl Scenario {
             progress: false,
             sample_every: Some(super::soak::interval_for(duration)),
             ..demo
+        }
+    }
+
+    /// `orderd chaos --failover`: [`Scenario::chaos`]'s faults, but instead
+    /// of killing orderd, the database primary dies at 40% of the run and
+    /// the standby is promoted; orderd is never restarted.
+    pub fn failover(seed: u64, duration: Duration) -> Self {
+        Self {
+            kills: Vec::new(),
+            failover_at: Some(duration.mul_f64(0.4)),
+            ..Self::chaos(seed, duration)
         }
     }
 
@@ -144,6 +159,7 @@ impl Scenario {
             progress: false,
             exchange_config: None,
             sample_every: None,
+            failover_at: None,
         }
     }
 }

@@ -12,6 +12,7 @@ mod exactly_once;
 mod fills;
 mod health;
 mod hostile_input;
+mod lost_commit;
 mod market;
 mod openapi;
 mod operator;

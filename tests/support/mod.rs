@@ -615,12 +615,201 @@ pub async fn compat_python() -> String {
 
 /// A TCP proxy in front of the test cluster: `cut` drops every connection
 /// through it and refuses new ones (the database is gone, as far as the
-/// app can tell), `restore` lets them through again.
+/// app can tell), `restore` lets them through again;
+/// `lose_commit_replies` passes a commit (`COMMIT`, or an autocommitted
+/// write) to the server and drops the connection before its answer comes
+/// back (the commit happened; the app cannot know).
 pub struct DbProxy {
     pub port: u16,
     cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
     epoch: tokio::sync::watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
+    commits: std::sync::Arc<CommitLoss>,
+}
+
+/// What [`DbProxy`] does to commits: one in `every` loses its reply while
+/// `remaining` lasts.
+#[derive(Default)]
+struct CommitLoss {
+    every: std::sync::atomic::AtomicU32,
+    remaining: std::sync::atomic::AtomicU32,
+    seen: std::sync::atomic::AtomicU32,
+    lost: std::sync::atomic::AtomicU32,
+}
+
+impl CommitLoss {
+    /// Whether this commit's reply is lost.
+    fn take(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let every = self.every.load(SeqCst);
+        if every == 0 || self.seen.fetch_add(1, SeqCst) % every != every - 1 {
+            return false;
+        }
+        let taken = self
+            .remaining
+            .fetch_update(SeqCst, SeqCst, |r| r.checked_sub(1))
+            .is_ok();
+        if taken {
+            self.lost.fetch_add(1, SeqCst);
+        }
+        taken
+    }
+}
+
+/// Forwards the frontend's messages to the server, reading each one (the
+/// untyped start-up messages, then type + length + body) to tell when an
+/// answer carries a commit: a simple-query `COMMIT`, or the `Sync` that
+/// ends a write statement run outside a transaction block (autocommit).
+/// When `commits` says that answer is lost, the message goes to the server
+/// and the connection is dropped a moment later, before the answer can be
+/// relayed.
+async fn forward_frontend(
+    mut client: impl tokio::io::AsyncRead + Unpin,
+    mut server: impl tokio::io::AsyncWrite + Unpin,
+    commits: &CommitLoss,
+    mute: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SSL_REQUEST: u32 = 80_877_103;
+    const GSSENC_REQUEST: u32 = 80_877_104;
+    /// What a statement does to the transaction: 0 nothing, 1 writes,
+    /// 2 begins a block, 3 commits, 4 rolls back.
+    fn kind_of(sql: &[u8]) -> u8 {
+        let sql = String::from_utf8_lossy(sql)
+            .trim_start()
+            .to_ascii_uppercase();
+        if sql.starts_with("BEGIN") || sql.starts_with("START TRANSACTION") {
+            2
+        } else if sql.starts_with("COMMIT") {
+            3
+        } else if sql.starts_with("ROLLBACK") {
+            4
+        } else if ["INSERT", "UPDATE", "DELETE"]
+            .iter()
+            .any(|w| sql.starts_with(w) || (sql.starts_with("WITH") && sql.contains(w)))
+        {
+            1
+        } else {
+            0
+        }
+    }
+    /// Applies `kind` to the block state; whether it commits something.
+    fn ends_in_commit(kind: u8, in_block: &mut bool) -> bool {
+        match kind {
+            1 => !*in_block,
+            2 => {
+                *in_block = true;
+                false
+            }
+            3 => {
+                *in_block = false;
+                true
+            }
+            4 => {
+                *in_block = false;
+                false
+            }
+            _ => false,
+        }
+    }
+    fn cstrings(body: &[u8]) -> Vec<&[u8]> {
+        body.split(|b| *b == 0).collect()
+    }
+    loop {
+        let length = client.read_u32().await?;
+        let mut body = vec![0u8; (length as usize).saturating_sub(4)];
+        client.read_exact(&mut body).await?;
+        server.write_u32(length).await?;
+        server.write_all(&body).await?;
+        server.flush().await?;
+        let code = body
+            .get(..4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        if !matches!(code, Some(SSL_REQUEST | GSSENC_REQUEST)) {
+            break;
+        }
+    }
+    let mut statements: std::collections::HashMap<Vec<u8>, u8> = Default::default();
+    let mut in_block = false;
+    let mut bound: Vec<u8> = Vec::new();
+    loop {
+        let kind = client.read_u8().await?;
+        let length = client.read_u32().await?;
+        let mut body = vec![0u8; (length as usize).saturating_sub(4)];
+        client.read_exact(&mut body).await?;
+        let commits_now = match kind {
+            b'Q' => ends_in_commit(kind_of(&body), &mut in_block),
+            b'P' => {
+                if let [name, sql, ..] = cstrings(&body).as_slice() {
+                    statements.insert(name.to_vec(), kind_of(sql));
+                }
+                false
+            }
+            b'B' => {
+                if let [_portal, statement, ..] = cstrings(&body).as_slice() {
+                    bound.push(statements.get(*statement).copied().unwrap_or(0));
+                }
+                false
+            }
+            // The answers of what was bound since the last Sync arrive
+            // after it.
+            b'S' => std::mem::take(&mut bound)
+                .into_iter()
+                .fold(false, |any, k| ends_in_commit(k, &mut in_block) | any),
+            _ => false,
+        };
+        let lose = commits_now && commits.take();
+        if lose {
+            // Nothing the server says from here on reaches the client.
+            mute.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        server.write_u8(kind).await?;
+        server.write_u32(length).await?;
+        server.write_all(&body).await?;
+        server.flush().await?;
+        if lose {
+            // Time for the server to commit, then the connection drops.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            return Err(std::io::Error::other("commit reply lost on purpose"));
+        }
+    }
+}
+
+/// Relays the server's answers to the client until `mute` is set; from
+/// then on they are read and dropped.
+async fn forward_backend(
+    mut server: impl tokio::io::AsyncRead + Unpin,
+    mut client: impl tokio::io::AsyncWrite + Unpin,
+    mute: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let n = server.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if !mute.load(std::sync::atomic::Ordering::SeqCst) {
+            client.write_all(&buffer[..n]).await?;
+        }
+    }
+}
+
+/// Relays one connection until either side ends or `dropped` fires.
+async fn relay<S: tokio::io::AsyncRead + tokio::io::AsyncWrite>(
+    client: tokio::net::TcpStream,
+    server: S,
+    commits: &CommitLoss,
+    mut dropped: tokio::sync::watch::Receiver<u64>,
+) {
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = tokio::io::split(server);
+    let mute = std::sync::atomic::AtomicBool::new(false);
+    tokio::select! {
+        _ = forward_frontend(client_read, server_write, commits, &mute) => {}
+        _ = forward_backend(server_read, client_write, &mute) => {}
+        _ = dropped.changed() => {}
+    }
 }
 
 impl DbProxy {
@@ -636,12 +825,14 @@ impl DbProxy {
         let tcp = format!("{}:{}", options.get_host(), options.get_port());
         let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (epoch, _) = tokio::sync::watch::channel(0u64);
+        let commits = std::sync::Arc::new(CommitLoss::default());
         let task = {
             let cut = cut.clone();
             let epoch = epoch.clone();
+            let commits = commits.clone();
             tokio::spawn(async move {
                 loop {
-                    let Ok((mut client, _)) = listener.accept().await else {
+                    let Ok((client, _)) = listener.accept().await else {
                         continue;
                     };
                     if cut.load(std::sync::atomic::Ordering::SeqCst) {
@@ -650,24 +841,21 @@ impl DbProxy {
                         drop(client);
                         continue;
                     }
-                    let mut dropped = epoch.subscribe();
+                    let dropped = epoch.subscribe();
                     let (socket, tcp) = (socket.clone(), tcp.clone());
+                    let commits = commits.clone();
                     tokio::spawn(async move {
-                        let forward = async {
-                            match socket {
-                                Some(path) => {
-                                    let mut server = tokio::net::UnixStream::connect(path).await?;
-                                    tokio::io::copy_bidirectional(&mut client, &mut server).await
-                                }
-                                None => {
-                                    let mut server = tokio::net::TcpStream::connect(tcp).await?;
-                                    tokio::io::copy_bidirectional(&mut client, &mut server).await
+                        match socket {
+                            Some(path) => {
+                                if let Ok(server) = tokio::net::UnixStream::connect(path).await {
+                                    relay(client, server, &commits, dropped).await;
                                 }
                             }
-                        };
-                        tokio::select! {
-                            _ = forward => {}
-                            _ = dropped.changed() => {}
+                            None => {
+                                if let Ok(server) = tokio::net::TcpStream::connect(tcp).await {
+                                    relay(client, server, &commits, dropped).await;
+                                }
+                            }
                         }
                     });
                 }
@@ -678,7 +866,22 @@ impl DbProxy {
             cut,
             epoch,
             task,
+            commits,
         }
+    }
+
+    /// From now on, one commit in `every` loses its reply (the commit is
+    /// done, the connection dropped before the answer), `count` times.
+    pub fn lose_commit_replies(&self, every: u32, count: u32) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.commits.remaining.store(count, SeqCst);
+        self.commits.seen.store(0, SeqCst);
+        self.commits.every.store(every, SeqCst);
+    }
+
+    /// How many commit replies were lost so far.
+    pub fn commit_replies_lost(&self) -> u32 {
+        self.commits.lost.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Connection options that go through the proxy.

@@ -19,6 +19,8 @@ use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 
 use crate::config::DatabaseSettings;
 
+pub mod hosts;
+
 /// Every migration in `migrations/`, compiled in.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -27,10 +29,10 @@ pub fn connect_options_from_url(url: &str) -> Result<PgConnectOptions, sqlx::Err
     PgConnectOptions::from_str(url)
 }
 
-/// Builds the pool for `options` with the limits of `settings`.
-/// Connects lazily: the first query opens the first connection.
-pub fn build_pool(options: PgConnectOptions, settings: &DatabaseSettings) -> PgPool {
-    let options = options
+/// `options` with what every pooled connection of orderd's carries: the
+/// server-side deadlines of `settings` and the application name.
+pub fn decorate(options: PgConnectOptions, settings: &DatabaseSettings) -> PgConnectOptions {
+    options
         .options([
             (
                 "statement_timeout",
@@ -43,7 +45,13 @@ pub fn build_pool(options: PgConnectOptions, settings: &DatabaseSettings) -> PgP
             ),
         ])
         .application_name("orderd")
-        .log_statements(tracing::log::LevelFilter::Trace);
+        .log_statements(tracing::log::LevelFilter::Trace)
+}
+
+/// Builds the pool for `options` with the limits of `settings`.
+/// Connects lazily: the first query opens the first connection.
+pub fn build_pool(options: PgConnectOptions, settings: &DatabaseSettings) -> PgPool {
+    let options = decorate(options, settings);
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout())
@@ -65,14 +73,25 @@ pub fn build_pool(options: PgConnectOptions, settings: &DatabaseSettings) -> PgP
 /// did. Outside one, every statement is its own transaction and the two
 /// timestamps are equal. A connection whose transaction is aborted fails
 /// this query; returning the error makes the pool close it.
+///
+/// The same round trip asks whether the server is in recovery: after a
+/// failover, a connection to a host that became a standby is discarded
+/// (`Ok(false)`), and the pool opens one to the primary it now points at.
 async fn roll_back_if_in_transaction(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
     // The simple query protocol on purpose: with it both timestamps come
     // from the same Query message outside a transaction block, whereas the
     // extended protocol stamps Parse and Execute separately.
-    let row = sqlx::raw_sql("SELECT transaction_timestamp() <> statement_timestamp()")
-        .fetch_one(&mut *conn)
-        .await?;
+    let row = sqlx::raw_sql(
+        "SELECT transaction_timestamp() <> statement_timestamp(), pg_is_in_recovery()",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     let in_transaction: bool = sqlx::Row::try_get(&row, 0)?;
+    let in_recovery: bool = sqlx::Row::try_get(&row, 1)?;
+    if in_recovery {
+        tracing::warn!("a pooled connection's server is a standby now; discarding it");
+        return Ok(false);
+    }
     if in_transaction {
         tracing::error!(
             "pooled connection was inside an open transaction (cancelled begin?); rolling back"
@@ -154,8 +173,9 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // Class 08: connection exception; 57P0x: the server is shutting
-            // down, crashed, or cannot take connections yet.
-            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+            // down, crashed, or cannot take connections yet; 25006: a
+            // standby (a failover in progress) refused a write.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "25006")
         }),
         _ => false,
     }
