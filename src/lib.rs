@@ -13,6 +13,8 @@ pub mod db;
 pub mod embedded_postgres;
 pub mod engine;
 pub mod failpoints;
+#[cfg(test)]
+mod fuzz_json;
 pub mod harness;
 pub mod http;
 pub mod instance;

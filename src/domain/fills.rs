@@ -74,6 +74,12 @@ pub const REPORT_QTY_MAX: Decimal = Decimal::from_parts(100_000_000, 0, 0, false
 /// price, far below where notional arithmetic could overflow.
 pub const REPORT_PRICE_MAX: Decimal = Decimal::from_parts(100_000_000, 0, 0, false, 0);
 
+/// Most decimal places a venue report's quantity or price may carry: the
+/// ledger's (it refuses a settlement with more), and few enough that the
+/// fold's products (`qty × price`) are exact, so an average price is never
+/// rounded away from its fills' prices.
+pub const REPORT_DP: u32 = 8;
+
 /// Checks the numbers of one venue report before anything is computed
 /// from them: `Err` names what is wrong, and the report is quarantined,
 /// never applied (and never a panic).
@@ -91,14 +97,23 @@ pub fn check_report(
     if last_qty > cum_qty {
         return Err(format!("last_qty {last_qty} above cum_qty {cum_qty}"));
     }
+    let mut places = vec![("last_qty", last_qty), ("cum_qty", cum_qty)];
     if last_qty > Decimal::ZERO {
         match last_px {
             None => return Err("a fill without a price".to_string()),
             Some(px) if px <= Decimal::ZERO || px > REPORT_PRICE_MAX => {
                 return Err(format!("last_px {px} out of range"));
             }
-            Some(_) => {}
+            Some(px) => places.push(("last_px", px)),
         }
+    }
+    if let Some((name, value)) = places
+        .into_iter()
+        .find(|(_, value)| value.normalize().scale() > REPORT_DP)
+    {
+        return Err(format!(
+            "{name} {value} has more than {REPORT_DP} decimal places"
+        ));
     }
     Ok(())
 }
@@ -221,6 +236,31 @@ mod tests {
         assert!(check_report(-Decimal::ONE, None, Decimal::ZERO).is_err());
         assert!(check_report(Decimal::ONE, Some(Decimal::ONE), Decimal::TWO).is_ok());
         assert!(check_report(Decimal::ZERO, None, Decimal::ZERO).is_ok());
+    }
+
+    /// Found by `fuzz_venue_stream_messages`: a fill of 1e-28 shares at
+    /// 7456.02 folded to an average of 7456 (the product's 30 places
+    /// rounded to 28), which the fold's debug assertion turned into a
+    /// panic (a silently wrong average in a release build). Reports with
+    /// more places than the ledger takes are refused before the fold.
+    #[test]
+    fn more_decimal_places_than_the_ledger_takes_are_refused() {
+        let tiny = Decimal::new(1, 28);
+        let price = Decimal::new(745602, 2);
+        assert!(check_report(tiny, Some(price), Decimal::ONE).is_err());
+        assert!(check_report(Decimal::ONE, Some(Decimal::new(1, 9)), Decimal::ONE).is_err());
+        assert!(check_report(Decimal::ZERO, None, Decimal::new(1, 9)).is_err());
+        let edge = Decimal::new(1, REPORT_DP);
+        assert!(check_report(edge, Some(edge), Decimal::ONE).is_ok());
+        // Trailing zeros are not places.
+        assert!(check_report(Decimal::ONE, Some(Decimal::new(1_000, 11)), Decimal::ONE).is_ok());
+        // What a checked report folds to lies within its price.
+        let fill = Fill {
+            exec_id: "e".into(),
+            qty: edge,
+            price,
+        };
+        assert_eq!(fold(Decimal::ONE, &[fill]).unwrap().avg_price, Some(price));
     }
 
     proptest! {

@@ -14,9 +14,11 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::{Engine, EngineError};
+use crate::domain::ids::VenueClientOrderId;
 use crate::domain::lifecycle::VenueStatus;
 use crate::store::executions::{self as fill_store, Applied, Execution, ExecutionFill, FillSource};
 use crate::store::orders::{self as order_store, OrderRecord};
+use crate::venues::exchange::{VenueFill, VenueOrder};
 
 /// Orders caught up at once.
 pub const CATCH_UP_CONCURRENCY: usize = 16;
@@ -130,36 +132,12 @@ pub async fn catch_up_order(engine: &Engine, order: &OrderRecord) -> Result<(), 
     let Some(venue) = venue else {
         return Ok(());
     };
-    let Some(venue_status) = VenueStatus::parse(&venue.status) else {
-        return Err(CatchUpError::UnknownStatus(venue.status));
-    };
-    let base = Execution {
-        venue_client_order_id: order.venue_client_order_id.clone(),
-        venue_order_id: venue.id.clone(),
-        fill: None,
-        venue_status,
-        cum_qty: venue.filled_qty,
-        source: FillSource::Rest,
-        fencing_token: None,
-        done_for_day: false,
-    };
-    crate::domain::fills::check_report(Decimal::ZERO, None, venue.filled_qty)
-        .map_err(CatchUpError::Invalid)?;
+    let base = order_news(&order.venue_client_order_id, &venue)?;
     let mut new_fills = false;
     if venue.filled_qty > order.filled_qty {
         for fill in engine.exchange.fills(&venue.id).await? {
-            let execution = Execution {
-                fill: Some(ExecutionFill {
-                    exec_id: fill.exec_id,
-                    qty: fill.qty,
-                    price: fill.price,
-                    transact_time: fill.transact_time,
-                }),
-                ..base.clone()
-            };
-            if let Err(reason) =
-                crate::domain::fills::check_report(fill.qty, Some(fill.price), fill.qty)
-            {
+            let (execution, checked) = fill_news(&base, fill);
+            if let Err(reason) = checked {
                 super::venue_stream::quarantine_execution(engine, &execution, &reason).await;
                 continue;
             }
@@ -197,6 +175,52 @@ pub async fn catch_up_order(engine: &Engine, order: &OrderRecord) -> Result<(), 
         engine.settler_wake.notify_one();
     }
     Ok(())
+}
+
+/// What the venue's view of an order says, as the apply function's input
+/// (its status and cumulative quantity, no fill), checked first. Pure.
+pub fn order_news(
+    venue_client_order_id: &VenueClientOrderId,
+    venue: &VenueOrder,
+) -> Result<Execution, CatchUpError> {
+    let Some(venue_status) = VenueStatus::parse(&venue.status) else {
+        return Err(CatchUpError::UnknownStatus(venue.status.clone()));
+    };
+    crate::domain::fills::check_report(Decimal::ZERO, None, venue.filled_qty)
+        .map_err(CatchUpError::Invalid)?;
+    Ok(Execution {
+        venue_client_order_id: venue_client_order_id.clone(),
+        venue_order_id: venue.id.clone(),
+        fill: None,
+        venue_status,
+        cum_qty: venue.filled_qty,
+        source: FillSource::Rest,
+        fencing_token: None,
+        done_for_day: false,
+    })
+}
+
+/// One fill the venue lists for the order of `base`, as the apply
+/// function's input, and whether its numbers may be applied (`Err`: why it
+/// is quarantined instead). Pure.
+pub fn fill_news(base: &Execution, fill: VenueFill) -> (Execution, Result<(), String>) {
+    // A fill is of some shares: `check_report` takes a quantity of 0 (a
+    // report without a fill) and then does not look at the price.
+    let checked = if fill.qty > Decimal::ZERO {
+        crate::domain::fills::check_report(fill.qty, Some(fill.price), fill.qty)
+    } else {
+        Err(format!("a fill of {} shares", fill.qty))
+    };
+    let execution = Execution {
+        fill: Some(ExecutionFill {
+            exec_id: fill.exec_id,
+            qty: fill.qty,
+            price: fill.price,
+            transact_time: fill.transact_time,
+        }),
+        ..base.clone()
+    };
+    (execution, checked)
 }
 
 /// Serves catch-up requests until `shutdown`.

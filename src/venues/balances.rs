@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CallError, http_client, read_response, segment, timed, transport_error};
 use crate::domain::ids::{ExecId, HoldId};
-use crate::domain::order::Side;
+use crate::domain::order::{Side, parse_plain_decimal};
 
 const SERVICE: &str = "balances";
 
@@ -58,6 +58,95 @@ pub struct Balances {
     pub balances: BTreeMap<String, AssetBalance>,
 }
 
+/// Most decimal places of a ledger amount (the ledger's own limit).
+pub const LEDGER_DP: u32 = 8;
+
+/// Largest ledger amount orderd takes, in either sign: far above any
+/// balance (the ledger takes no amount above 10^12 at once), far below
+/// where what orderd computes from one (× a price of at most
+/// `REPORT_PRICE_MAX`, summed over positions) could overflow.
+pub const LEDGER_AMOUNT_MAX: Decimal = Decimal::from_parts(2_764_472_320, 232_830, 0, false, 0);
+
+/// A ledger answer's numbers, held to the ledger's contract before orderd
+/// uses any of them.
+pub trait Bounded {
+    /// `Err` names the first number out of bounds.
+    fn check(&self) -> Result<(), String>;
+}
+
+/// `name`'s `value` is an amount: at most [`LEDGER_DP`] places and
+/// [`LEDGER_AMOUNT_MAX`] in size, and not negative unless `signed`.
+fn amount(name: &str, value: Decimal, signed: bool) -> Result<(), String> {
+    if value.abs() > LEDGER_AMOUNT_MAX || (!signed && value < Decimal::ZERO) {
+        return Err(format!("{name} {value} out of range"));
+    }
+    if value.normalize().scale() > LEDGER_DP {
+        return Err(format!(
+            "{name} {value} has more than {LEDGER_DP} decimal places"
+        ));
+    }
+    Ok(())
+}
+
+impl Bounded for Hold {
+    /// More than 0; what remains of it between 0 and all of it; open or
+    /// closed.
+    fn check(&self) -> Result<(), String> {
+        amount("hold amount", self.amount, false)?;
+        amount("hold remaining", self.remaining, false)?;
+        if self.amount.is_zero() || self.remaining > self.amount {
+            return Err(format!(
+                "hold {} remaining of {}",
+                self.remaining, self.amount
+            ));
+        }
+        if !matches!(self.status.as_str(), "open" | "closed") {
+            return Err(format!("hold status {:?}", self.status));
+        }
+        Ok(())
+    }
+}
+
+impl Bounded for AssetBalance {
+    /// Nothing negative held; `available = total − held` (either may be
+    /// negative after a flagged settlement).
+    fn check(&self) -> Result<(), String> {
+        amount("total", self.total, true)?;
+        amount("held", self.held, false)?;
+        amount("available", self.available, true)?;
+        if self.total.checked_sub(self.held) != Some(self.available) {
+            return Err(format!(
+                "available {} is not total {} less held {}",
+                self.available, self.total, self.held
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Bounded for Balances {
+    fn check(&self) -> Result<(), String> {
+        for (asset, balance) in &self.balances {
+            balance
+                .check()
+                .map_err(|problem| format!("{asset}: {problem}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// `answer` with its numbers checked: one out of bounds is an answer
+/// orderd cannot use, like a body that does not decode.
+pub(crate) fn checked<T: Bounded>(answer: T) -> Result<T, CallError> {
+    match answer.check() {
+        Ok(()) => Ok(answer),
+        Err(detail) => Err(CallError::Unexpected {
+            service: SERVICE,
+            detail,
+        }),
+    }
+}
+
 /// What a hold request proved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldResult {
@@ -93,20 +182,7 @@ impl BalancesClient {
                 .send()
                 .await
                 .map_err(|e| transport_error(SERVICE, e))?;
-            match read_response::<Hold>(SERVICE, response).await {
-                Ok(hold) => Ok(HoldResult::Created(hold)),
-                Err(CallError::Definitive { code, message, .. })
-                    if code == "insufficient_funds" =>
-                {
-                    Ok(HoldResult::InsufficientFunds {
-                        available: available_from(&message),
-                    })
-                }
-                Err(CallError::Definitive { code, message, .. }) => {
-                    Ok(HoldResult::Refused { code, message })
-                }
-                Err(other) => Err(other),
-            }
+            hold_result(read_response::<Hold>(SERVICE, response).await)
         })
         .await
     }
@@ -128,7 +204,7 @@ impl BalancesClient {
                 .send()
                 .await
                 .map_err(|e| transport_error(SERVICE, e))?;
-            read_response(SERVICE, response).await
+            read_response(SERVICE, response).await.and_then(checked)
         })
         .await
     }
@@ -141,23 +217,55 @@ impl BalancesClient {
                 .send()
                 .await
                 .map_err(|e| transport_error(SERVICE, e))?;
-            read_response(SERVICE, response).await
+            read_response(SERVICE, response).await.and_then(checked)
         })
         .await
     }
 }
 
+/// What a hold request's answer proves. Pure (the fuzz target drives it).
+pub(crate) fn hold_result(answer: Result<Hold, CallError>) -> Result<HoldResult, CallError> {
+    match answer.and_then(checked) {
+        Ok(hold) => Ok(HoldResult::Created(hold)),
+        Err(CallError::Definitive { code, message, .. }) if code == "insufficient_funds" => {
+            Ok(HoldResult::InsufficientFunds {
+                available: available_from(&message),
+            })
+        }
+        Err(CallError::Definitive { code, message, .. }) => {
+            Ok(HoldResult::Refused { code, message })
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// What a hold look-up's answer proves: `None` for a hold the service does
+/// not know. Pure.
+pub(crate) fn hold_lookup(answer: Result<Hold, CallError>) -> Result<Option<Hold>, CallError> {
+    match answer.and_then(checked) {
+        Ok(hold) => Ok(Some(hold)),
+        Err(CallError::Definitive { status: 404, .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
 /// The message of an insufficient-funds answer may carry the available
-/// amount; it is informational only.
+/// amount (`... USD available 98994.5, requested 1000000`); it is
+/// informational only: the amount right after the word, if it is one.
 fn available_from(message: &str) -> Option<String> {
-    message
-        .split("available")
-        .nth(1)
-        .map(|rest| {
-            rest.trim_matches(|c: char| !c.is_ascii_digit() && c != '.')
-                .to_string()
-        })
-        .filter(|s| !s.is_empty())
+    let rest = message.split("available").nth(1)?;
+    let rest = rest.trim_start_matches([' ', ':']);
+    let (sign, digits) = match rest.strip_prefix('-') {
+        Some(digits) => ("-", digits),
+        None => ("", rest),
+    };
+    let end = digits
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(digits.len());
+    let digits = digits[..end].trim_end_matches('.');
+    let value = parse_plain_decimal(digits)?;
+    amount("available", value, false).ok()?;
+    Some(format!("{sign}{digits}"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -233,11 +341,7 @@ impl BalancesClient {
                 .send()
                 .await
                 .map_err(|e| transport_error(SERVICE, e))?;
-            match read_response::<Hold>(SERVICE, response).await {
-                Ok(hold) => Ok(Some(hold)),
-                Err(CallError::Definitive { status: 404, .. }) => Ok(None),
-                Err(other) => Err(other),
-            }
+            hold_lookup(read_response::<Hold>(SERVICE, response).await)
         })
         .await
     }
@@ -262,3 +366,7 @@ impl BalancesClient {
         .await
     }
 }
+
+#[cfg(test)]
+#[path = "balances_fuzz.rs"]
+mod fuzz;

@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{CallError, http_client, read_response, segment, timed, transport_error};
+use crate::domain::fills::REPORT_PRICE_MAX;
 use crate::domain::ids::{ExecId, VenueClientOrderId, VenueOrderId};
 
 const SERVICE: &str = "exchange";
@@ -62,6 +63,32 @@ pub struct Quote {
     pub bid: Decimal,
     pub ask: Decimal,
     pub last: Decimal,
+}
+
+impl Quote {
+    /// Its prices as orderd computes with them (a market buy's hold, a
+    /// position's value): like every number from the venue, checked before
+    /// anything is computed from them; each at least 0 and at most
+    /// [`REPORT_PRICE_MAX`]. `Err` names the first that is not.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, price) in [("bid", self.bid), ("ask", self.ask), ("last", self.last)] {
+            if price < Decimal::ZERO || price > REPORT_PRICE_MAX {
+                return Err(format!("quote {name} {price} out of range"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A quote whose prices are out of range is an answer orderd cannot use.
+pub(crate) fn checked_quote(quote: Quote) -> Result<Quote, CallError> {
+    match quote.check() {
+        Ok(()) => Ok(quote),
+        Err(detail) => Err(CallError::Unexpected {
+            service: SERVICE,
+            detail,
+        }),
+    }
 }
 
 /// What a placement attempt proved.
@@ -185,7 +212,9 @@ impl ExchangeClient {
                 .send()
                 .await
                 .map_err(|e| transport_error(SERVICE, e))?;
-            read_response(SERVICE, response).await
+            read_response(SERVICE, response)
+                .await
+                .and_then(checked_quote)
         })
         .await
     }
@@ -365,3 +394,10 @@ impl ExchangeClient {
         .await
     }
 }
+
+#[cfg(test)]
+#[path = "exchange_fuzz.rs"]
+mod fuzz;
+#[cfg(test)]
+#[path = "exchange_rest_fuzz.rs"]
+mod rest_fuzz;

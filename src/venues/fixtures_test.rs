@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::balances::{
-    Balances, CreateHoldRequest, Hold, HoldReference, ReleaseRequest, Settlement,
+    Balances, Bounded, CreateHoldRequest, Hold, HoldReference, ReleaseRequest, Settlement,
     SettlementReference, SettlementRequest, Settlements,
 };
 use super::exchange::{
@@ -67,6 +67,7 @@ fn exchange_responses_parse() {
     let _: Vec<VenueFill> = parses("exchange", "fills.response.json");
     let quote: Quote = parses("exchange", "quote.json");
     assert!(quote.ask >= quote.bid);
+    assert_eq!(quote.check(), Ok(()));
     let duplicate = fixture("exchange", "error.duplicate_client_order_id.json");
     assert!(is_duplicate_client_order_id(
         duplicate["message"].as_str().unwrap()
@@ -145,12 +146,18 @@ fn exchange_requests_have_the_venues_fields() {
 
 #[test]
 fn balances_responses_parse() {
+    // Within the bounds orderd holds the ledger's answers to, too.
     let hold: Hold = parses("balances", "hold.response.json");
-    assert_eq!(hold.status, "open");
-    let _: Hold = parses("balances", "get_hold.response.json");
+    assert_eq!((hold.status.as_str(), hold.check()), ("open", Ok(())));
+    let held: Hold = parses("balances", "get_hold.response.json");
+    assert_eq!(held.check(), Ok(()));
     let released: Hold = parses("balances", "release_full.response.json");
-    assert_eq!(released.status, "closed");
-    let _: Balances = parses("balances", "balances.response.json");
+    assert_eq!(
+        (released.status.as_str(), released.check()),
+        ("closed", Ok(()))
+    );
+    let balances: Balances = parses("balances", "balances.response.json");
+    assert_eq!(balances.check(), Ok(()));
     let settlement: Settlement = parses("balances", "settlement.response.json");
     assert!(!settlement.flagged);
     let flagged: Settlement = parses("balances", "settlement_flagged.response.json");

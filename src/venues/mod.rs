@@ -241,13 +241,24 @@ pub(crate) async fn read_response<T: DeserializeOwned>(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|secs| Duration::from_secs(secs).min(RETRY_AFTER_MAX));
     let bytes = read_capped(service, response, RESPONSE_MAX_BYTES).await?;
+    decode_answer(service, status, retry_after, &bytes)
+}
+
+/// What an answer with `status` and body `bytes` proves: 2xx bodies as
+/// `T`, everything else classified. Pure (the fuzz targets drive it).
+pub(crate) fn decode_answer<T: DeserializeOwned>(
+    service: &'static str,
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    bytes: &[u8],
+) -> Result<T, CallError> {
     if status.is_success() {
-        return serde_json::from_slice(&bytes).map_err(|error| CallError::Unexpected {
+        return serde_json::from_slice(bytes).map_err(|error| CallError::Unexpected {
             service,
             detail: format!("{status}: {error}"),
         });
     }
-    let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+    let body: Option<ErrorBody> = serde_json::from_slice(bytes).ok();
     let (code, message) = match body {
         Some(b) => (
             match b.code {
@@ -258,7 +269,7 @@ pub(crate) async fn read_response<T: DeserializeOwned>(
         ),
         None => (
             String::new(),
-            String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+            String::from_utf8_lossy(bytes).chars().take(200).collect(),
         ),
     };
     Err(classify_status(service, status, code, message, retry_after))

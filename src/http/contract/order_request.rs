@@ -202,6 +202,10 @@ pub(super) fn order_request_schemas() -> Vec<(&'static str, Value)> {
 }
 
 #[cfg(test)]
+#[path = "order_request_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::http::alpaca::parse_order_request;
