@@ -27,6 +27,7 @@ pub struct Settings {
     pub lifecycle: LifecycleSettings,
     pub reconcile: ReconcileSettings,
     pub admin: AdminSettings,
+    pub console: ConsoleSettings,
     pub instance: InstanceSettings,
     pub market: MarketSettings,
     pub reference: ReferenceSettings,
@@ -179,6 +180,38 @@ pub struct HttpSettings {
     /// Trade updates rendered for `/stream` at once on this instance (each
     /// an order read, and for a fill a ledger call), in order.
     pub stream_render_concurrency: usize,
+}
+
+/// The operator console at `/console` (`crate::console`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// A token that logs in as a read-only `viewer` (the admin token logs
+    /// in as `operator`); unset, nobody can log in as a viewer.
+    pub viewer_token: Option<String>,
+    /// How long a console session lasts after its login.
+    pub session_ttl_ms: u64,
+    /// Login attempts a minute on each instance, in all; past it the login
+    /// page answers 429 (0 turns the limit off).
+    pub login_attempts_per_minute: u32,
+    /// An order that is not terminal and has had no change for this long
+    /// is "stuck" on the blotter.
+    pub stuck_after_ms: u64,
+}
+
+/// The viewer token is never printed.
+impl std::fmt::Debug for ConsoleSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleSettings")
+            .field(
+                "viewer_token",
+                &self.viewer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("session_ttl_ms", &self.session_ttl_ms)
+            .field("login_attempts_per_minute", &self.login_attempts_per_minute)
+            .field("stuck_after_ms", &self.stuck_after_ms)
+            .finish()
+    }
 }
 
 /// The admin token the defaults ship with: accepted on a loopback address

@@ -9,6 +9,7 @@ pub mod app;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod embedded_postgres;
 pub mod engine;

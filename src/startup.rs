@@ -307,6 +307,10 @@ impl Application {
                 let state = state.clone();
                 move |stop| crate::http::stream::relay_notifications(state.clone(), stop)
             }),
+            supervise("console-live", background_stopped.clone(), {
+                let state = state.clone();
+                move |stop| crate::console::live::run_hub(state.clone(), stop)
+            }),
         ];
         // A newer instance of this name fences this one: stop serving.
         let fenced = async move {
@@ -328,7 +332,8 @@ impl Application {
                 }
             }
         };
-        let router = crate::http::router(state.clone());
+        let router =
+            crate::http::router(state.clone()).merge(crate::console::router(state.clone()));
         let listener = crate::http::listener::CappedListener::new(
             listener,
             app.settings.http.max_connections,

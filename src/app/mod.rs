@@ -10,10 +10,12 @@
 //! - [`cancel`]: cancel one order, cancel all;
 //! - [`queries`]: what a trader may read of its orders;
 //! - [`account`]: cash and positions from the ledger of record;
-//! - [`positions`]: closing positions (each an ordinary market sell).
+//! - [`positions`]: closing positions (each an ordinary market sell);
+//! - [`console`]: the operator console's sessions, reads and actions.
 
 pub mod account;
 pub mod cancel;
+pub mod console;
 pub mod health;
 pub mod idempotency;
 pub mod intake;
@@ -49,6 +51,8 @@ pub struct App {
     pub rate_limiter: ratelimit::RateLimiter,
     /// When `/metrics` last read its database gauges.
     pub gauge_cache: health::GaugeCache,
+    /// Console login attempts on this instance, in all (one bucket).
+    pub console_logins: ratelimit::RateLimiter,
 }
 
 impl App {
@@ -68,6 +72,8 @@ impl App {
             settings.http.auth_cache_ms,
         ));
         let rate_limiter = ratelimit::RateLimiter::new(settings.http.rate_limit_per_minute);
+        let console_logins =
+            ratelimit::RateLimiter::new(settings.console.login_attempts_per_minute);
         Arc::new(Self {
             settings,
             pool,
@@ -79,6 +85,7 @@ impl App {
             auth_cache,
             rate_limiter,
             gauge_cache: health::GaugeCache::default(),
+            console_logins,
         })
     }
 }

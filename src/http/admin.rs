@@ -21,7 +21,7 @@ pub const RUNS_LIMIT_MAX: i64 = super::orders::LIST_LIMIT_MAX;
 
 /// Whether two tokens are equal, in time that does not depend on where
 /// they differ.
-pub(super) fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len()
         && given
             .iter()

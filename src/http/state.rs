@@ -10,11 +10,17 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::store::accounts::Account;
+use crate::store::console::BlotterRow;
+use crate::store::trade_updates::TradeUpdateNote;
 
 /// Trade updates buffered per instance: announced and waiting to be
 /// rendered (past it they are dropped and counted), and rendered for slow
 /// stream clients (a client that falls further behind is disconnected).
 pub const TRADE_UPDATE_BUFFER: usize = 4096;
+
+/// Batches of changed rows buffered for a slow console (past it, the
+/// console is told it lagged).
+pub const CONSOLE_ROW_BATCHES: usize = 64;
 
 /// One trade update, rendered once for every `/stream` session of its
 /// account on this instance: the frame is sent as is.
@@ -31,6 +37,12 @@ pub struct AppState {
     pub trade_updates: broadcast::Sender<RenderedUpdate>,
     /// The `/stream` sessions open on this instance.
     pub stream_sessions: StreamSessions,
+    /// Trade-update notes for the console's live hub (`console::live`),
+    /// handed over by the relay while a console watches.
+    pub console_notes: broadcast::Sender<TradeUpdateNote>,
+    /// Blotter rows of changed orders, read once by the hub, for every
+    /// console watching on this instance.
+    pub console_rows: broadcast::Sender<Arc<Vec<BlotterRow>>>,
 }
 
 impl AppState {
@@ -42,6 +54,8 @@ impl AppState {
             app,
             trade_updates: broadcast::channel(TRADE_UPDATE_BUFFER).0,
             stream_sessions,
+            console_notes: broadcast::channel(TRADE_UPDATE_BUFFER).0,
+            console_rows: broadcast::channel(CONSOLE_ROW_BATCHES).0,
         })
     }
 }

@@ -81,6 +81,10 @@ async fn relay(
             Ok(notification) => {
                 match serde_json::from_str::<TradeUpdateNote>(notification.payload()) {
                     Ok(note) => {
+                        // A console watching here gets every note.
+                        if state.console_rows.receiver_count() > 0 {
+                            let _ = state.console_notes.send(note.clone());
+                        }
                         // Nobody's here: nothing to render.
                         let Some(account) = state.stream_sessions.connected(note.account_id) else {
                             continue;

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod activities;
+pub mod console;
 pub mod events;
 pub mod executions;
 pub mod idempotency;
@@ -38,9 +39,10 @@ type StatementList = fn() -> Vec<(&'static str, &'static str)>;
 
 /// Every statement orderd runs, as `(module::NAME, sql)`.
 pub fn statements() -> Vec<(String, &'static str)> {
-    let modules: [(&str, StatementList); 15] = [
+    let modules: &[(&str, StatementList)] = &[
         ("accounts", accounts::statements),
         ("activities", activities::statements),
+        ("console", console::statements),
         ("events", events::statements),
         ("executions", executions::statements),
         ("idempotency", idempotency::statements),
@@ -56,7 +58,7 @@ pub fn statements() -> Vec<(String, &'static str)> {
         ("trade_updates", trade_updates::statements),
     ];
     modules
-        .into_iter()
+        .iter()
         .flat_map(|(module, list)| {
             list()
                 .into_iter()

@@ -1,0 +1,182 @@
+//! Who gets in: the admin token logs in as an operator, a viewer token
+//! read-only; a wrong token, a trader's API key, a foreign page's POST or
+//! a missing CSRF token get nothing.
+
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+
+use crate::browser::Browser;
+use crate::support::TestStack;
+use crate::{ADMIN, parked_order, parks_fast};
+
+/// A client that keeps cookies and shows redirects as they are.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A form body, percent-encoded.
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", orderd::console::blotter::encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Logs in over HTTP; the session cookie's `name=value`.
+async fn login(base: &str, token: &str, operator: &str) -> (StatusCode, Option<String>) {
+    let response = client()
+        .post(format!("{base}/console/login"))
+        .header("Origin", base)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", token), ("operator", operator)]))
+        .send()
+        .await
+        .unwrap();
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string());
+    (response.status(), cookie)
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[at..at + 64].to_string()
+}
+
+#[tokio::test]
+async fn only_the_operator_and_viewer_tokens_log_in_and_actions_need_csrf_and_the_operator_role() {
+    let stack = TestStack::spawn_with(|s| {
+        parks_fast(s);
+        s.console.viewer_token = Some("viewer-token-for-tests".into());
+    })
+    .await;
+    let base = format!("http://{}", stack.app.addr);
+    let trader = stack.trader(&[("USD", "100000")]).await;
+    let parked = parked_order(&stack, &trader).await;
+
+    // A trader's API key opens nothing: not as headers, not as a token.
+    let response = client()
+        .get(format!("{base}/console/orders"))
+        .header("APCA-API-KEY-ID", &trader.key_id)
+        .header("APCA-API-SECRET-KEY", &trader.secret_key)
+        .header("Authorization", format!("Bearer {}", trader.secret_key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(
+        response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/console/login"),
+        "to the login page"
+    );
+    let (status, cookie) = login(&base, &trader.secret_key, "mallory").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(cookie.is_none());
+    let (status, _) = login(&base, &trader.key_id, "mallory").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The operator's cookie: HttpOnly, SameSite=Strict, the console's path.
+    let (status, cookie) = login(&base, ADMIN, "alice").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.expect("a session cookie");
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    let session = cookie.split(';').next().unwrap().to_string();
+    let confirm = format!("{base}/console/orders/{parked}/resume");
+    let page = client()
+        .get(&confirm)
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    // No CSRF token, a wrong one, or another site's page: refused.
+    for (origin, token) in [
+        (base.as_str(), ""),
+        (base.as_str(), "0".repeat(64).as_str()),
+        ("http://evil.example", csrf.as_str()),
+    ] {
+        let response = client()
+            .post(&confirm)
+            .header("Cookie", &session)
+            .header("Origin", origin)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form(&[("csrf", token)]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin} {token}");
+    }
+    assert_eq!(
+        crate::row(&stack, &parked).await.step,
+        orderd::domain::lifecycle::Step::Parked,
+        "nothing was done"
+    );
+
+    // A viewer sees no action and is refused one with a valid token.
+    let (status, viewer) = login(&base, "viewer-token-for-tests", "victor").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let viewer = viewer.unwrap().split(';').next().unwrap().to_string();
+    let order_page = client()
+        .get(format!("{base}/console/orders/{parked}"))
+        .header("Cookie", &viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(order_page.contains("victor · viewer"), "{order_page}");
+    assert!(!order_page.contains("Resume…"), "no buttons for a viewer");
+    let csrf = csrf_of(&order_page);
+    let response = client()
+        .post(&confirm)
+        .header("Cookie", &viewer)
+        .header("Origin", &base)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", csrf.as_str())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = client()
+        .post(format!("{base}/console/reconciliation/run/gc"))
+        .header("Cookie", &viewer)
+        .header("Origin", &base)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", csrf.as_str())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // In a browser: a wrong token is said so; the right one opens the blotter.
+    let browser = Browser::start(stack.app.addr).await;
+    browser.goto("/console/orders").await;
+    assert_eq!(browser.path().await, "/console/login", "a login first");
+    browser.login("not-the-token", "alice").await;
+    browser.wait_text("[role=alert]", "does not log in").await;
+    browser.screenshot("login-refused").await;
+    browser.login(ADMIN, "alice").await;
+    browser.wait_text("h1", "Blotter").await;
+    browser.wait_text("header .who", "alice · operator").await;
+    browser.screenshot("login-blotter").await;
+    // Logging out ends the session.
+    browser.click("header .who button").await;
+    browser.wait_text("h1", "Log in").await;
+    browser.goto("/console/orders").await;
+    assert_eq!(browser.path().await, "/console/login");
+    browser.close().await;
+}

@@ -1,0 +1,2 @@
+//! Live updates: an order submitted while the blotter is open appears,
+//! and its status changes, without a reload.

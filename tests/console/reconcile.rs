@@ -1,0 +1,1 @@
+//! Reconciliation: a job run from the page, and its run listed.
