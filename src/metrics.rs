@@ -31,6 +31,7 @@ pub mod names {
     pub const RECONCILE_REPAIRS: &str = "orderd_reconciliation_repairs_total";
     pub const COMPLETER_CLAIMS: &str = "orderd_completer_claims_total";
     pub const COMPLETER_TAKEOVERS: &str = "orderd_completer_lease_takeovers_total";
+    pub const ROWS_UNREADABLE: &str = "orderd_rows_unreadable_total";
     pub const IDEMPOTENCY_REPLAYS: &str = "orderd_idempotency_replays_total";
     pub const IDEMPOTENCY_CONFLICTS: &str = "orderd_idempotency_conflicts_total";
     pub const SETTLEMENTS: &str = "orderd_settlements_total";
@@ -154,6 +155,10 @@ fn describe() {
     describe_counter!(
         COMPLETER_TAKEOVERS,
         "Orders the completer took over from an expired or dead lease."
+    );
+    describe_counter!(
+        ROWS_UNREADABLE,
+        "Rows skipped because this version cannot decode them (written by a newer version during a rolling upgrade), by query."
     );
     describe_counter!(
         IDEMPOTENCY_REPLAYS,

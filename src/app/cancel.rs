@@ -70,25 +70,22 @@ pub async fn cancel_all(app: &Arc<App>, account_id: Uuid) -> Result<Vec<CancelAl
             loop {
                 let open =
                     order_store::open_orders(&app.pool, account_id, after, CANCEL_ALL_PAGE).await?;
-                let Some(last) = open.last() else {
+                let Some(&last) = open.last() else {
                     break;
                 };
-                after = Some((last.created_at, last.order_id));
+                after = Some(last);
                 let page: Vec<CancelAllEntry> = futures_util::stream::iter(open)
-                    .map(|order| {
+                    .map(|(_, order_id)| {
                         let app = app.clone();
                         async move {
-                            let canceled = match record(&app, account_id, order.order_id).await {
+                            let canceled = match record(&app, account_id, order_id).await {
                                 Ok(canceled) => Some(canceled),
                                 Err(error) => {
-                                    tracing::error!(order_id = %order.order_id, %error, "cancel-all entry");
+                                    tracing::error!(%order_id, %error, "cancel-all entry");
                                     None
                                 }
                             };
-                            CancelAllEntry {
-                                order_id: order.order_id,
-                                canceled,
-                            }
+                            CancelAllEntry { order_id, canceled }
                         }
                     })
                     .buffered(CANCEL_ALL_CONCURRENCY)

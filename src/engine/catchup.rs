@@ -78,11 +78,11 @@ pub async fn catch_up_all(engine: &Arc<Engine>) -> Result<usize, EngineError> {
     let mut count = 0;
     loop {
         let page = order_store::at_venue(&engine.pool, after, CATCH_UP_PAGE).await?;
-        let Some(last) = page.last() else {
+        let Some(next) = page.next else {
             return Ok(count);
         };
-        after = last.order_id;
-        count += catch_up_orders(engine, page).await;
+        after = next;
+        count += catch_up_orders(engine, page.rows).await;
     }
 }
 

@@ -190,9 +190,13 @@ async fn apply_batch(
     Ok(applied)
 }
 
-const LOCK_ORDER: &str =
-    "SELECT o.*, (SELECT fencing_token FROM leases WHERE name = $2) AS current_fence
-       FROM orders o WHERE venue_client_order_id = $1 FOR UPDATE OF o";
+static LOCK_ORDER: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| {
+    statement(format!(
+        "SELECT {columns}, (SELECT fencing_token FROM leases WHERE name = $2) AS current_fence
+           FROM orders o WHERE venue_client_order_id = $1 FOR UPDATE OF o",
+        columns = *super::readable::ORDER_COLUMNS_O,
+    ))
+});
 
 const FILLS_FOR_APPLY: &str = "SELECT exec_id, qty, price, order_id = $1 FROM fills
       WHERE order_id = $1 OR exec_id = $2";
@@ -244,7 +248,7 @@ async fn apply_in(
     // a statement of their own, after the lock: a statement that waited for
     // the lock still sees its old snapshot, which could miss a fill the
     // lock holder just committed.
-    let locked: Option<LockedOrder> = sqlx::query_as(LOCK_ORDER)
+    let locked: Option<LockedOrder> = sqlx::query_as(*LOCK_ORDER)
         .bind(&execution.venue_client_order_id)
         .bind(VENUE_STREAM_LEASE)
         .fetch_optional(&mut **tx)
@@ -451,7 +455,7 @@ pub async fn fills_of(pool: &PgPool, order_id: Uuid) -> Result<Vec<FillRecord>, 
 /// Every statement of this module, for the test that prepares them all.
 pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
     vec![
-        ("LOCK_ORDER", LOCK_ORDER),
+        ("LOCK_ORDER", *LOCK_ORDER),
         ("FILLS_FOR_APPLY", FILLS_FOR_APPLY),
         ("APPLY", *APPLY),
         ("FILLS_OF", FILLS_OF),

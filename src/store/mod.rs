@@ -18,6 +18,7 @@ pub mod instances;
 pub mod operator;
 pub mod orders;
 pub mod quarantine;
+pub mod readable;
 pub mod reconcile;
 pub mod recovery;
 pub mod reference;
@@ -50,6 +51,7 @@ pub fn statements() -> Vec<(String, &'static str)> {
         ("operator", operator::statements),
         ("orders", orders::statements),
         ("quarantine", quarantine::statements),
+        ("readable", readable::statements),
         ("reconcile", reconcile::statements),
         ("recovery", recovery::statements),
         ("reference", reference::statements),

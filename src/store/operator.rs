@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::readable::{KNOWN_ORDER, KNOWN_SETTLEMENT_STATES, decode_each};
 use super::types::{STUCK_STEPS, TERMINAL_STATUSES, statement};
 use crate::domain::fills::SettlementState;
 use crate::domain::ids::{ClientOrderId, ExecId, VenueClientOrderId, VenueOrderId};
@@ -50,20 +51,22 @@ static ORDERS: LazyLock<&'static str> = LazyLock::new(|| {
 });
 
 /// Orders, newest first. `stuck_after_ms`: only orders mid-step or parked,
-/// or working with no news for that long.
+/// or working with no news for that long. A row this version cannot read
+/// is left out, logged and counted (`store::readable`).
 pub async fn orders(
     pool: &PgPool,
     status: Option<Status>,
     stuck_after_ms: Option<u64>,
     limit: i64,
 ) -> Result<Vec<OrderRow>, sqlx::Error> {
-    sqlx::query_as(*ORDERS)
+    let rows = sqlx::query(*ORDERS)
         .bind(status)
         .bind(stuck_after_ms.map(|ms| ms as f64))
         .bind(limit)
         .bind(Step::Working)
         .fetch_all(pool)
-        .await
+        .await?;
+    Ok(decode_each("operator_orders", rows))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -131,7 +134,9 @@ pub async fn table_sizes(pool: &PgPool) -> Result<Vec<TableSize>, sqlx::Error> {
     sqlx::query_as(TABLE_SIZES).fetch_all(pool).await
 }
 
-/// What `/metrics` reports about the database.
+/// What `/metrics` reports about the database: counts by the values this
+/// version knows (`store::readable`; a value a newer version wrote has no
+/// label here and would fail the whole scrape).
 #[derive(Debug, Clone, Default)]
 pub struct Gauges {
     /// Orders not terminal, by status.
@@ -146,13 +151,20 @@ pub struct Gauges {
 
 static OPEN_BY_STATUS: LazyLock<&'static str> = LazyLock::new(|| {
     statement(format!(
-        "SELECT status, count(*) FROM orders WHERE status NOT IN {terminal} GROUP BY status",
+        "SELECT status, count(*) FROM orders WHERE status NOT IN {terminal} AND {known}
+          GROUP BY status",
         terminal = *TERMINAL_STATUSES,
+        known = *KNOWN_ORDER,
     ))
 });
 
-const BY_STEP: &str =
-    "SELECT step, step_state, count(*) FROM orders WHERE step <> $1 GROUP BY step, step_state";
+static BY_STEP: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "SELECT step, step_state, count(*) FROM orders WHERE step <> $1 AND {known}
+          GROUP BY step, step_state",
+        known = *KNOWN_ORDER,
+    ))
+});
 
 static OLDEST_OPEN: LazyLock<&'static str> = LazyLock::new(|| {
     statement(format!(
@@ -162,19 +174,24 @@ static OLDEST_OPEN: LazyLock<&'static str> = LazyLock::new(|| {
     ))
 });
 
-const UNSETTLED_FILLS: &str =
-    "SELECT settlement_state, count(*) FROM fills WHERE settlement_state <> $1 GROUP BY 1";
+static UNSETTLED_FILLS: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "SELECT settlement_state, count(*) FROM fills
+          WHERE settlement_state <> $1 AND settlement_state IN {known} GROUP BY 1",
+        known = *KNOWN_SETTLEMENT_STATES,
+    ))
+});
 
 /// The database gauges of `/metrics`.
 pub async fn gauges(pool: &PgPool) -> Result<Gauges, sqlx::Error> {
     Ok(Gauges {
         open_by_status: sqlx::query_as(*OPEN_BY_STATUS).fetch_all(pool).await?,
-        by_step: sqlx::query_as(BY_STEP)
+        by_step: sqlx::query_as(*BY_STEP)
             .bind(Step::Closed)
             .fetch_all(pool)
             .await?,
         oldest_open_secs: sqlx::query_scalar(*OLDEST_OPEN).fetch_one(pool).await?,
-        unsettled_fills: sqlx::query_as(UNSETTLED_FILLS)
+        unsettled_fills: sqlx::query_as(*UNSETTLED_FILLS)
             .bind(SettlementState::Settled)
             .fetch_all(pool)
             .await?,
@@ -251,9 +268,9 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("ORDERS", *ORDERS),
         ("ACCOUNTS", *ACCOUNTS),
         ("OPEN_BY_STATUS", *OPEN_BY_STATUS),
-        ("BY_STEP", BY_STEP),
+        ("BY_STEP", *BY_STEP),
         ("OLDEST_OPEN", *OLDEST_OPEN),
-        ("UNSETTLED_FILLS", UNSETTLED_FILLS),
+        ("UNSETTLED_FILLS", *UNSETTLED_FILLS),
         ("ORDER_FACTS", *ORDER_FACTS),
         ("FILL_FACTS", FILL_FACTS),
         ("ACCOUNT_FACTS", ACCOUNT_FACTS),

@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::readable::{KNOWN_ORDER, ORDER_COLUMNS, decode_each};
 use super::types::{AT_VENUE_STEPS, LATE_FILL_STATUSES, TERMINAL_STATUSES, statement};
 use crate::domain::ids::{ClientOrderId, HoldId, VenueClientOrderId, VenueOrderId};
 use crate::domain::lifecycle::{
@@ -163,7 +164,9 @@ pub struct NewOrderRow {
     pub expires_at: DateTime<Utc>,
 }
 
-const INSERT_ORDER: &str = "WITH inserted AS (
+static INSERT_ORDER: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "WITH inserted AS (
      INSERT INTO orders (order_id, account_id, client_order_id, venue_client_order_id,
                          request_fingerprint, symbol, side, order_type, time_in_force, qty,
                          limit_price, status, step, step_state, recovery_version,
@@ -173,11 +176,14 @@ const INSERT_ORDER: &str = "WITH inserted AS (
              $12, $13, $14, $15, $16, now() + make_interval(secs => $17::float8 / 1000),
              nextval('lease_tokens'), $23, $24, $25, $26)
      ON CONFLICT (account_id, client_order_id) DO NOTHING
-     RETURNING *),
+     RETURNING {columns}),
      events AS (
      INSERT INTO order_events (order_id, step, state, detail, instance_id)
      SELECT inserted.order_id, $18, $19, $20, $16 FROM inserted)
-     SELECT * FROM inserted";
+     SELECT * FROM inserted",
+        columns = *ORDER_COLUMNS,
+    ))
+});
 
 /// Inserts the order and its `reserve requested` event, and takes the
 /// lease for `instance_id` with a fresh token, in one statement (in the
@@ -191,7 +197,7 @@ pub async fn insert_order<'e>(
     lease_ms: u64,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
     let accepted = Lifecycle::accepted_and_reserving();
-    sqlx::query_as(INSERT_ORDER)
+    sqlx::query_as(*INSERT_ORDER)
         .bind(row.order_id)
         .bind(row.account_id)
         .bind(&row.client_order_id)
@@ -227,52 +233,71 @@ pub async fn insert_order<'e>(
         .await
 }
 
-const LOAD: &str = "SELECT * FROM orders WHERE order_id = $1";
+static LOAD: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "SELECT {columns} FROM orders WHERE order_id = $1",
+        columns = *ORDER_COLUMNS,
+    ))
+});
 
 pub async fn load(pool: &PgPool, order_id: Uuid) -> Result<Option<OrderRecord>, sqlx::Error> {
-    sqlx::query_as(LOAD)
+    sqlx::query_as(*LOAD)
         .bind(order_id)
         .fetch_optional(pool)
         .await
 }
 
-const LOAD_FOR_ACCOUNT: &str = "SELECT * FROM orders WHERE order_id = $1 AND account_id = $2";
+static LOAD_FOR_ACCOUNT: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "SELECT {columns} FROM orders WHERE order_id = $1 AND account_id = $2",
+        columns = *ORDER_COLUMNS,
+    ))
+});
 
 pub async fn load_for_account(
     pool: &PgPool,
     account_id: Uuid,
     order_id: Uuid,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
-    sqlx::query_as(LOAD_FOR_ACCOUNT)
+    sqlx::query_as(*LOAD_FOR_ACCOUNT)
         .bind(order_id)
         .bind(account_id)
         .fetch_optional(pool)
         .await
 }
 
-const LOAD_BY_CLIENT_ORDER_ID: &str =
-    "SELECT * FROM orders WHERE account_id = $1 AND client_order_id = $2";
+static LOAD_BY_CLIENT_ORDER_ID: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "SELECT {columns} FROM orders WHERE account_id = $1 AND client_order_id = $2",
+        columns = *ORDER_COLUMNS,
+    ))
+});
 
 pub async fn load_by_client_order_id(
     pool: &PgPool,
     account_id: Uuid,
     client_order_id: &ClientOrderId,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
-    sqlx::query_as(LOAD_BY_CLIENT_ORDER_ID)
+    sqlx::query_as(*LOAD_BY_CLIENT_ORDER_ID)
         .bind(account_id)
         .bind(client_order_id)
         .fetch_optional(pool)
         .await
 }
 
-const LOAD_BY_VENUE_CLIENT_ORDER_ID: &str = "SELECT * FROM orders WHERE venue_client_order_id = $1";
+static LOAD_BY_VENUE_CLIENT_ORDER_ID: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "SELECT {columns} FROM orders WHERE venue_client_order_id = $1",
+        columns = *ORDER_COLUMNS,
+    ))
+});
 
 /// The order orderd placed under `venue_client_order_id`, if any.
 pub async fn load_by_venue_client_order_id(
     pool: &PgPool,
     venue_client_order_id: &VenueClientOrderId,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
-    sqlx::query_as(LOAD_BY_VENUE_CLIENT_ORDER_ID)
+    sqlx::query_as(*LOAD_BY_VENUE_CLIENT_ORDER_ID)
         .bind(venue_client_order_id)
         .fetch_optional(pool)
         .await
@@ -291,7 +316,7 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
-const LIST_TEMPLATE: &str = "SELECT * FROM orders
+const LIST_TEMPLATE: &str = "SELECT COLUMNS FROM orders
       WHERE account_id = $1
         AND ($2::text[] IS NULL OR status = ANY($2))
         AND ($3::text[] IS NULL OR symbol = ANY($3))
@@ -300,18 +325,25 @@ const LIST_TEMPLATE: &str = "SELECT * FROM orders
       ORDER BY created_at DIRECTION, order_id DIRECTION
       LIMIT $6";
 
-static LIST_ASC: LazyLock<&'static str> =
-    LazyLock::new(|| statement(LIST_TEMPLATE.replace("DIRECTION", "ASC")));
-static LIST_DESC: LazyLock<&'static str> =
-    LazyLock::new(|| statement(LIST_TEMPLATE.replace("DIRECTION", "DESC")));
+static LIST_ASC: LazyLock<&'static str> = LazyLock::new(|| statement(list_statement("ASC")));
+static LIST_DESC: LazyLock<&'static str> = LazyLock::new(|| statement(list_statement("DESC")));
 
+fn list_statement(direction: &str) -> String {
+    LIST_TEMPLATE
+        .replace("COLUMNS", &ORDER_COLUMNS)
+        .replace("DIRECTION", direction)
+}
+
+/// The account's orders as `filter` says. A row this version cannot read
+/// (a newer one wrote it, `store::readable`) is left out, logged and
+/// counted; the page is the others.
 pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<OrderRecord>, sqlx::Error> {
     let sql = if filter.ascending {
         *LIST_ASC
     } else {
         *LIST_DESC
     };
-    sqlx::query_as(sql)
+    let rows = sqlx::query(sql)
         .bind(filter.account_id)
         .bind(filter.statuses.as_deref())
         .bind(filter.symbols.as_deref())
@@ -319,7 +351,8 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<OrderRecord>
         .bind(filter.until)
         .bind(filter.limit)
         .fetch_all(pool)
-        .await
+        .await?;
+    Ok(decode_each("orders_list", rows))
 }
 
 /// How long after a cancel or expiry an order is still caught up after a
@@ -328,36 +361,57 @@ pub const LATE_FILL_WINDOW_SECS: f64 = 30.0;
 
 static AT_VENUE: LazyLock<&'static str> = LazyLock::new(|| {
     statement(format!(
-        "SELECT * FROM orders
+        "SELECT {columns} FROM orders
           WHERE venue_order_id IS NOT NULL AND order_id > $2
             AND (step IN {steps}
                  OR (status IN {late} AND updated_at > now() - make_interval(secs => $1)))
+            AND {known}
           ORDER BY order_id LIMIT $3",
         steps = *AT_VENUE_STEPS,
         late = *LATE_FILL_STATUSES,
+        known = *KNOWN_ORDER,
+        columns = *ORDER_COLUMNS,
     ))
 });
 
+/// A page of a keyset scan: the rows this version could read, and where
+/// the next page starts (the last row read, readable or not; `None` once
+/// the scan is done).
+#[derive(Debug, Clone)]
+pub struct Page<T, K> {
+    pub rows: Vec<T>,
+    pub next: Option<K>,
+}
+
 /// Orders the venue may still report on: placed and not terminal, or
 /// canceled/expired within [`LATE_FILL_WINDOW_SECS`]. What a stream gap or
-/// reconnect must catch up.
-/// A page of them, in id order past `after`.
+/// reconnect must catch up. A page of them, in id order past `after`;
+/// only rows this version can read (`store::readable`: a newer instance
+/// catches up the rest).
 pub async fn at_venue(
     pool: &PgPool,
     after: Uuid,
     limit: i64,
-) -> Result<Vec<OrderRecord>, sqlx::Error> {
-    sqlx::query_as(*AT_VENUE)
+) -> Result<Page<OrderRecord, Uuid>, sqlx::Error> {
+    let rows = sqlx::query(*AT_VENUE)
         .bind(LATE_FILL_WINDOW_SECS)
         .bind(after)
         .bind(limit)
         .fetch_all(pool)
-        .await
+        .await?;
+    let next = match rows.last() {
+        Some(last) => Some(sqlx::Row::try_get(last, "order_id")?),
+        None => None,
+    };
+    Ok(Page {
+        rows: decode_each("at_venue", rows),
+        next,
+    })
 }
 
 static OPEN_ORDERS: LazyLock<&'static str> = LazyLock::new(|| {
     statement(format!(
-        "SELECT * FROM orders WHERE account_id = $1 AND status NOT IN {terminal}
+        "SELECT created_at, order_id FROM orders WHERE account_id = $1 AND status NOT IN {terminal}
             AND (created_at, order_id) > ($2, $3)
           ORDER BY created_at, order_id LIMIT $4",
         terminal = *TERMINAL_STATUSES,
@@ -365,13 +419,15 @@ static OPEN_ORDERS: LazyLock<&'static str> = LazyLock::new(|| {
 });
 
 /// A page of the account's orders that are not terminal, oldest first,
-/// past `after` (created_at, order_id).
+/// past `after` (created_at, order_id): their keys only, so an order this
+/// version cannot read is still listed (its cancel then fails on its own,
+/// and says so, instead of the whole cancel-all).
 pub async fn open_orders(
     pool: &PgPool,
     account_id: Uuid,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
-) -> Result<Vec<OrderRecord>, sqlx::Error> {
+) -> Result<Vec<(DateTime<Utc>, Uuid)>, sqlx::Error> {
     let (at, id) = after.unwrap_or((DateTime::<Utc>::UNIX_EPOCH, Uuid::nil()));
     sqlx::query_as(*OPEN_ORDERS)
         .bind(account_id)
@@ -385,13 +441,13 @@ pub async fn open_orders(
 /// Every statement of this module, for the test that prepares them all.
 pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
     vec![
-        ("INSERT_ORDER", INSERT_ORDER),
-        ("LOAD", LOAD),
-        ("LOAD_FOR_ACCOUNT", LOAD_FOR_ACCOUNT),
-        ("LOAD_BY_CLIENT_ORDER_ID", LOAD_BY_CLIENT_ORDER_ID),
+        ("INSERT_ORDER", *INSERT_ORDER),
+        ("LOAD", *LOAD),
+        ("LOAD_FOR_ACCOUNT", *LOAD_FOR_ACCOUNT),
+        ("LOAD_BY_CLIENT_ORDER_ID", *LOAD_BY_CLIENT_ORDER_ID),
         (
             "LOAD_BY_VENUE_CLIENT_ORDER_ID",
-            LOAD_BY_VENUE_CLIENT_ORDER_ID,
+            *LOAD_BY_VENUE_CLIENT_ORDER_ID,
         ),
         ("LIST_ASC", *LIST_ASC),
         ("LIST_DESC", *LIST_DESC),

@@ -49,7 +49,9 @@ pub async fn quarantine(
     Ok(())
 }
 
-const OF_ORDER: &str = "SELECT * FROM quarantined_reports
+const OF_ORDER: &str = "SELECT quarantine_id, received_at, source, venue_client_order_id, order_id,
+            exec_id, reason, report
+       FROM quarantined_reports
       WHERE venue_client_order_id = $1 OR order_id = $2
       ORDER BY quarantine_id LIMIT 100";
 

@@ -204,8 +204,10 @@ pub struct FindingRecord {
     pub created_at: DateTime<Utc>,
 }
 
-const LIST_RUNS: &str = "SELECT * FROM reconciliation_runs WHERE ($1::text IS NULL OR job = $1)
-          ORDER BY run_id DESC LIMIT $2";
+const LIST_RUNS: &str = "SELECT run_id, job, scheduled_for, trigger, instance_id, started_at,
+            finished_at, examined, findings, repaired, errors
+       FROM reconciliation_runs WHERE ($1::text IS NULL OR job = $1)
+      ORDER BY run_id DESC LIMIT $2";
 
 pub async fn list_runs(
     pool: &PgPool,
@@ -219,7 +221,9 @@ pub async fn list_runs(
         .await
 }
 
-const LOAD_RUN: &str = "SELECT * FROM reconciliation_runs WHERE run_id = $1";
+const LOAD_RUN: &str = "SELECT run_id, job, scheduled_for, trigger, instance_id, started_at,
+            finished_at, examined, findings, repaired, errors
+       FROM reconciliation_runs WHERE run_id = $1";
 
 const FINDINGS_OF_RUN: &str = "SELECT finding_id, kind, classification, order_id, subject, detail, action, action_ok, created_at
            FROM reconciliation_findings WHERE run_id = $1 ORDER BY finding_id";

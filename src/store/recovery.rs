@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::events::{EventColumns, insert_events};
 use super::orders::{OrderRecord, RECOVERY_VERSION};
+use super::readable::{ORDER_COLUMNS, ORDER_COLUMNS_O, decode_claims, drivable_order};
 use super::trade_updates::{TradeUpdates, trade_event, trade_update_payload};
 use super::types::{DRIVEN_STEPS, statement, terminal_timestamps};
 use crate::domain::lifecycle::{self, Change, Status};
@@ -48,13 +49,14 @@ static RECORD_CHANGE: LazyLock<&'static str> = LazyLock::new(|| {
                 recovery_version = $14,
                 updated_at = now(), version = version + 1
           WHERE order_id = $1 AND version = $2 AND lease_token = $18
-         RETURNING *),
+         RETURNING {columns}),
          events AS (
          INSERT INTO order_events (order_id, step, state, detail, instance_id)
          SELECT updated.order_id, s.step, s.state, s.detail, $13
            FROM updated, unnest($15::text[], $16::text[], $17::jsonb[]) AS s(step, state, detail))
          SELECT * FROM updated",
         terminal_timestamps = terminal_timestamps("$3"),
+        columns = *ORDER_COLUMNS,
     ))
 });
 
@@ -120,10 +122,14 @@ pub async fn record_change(
     Ok(written)
 }
 
-const SET_HOLD_AMOUNT: &str =
-    "UPDATE orders SET hold_amount = $2, hold_rate = $3, version = version + 1, updated_at = now()
-      WHERE order_id = $1 AND hold_amount IS NULL
-     RETURNING *";
+static SET_HOLD_AMOUNT: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "UPDATE orders SET hold_amount = $2, hold_rate = $3, version = version + 1, updated_at = now()
+          WHERE order_id = $1 AND hold_amount IS NULL
+         RETURNING {columns}",
+        columns = *ORDER_COLUMNS,
+    ))
+});
 
 /// Records the hold a market buy will ask for, once, before asking: a
 /// retry must send the identical request under the same key. Returns the
@@ -134,7 +140,7 @@ pub async fn set_hold_amount(
     amount: Decimal,
     rate: Decimal,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
-    sqlx::query_as(SET_HOLD_AMOUNT)
+    sqlx::query_as(*SET_HOLD_AMOUNT)
         .bind(order_id)
         .bind(amount)
         .bind(rate)
@@ -170,15 +176,24 @@ const CLAIM_SET_FRAGMENT: &str = "lease_owner = $2,
                                   ELSE step_state END,
                 version = version + 1";
 
+/// Rows this binary can drive (`store::readable`).
+static DRIVABLE_ORDER: LazyLock<String> = LazyLock::new(|| drivable_order(RECOVERY_VERSION));
+
 static CLAIM: LazyLock<&'static str> = LazyLock::new(|| {
     statement(format!(
         "UPDATE orders SET {CLAIM_SET_FRAGMENT}
           WHERE order_id = $1 AND {LEASE_FREE_FRAGMENT}
-         RETURNING *"
+            AND {drivable}
+         RETURNING {columns}",
+        drivable = *DRIVABLE_ORDER,
+        columns = *ORDER_COLUMNS,
     ))
 });
 
-/// Takes the lease on one order if it is free. Returns the fresh row.
+/// Takes the lease on one order if it is free and the row is one this
+/// binary can drive (`store::readable`: a row a newer version wrote with
+/// values this one does not know is left alone, as if another instance
+/// held it). Returns the fresh row.
 pub async fn claim(
     pool: &PgPool,
     order_id: Uuid,
@@ -186,13 +201,19 @@ pub async fn claim(
     lease_ms: u64,
     dead_after_ms: u64,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
-    sqlx::query_as(*CLAIM)
+    let row = sqlx::query(*CLAIM)
         .bind(order_id)
         .bind(instance_id)
         .bind(lease_ms as f64)
         .bind(dead_after_ms as f64)
         .fetch_optional(pool)
-        .await
+        .await?;
+    let rows = Vec::from_iter(row);
+    let (mut claimed, failed) = decode_claims::<OrderRecord>(pool, "claim", rows).await?;
+    match failed {
+        Some(error) => Err(error),
+        None => Ok(claimed.pop()),
+    }
 }
 
 /// An order the completer claimed.
@@ -211,19 +232,25 @@ static CLAIM_DUE: LazyLock<&'static str> = LazyLock::new(|| {
              WHERE step IN {driven}
                AND next_attempt_at <= now()
                AND {LEASE_FREE_FRAGMENT}
+               AND {drivable}
              ORDER BY next_attempt_at
              LIMIT $1
              FOR UPDATE SKIP LOCKED)
          UPDATE orders o SET {CLAIM_SET_FRAGMENT}
            FROM due WHERE o.order_id = due.order_id
-         RETURNING o.*, due.taken_over",
+         RETURNING {columns}, due.taken_over",
+        columns = *ORDER_COLUMNS_O,
         driven = *DRIVEN_STEPS,
+        drivable = *DRIVABLE_ORDER,
     ))
 });
 
 /// The completer's pick: up to `limit` due orders in a driven step whose
-/// lease is free, claimed for `instance_id` in the same statement
-/// (`FOR UPDATE SKIP LOCKED`, so instances never pick the same order).
+/// lease is free and which this binary can drive (`store::readable`),
+/// claimed for `instance_id` in the same statement (`FOR UPDATE SKIP
+/// LOCKED`, so instances never pick the same order). A claimed row that
+/// still fails to decode costs only itself: its lease is given back at
+/// once, and the others are driven.
 pub async fn claim_due(
     pool: &PgPool,
     instance_id: Uuid,
@@ -231,13 +258,14 @@ pub async fn claim_due(
     lease_ms: u64,
     dead_after_ms: u64,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
-    sqlx::query_as(*CLAIM_DUE)
+    let rows = sqlx::query(*CLAIM_DUE)
         .bind(i64::from(limit))
         .bind(instance_id)
         .bind(lease_ms as f64)
         .bind(dead_after_ms as f64)
         .fetch_all(pool)
-        .await
+        .await?;
+    Ok(decode_claims(pool, "claim_due", rows).await?.0)
 }
 
 const RELEASE_LEASE: &str =
@@ -288,20 +316,29 @@ pub enum CancelRequest {
     Recorded(Box<OrderRecord>),
 }
 
-const LOCK_FOR_ACCOUNT: &str =
-    "SELECT * FROM orders WHERE order_id = $1 AND ($2::uuid IS NULL OR account_id = $2) FOR UPDATE";
+static LOCK_FOR_ACCOUNT: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "SELECT {columns} FROM orders
+          WHERE order_id = $1 AND ($2::uuid IS NULL OR account_id = $2) FOR UPDATE",
+        columns = *ORDER_COLUMNS,
+    ))
+});
 
 /// A change made by someone other than the order's driver (a trader's
 /// cancel, an operator's resume): recovery point and projection, due now.
 /// It bumps the version, so a driver's write in flight is re-applied to it
 /// or dropped (`Engine::drive`).
-const RECORD_UNDRIVEN: &str =
-    "UPDATE orders SET status = $2, step = $3, step_state = $4, attempts = $5,
-            cancel_requested_at = CASE WHEN $6 THEN COALESCE(cancel_requested_at, now())
-                                       ELSE cancel_requested_at END,
-            parked_step = $7,
-            next_attempt_at = now(), updated_at = now(), version = version + 1
-      WHERE order_id = $1 RETURNING *";
+static RECORD_UNDRIVEN: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "UPDATE orders SET status = $2, step = $3, step_state = $4, attempts = $5,
+                cancel_requested_at = CASE WHEN $6 THEN COALESCE(cancel_requested_at, now())
+                                           ELSE cancel_requested_at END,
+                parked_step = $7,
+                next_attempt_at = now(), updated_at = now(), version = version + 1
+          WHERE order_id = $1 RETURNING {columns}",
+        columns = *ORDER_COLUMNS,
+    ))
+});
 
 /// Why a change from outside the driver failed.
 #[derive(Debug, thiserror::Error)]
@@ -325,7 +362,7 @@ async fn change_undriven<E>(
     decide: impl FnOnce(&lifecycle::Lifecycle) -> Result<Change, E>,
 ) -> Result<Option<Result<OrderRecord, E>>, CancelError> {
     let mut tx = pool.begin().await?;
-    let order: Option<OrderRecord> = sqlx::query_as(LOCK_FOR_ACCOUNT)
+    let order: Option<OrderRecord> = sqlx::query_as(*LOCK_FOR_ACCOUNT)
         .bind(order_id)
         .bind(account_id)
         .fetch_optional(&mut *tx)
@@ -353,7 +390,7 @@ async fn change_undriven<E>(
         return Ok(Some(Ok(order)));
     }
     let next = &change.next;
-    let updated: OrderRecord = sqlx::query_as(RECORD_UNDRIVEN)
+    let updated: OrderRecord = sqlx::query_as(*RECORD_UNDRIVEN)
         .bind(order_id)
         .bind(next.status)
         .bind(next.step)
@@ -463,12 +500,12 @@ pub async fn operator_cancel(
 pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
     vec![
         ("RECORD_CHANGE", *RECORD_CHANGE),
-        ("SET_HOLD_AMOUNT", SET_HOLD_AMOUNT),
+        ("SET_HOLD_AMOUNT", *SET_HOLD_AMOUNT),
         ("CLAIM", *CLAIM),
         ("CLAIM_DUE", *CLAIM_DUE),
         ("RELEASE_LEASE", RELEASE_LEASE),
         ("RENEW_LEASE", RENEW_LEASE),
-        ("LOCK_FOR_ACCOUNT", LOCK_FOR_ACCOUNT),
-        ("RECORD_UNDRIVEN", RECORD_UNDRIVEN),
+        ("LOCK_FOR_ACCOUNT", *LOCK_FOR_ACCOUNT),
+        ("RECORD_UNDRIVEN", *RECORD_UNDRIVEN),
     ]
 }

@@ -47,7 +47,10 @@ impl<'r> FromRow<'r, PgRow> for SessionDay {
     }
 }
 
-const LOAD_ASSETS: &str = "SELECT * FROM assets ORDER BY symbol";
+const LOAD_ASSETS: &str = "SELECT symbol, asset_id, venue_asset_id, name, exchange, asset_class,
+            status, tradable, shortable, easy_to_borrow, fractionable, marginable, halted,
+            tick_size, sub_dollar_tick_size, tick_threshold, lot_size, min_qty, max_qty
+       FROM assets ORDER BY symbol";
 
 pub async fn assets(pool: &PgPool) -> Result<Vec<Asset>, sqlx::Error> {
     sqlx::query_as(LOAD_ASSETS).fetch_all(pool).await
@@ -104,7 +107,9 @@ pub async fn save_assets(pool: &PgPool, changed: &[Asset]) -> Result<(), sqlx::E
 }
 
 /// The sessions kept: from a week back on.
-const LOAD_SESSIONS: &str = "SELECT * FROM trading_sessions
+const LOAD_SESSIONS: &str =
+    "SELECT session_date, pre_open, open, closing_auction, close, early_close
+       FROM trading_sessions
       WHERE close >= now() - interval '7 days' ORDER BY open";
 
 pub async fn sessions(pool: &PgPool) -> Result<Vec<SessionDay>, sqlx::Error> {

@@ -41,6 +41,10 @@ static CLAIM_SETTLEMENTS: LazyLock<&'static str> = LazyLock::new(|| {
             SELECT exec_id FROM fills
              WHERE settlement_state IN {unsettled} AND next_settle_at <= now()
                AND (settle_lease_until IS NULL OR settle_lease_until < now())
+               -- Only fills of orders whose side this version knows (a
+               -- newer version settles the others; `store::readable`).
+               AND EXISTS (SELECT 1 FROM orders o
+                            WHERE o.order_id = fills.order_id AND o.side IN {sides})
              ORDER BY next_settle_at LIMIT $1
              FOR UPDATE SKIP LOCKED),
          taken AS (
@@ -52,6 +56,7 @@ static CLAIM_SETTLEMENTS: LazyLock<&'static str> = LazyLock::new(|| {
                 o.side, o.symbol, o.hold_id, o.hold_rate, a.balances_account_id, t.settle_token
            FROM taken t JOIN orders o USING (order_id) JOIN accounts a ON a.account_id = o.account_id",
         unsettled = *UNSETTLED,
+        sides = sql_list(Side::ALL),
     ))
 });
 

@@ -21,3 +21,4 @@ mod positions;
 mod reconcile;
 mod stops;
 mod stream;
+mod upgrade;

@@ -726,9 +726,9 @@ async fn open_and_at_venue_orders_page_by_key_without_gaps_or_repeats() {
         let page = orderd::store::orders::open_orders(pool, account, after, 1)
             .await
             .unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some((last.created_at, last.order_id));
-        seen.extend(page.iter().map(|o| o.order_id));
+        let Some(&last) = page.last() else { break };
+        after = Some(last);
+        seen.extend(page.iter().map(|(_, id)| *id));
     }
     assert_eq!(seen, ids, "oldest first, each once");
     let (mut at_venue, mut after) = (Vec::new(), uuid::Uuid::nil());
@@ -736,9 +736,9 @@ async fn open_and_at_venue_orders_page_by_key_without_gaps_or_repeats() {
         let page = orderd::store::orders::at_venue(pool, after, 1)
             .await
             .unwrap();
-        let Some(last) = page.last() else { break };
-        after = last.order_id;
-        at_venue.extend(page.iter().map(|o| o.order_id));
+        let Some(next) = page.next else { break };
+        after = next;
+        at_venue.extend(page.rows.iter().map(|o| o.order_id));
     }
     let mut expected = ids.clone();
     expected.sort();
