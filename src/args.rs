@@ -275,4 +275,31 @@ pub(crate) enum DbCommand {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// The rolling-upgrade drill: a fresh database at the previous
+    /// release's schema (0005) holding --orders orders; writers keep making
+    /// the previous version's writes while this version's migrations run.
+    /// Prints each migration's time, the writes' longest stall and every
+    /// writer error; exits 1 if a writer saw one (the migration is not
+    /// safe beside the previous version).
+    UpgradeDrill {
+        /// A server to create the drill's database in (a URL that may
+        /// create databases); default: database.url, else an embedded
+        /// cluster in --work-dir.
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+        /// Orders loaded before the upgrade.
+        #[arg(long, default_value_t = 1_000_000)]
+        orders: u64,
+        /// Concurrent previous-version writers.
+        #[arg(long, default_value_t = 4)]
+        writers: usize,
+        #[arg(long, default_value = ".orderd/upgrade-drill")]
+        work_dir: PathBuf,
+        /// Keep the drill's database (its name is printed).
+        #[arg(long)]
+        keep: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }

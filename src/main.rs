@@ -319,6 +319,37 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Db {
+            command:
+                DbCommand::UpgradeDrill {
+                    database_url,
+                    orders,
+                    writers,
+                    work_dir,
+                    keep,
+                    json,
+                },
+        } => {
+            let options = orderd::harness::upgrade::DrillOptions {
+                server: database_url,
+                orders,
+                writers,
+                work_dir,
+                keep,
+            };
+            let report = orderd::harness::upgrade::drill(&options, &settings).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                report.print();
+            }
+            if !report.safe() {
+                anyhow::bail!(
+                    "the upgrade is not safe beside the previous version (see the writer errors)"
+                );
+            }
+            Ok(())
+        }
+        Command::Db {
             command: DbCommand::Stop { data_dir },
         } => {
             let dir = data_dir.unwrap_or(settings.database.data_dir);

@@ -12,6 +12,7 @@ pub mod scenario;
 pub mod session;
 pub mod soak;
 pub mod stack;
+pub mod upgrade;
 
 use std::time::Duration;
 

@@ -19,6 +19,7 @@ mod cli;
 mod crash;
 mod explore;
 mod scaleout;
+mod upgrade;
 
 /// Start-up includes initdb on first use; allow for a slow machine.
 const START_LIMIT: Duration = Duration::from_secs(90);
