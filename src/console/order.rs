@@ -238,8 +238,8 @@ pub async fn order(
             (layout::notice("error", &format!("Parked at {}: an operator must resume or cancel it.", o.parked_step.map_or("?", |s| s.as_str()))))
         }
         div.grid2 {
-            section.panel aria-labelledby="what" {
-                h2 id="what" { "The order" }
+            section.panel id="order" aria-labelledby="what-h" {
+                h2 id="what-h" { "The order" }
                 dl.kv {
                     dt { "client order id" } dd.mono { (o.client_order_id.as_str()) }
                     dt { "venue client id" } dd.mono { (o.venue_client_order_id.as_str()) }
@@ -249,8 +249,8 @@ pub async fn order(
                     dt { "created" } dd { (layout::time(o.created_at)) }
                 }
             }
-            section.panel aria-labelledby="recovery" {
-                h2 id="recovery" { "Recovery point" }
+            section.panel id="recovery" aria-labelledby="recovery-h" {
+                h2 id="recovery-h" { "Recovery point" }
                 dl.kv {
                     dt { "step" } dd { (layout::step_badge(o.step, o.step_state)) @if let Some(p) = o.parked_step { " (parked at " (p.as_str()) ")" } }
                     dt { "attempts" } dd { (o.attempts) }

@@ -121,8 +121,8 @@ pub async fn runs(
     let schedules = state.app.settings.reconcile.schedules();
     let body = html! {
         h1 { "Reconciliation" }
-        section aria-labelledby="jobs" {
-            h2 id="jobs" { "Jobs" }
+        section id="jobs" aria-labelledby="jobs-h" {
+            h2 id="jobs-h" { "Jobs" }
             table id="jobs-table" {
                 thead { tr { th scope="col" { "Job" } th scope="col" { "Schedule (cron, with seconds)" } th scope="col" { "Runs" } @if layout::may_act(&console) { th scope="col" { "Run now" } } } }
                 tbody { @for j in Job::ALL { tr {
@@ -138,13 +138,13 @@ pub async fn runs(
                 } } }
             }
         }
-        section aria-labelledby="pending" {
-            h2 id="pending" { "Pending and unresolved (latest run of each job)" }
+        section id="pending" aria-labelledby="pending-h" {
+            h2 id="pending-h" { "Pending and unresolved (latest run of each job)" }
             @if open.is_empty() { p.muted { "Nothing: every difference the latest runs found was repaired." } }
             @else { (findings_table(&open.iter().collect::<Vec<_>>())) }
         }
-        section aria-labelledby="recent" {
-            h2 id="recent" { "Recent runs" @if let Some(j) = chosen { " of " (j.as_str()) } }
+        section id="recent" aria-labelledby="recent-h" {
+            h2 id="recent-h" { "Recent runs" @if let Some(j) = chosen { " of " (j.as_str()) } }
             (runs_table(&runs))
         }
     };

@@ -1,2 +1,35 @@
 //! Live updates: an order submitted while the blotter is open appears,
 //! and its status changes, without a reload.
+
+use crate::browser::Browser;
+use crate::support::TestStack;
+use crate::{ADMIN, market_buy};
+
+#[tokio::test]
+async fn an_order_submitted_while_the_blotter_is_open_appears_and_changes_without_a_reload() {
+    let stack = TestStack::spawn().await;
+    let trader = stack.trader(&[("USD", "100000")]).await;
+    let browser = Browser::start(stack.app.addr).await;
+    browser.login(ADMIN, "alice").await;
+    browser.wait_text("#live-status", "Live updates: on").await;
+    // A mark on this page: a reload would wipe it.
+    browser
+        .client
+        .execute("window.consoleTestMark = 42; return true;", vec![])
+        .await
+        .unwrap();
+    let reply = trader.post_order(market_buy("AAPL", 1)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let id = reply.body["id"].as_str().unwrap();
+    browser.find(&format!("#order-{id}")).await;
+    browser.wait_text(&format!("#order-{id}"), "filled").await;
+    browser.wait_text("#live-status", "last change").await;
+    let mark = browser
+        .client
+        .execute("return window.consoleTestMark;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(mark, serde_json::json!(42), "the page was not reloaded");
+    browser.screenshot("live-update").await;
+    browser.close().await;
+}

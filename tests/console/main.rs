@@ -9,6 +9,7 @@ mod support;
 mod access;
 mod blotter;
 mod browser;
+mod health;
 mod live;
 mod order;
 mod reconcile;
