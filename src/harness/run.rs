@@ -48,6 +48,10 @@ pub async fn run(
         println!();
         println!("the stack stays up (Ctrl-C to stop):");
         println!("  orderd       {}", stack.orderd_url().unwrap_or_default());
+        println!(
+            "  console      {}/console (log in with the admin token)",
+            stack.orderd_url().unwrap_or_default()
+        );
         println!("  exchange-sim {}", stack.exchange.url());
         println!("  balances-sim {}", stack.balances.url());
         crate::startup::shutdown_signal().await;

@@ -10,7 +10,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use tokio::process::{Child, Command};
 
 /// How long a page may take to show what a test waits for.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// The driver and the browser, from `CHROMEDRIVER` / `CHROMIUM` or
 /// Debian's paths.
