@@ -56,22 +56,7 @@ fn to_login(parts: &Parts) -> Response {
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/console/orders");
-    let query = serde_urlencoded_pair("next", next);
-    Redirect::to(&format!("/console/login?{query}")).into_response()
-}
-
-/// `key=value`, the value percent-encoded for a query string.
-fn serde_urlencoded_pair(key: &str, value: &str) -> String {
-    let mut out = format!("{key}=");
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
+    Redirect::to(&format!("/console/login?next={}", layout::encode(next))).into_response()
 }
 
 impl FromRequestParts<Arc<AppState>> for Console {

@@ -125,7 +125,7 @@ impl Filters {
         let mut pairs = Vec::new();
         let mut push = |k: &str, v: Option<&str>| {
             if let Some(v) = v {
-                pairs.push(format!("{k}={}", encode(v)));
+                pairs.push(format!("{k}={}", layout::encode(v)));
             }
         };
         push("account", self.account.as_deref());
@@ -153,20 +153,6 @@ impl Filters {
                 why.is_some_and(|(kind, _)| a == "any" || a == kind)
             })
     }
-}
-
-/// Percent-encodes a query value.
-pub fn encode(value: &str) -> String {
-    let mut out = String::new();
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 /// Whether `row` needs an operator's eyes, and why, in words: its kind
@@ -367,7 +353,7 @@ pub async fn blotter(
         .flatten()
         .map(|last| {
             let cursor = format!("{}~{}", last.created_at.to_rfc3339(), last.order_id);
-            format!("/console/orders?{query}&after={}", encode(&cursor))
+            format!("/console/orders?{query}&after={}", layout::encode(&cursor))
         });
     let live = format!("/console/live/orders?{query}");
     let card = |kind: &str, class: &str, count: i64, label: &str| {

@@ -373,10 +373,7 @@ pub async fn act(
                 order.step,
                 order.step_state
             );
-            let to = format!(
-                "/console/orders/{order_id}?done={}",
-                super::blotter::encode(&done)
-            );
+            let to = format!("/console/orders/{order_id}?done={}", layout::encode(&done));
             Ok(Redirect::to(&to).into_response())
         }
     }

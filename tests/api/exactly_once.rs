@@ -14,31 +14,13 @@ fn resting_buy(qty: u32) -> Value {
            "time_in_force": "gtc", "limit_price": "1.00"})
 }
 
-async fn row(stack: &TestStack, id: &str) -> orderd::store::orders::OrderRecord {
-    orderd::store::orders::load(&stack.app.db.pool, id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 async fn wait_row(
     stack: &TestStack,
     id: &str,
     what: &str,
     done: impl Fn(&orderd::store::orders::OrderRecord) -> bool,
 ) -> orderd::store::orders::OrderRecord {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let order = row(stack, id).await;
-        if done(&order) {
-            return order;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never {what}: {order:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stack.wait_order_row(id, what, done).await
 }
 
 async fn events(trader: &Trader, id: &str) -> Vec<Value> {
@@ -213,7 +195,7 @@ async fn a_report_that_cannot_be_the_orders_is_quarantined_not_applied() {
     let trader = stack.trader(&[("USD", "100000")]).await;
     let reply = trader.post_order(resting_buy(5)).await;
     let id = reply.body["id"].as_str().unwrap().to_string();
-    let order = row(&stack, &id).await;
+    let order = stack.order_row(&id).await;
     let engine = stack.engine();
     // Numbers no real report carries.
     assert!(
@@ -252,7 +234,7 @@ async fn a_report_that_cannot_be_the_orders_is_quarantined_not_applied() {
     orderd::engine::venue_stream::quarantine_execution(&engine, &overfill, "more than ordered")
         .await;
     assert_eq!(
-        row(&stack, &id).await.filled_qty,
+        stack.order_row(&id).await.filled_qty,
         0.into(),
         "nothing applied"
     );

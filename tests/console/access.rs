@@ -21,9 +21,23 @@ fn client() -> reqwest::Client {
 fn form(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
-        .map(|(k, v)| format!("{k}={}", orderd::console::blotter::encode(v)))
+        .map(|(k, v)| format!("{k}={}", orderd::console::layout::encode(v)))
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// POSTs a form with the session `cookie`, as from a page of `origin`.
+async fn post(url: &str, cookie: &str, origin: &str, pairs: &[(&str, &str)]) -> StatusCode {
+    client()
+        .post(url)
+        .header("Cookie", cookie)
+        .header("Origin", origin)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form(pairs))
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 /// Logs in over HTTP; the session cookie's `name=value`.
@@ -108,16 +122,8 @@ async fn only_the_operator_and_viewer_tokens_log_in_and_actions_need_csrf_and_th
         (base.as_str(), "0".repeat(64).as_str()),
         ("http://evil.example", csrf.as_str()),
     ] {
-        let response = client()
-            .post(&confirm)
-            .header("Cookie", &session)
-            .header("Origin", origin)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(form(&[("csrf", token)]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin} {token}");
+        let status = post(&confirm, &session, origin, &[("csrf", token)]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin} {token}");
     }
     assert_eq!(
         crate::row(&stack, &parked).await.step,
@@ -141,26 +147,14 @@ async fn only_the_operator_and_viewer_tokens_log_in_and_actions_need_csrf_and_th
     assert!(order_page.contains("victor · viewer"), "{order_page}");
     assert!(!order_page.contains("Resume…"), "no buttons for a viewer");
     let csrf = csrf_of(&order_page);
-    let response = client()
-        .post(&confirm)
-        .header("Cookie", &viewer)
-        .header("Origin", &base)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form(&[("csrf", csrf.as_str())]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let response = client()
-        .post(format!("{base}/console/reconciliation/run/gc"))
-        .header("Cookie", &viewer)
-        .header("Origin", &base)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form(&[("csrf", csrf.as_str())]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let refused = [
+        confirm.clone(),
+        format!("{base}/console/reconciliation/run/gc"),
+    ];
+    for url in &refused {
+        let status = post(url, &viewer, &base, &[("csrf", csrf.as_str())]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{url}");
+    }
 
     // In a browser: a wrong token is said so; the right one opens the blotter.
     let browser = Browser::start(stack.app.addr).await;

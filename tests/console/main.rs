@@ -14,8 +14,6 @@ mod live;
 mod order;
 mod reconcile;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::support::{TestStack, Trader};
@@ -43,10 +41,7 @@ pub fn parks_fast(settings: &mut orderd::config::Settings) {
 }
 
 pub async fn row(stack: &TestStack, id: &str) -> orderd::store::orders::OrderRecord {
-    orderd::store::orders::load(&stack.app.db.pool, id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
+    stack.order_row(id).await
 }
 
 /// Waits until the order's row passes `done`.
@@ -56,18 +51,7 @@ pub async fn wait_row(
     what: &str,
     done: impl Fn(&orderd::store::orders::OrderRecord) -> bool,
 ) -> orderd::store::orders::OrderRecord {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let order = row(stack, id).await;
-        if done(&order) {
-            return order;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never {what}: {order:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stack.wait_order_row(id, what, done).await
 }
 
 /// An order parked at its hold (the ledger answers 5xx to every hold

@@ -560,6 +560,37 @@ impl TestStack {
     }
 }
 
+impl TestStack {
+    /// The order's row as stored.
+    pub async fn order_row(&self, id: &str) -> orderd::store::orders::OrderRecord {
+        orderd::store::orders::load(&self.app.db.pool, id.parse().expect("an order id"))
+            .await
+            .expect("read the order")
+            .expect("the order exists")
+    }
+
+    /// Waits (up to 30 s) until the order's row passes `done`.
+    pub async fn wait_order_row(
+        &self,
+        id: &str,
+        what: &str,
+        done: impl Fn(&orderd::store::orders::OrderRecord) -> bool,
+    ) -> orderd::store::orders::OrderRecord {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let order = self.order_row(id).await;
+            if done(&order) {
+                return order;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never {what}: {order:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// Settings under which only reconciliation repairs: no venue stream, a
 /// completer that (practically) never polls.
 pub fn reconciliation_only(settings: &mut Settings) {
