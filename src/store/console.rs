@@ -151,12 +151,31 @@ impl BlotterQuery {
     }
 }
 
+/// A page: the orders chosen and limited first (so the last problem is
+/// read for the page's rows only, and the driving index gives the order),
+/// then their account names and last problems.
 const BLOTTER_TEMPLATE: &str =
     "SELECT o.order_id, o.account_id, a.name AS account, o.client_order_id, o.symbol, o.side,
             o.order_type, o.qty, o.filled_qty, o.limit_price, o.status, o.step, o.step_state,
             o.parked_step, o.attempts, o.next_attempt_at, o.cancel_requested_at, o.created_at,
             o.updated_at, lp.problem, lp.problem_at
-       FROM orders o JOIN accounts a ON a.account_id = o.account_id
+       FROM (SELECT o.order_id, o.account_id, o.client_order_id, o.symbol, o.side, o.order_type,
+                    o.qty, o.filled_qty, o.limit_price, o.status, o.step, o.step_state,
+                    o.parked_step, o.attempts, o.next_attempt_at, o.cancel_requested_at,
+                    o.created_at, o.updated_at
+               FROM orders o
+              WHERE {driver}
+                AND ($1::text IS NULL OR o.symbol = $1)
+                AND ($2::text IS NULL OR o.status = $2)
+                AND ($3::text IS NULL OR o.step = $3)
+                AND ($4::text IS NULL
+                     OR ($4 IN ('any', 'parked') AND o.step = 'parked')
+                     OR ($4 IN ('any', 'unknown') AND o.step_state = 'unknown' AND o.step <> 'parked')
+                     OR ($4 IN ('any', 'stuck') AND o.step <> 'parked'
+                         AND (o.step IN {driven} OR o.status IN ('pending_new', 'pending_cancel'))
+                         AND o.updated_at < now() - make_interval(secs => $5::float8 / 1000)))
+              ORDER BY {order} LIMIT $6) o
+       JOIN accounts a ON a.account_id = o.account_id
        LEFT JOIN LATERAL (
             SELECT coalesce(e.detail->>'last_error', e.detail->>'reason', e.detail->>'detail',
                             e.detail->>'deferred', e.detail->>'lookup') AS problem,
@@ -164,17 +183,7 @@ const BLOTTER_TEMPLATE: &str =
               FROM order_events e
              WHERE e.order_id = o.order_id AND e.state IN ('failed', 'unknown')
              ORDER BY e.event_id DESC LIMIT 1) lp ON true
-      WHERE {driver}
-        AND ($1::text IS NULL OR o.symbol = $1)
-        AND ($2::text IS NULL OR o.status = $2)
-        AND ($3::text IS NULL OR o.step = $3)
-        AND ($4::text IS NULL
-             OR ($4 IN ('any', 'parked') AND o.step = 'parked')
-             OR ($4 IN ('any', 'unknown') AND o.step_state = 'unknown' AND o.step <> 'parked')
-             OR ($4 IN ('any', 'stuck') AND o.step <> 'parked'
-                 AND (o.step IN {driven} OR o.status IN ('pending_new', 'pending_cancel'))
-                 AND o.updated_at < now() - make_interval(secs => $5::float8 / 1000)))
-      ORDER BY {order} LIMIT $6";
+      ORDER BY {order}";
 
 /// The page statement of `driver`, newest (`<`) or oldest (`>`) first.
 /// `$7`/`$8` are the cursor, `$9` the account.
@@ -230,14 +239,18 @@ pub async fn blotter_page(
         (Driver::NotClosed, false) => *BLOTTER_OPEN_NEWEST,
         (Driver::NotClosed, true) => *BLOTTER_OPEN_OLDEST,
     };
-    // The first page's cursor is past every row, so the keyset is always
-    // an index condition (a generic plan keeps it).
+    // The first page's cursor is past every row: one statement shape.
     let (at, id) = query.after.unwrap_or(if query.oldest_first {
         (DateTime::<Utc>::UNIX_EPOCH, Uuid::nil())
     } else {
         (far_future(), Uuid::max())
     });
+    // Planned for its own values each time (an unnamed statement gets a
+    // custom plan): a cached generic plan cannot tell which filters are
+    // given, and at a million orders it sorted an account's 10,000 rows
+    // where the custom plan reads 50 from the index.
     let rows = sqlx::query(sql)
+        .persistent(false)
         .bind(query.symbol.as_deref())
         .bind(query.status)
         .bind(query.step)
