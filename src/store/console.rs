@@ -12,7 +12,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
-use super::types::{DRIVEN_STEPS, statement};
+use super::types::{DRIVEN_STEPS, STUCK_STEPS, statement};
 use crate::domain::ids::ClientOrderId;
 use crate::domain::lifecycle::{Status, Step, StepState};
 use crate::domain::order::{OrderType, Side};
@@ -331,13 +331,18 @@ static ATTENTION_COUNTS: LazyLock<&'static str> = LazyLock::new(|| {
                 count(*) FILTER (WHERE step_state = 'unknown' AND step <> 'parked') AS unknown,
                 count(*) FILTER (WHERE step <> 'parked' AND (step IN {driven} OR status IN ('pending_new', 'pending_cancel'))
                                    AND updated_at < now() - make_interval(secs => $1::float8 / 1000)) AS stuck
-           FROM orders WHERE step <> 'closed'",
+           FROM orders
+          WHERE step IN {stuck}
+             OR (status IN ('pending_new', 'pending_cancel') AND step <> 'closed')",
         driven = *DRIVEN_STEPS,
+        stuck = *STUCK_STEPS,
     ))
 });
 
-/// Counts of parked, unknown-outcome and stuck orders (on the partial
-/// index of orders not closed).
+/// Counts of parked, unknown-outcome and stuck orders: read from the
+/// orders mid-step or parked (`orders_not_closed`) and those waiting for
+/// the venue (`orders_open_status`), never from every open order (a
+/// million resting orders would cost a second a load).
 pub async fn attention_counts(
     pool: &PgPool,
     stuck_after_ms: u64,
