@@ -324,12 +324,15 @@ impl Application {
         let fenced_flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let shutdown = {
             let fenced_flag = fenced_flag.clone();
+            let state = state.clone();
             async move {
                 tokio::select! {
                     // The operator's stop, or a successor's fence.
                     () = shutdown => {}
                     () = fenced => fenced_flag.store(true, std::sync::atomic::Ordering::SeqCst),
                 }
+                // Endless responses end now; the drain waits for the rest.
+                let _ = state.stopping.send(true);
             }
         };
         let router =

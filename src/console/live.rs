@@ -127,7 +127,8 @@ pub async fn orders(
         }
     });
     use futures_util::StreamExt;
-    Ok(Sse::new(hello.chain(updates.flatten())).keep_alive(KeepAlive::default()))
+    let stream = hello.chain(updates.flatten()).take_until(stopping(&state));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 /// `GET /console/live/health`: the chart numbers, every second.
@@ -136,22 +137,33 @@ pub async fn health(
     _console: Console,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let start = super::health::Sampler::default();
-    let ticks = futures_util::stream::unfold((state, start), |(state, mut sampler)| async move {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let point = match crate::app::health::metrics_text(&state.app).await {
-            Ok(text) => sampler.sample(&text),
-            Err(error) => {
-                tracing::warn!(%error, "console health numbers");
-                None
-            }
-        };
-        let event = match point {
-            Some(point) => Event::default()
-                .event("numbers")
-                .data(serde_json::to_string(&point).unwrap_or_default()),
-            None => Event::default().comment("no numbers"),
-        };
-        Some((Ok(event), (state, sampler)))
-    });
-    Sse::new(ticks).keep_alive(KeepAlive::default())
+    let ticks =
+        futures_util::stream::unfold((state.clone(), start), |(state, mut sampler)| async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let point = match crate::app::health::metrics_text(&state.app).await {
+                Ok(text) => sampler.sample(&text),
+                Err(error) => {
+                    tracing::warn!(%error, "console health numbers");
+                    None
+                }
+            };
+            let event = match point {
+                Some(point) => Event::default()
+                    .event("numbers")
+                    .data(serde_json::to_string(&point).unwrap_or_default()),
+                None => Event::default().comment("no numbers"),
+            };
+            Some((Ok(event), (state, sampler)))
+        });
+    use futures_util::StreamExt;
+    Sse::new(ticks.take_until(stopping(&state))).keep_alive(KeepAlive::default())
+}
+
+/// Completes when the server starts to stop: a live stream never ends by
+/// itself, and the drain would wait for it.
+fn stopping(state: &AppState) -> impl std::future::Future<Output = ()> + use<> {
+    let mut stopping = state.stopping.subscribe();
+    async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
 }

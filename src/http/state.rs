@@ -43,6 +43,10 @@ pub struct AppState {
     /// Blotter rows of changed orders, read once by the hub, for every
     /// console watching on this instance.
     pub console_rows: broadcast::Sender<Arc<Vec<BlotterRow>>>,
+    /// Turns true when the server starts to stop: responses that never
+    /// end by themselves (the console's live streams) end then, so the
+    /// drain does not wait for them.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -56,6 +60,7 @@ impl AppState {
             stream_sessions,
             console_notes: broadcast::channel(TRADE_UPDATE_BUFFER).0,
             console_rows: broadcast::channel(CONSOLE_ROW_BATCHES).0,
+            stopping: tokio::sync::watch::channel(false).0,
         })
     }
 }

@@ -33,3 +33,23 @@ async fn an_order_submitted_while_the_blotter_is_open_appears_and_changes_withou
     browser.screenshot("live-update").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn an_open_live_stream_does_not_hold_up_a_shutdown() {
+    let stack = TestStack::spawn().await;
+    let browser = Browser::start(stack.app.addr).await;
+    browser.login(ADMIN, "alice").await;
+    browser.wait_text("#live-status", "Live updates: on").await;
+    browser.goto("/console/health").await;
+    browser.wait_text("#orders-per-s .value", ".").await;
+    // Both live streams are open in this browser's connections now.
+    browser.goto("/console/orders").await;
+    browser.wait_text("#live-status", "Live updates: on").await;
+    let TestStack { app, .. } = stack;
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), app.stop()).await;
+    assert!(
+        stopped.is_ok(),
+        "orderd waited for the console's live stream to end"
+    );
+    browser.close().await;
+}
