@@ -174,3 +174,63 @@ async fn only_the_operator_and_viewer_tokens_log_in_and_actions_need_csrf_and_th
     assert_eq!(browser.path().await, "/console/login");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn logins_are_rate_limited_and_bad_input_gets_a_page_that_says_why() {
+    let stack = TestStack::spawn_with(|s| s.console.login_attempts_per_minute = 3).await;
+    let base = format!("http://{}", stack.app.addr);
+    for _ in 0..2 {
+        assert_eq!(login(&base, "wrong", "x").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let (status, cookie) = login(&base, ADMIN, "alice").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        login(&base, ADMIN, "alice").await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the fourth attempt in a minute"
+    );
+    let session = cookie.unwrap().split(';').next().unwrap().to_string();
+    for (path, status, says) in [
+        (
+            "/console/orders/not-an-id",
+            StatusCode::NOT_FOUND,
+            "is not an order id",
+        ),
+        (
+            "/console/orders/00000000-0000-0000-0000-000000000000",
+            StatusCode::NOT_FOUND,
+            "no order",
+        ),
+        (
+            "/console/orders?sort=sideways",
+            StatusCode::BAD_REQUEST,
+            "newest or oldest",
+        ),
+        (
+            "/console/orders?after=garbage",
+            StatusCode::BAD_REQUEST,
+            "cursor",
+        ),
+        (
+            "/console/reconciliation/runs/x",
+            StatusCode::NOT_FOUND,
+            "no reconciliation run",
+        ),
+        (
+            "/console/reconciliation?job=nope",
+            StatusCode::NOT_FOUND,
+            "no reconciliation job",
+        ),
+    ] {
+        let response = client()
+            .get(format!("{base}{path}"))
+            .header("Cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains(says), "{path}: {page}");
+        assert!(page.contains("<!DOCTYPE html>"), "{path}: an HTML page");
+    }
+}

@@ -37,6 +37,20 @@ async fn the_blotter_filters_and_says_why_an_order_needs_attention() {
     assert!(why.contains("Resume or cancel"), "{why}");
     browser.wait_text(".summary", "1\nparked").await;
     browser.screenshot("blotter").await;
+    // Keyboard first: the first Tab reaches the skip link, which moves
+    // the focus to the content.
+    let body = browser.find("body").await;
+    body.send_keys(&fantoccini::key::Key::Tab.to_string())
+        .await
+        .unwrap();
+    let focused = browser.client.active_element().await.unwrap();
+    assert_eq!(focused.text().await.unwrap(), "Skip to content");
+    focused
+        .send_keys(&fantoccini::key::Key::Enter.to_string())
+        .await
+        .unwrap();
+    let focused = browser.client.active_element().await.unwrap();
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("main"));
 
     // By symbol: only MSFT.
     browser.fill("#symbol", "msft").await;
