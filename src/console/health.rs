@@ -46,8 +46,8 @@ pub fn sum(text: &str, name: &str, label: Option<(&str, &str)>) -> f64 {
     samples(text, name)
         .into_iter()
         .filter(|(labels, _)| label.is_none_or(|(k, v)| labels.get(k) == Some(&v)))
-        .map(|(_, v)| v)
-        .sum()
+        // From +0.0: an empty f64 `sum()` is -0.0, shown as "-0".
+        .fold(0.0, |total, (_, v)| total + v)
 }
 
 /// One point of the live charts.

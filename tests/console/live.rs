@@ -45,6 +45,7 @@ async fn an_open_live_stream_does_not_hold_up_a_shutdown() {
     // Both live streams are open in this browser's connections now.
     browser.goto("/console/orders").await;
     browser.wait_text("#live-status", "Live updates: on").await;
+    browser.screenshot("live-before-shutdown").await;
     let TestStack { app, .. } = stack;
     let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), app.stop()).await;
     assert!(
