@@ -359,8 +359,8 @@ pub async fn blotter(
     let card = |kind: &str, class: &str, count: i64, label: &str| {
         html! {
             a href={ "/console/orders?attention=" (kind) } {
-                div class={ "card " @if count > 0 { (class) } } {
-                    strong { (count) } (label)
+                div id={ "card-" (kind) } class={ "card " @if count > 0 { (class) } } data-alert=(class) {
+                    strong id={ "count-" (kind) } { (count) } (label)
                 }
             }
         }

@@ -7,6 +7,9 @@
 //! and broadcasts them; each `/console/live/orders` stream keeps the rows
 //! its filters match and sends each rendered as the blotter renders it.
 //! The script replaces the row in place, or inserts it on a first page.
+//! A change of step alone announces nothing, so while a console watches
+//! the hub also looks every [`ATTENTION_POLL`] at the orders needing
+//! attention, pushes the rows that changed (or left) and the counts.
 //!
 //! Health: `/console/live/health` sends the chart numbers every second,
 //! read from the same recorder `/metrics` renders.
@@ -35,9 +38,110 @@ pub const HUB_BATCH: Duration = Duration::from_millis(200);
 /// Orders read at most per batch (more are left to the next).
 pub const HUB_BATCH_ORDERS: usize = 500;
 
-/// Reads the rows of the orders the relay announced and broadcasts them
-/// to the console streams, until `shutdown`.
-pub async fn run_hub(state: Arc<AppState>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+/// How often the hub looks again at the orders that need attention while
+/// a console watches: a change of step alone (an order parked, resumed,
+/// stuck as time passes) announces no trade update.
+pub const ATTENTION_POLL: Duration = Duration::from_secs(2);
+
+/// Orders needing attention the hub looks at, at most.
+pub const ATTENTION_ROWS: i64 = 200;
+
+/// Broadcasts the rows of changed orders to the console streams until
+/// `shutdown`: those the relay announced, and those needing attention.
+pub async fn run_hub(state: Arc<AppState>, shutdown: tokio::sync::watch::Receiver<bool>) {
+    tokio::join!(
+        announced(state.clone(), shutdown.clone()),
+        needing_attention(state, shutdown)
+    );
+}
+
+/// What the console shows of an order that needs attention: a change of
+/// any of it is pushed.
+type Seen = (
+    chrono::DateTime<Utc>,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+);
+
+/// Every [`ATTENTION_POLL`] while a console watches: the orders needing
+/// attention whose row changed, those that no longer need it, and the
+/// counts.
+async fn needing_attention(state: Arc<AppState>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut seen: std::collections::HashMap<Uuid, Seen> = std::collections::HashMap::new();
+    let mut tick = tokio::time::interval(ATTENTION_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            // The next look, or the stop.
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if state.console_rows.receiver_count() == 0 {
+            seen.clear();
+            continue;
+        }
+        let app = &state.app;
+        let stuck_after_ms = app.settings.console.stuck_after_ms;
+        let query = crate::store::console::BlotterQuery {
+            attention: Some("any"),
+            stuck_after_ms,
+            limit: ATTENTION_ROWS,
+            ..Default::default()
+        };
+        let rows = match crate::app::console::blotter(app, &query).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "console: orders needing attention");
+                continue;
+            }
+        };
+        let now = Utc::now();
+        let mut now_seen = std::collections::HashMap::with_capacity(rows.len());
+        let mut changed = Vec::new();
+        for row in rows {
+            let kind = blotter::attention(&row, now, stuck_after_ms).map(|(kind, _)| kind);
+            let key = (
+                row.updated_at,
+                row.status.as_str(),
+                row.step.as_str(),
+                row.step_state.as_str(),
+                kind,
+            );
+            if seen.get(&row.order_id) != Some(&key) {
+                changed.push(row.order_id);
+            }
+            now_seen.insert(row.order_id, key);
+        }
+        // Those that left: resumed, canceled, done.
+        changed.extend(seen.keys().filter(|id| !now_seen.contains_key(id)));
+        seen = now_seen;
+        if !changed.is_empty() {
+            match crate::app::console::blotter_rows(app, &changed).await {
+                Ok(rows) if !rows.is_empty() => {
+                    let _ = state.console_rows.send(Arc::new(rows));
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "console live rows"),
+            }
+        }
+        match crate::app::console::attention_counts(app).await {
+            Ok(counts) => {
+                state.console_counts.send_if_modified(|old| {
+                    let modified = *old != counts;
+                    *old = counts;
+                    modified
+                });
+            }
+            Err(error) => tracing::warn!(%error, "console: attention counts"),
+        }
+    }
+}
+
+/// Reads the rows of the orders the relay announced, gathered for
+/// [`HUB_BATCH`], and broadcasts them.
+async fn announced(state: Arc<AppState>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut notes = state.console_notes.subscribe();
     loop {
         let first = tokio::select! {
@@ -126,8 +230,19 @@ pub async fn orders(
             }
         }
     });
+    // The counts of orders needing attention, whenever they change.
+    let counts =
+        futures_util::stream::unfold(state.console_counts.subscribe(), |mut counts| async move {
+            counts.changed().await.ok()?;
+            let now = *counts.borrow_and_update();
+            let event = Event::default()
+                .event("attention")
+                .data(serde_json::to_string(&now).unwrap_or_default());
+            Some((Ok(event), counts))
+        });
     use futures_util::StreamExt;
-    let stream = hello.chain(updates.flatten()).take_until(stopping(&state));
+    let stream = futures_util::stream::select(hello.chain(updates.flatten()), counts)
+        .take_until(stopping(&state));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 

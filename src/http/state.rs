@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::store::accounts::Account;
-use crate::store::console::BlotterRow;
+use crate::store::console::{AttentionCounts, BlotterRow};
 use crate::store::trade_updates::TradeUpdateNote;
 
 /// Trade updates buffered per instance: announced and waiting to be
@@ -43,6 +43,9 @@ pub struct AppState {
     /// Blotter rows of changed orders, read once by the hub, for every
     /// console watching on this instance.
     pub console_rows: broadcast::Sender<Arc<Vec<BlotterRow>>>,
+    /// How many orders are parked, unknown or stuck, as the hub last read
+    /// it while a console watched.
+    pub console_counts: tokio::sync::watch::Sender<AttentionCounts>,
     /// Turns true when the server starts to stop: responses that never
     /// end by themselves (the console's live streams) end then, so the
     /// drain does not wait for them.
@@ -60,6 +63,7 @@ impl AppState {
             stream_sessions,
             console_notes: broadcast::channel(TRADE_UPDATE_BUFFER).0,
             console_rows: broadcast::channel(CONSOLE_ROW_BATCHES).0,
+            console_counts: tokio::sync::watch::channel(AttentionCounts::default()).0,
             stopping: tokio::sync::watch::channel(false).0,
         })
     }

@@ -318,7 +318,7 @@ fn decode_rows<T: for<'r> FromRow<'r, PgRow>>(query: &'static str, rows: &[PgRow
 }
 
 /// How many orders need an operator's eyes, by reason.
-#[derive(Debug, Clone, Copy, Default, FromRow)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromRow, serde::Serialize)]
 pub struct AttentionCounts {
     pub parked: i64,
     pub unknown: i64,

@@ -54,3 +54,33 @@ async fn an_open_live_stream_does_not_hold_up_a_shutdown() {
     );
     browser.close().await;
 }
+
+#[tokio::test]
+async fn an_order_parking_shows_on_the_open_blotter_without_a_reload() {
+    // Parking changes the step, not the status: no trade update announces
+    // it; the hub's look at the orders needing attention does.
+    let stack = TestStack::spawn_with(crate::parks_fast).await;
+    let trader = stack.trader(&[("USD", "100000")]).await;
+    let browser = Browser::start(stack.app.addr).await;
+    browser.login(ADMIN, "alice").await;
+    browser.wait_text("#live-status", "Live updates: on").await;
+    assert_eq!(browser.text("#count-parked").await, "0");
+    browser
+        .client
+        .execute("window.consoleTestMark = 7; return true;", vec![])
+        .await
+        .unwrap();
+    let parked = crate::parked_order(&stack, &trader).await;
+    browser
+        .wait_text(&format!("#order-{parked} td.why"), "Parked at reserve")
+        .await;
+    browser.wait_text("#count-parked", "1").await;
+    let mark = browser
+        .client
+        .execute("return window.consoleTestMark;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(mark, serde_json::json!(7), "the page was not reloaded");
+    browser.screenshot("live-parked").await;
+    browser.close().await;
+}

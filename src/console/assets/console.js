@@ -40,6 +40,16 @@
       row.classList.add("flash");
       say(status, "Live updates: on, last change " + clock());
     });
+    source.addEventListener("attention", function (event) {
+      var counts = JSON.parse(event.data);
+      ["parked", "unknown", "stuck"].forEach(function (kind) {
+        var count = document.getElementById("count-" + kind);
+        var card = document.getElementById("card-" + kind);
+        if (!count || !card) { return; }
+        count.textContent = String(counts[kind]);
+        card.className = "card" + (counts[kind] > 0 ? " " + card.getAttribute("data-alert") : "");
+      });
+    });
     source.addEventListener("lagged", function () { say(status, "Live updates fell behind: reload to be sure"); });
     source.onerror = function () { say(status, "Live updates: reconnecting…"); };
   }
