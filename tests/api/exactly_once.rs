@@ -14,15 +14,6 @@ fn resting_buy(qty: u32) -> Value {
            "time_in_force": "gtc", "limit_price": "1.00"})
 }
 
-async fn wait_row(
-    stack: &TestStack,
-    id: &str,
-    what: &str,
-    done: impl Fn(&orderd::store::orders::OrderRecord) -> bool,
-) -> orderd::store::orders::OrderRecord {
-    stack.wait_order_row(id, what, done).await
-}
-
 async fn events(trader: &Trader, id: &str) -> Vec<Value> {
     trader.get(&format!("/v2/orders/{id}/events")).await.body["events"]
         .as_array()
@@ -44,10 +35,11 @@ async fn a_step_that_keeps_failing_is_parked_with_its_last_error_and_resumes() {
     let reply = trader.post_order(resting_buy(2)).await;
     assert_eq!(reply.body["status"], "pending_new", "{}", reply.body);
     let id = reply.body["id"].as_str().unwrap().to_string();
-    let parked = wait_row(&stack, &id, "parked", |o| {
-        o.step == orderd::domain::lifecycle::Step::Parked
-    })
-    .await;
+    let parked = stack
+        .wait_order_row(&id, "parked", |o| {
+            o.step == orderd::domain::lifecycle::Step::Parked
+        })
+        .await;
     assert_eq!(
         parked.parked_step,
         Some(orderd::domain::lifecycle::Step::Reserve)
@@ -90,10 +82,11 @@ async fn a_step_that_keeps_failing_is_parked_with_its_last_error_and_resumes() {
         resumed,
         orderd::store::recovery::OperatorAction::Done(_)
     ));
-    wait_row(&stack, &id, "working", |o| {
-        o.step == orderd::domain::lifecycle::Step::Working
-    })
-    .await;
+    stack
+        .wait_order_row(&id, "working", |o| {
+            o.step == orderd::domain::lifecycle::Step::Working
+        })
+        .await;
     assert!(
         events(&trader, &id)
             .await
@@ -129,10 +122,11 @@ async fn a_fill_after_the_release_is_settled_once_counted_and_reported() {
         .await;
     assert_eq!(trader.cancel(&id).await, 204);
     // Canceled, released, and then the venue's late fill arrives.
-    let order = wait_row(&stack, &id, "given a late fill", |o| {
-        o.filled_qty > rust_decimal::Decimal::ZERO
-    })
-    .await;
+    let order = stack
+        .wait_order_row(&id, "given a late fill", |o| {
+            o.filled_qty > rust_decimal::Decimal::ZERO
+        })
+        .await;
     assert_eq!(order.status, orderd::domain::lifecycle::Status::Canceled);
     stack.wait_quiet(Duration::from_secs(20)).await;
     let late: bool = sqlx::query_scalar("SELECT bool_and(late) FROM fills WHERE order_id = $1")
@@ -163,10 +157,11 @@ async fn a_canceled_orders_hold_waits_for_fills_that_raced_the_cancel() {
         .put_exchange_faults(json!({"fill_after_cancel": 1.0}))
         .await;
     assert_eq!(trader.cancel(&id).await, 204);
-    let order = wait_row(&stack, &id, "closed", |o| {
-        o.step == orderd::domain::lifecycle::Step::Closed
-    })
-    .await;
+    let order = stack
+        .wait_order_row(&id, "closed", |o| {
+            o.step == orderd::domain::lifecycle::Step::Closed
+        })
+        .await;
     assert!(
         order.filled_qty > rust_decimal::Decimal::ZERO,
         "the late fill came in the window"

@@ -40,6 +40,19 @@ async fn post(url: &str, cookie: &str, origin: &str, pairs: &[(&str, &str)]) -> 
         .status()
 }
 
+/// The page at `url`, as the session `cookie` sees it.
+async fn page_of(url: &str, cookie: &str) -> String {
+    client()
+        .get(url)
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Logs in over HTTP; the session cookie's `name=value`.
 async fn login(base: &str, token: &str, operator: &str) -> (StatusCode, Option<String>) {
     let response = client()
@@ -106,15 +119,7 @@ async fn only_the_operator_and_viewer_tokens_log_in_and_actions_need_csrf_and_th
     }
     let session = cookie.split(';').next().unwrap().to_string();
     let confirm = format!("{base}/console/orders/{parked}/resume");
-    let page = client()
-        .get(&confirm)
-        .header("Cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_of(&confirm, &session).await;
     let csrf = csrf_of(&page);
     // No CSRF token, a wrong one, or another site's page: refused.
     for (origin, token) in [
@@ -126,7 +131,7 @@ async fn only_the_operator_and_viewer_tokens_log_in_and_actions_need_csrf_and_th
         assert_eq!(status, StatusCode::FORBIDDEN, "{origin} {token}");
     }
     assert_eq!(
-        crate::row(&stack, &parked).await.step,
+        stack.order_row(&parked).await.step,
         orderd::domain::lifecycle::Step::Parked,
         "nothing was done"
     );
@@ -135,15 +140,7 @@ async fn only_the_operator_and_viewer_tokens_log_in_and_actions_need_csrf_and_th
     let (status, viewer) = login(&base, "viewer-token-for-tests", "victor").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let viewer = viewer.unwrap().split(';').next().unwrap().to_string();
-    let order_page = client()
-        .get(format!("{base}/console/orders/{parked}"))
-        .header("Cookie", &viewer)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let order_page = page_of(&format!("{base}/console/orders/{parked}"), &viewer).await;
     assert!(order_page.contains("victor · viewer"), "{order_page}");
     assert!(!order_page.contains("Resume…"), "no buttons for a viewer");
     let csrf = csrf_of(&order_page);

@@ -9,8 +9,9 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use tokio::process::{Child, Command};
 
-/// How long a page may take to show what a test waits for.
-pub const WAIT: Duration = Duration::from_secs(30);
+/// How long a page may take to show what a test waits for (generous: a
+/// loaded 2-core machine runs several browsers and stacks at once).
+pub const WAIT: Duration = Duration::from_secs(60);
 
 /// The driver and the browser, from `CHROMEDRIVER` / `CHROMIUM` or
 /// Debian's paths.

@@ -40,20 +40,6 @@ pub fn parks_fast(settings: &mut orderd::config::Settings) {
     settings.reconcile.settle_time_ms = 100;
 }
 
-pub async fn row(stack: &TestStack, id: &str) -> orderd::store::orders::OrderRecord {
-    stack.order_row(id).await
-}
-
-/// Waits until the order's row passes `done`.
-pub async fn wait_row(
-    stack: &TestStack,
-    id: &str,
-    what: &str,
-    done: impl Fn(&orderd::store::orders::OrderRecord) -> bool,
-) -> orderd::store::orders::OrderRecord {
-    stack.wait_order_row(id, what, done).await
-}
-
 /// An order parked at its hold (the ledger answers 5xx to every hold
 /// until the budget is spent); the ledger is healthy again afterwards.
 pub async fn parked_order(stack: &TestStack, trader: &Trader) -> String {
@@ -61,10 +47,11 @@ pub async fn parked_order(stack: &TestStack, trader: &Trader) -> String {
     let reply = trader.post_order(resting_buy("AAPL", 2)).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let id = reply.body["id"].as_str().unwrap().to_string();
-    wait_row(stack, &id, "parked", |o| {
-        o.step == orderd::domain::lifecycle::Step::Parked
-    })
-    .await;
+    stack
+        .wait_order_row(&id, "parked", |o| {
+            o.step == orderd::domain::lifecycle::Step::Parked
+        })
+        .await;
     stack.put_balances_faults(json!({})).await;
     id
 }

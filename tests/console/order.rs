@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::browser::Browser;
 use crate::support::TestStack;
-use crate::{ADMIN, parked_order, parks_fast, resting_buy, wait_row};
+use crate::{ADMIN, parked_order, parks_fast, resting_buy};
 
 #[tokio::test]
 async fn an_order_whose_outcome_was_unknown_shows_its_recovery_timeline() {
@@ -22,10 +22,11 @@ async fn an_order_whose_outcome_was_unknown_shows_its_recovery_timeline() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let id = reply.body["id"].as_str().unwrap().to_string();
     stack.put_balances_faults(json!({})).await;
-    let order = wait_row(&stack, &id, "working", |o| {
-        o.step == orderd::domain::lifecycle::Step::Working
-    })
-    .await;
+    let order = stack
+        .wait_order_row(&id, "working", |o| {
+            o.step == orderd::domain::lifecycle::Step::Working
+        })
+        .await;
 
     let browser = Browser::start(stack.app.addr).await;
     browser.login(ADMIN, "alice").await;
@@ -74,10 +75,11 @@ async fn a_parked_order_is_resumed_from_its_page_with_a_confirmation_and_an_audi
     browser.screenshot("order-resume-confirm").await;
     browser.click("#confirm").await;
     browser.wait_text("[role=status]", "Resumed by alice").await;
-    wait_row(&stack, &parked, "working again", |o| {
-        o.step == orderd::domain::lifecycle::Step::Working
-    })
-    .await;
+    stack
+        .wait_order_row(&parked, "working again", |o| {
+            o.step == orderd::domain::lifecycle::Step::Working
+        })
+        .await;
     browser.goto(&format!("/console/orders/{parked}")).await;
     browser.wait_text("#timeline", "resumed_by: alice").await;
     browser.screenshot("order-resumed").await;
@@ -89,10 +91,11 @@ async fn a_parked_order_is_resumed_from_its_page_with_a_confirmation_and_an_audi
     browser
         .wait_text("[role=status]", "Cancel requested by alice")
         .await;
-    wait_row(&stack, &parked, "canceled", |o| {
-        o.status == orderd::domain::lifecycle::Status::Canceled
-    })
-    .await;
+    stack
+        .wait_order_row(&parked, "canceled", |o| {
+            o.status == orderd::domain::lifecycle::Status::Canceled
+        })
+        .await;
     browser.goto(&format!("/console/orders/{parked}")).await;
     browser.wait_text("#timeline", "by_operator: alice").await;
     browser.close().await;
