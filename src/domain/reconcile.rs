@@ -138,9 +138,13 @@ pub fn diff_order(
         ));
     }
     if venue.filled_qty < local.filled_qty {
+        // A venue read may lag the venue's own stream (a stale replica):
+        // a fill orderd applied moments ago is not news yet. Only once the
+        // order has been quiet is a venue that knows less than orderd a
+        // contradiction for a person to look at.
         return Some(finding(
             "fills_unknown_to_venue",
-            Unresolvable,
+            if young { Pending } else { Unresolvable },
             Repair::None,
             format!(
                 "orderd has {} filled, the venue {}",

@@ -43,6 +43,21 @@ fn missed_fills_are_repaired_once_the_order_has_been_quiet() {
 }
 
 #[test]
+fn a_venue_behind_orderd_is_pending_while_the_fill_is_fresh_and_for_a_person_after() {
+    // The soak's stale venue reads showed fills orderd had just applied as
+    // unknown to the venue, paging a person for nothing.
+    let fresh = local(Status::PartiallyFilled, Step::Working, 3, 1);
+    let f = diff_order(&fresh, Some(&venue(VenueStatus::New, 0)), SETTLE).unwrap();
+    assert_eq!(f.kind, "fills_unknown_to_venue");
+    assert_eq!(f.classification, Classification::Pending);
+    assert_eq!(f.repair, Repair::None);
+    let quiet = local(Status::PartiallyFilled, Step::Working, 3, 60);
+    let f = diff_order(&quiet, Some(&venue(VenueStatus::New, 0)), SETTLE).unwrap();
+    assert_eq!(f.kind, "fills_unknown_to_venue");
+    assert_eq!(f.classification, Classification::Unresolvable);
+}
+
+#[test]
 fn agreement_is_no_finding() {
     let l = local(Status::PartiallyFilled, Step::Working, 3, 60);
     assert_eq!(
