@@ -128,9 +128,6 @@ pub fn candidate_urls(url: &str) -> Result<Vec<String>, String> {
             })
             .collect());
     }
-    if param_ports.len() > 1 {
-        return Err("several ports in port= need as many hosts in host=".into());
-    }
     Ok(authority_hosts
         .iter()
         .map(|host| render(prefix(host), &params))
@@ -340,7 +337,7 @@ mod tests {
                 "postgres://u@localhost/db?host=/x,/y&port=1,2,3",
                 "3 ports for 2 hosts",
             ),
-            ("postgres://u@localhost/db?port=1,2", "need as many hosts"),
+            ("postgres://u@localhost/db?port=1,2", "2 ports for 1 hosts"),
             ("postgres://u@a,,b/db", "an empty host"),
             (
                 "postgres://u@a,b/db?target_session_attrs=read-only",

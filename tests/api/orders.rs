@@ -146,7 +146,10 @@ async fn insufficient_buying_power_is_alpacas_403_and_nothing_reaches_the_venue(
 async fn a_sell_holds_shares_and_short_shares_are_refused() {
     let stack = TestStack::spawn().await;
     let trader = stack.trader(&[("USD", "1000"), ("MSFT", "5")]).await;
-    let sell = json!({"symbol": "MSFT", "qty": 5, "side": "sell", "type": "market", "time_in_force": "day"});
+    // A limit far above the market rests: a market sell would fill and
+    // settle (releasing shares) before the ledger is read.
+    let sell = json!({"symbol": "MSFT", "qty": 5, "side": "sell", "type": "limit",
+                      "limit_price": "9999.00", "time_in_force": "day"});
     let reply = trader.post_order(sell).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(held(&stack.balances_of(&trader).await, "MSFT"), dec("5"));
