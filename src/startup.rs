@@ -90,17 +90,17 @@ impl Database {
     /// applies migrations.
     pub async fn open(settings: &DatabaseSettings, access: EmbeddedAccess) -> anyhow::Result<Self> {
         let mut candidates = Vec::new();
+        let mut current = 0;
         let (options, embedded) = match &settings.url {
             Some(url) => {
                 candidates = db::hosts::candidates(url)
                     .map_err(|problem| anyhow::anyhow!("`database.url`: {problem}"))?;
                 // Start on the primary; with none reachable yet, on the
                 // first host (the migration then says why it cannot).
-                let first = match candidates.len() {
-                    1 => 0,
-                    _ => db::hosts::find_primary(&candidates).await.unwrap_or(0),
-                };
-                (candidates[first].clone(), None)
+                if candidates.len() > 1 {
+                    current = db::hosts::find_primary(&candidates).await.unwrap_or(0);
+                }
+                (candidates[current].clone(), None)
             }
             None => {
                 let dir = settings.data_dir.clone();
@@ -143,10 +143,6 @@ impl Database {
                 )
             }
         };
-        let current = candidates
-            .iter()
-            .position(|c| c.get_host() == options.get_host() && c.get_port() == options.get_port())
-            .unwrap_or(0);
         let pool = db::build_pool(options, settings);
         let watchdog = match (&embedded, access) {
             (Some((pg, options)), EmbeddedAccess::Own) if pg.is_owner() => {

@@ -182,14 +182,20 @@ pub enum Role {
 
 /// Connects to `options` and asks whether it is in recovery.
 pub async fn probe(options: &PgConnectOptions) -> Role {
-    let asked = tokio::time::timeout(PROBE_LIMIT, async {
-        let mut conn = options.connect().await?;
-        let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
-            .fetch_one(&mut conn)
-            .await?;
-        let _ = conn.close().await;
-        Ok::<bool, sqlx::Error>(in_recovery)
-    })
+    let Ok(Ok(mut conn)) = tokio::time::timeout(PROBE_LIMIT, options.connect()).await else {
+        return Role::Unreachable;
+    };
+    let role = role_of(&mut conn).await;
+    let _ = conn.close().await;
+    role
+}
+
+/// What the server behind `conn` is, asked within [`PROBE_LIMIT`].
+async fn role_of(conn: &mut PgConnection) -> Role {
+    let asked = tokio::time::timeout(
+        PROBE_LIMIT,
+        sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()").fetch_one(&mut *conn),
+    )
     .await;
     match asked {
         Ok(Ok(false)) => Role::Primary,
@@ -245,18 +251,7 @@ pub async fn follow_primary(
                 .and_then(Result::ok);
         }
         let role = match conn.as_mut() {
-            Some(c) => {
-                let asked = tokio::time::timeout(
-                    PROBE_LIMIT,
-                    sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()").fetch_one(&mut *c),
-                )
-                .await;
-                match asked {
-                    Ok(Ok(false)) => Role::Primary,
-                    Ok(Ok(true)) => Role::Standby,
-                    _ => Role::Unreachable,
-                }
-            }
+            Some(c) => role_of(c).await,
             None => Role::Unreachable,
         };
         if role == Role::Primary {
