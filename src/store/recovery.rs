@@ -160,8 +160,9 @@ const LEASE_FREE_FRAGMENT: &str = "(lease_token IS NULL OR lease_expires_at < no
                          WHERE stopped_at IS NOT NULL OR fenced_at IS NOT NULL
                             OR last_seen_at < now() - make_interval(secs => $4::float8 / 1000)))";
 
-/// What a claim does besides taking the lease: a fresh token (the previous
-/// driver's writes now fail), a new version, and an intent the previous
+/// What a claim does besides taking the lease: a fresh token (`$5`, drawn
+/// by the claimer: [`claim_token`]; the previous driver's writes now
+/// fail), a new version, and an intent the previous
 /// claim recorded becomes unknown (it may have sent the call). A pending
 /// release or cancel gets its intent in the claim itself (one write fewer
 /// per order): both are keyed calls the new driver makes next, and sending
@@ -169,7 +170,7 @@ const LEASE_FREE_FRAGMENT: &str = "(lease_token IS NULL OR lease_expires_at < no
 /// carries the placement's timestamp.
 const CLAIM_SET_FRAGMENT: &str = "lease_owner = $2,
                 lease_expires_at = now() + make_interval(secs => $3::float8 / 1000),
-                lease_token = nextval('lease_tokens'),
+                lease_token = $5,
                 step_state = CASE WHEN step_state = 'sent' THEN 'unknown'
                                   WHEN step_state = 'pending' AND step IN ('release', 'cancel')
                                   THEN 'sent'
@@ -201,19 +202,72 @@ pub async fn claim(
     lease_ms: u64,
     dead_after_ms: u64,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
-    let row = sqlx::query(*CLAIM)
+    let token = claim_token();
+    let row = match sqlx::query(*CLAIM)
         .bind(order_id)
         .bind(instance_id)
         .bind(lease_ms as f64)
         .bind(dead_after_ms as f64)
+        .bind(token)
         .fetch_optional(pool)
-        .await?;
+        .await
+    {
+        Ok(row) => row,
+        Err(error) => return Err(give_back_unknown_claim(pool, instance_id, token, error).await),
+    };
     let rows = Vec::from_iter(row);
     let (mut claimed, failed) = decode_claims::<OrderRecord>(pool, "claim", rows).await?;
     match failed {
         Some(error) => Err(error),
         None => Ok(claimed.pop()),
     }
+}
+
+/// A lease token for one claim, drawn by the claimer so that a claim whose
+/// answer was lost can be given back by evidence ([`give_back_unknown_claim`]).
+/// Negative, so it never meets a token of the `lease_tokens` sequence (the
+/// accept's, positive); a token fences only within its own order, so 63
+/// random bits are as unique as a sequence there.
+pub fn claim_token() -> i64 {
+    (rand::random::<u64>() | (1 << 63)) as i64
+}
+
+const GIVE_BACK_CLAIM: &str =
+    "UPDATE orders SET lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
+      WHERE step <> 'closed' AND lease_owner = $1 AND lease_token = $2";
+
+/// A claim failed with `error`, and its outcome is unknown: the statement
+/// may have committed with its answer lost (a connection cut, a primary
+/// that died mid-commit). A lease this instance holds is never free to it
+/// (`LEASE_FREE_FRAGMENT`), so a claim that did commit would keep every
+/// retry of the order, and the trader's retry with it, out for the whole
+/// lease. Whatever the claim took under `token` is given back (nothing,
+/// if it never committed); with the database away too, the lease expires
+/// on its own. Returns `error`.
+async fn give_back_unknown_claim(
+    pool: &PgPool,
+    instance_id: Uuid,
+    token: i64,
+    error: sqlx::Error,
+) -> sqlx::Error {
+    match sqlx::query(GIVE_BACK_CLAIM)
+        .bind(instance_id)
+        .bind(token)
+        .execute(pool)
+        .await
+    {
+        Ok(done) if done.rows_affected() > 0 => {
+            tracing::warn!(%error, orders = done.rows_affected(),
+                "a claim's answer was lost, but it committed; given back");
+            metrics::counter!(crate::metrics::names::UNKNOWN_OUTCOMES_RESOLVED, "step" => "claim")
+                .increment(1);
+        }
+        Ok(_) => {}
+        Err(give_back) => {
+            tracing::debug!(error = %give_back, "giving an unknown claim back failed; it expires");
+        }
+    }
+    error
 }
 
 /// An order the completer claimed.
@@ -258,13 +312,20 @@ pub async fn claim_due(
     lease_ms: u64,
     dead_after_ms: u64,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
-    let rows = sqlx::query(*CLAIM_DUE)
+    // One token for the whole batch: a token fences within its order.
+    let token = claim_token();
+    let rows = match sqlx::query(*CLAIM_DUE)
         .bind(i64::from(limit))
         .bind(instance_id)
         .bind(lease_ms as f64)
         .bind(dead_after_ms as f64)
+        .bind(token)
         .fetch_all(pool)
-        .await?;
+        .await
+    {
+        Ok(rows) => rows,
+        Err(error) => return Err(give_back_unknown_claim(pool, instance_id, token, error).await),
+    };
     Ok(decode_claims(pool, "claim_due", rows).await?.0)
 }
 
@@ -504,6 +565,7 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("CLAIM", *CLAIM),
         ("CLAIM_DUE", *CLAIM_DUE),
         ("RELEASE_LEASE", RELEASE_LEASE),
+        ("GIVE_BACK_CLAIM", GIVE_BACK_CLAIM),
         ("RENEW_LEASE", RENEW_LEASE),
         ("LOCK_FOR_ACCOUNT", *LOCK_FOR_ACCOUNT),
         ("RECORD_UNDRIVEN", *RECORD_UNDRIVEN),

@@ -109,3 +109,56 @@ async fn commits_whose_answer_is_lost_are_resolved_by_evidence_and_nothing_happe
         report.fills
     );
 }
+
+/// A claim of an order's lease whose answer is lost: the claim committed,
+/// under a token the claimer never heard of. A lease the instance holds is
+/// never free to itself, so unless the claim is given back by evidence,
+/// every retry of that order (the trader's under the same key included,
+/// answered *in progress*) is shut out for the whole lease. Each claim
+/// here goes through its own connection to the proxy, so the lost answer
+/// is the claim's and no other task's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_whose_answer_is_lost_is_given_back_and_the_next_claim_takes_the_order() {
+    let stack = TestStack::spawn().await;
+    let trader = stack.trader(&[("USD", "1000")]).await;
+    let reply = trader
+        .post_order(
+            json!({"symbol": "AAPL", "qty": "1", "side": "buy", "type": "limit",
+                           "limit_price": "1.00", "time_in_force": "day"}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let order_id: uuid::Uuid = reply.body["id"].as_str().unwrap().parse().unwrap();
+    let proxy = crate::support::DbProxy::start(&stack.app.db.options).await;
+    let through = proxy.options(&stack.app.db.options);
+    let claimer = uuid::Uuid::now_v7();
+    let claim = || async {
+        let conn = sqlx::pool::PoolOptions::<sqlx::Postgres>::new()
+            .max_connections(1)
+            .connect_with(through.clone())
+            .await
+            .expect("a connection through the proxy");
+        let claimed =
+            orderd::store::recovery::claim(&conn, order_id, claimer, 60_000, 60_000).await;
+        conn.close().await;
+        claimed.map(|order| order.map(|o| o.lease_token))
+    };
+
+    proxy.lose_commit_replies(1, 1);
+    let lost = claim().await;
+    assert!(lost.is_err(), "the claim's answer was to be lost: {lost:?}");
+    assert_eq!(proxy.commit_replies_lost(), 1);
+    let (owner,): (Option<uuid::Uuid>,) =
+        sqlx::query_as("SELECT lease_owner FROM orders WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_one(&stack.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(owner, None, "the lost claim was not given back");
+
+    let taken = claim().await.expect("a claim with its answer");
+    assert!(
+        matches!(taken, Some(Some(token)) if token < 0),
+        "the same claimer takes the order at once, under a token of its own: {taken:?}"
+    );
+}
