@@ -49,7 +49,7 @@ static CLAIM_SETTLEMENTS: LazyLock<&'static str> = LazyLock::new(|| {
              FOR UPDATE SKIP LOCKED),
          taken AS (
             UPDATE fills f SET settle_lease_until = now() + make_interval(secs => $2::float8 / 1000),
-                   settle_token = nextval('lease_tokens')
+                   settle_token = $3
               FROM due WHERE f.exec_id = due.exec_id
             RETURNING f.exec_id, f.order_id, f.qty, f.price, f.settlement_attempts, f.settle_token)
          SELECT t.exec_id, t.order_id, t.qty, t.price, t.settlement_attempts,
@@ -61,21 +61,52 @@ static CLAIM_SETTLEMENTS: LazyLock<&'static str> = LazyLock::new(|| {
 });
 
 /// Takes up to `limit` due unsettled fills for `lease_ms` (SKIP LOCKED, so
-/// instances share the queue), each under a fresh claim token. The claim
-/// is the settlement's intent: a fill claimed and not recorded may have
-/// been sent, and is sent again (keyed by its exec id) once the claim
-/// expires.
+/// instances share the queue), under a claim token drawn here
+/// (`recovery::claim_token`). The claim is the settlement's intent: a fill
+/// claimed and not recorded may have been sent, and is sent again (keyed
+/// by its exec id) once the claim expires. A claim whose answer was lost
+/// is given back at once, by its token: nothing was sent under it.
 pub async fn claim_settlements(
     pool: &PgPool,
     limit: u32,
     lease_ms: u64,
 ) -> Result<Vec<SettlementWork>, sqlx::Error> {
-    sqlx::query_as(*CLAIM_SETTLEMENTS)
+    let token = super::recovery::claim_token();
+    let claimed = sqlx::query_as(*CLAIM_SETTLEMENTS)
         .bind(i64::from(limit))
         .bind(lease_ms as f64)
+        .bind(token)
         .fetch_all(pool)
-        .await
+        .await;
+    if let Err(error) = &claimed {
+        match sqlx::query(*GIVE_BACK_SETTLEMENTS)
+            .bind(token)
+            .execute(pool)
+            .await
+        {
+            Ok(done) if done.rows_affected() > 0 => {
+                tracing::warn!(%error, fills = done.rows_affected(),
+                    "a settlement claim's answer was lost, but it committed; given back");
+                metrics::counter!(crate::metrics::names::UNKNOWN_OUTCOMES_RESOLVED,
+                    "step" => "settlement_claim")
+                .increment(1);
+            }
+            Ok(_) => {}
+            Err(give_back) => {
+                tracing::debug!(error = %give_back, "giving a settlement claim back failed; it expires");
+            }
+        }
+    }
+    claimed
 }
+
+static GIVE_BACK_SETTLEMENTS: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "UPDATE fills SET settle_lease_until = NULL
+          WHERE settlement_state IN {unsettled} AND settle_token = $1",
+        unsettled = *UNSETTLED,
+    ))
+});
 
 /// The outcome of one settlement attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,6 +369,7 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
     vec![
         ("CLAIM_SETTLEMENTS", *CLAIM_SETTLEMENTS),
         ("RECORD_SETTLEMENTS", RECORD_SETTLEMENTS),
+        ("GIVE_BACK_SETTLEMENTS", *GIVE_BACK_SETTLEMENTS),
         ("MARK_SETTLED", MARK_SETTLED),
         ("NUDGE_RELEASE", NUDGE_RELEASE),
         ("REQUEUE_SETTLEMENT", REQUEUE_SETTLEMENT),

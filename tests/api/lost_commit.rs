@@ -133,11 +133,7 @@ async fn a_claim_whose_answer_is_lost_is_given_back_and_the_next_claim_takes_the
     let through = proxy.options(&stack.app.db.options);
     let claimer = uuid::Uuid::now_v7();
     let claim = || async {
-        let conn = sqlx::pool::PoolOptions::<sqlx::Postgres>::new()
-            .max_connections(1)
-            .connect_with(through.clone())
-            .await
-            .expect("a connection through the proxy");
+        let conn = one_connection(&through).await;
         let claimed =
             orderd::store::recovery::claim(&conn, order_id, claimer, 60_000, 60_000).await;
         conn.close().await;
@@ -160,5 +156,68 @@ async fn a_claim_whose_answer_is_lost_is_given_back_and_the_next_claim_takes_the
     assert!(
         matches!(taken, Some(Some(token)) if token < 0),
         "the same claimer takes the order at once, under a token of its own: {taken:?}"
+    );
+}
+
+/// A pool of one connection to `options` (through a [`DbProxy`]: the
+/// proxy's lost answer is then this connection's and no other task's).
+async fn one_connection(options: &sqlx::postgres::PgConnectOptions) -> sqlx::PgPool {
+    sqlx::pool::PoolOptions::<sqlx::Postgres>::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await
+        .expect("a connection through the proxy")
+}
+
+/// The settler's claim of due fills, with its answer lost: the fills it
+/// took are given back by their claim token at once (nothing was sent
+/// under it), not left to wait out the claim. The stack is stopped first
+/// and its fills made due again, so that no settler but the test's claims
+/// them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_settlement_claim_whose_answer_is_lost_is_given_back() {
+    let stack = TestStack::spawn().await;
+    let trader = stack.trader(&[("USD", "100000")]).await;
+    let reply = trader
+        .post_order(
+            json!({"symbol": "AAPL", "qty": "2", "side": "buy", "type": "market",
+                           "time_in_force": "day"}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    stack.wait_all_terminal(Duration::from_secs(30)).await;
+    let (pool, options) = (stack.app.db.pool.clone(), stack.app.db.options.clone());
+    stack.app.stop().await.expect("orderd stops");
+    let due = sqlx::query(
+        "UPDATE fills SET settlement_state = 'pending', next_settle_at = now(),
+                settle_lease_until = NULL",
+    )
+    .execute(&pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert!(due > 0, "the market buy filled");
+
+    let proxy = crate::support::DbProxy::start(&options).await;
+    let through = proxy.options(&options);
+    let claim = || async {
+        let conn = one_connection(&through).await;
+        let claimed = orderd::store::settlements::claim_settlements(&conn, 100, 60_000).await;
+        conn.close().await;
+        claimed.map(|work| work.len())
+    };
+    proxy.lose_commit_replies(1, 1);
+    let lost = claim().await;
+    assert!(lost.is_err(), "the claim's answer was to be lost: {lost:?}");
+    assert_eq!(proxy.commit_replies_lost(), 1);
+    let (leased,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM fills WHERE settle_lease_until IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(leased, 0, "the lost settlement claim was not given back");
+    assert_eq!(
+        claim().await.expect("a claim with its answer"),
+        due as usize
     );
 }
