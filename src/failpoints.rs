@@ -17,6 +17,9 @@ pub const FAILPOINTS_VAR: &str = "ORDERD_FAILPOINTS";
 pub const AFTER_ACCEPT_COMMIT: &str = "after_accept_commit";
 /// The trader's cancel is committed; nobody has acted on it.
 pub const AFTER_CANCEL_REQUEST_COMMIT: &str = "after_cancel_request_commit";
+/// A close-all with `cancel_orders`: the cancels are committed and their
+/// shares free again; no closing sell is submitted yet.
+pub const AFTER_CLOSE_ALL_CANCELS: &str = "after_close_all_cancels";
 /// A fill is committed; its settlement is not sent.
 pub const AFTER_FILL_APPLIED: &str = "after_fill_applied";
 /// A settlement's claim (its intent) is committed; it is not sent.

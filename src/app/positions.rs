@@ -104,6 +104,7 @@ pub async fn close_all(
         while tokio::time::Instant::now() < until && held_by_orders(&app, &account).await? {
             tokio::time::sleep(RELEASE_POLL).await;
         }
+        crate::failpoints::hit(crate::failpoints::AFTER_CLOSE_ALL_CANCELS);
     }
     let held = account::held(&app, &account).await?;
     let mut closed = Vec::with_capacity(held.len());

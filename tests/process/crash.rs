@@ -240,3 +240,176 @@ async fn a_retry_right_after_a_restart_gets_the_order_not_409() {
     assert_eq!(body["status"], "new", "{body}");
     drop(second);
 }
+
+/// A close-all with `cancel_orders` killed between its cancels and its
+/// sells (`after_close_all_cancels`): the request was not answered, so
+/// its outcome is unknown to the client, and what it committed stands.
+/// After a restart the canceled order ends canceled and nothing was sold;
+/// the client's retry closes every position once, with one sell each, and
+/// the checker's invariants hold.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_close_all_killed_between_its_cancels_and_its_sells_is_finished_by_its_retry() {
+    let venues = Venues::spawn().await;
+    let db = TestDatabase::fresh().await;
+    let balances_account = format!("bal-{}", uuid::Uuid::new_v4().simple());
+    let funded = venues
+        .http
+        .post(format!("http://{}/admin/accounts", venues.balances.addr()))
+        .json(&json!({"account_id": balances_account,
+                      "balances": {"USD": "100000", "AAPL": "10", "MSFT": "5"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(funded.status().is_success());
+    let credentials =
+        orderd::store::accounts::create_account(&db.pool, "close-all", &balances_account)
+            .await
+            .unwrap();
+    let request = |method: reqwest::Method, addr: &str, path: &str| {
+        venues
+            .http
+            .request(method, format!("http://{addr}{path}"))
+            .header("APCA-API-KEY-ID", &credentials.key_id)
+            .header("APCA-API-SECRET-KEY", &credentials.secret_key)
+    };
+
+    let mut first = start_orderd(&db, &venues, orderd::failpoints::AFTER_CLOSE_ALL_CANCELS).await;
+    // A resting sell holds 4 of the 10 AAPL: close-all must cancel it first.
+    let resting: Value = request(reqwest::Method::POST, &first.addr, "/v2/orders")
+        .json(
+            &json!({"symbol": "AAPL", "qty": "4", "side": "sell", "type": "limit",
+                      "limit_price": "100000.00", "time_in_force": "gtc"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resting["status"], "new", "{resting}");
+    let interrupted = request(
+        reqwest::Method::DELETE,
+        &first.addr,
+        "/v2/positions?cancel_orders=true",
+    )
+    .send()
+    .await;
+    assert!(
+        interrupted.is_err(),
+        "orderd died before answering: {interrupted:?}"
+    );
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut first.child, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "killed at after_close_all_cancels"
+    );
+
+    let second = start_orderd(&db, &venues, "").await;
+    let resting_id = resting["id"].as_str().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let order: Value = request(
+            reqwest::Method::GET,
+            &second.addr,
+            &format!("/v2/orders/{resting_id}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        if order["status"] == "canceled" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the committed cancel was not finished: {order}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sells: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE order_type = 'market'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(sells, 0, "nothing was sold before the crash");
+
+    // The client's retry of the request it got no answer to.
+    let retry = request(
+        reqwest::Method::DELETE,
+        &second.addr,
+        "/v2/positions?cancel_orders=true",
+    )
+    .send()
+    .await
+    .expect("an answer");
+    assert_eq!(retry.status(), 207);
+    let closes: Value = retry.json().await.unwrap();
+    let mut symbols: Vec<&str> = closes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["status"], 200, "{c}");
+            c["symbol"].as_str().unwrap()
+        })
+        .collect();
+    symbols.sort();
+    assert_eq!(symbols, ["AAPL", "MSFT"], "{closes}");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let balances = venues
+            .get(format!(
+                "http://{}/v1/accounts/{balances_account}/balances",
+                venues.balances.addr()
+            ))
+            .await;
+        let total = |asset: &str| {
+            balances["balances"][asset]["total"]
+                .as_str()
+                .map(str::to_owned)
+        };
+        let closed = |asset: &str| {
+            total(asset).is_none_or(|t| t.parse::<rust_decimal::Decimal>().unwrap().is_zero())
+        };
+        if closed("AAPL") && closed("MSFT") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the positions were not closed: {balances}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sold: Vec<(String, rust_decimal::Decimal)> = sqlx::query_as(
+        "SELECT symbol, qty FROM orders WHERE order_type = 'market' ORDER BY symbol",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        sold,
+        [
+            ("AAPL".to_string(), 10.into()),
+            ("MSFT".to_string(), 5.into())
+        ],
+        "one sell per position, of all of it"
+    );
+    let snapshot = orderd::check::collect(
+        &db.pool,
+        &format!("http://{}", venues.exchange.addr()),
+        &format!("http://{}", venues.balances.addr()),
+    )
+    .await
+    .expect("ground truth");
+    let report = orderd::check::check(&snapshot);
+    let broken: Vec<_> = report.invariants.iter().filter(|i| !i.holds()).collect();
+    assert!(broken.is_empty(), "{broken:?}");
+    drop(second);
+}
