@@ -252,9 +252,9 @@ pub async fn orders_act(
     let updates = crate::store::trade_updates::TradeUpdates::start(pool.clone());
     let actor = Uuid::nil();
     let done = if cancel {
-        recovery::operator_cancel(pool, &updates, order_id, operator, actor).await?
+        recovery::operator_cancel(pool, &updates, order_id, operator, actor, None).await?
     } else {
-        recovery::resume(pool, &updates, order_id, operator, actor).await?
+        recovery::resume(pool, &updates, order_id, operator, actor, None).await?
     };
     match done {
         OperatorAction::NotFound => anyhow::bail!("no order {order_id}"),

@@ -31,17 +31,20 @@ pub enum Canceled {
     AlreadyTerminal(Status),
 }
 
-/// Records the cancel of `order_id` for `account_id` and drives it.
+/// Records the cancel of `order_id` for `account_id` (asked by the
+/// request `request_id`) and drives it.
 pub async fn cancel(
     app: &Arc<App>,
     account_id: Uuid,
     order_id: Uuid,
+    request_id: Option<&str>,
 ) -> Result<Canceled, Internal> {
     // In its own task: a client that hangs up must not cut the
     // transaction short (sqlx #4393).
+    let request_id = request_id.map(str::to_string);
     let recorded = tokio::spawn({
         let app = app.clone();
-        async move { record(&app, account_id, order_id).await }
+        async move { record(&app, account_id, order_id, request_id.as_deref()).await }
     })
     .await??;
     if matches!(recorded, Canceled::Recorded(_)) {
@@ -60,8 +63,13 @@ pub struct CancelAllEntry {
 }
 
 /// Records a cancel of every open order of `account_id`, a few at a time,
-/// and wakes the completer to drive them.
-pub async fn cancel_all(app: &Arc<App>, account_id: Uuid) -> Result<Vec<CancelAllEntry>, Internal> {
+/// and wakes the completer to drive them (each cancel names `request_id`).
+pub async fn cancel_all(
+    app: &Arc<App>,
+    account_id: Uuid,
+    request_id: Option<&str>,
+) -> Result<Vec<CancelAllEntry>, Internal> {
+    let request_id: Option<Arc<str>> = request_id.map(Arc::from);
     let work = tokio::spawn({
         let app = app.clone();
         async move {
@@ -77,14 +85,18 @@ pub async fn cancel_all(app: &Arc<App>, account_id: Uuid) -> Result<Vec<CancelAl
                 let page: Vec<CancelAllEntry> = futures_util::stream::iter(open)
                     .map(|(_, order_id)| {
                         let app = app.clone();
+                        let request_id = request_id.clone();
                         async move {
-                            let canceled = match record(&app, account_id, order_id).await {
-                                Ok(canceled) => Some(canceled),
-                                Err(error) => {
-                                    tracing::error!(%order_id, %error, "cancel-all entry");
-                                    None
-                                }
-                            };
+                            let canceled =
+                                match record(&app, account_id, order_id, request_id.as_deref())
+                                    .await
+                                {
+                                    Ok(canceled) => Some(canceled),
+                                    Err(error) => {
+                                        tracing::error!(%order_id, %error, "cancel-all entry");
+                                        None
+                                    }
+                                };
                             CancelAllEntry { order_id, canceled }
                         }
                     })
@@ -100,13 +112,19 @@ pub async fn cancel_all(app: &Arc<App>, account_id: Uuid) -> Result<Vec<CancelAl
     work.await?
 }
 
-async fn record(app: &App, account_id: Uuid, order_id: Uuid) -> Result<Canceled, Internal> {
+async fn record(
+    app: &App,
+    account_id: Uuid,
+    order_id: Uuid,
+    request_id: Option<&str>,
+) -> Result<Canceled, Internal> {
     let request = recovery::request_cancel(
         &app.pool,
         &app.engine.trade_updates,
         account_id,
         order_id,
         app.instance_id,
+        request_id,
     )
     .await
     .map_err(|error| match error {

@@ -244,25 +244,28 @@ pub enum Action {
 }
 
 /// Resumes or cancels `order_id` as `operator`, recorded on its timeline
-/// (the same functions as `orderd orders resume|cancel`). In its own task:
-/// an operator closing the tab must not cut the write short.
+/// with the console request that asked, `request_id` (the same functions
+/// as `orderd orders resume|cancel`). In its own task: an operator
+/// closing the tab must not cut the write short.
 pub async fn act(
     app: &std::sync::Arc<App>,
     order_id: Uuid,
     operator: &str,
     action: Action,
+    request_id: &str,
 ) -> Result<OperatorAction, Internal> {
     let app = app.clone();
     let operator = operator.to_string();
+    let request_id = request_id.to_string();
     let done = tokio::spawn(async move {
         let updates = &app.engine.trade_updates;
+        let (pool, actor, request) = (&app.pool, app.instance_id, Some(request_id.as_str()));
         match action {
             Action::Resume => {
-                recovery::resume(&app.pool, updates, order_id, &operator, app.instance_id).await
+                recovery::resume(pool, updates, order_id, &operator, actor, request).await
             }
             Action::Cancel => {
-                recovery::operator_cancel(&app.pool, updates, order_id, &operator, app.instance_id)
-                    .await
+                recovery::operator_cancel(pool, updates, order_id, &operator, actor, request).await
             }
         }
     })

@@ -106,13 +106,16 @@ impl From<sqlx::Error> for SubmitError {
 
 /// Submits `order` for `account`. Answers once the order's answer is
 /// known or, past `lifecycle.submit_deadline_ms`, with the order as it
-/// stands (`pending_new`) while its task goes on.
+/// stands (`pending_new`) while its task goes on. `request_id` (the
+/// request that submitted it) is on the task's span and in the accept's
+/// event.
 pub async fn submit(
     app: Arc<App>,
     account: Account,
     order: NewOrder,
     key: Option<IdempotencyKey>,
     render: Render,
+    request_id: Option<&str>,
 ) -> Result<Reply, SubmitError> {
     admit(&app, &account, &order, key.as_ref()).await?;
     let answer_by = Instant::now() + app.settings.lifecycle.submit_deadline();
@@ -122,9 +125,11 @@ pub async fn submit(
         account_id = %account.account_id,
         client_order_id = order.client_order_id.as_ref().map(|c| c.as_str()),
         order_id = tracing::field::Empty,
+        request_id,
     );
+    let request_id = request_id.map(str::to_string);
     let mut work = tokio::spawn(tracing::Instrument::instrument(
-        accept_and_drive(app, account, order, key, render, accepted_tx),
+        accept_and_drive(app, account, order, key, render, accepted_tx, request_id),
         span,
     ));
     // Waiting on the task's handle cancels nothing in it.
@@ -195,7 +200,9 @@ async fn accept_and_drive(
     key: Option<IdempotencyKey>,
     render: Render,
     accepted_tx: tokio::sync::oneshot::Sender<OrderRecord>,
+    request_id: Option<String>,
 ) -> Result<Reply, SubmitError> {
+    let request_id = request_id.as_deref();
     let settings = &app.settings.lifecycle;
     let fingerprint = order.fingerprint();
     let order_id = Uuid::now_v7();
@@ -207,9 +214,15 @@ async fn accept_and_drive(
     let accepting = async {
         match &key {
             None => Ok(Accept::Inserted(
-                order_store::insert_order(&app.pool, &row, app.instance_id, settings.lease_ms)
-                    .await?
-                    .map(Box::new),
+                order_store::insert_order(
+                    &app.pool,
+                    &row,
+                    app.instance_id,
+                    settings.lease_ms,
+                    request_id,
+                )
+                .await?
+                .map(Box::new),
             )),
             Some(key) => {
                 let mut tx = app.pool.begin().await?;
@@ -225,9 +238,14 @@ async fn accept_and_drive(
                     tx.rollback().await?;
                     return Ok(Accept::Existing(record));
                 }
-                let inserted =
-                    order_store::insert_order(&mut *tx, &row, app.instance_id, settings.lease_ms)
-                        .await?;
+                let inserted = order_store::insert_order(
+                    &mut *tx,
+                    &row,
+                    app.instance_id,
+                    settings.lease_ms,
+                    request_id,
+                )
+                .await?;
                 if inserted.is_some() {
                     idempotency::attach(&mut tx, account.account_id, key, order_id).await?;
                     tx.commit().await?;

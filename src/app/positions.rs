@@ -38,7 +38,7 @@ pub enum CloseError {
 
 /// Closes `amount` of the account's long position in `symbol` with a
 /// market day sell (`key` makes a retry a replay, as on `POST
-/// /v2/orders`).
+/// /v2/orders`; `request_id` is recorded on its accept).
 pub async fn close(
     app: Arc<App>,
     account: Account,
@@ -46,6 +46,7 @@ pub async fn close(
     amount: CloseAmount,
     key: Option<IdempotencyKey>,
     render: Render,
+    request_id: Option<&str>,
 ) -> Result<Reply, CloseError> {
     // A retry replays the first close, whatever became of the position.
     let digest = amount.request_digest(symbol.as_str());
@@ -59,7 +60,7 @@ pub async fn close(
         .remove(symbol.as_str())
         .ok_or(CloseError::NoPosition)?;
     let order = sell(symbol, amount.shares_of(held)?)?.derived_from(digest);
-    Ok(intake::submit(app, account, order, key, render).await?)
+    Ok(intake::submit(app, account, order, key, render, request_id).await?)
 }
 
 /// A market day sell of `shares`.
@@ -85,15 +86,17 @@ pub struct Closed {
 /// Closes every long position of the account. With `cancel_orders`, the
 /// account's open orders are canceled first and the close waits (up to
 /// the submit deadline plus the late-fill window) until the shares their
-/// sells held are free again, so the sells can hold them.
+/// sells held are free again, so the sells can hold them. Every cancel
+/// and sell names `request_id`.
 pub async fn close_all(
     app: Arc<App>,
     account: Account,
     cancel_orders: bool,
     render: Render,
+    request_id: Option<&str>,
 ) -> Result<Vec<Closed>, CloseError> {
     if cancel_orders {
-        cancel::cancel_all(&app, account.account_id)
+        cancel::cancel_all(&app, account.account_id, request_id)
             .await
             .map_err(|e| CloseError::Submit(SubmitError::Internal(e)))?;
         let settings = &app.settings.lifecycle;
@@ -114,9 +117,16 @@ pub async fn close_all(
                 .shares_of(qty)
                 .and_then(|s| sell(parsed, s))
             {
-                Ok(order) => intake::submit(app.clone(), account.clone(), order, None, render)
-                    .await
-                    .map_err(CloseError::from),
+                Ok(order) => intake::submit(
+                    app.clone(),
+                    account.clone(),
+                    order,
+                    None,
+                    render,
+                    request_id,
+                )
+                .await
+                .map_err(CloseError::from),
                 Err(invalid) => Err(invalid.into()),
             },
             Err(invalid) => Err(invalid.into()),

@@ -80,6 +80,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(pages)
         .merge(live)
         .layer(DefaultBodyLimit::max(FORM_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn(crate::http::request_id::layer))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<_>| {
@@ -87,6 +88,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                         "console",
                         method = %request.method(),
                         path = %request.uri().path(),
+                        request_id = tracing::field::Empty,
                     )
                 },
             ),

@@ -22,7 +22,8 @@ use super::layout::{self, Section};
 use crate::app::console::{self as app_console, Action, OrderDetail, OutsideView};
 use crate::domain::lifecycle::{ActionState, Status, Step};
 use crate::http::AppState;
-use crate::store::events::OrderEvent;
+use crate::http::request_id::RequestId;
+use crate::store::events::{self, OrderEvent};
 use crate::store::orders::OrderRecord;
 use crate::store::recovery::OperatorAction;
 
@@ -84,11 +85,12 @@ fn meaning(state: ActionState) -> &'static str {
     }
 }
 
-/// An event's detail as `key: value` pairs.
+/// An event's detail as `key: value` pairs (but the request id, which
+/// has its own column).
 fn detail(value: &serde_json::Value) -> Markup {
     match value.as_object() {
-        Some(map) if !map.is_empty() => html! {
-            @for (k, v) in map {
+        Some(map) if map.keys().any(|k| k != events::REQUEST_ID) => html! {
+            @for (k, v) in map.iter().filter(|(k, _)| *k != events::REQUEST_ID) {
                 span.mono { (k) ": " (v.as_str().map_or_else(|| v.to_string(), str::to_string)) } br;
             }
         },
@@ -112,7 +114,7 @@ fn timeline(order: &OrderRecord, events: &[OrderEvent]) -> Markup {
             thead { tr {
                 th scope="col" { "Time (UTC)" } th scope="col" class="num" { "After previous" }
                 th scope="col" { "Step" } th scope="col" { "State" } th scope="col" { "External call" }
-                th scope="col" { "Key" } th scope="col" { "Detail" } th scope="col" { "Instance" }
+                th scope="col" { "Key" } th scope="col" { "Detail" } th scope="col" { "Request" } th scope="col" { "Instance" }
             } }
             tbody {
                 @for (i, e) in events.iter().enumerate() {
@@ -126,12 +128,24 @@ fn timeline(order: &OrderRecord, events: &[OrderEvent]) -> Markup {
                         td { (call) }
                         td.mono { (key) }
                         td { (detail(&e.detail)) }
+                        td.mono.request { (events::request_of(&e.detail).unwrap_or_default()) }
                         td.mono { (e.instance_id.map(short_id).unwrap_or_default()) }
                     }
                 }
             }
         }
     }
+}
+
+/// The distinct request ids on the timeline, oldest first.
+fn requests_of(events: &[OrderEvent]) -> Vec<&str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for id in events.iter().filter_map(|e| events::request_of(&e.detail)) {
+        if !seen.contains(&id) {
+            seen.push(id);
+        }
+    }
+    seen
 }
 
 fn short_id(id: Uuid) -> String {
@@ -301,6 +315,11 @@ pub async fn order(
             code { "client_order_id=" (o.client_order_id.as_str()) } " in its span (order, submit, execution, settlement). "
             "Its events were recorded by the instances listed on the timeline."
         }
+        @let requests = requests_of(&d.events);
+        @if !requests.is_empty() {
+            p { "The requests that acted on it (each log line of a request carries its " code { "request_id" } "; the client sent or was answered it as " code { "X-Request-Id" } "):" }
+            ul id="requests" { @for r in &requests { li { code { "request_id=" (r) } } } }
+        }
     };
     Ok(layout::page("Order", Section::Orders, Some(&console), body))
 }
@@ -350,6 +369,7 @@ pub async fn confirm(
 pub async fn act(
     State(state): State<Arc<AppState>>,
     console: Console,
+    request_id: RequestId,
     headers: HeaderMap,
     Path((id, what)): Path<(String, String)>,
     Form(form): Form<CsrfForm>,
@@ -357,7 +377,8 @@ pub async fn act(
     let order_id = order_id(&id)?;
     let action = action(&what)?;
     check_post(&headers, &console, &form.csrf, true)?;
-    match app_console::act(&state.app, order_id, &console.operator, action).await? {
+    let request = request_id.as_str();
+    match app_console::act(&state.app, order_id, &console.operator, action, request).await? {
         OperatorAction::NotFound => Err(ConsoleError::NotFound(format!("no order {order_id}"))),
         OperatorAction::Refused(why) => Err(ConsoleError::Conflict(format!("refused: {why}"))),
         OperatorAction::Done(order) => {

@@ -80,6 +80,7 @@ use super::alpaca::{AlpacaOrder, asset_id};
 use super::auth::Trader;
 use super::error::ApiError;
 use super::orders;
+use super::request_id::RequestId;
 use super::state::AppState;
 use crate::app::account::{self, AccountError, Position};
 use crate::app::positions::{self, CloseError};
@@ -273,6 +274,7 @@ pub struct CloseQuery {
 pub async fn close_position(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
+    request_id: RequestId,
     headers: HeaderMap,
     Path(symbol_or_asset_id): Path<String>,
     Query(query): Query<CloseQuery>,
@@ -289,6 +291,7 @@ pub async fn close_position(
         amount,
         key,
         orders::render,
+        Some(request_id.as_str()),
     )
     .await?;
     Ok(orders::respond(orders::stored(reply.body), reply.replayed))
@@ -327,6 +330,7 @@ pub struct CloseAllQuery {
 pub async fn close_all_positions(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
+    request_id: RequestId,
     headers: HeaderMap,
     Query(query): Query<CloseAllQuery>,
 ) -> Result<Response, ApiError> {
@@ -350,7 +354,8 @@ pub async fn close_all_positions(
     // does not leave the positions half closed.
     let app = state.app.clone();
     let closed = tokio::spawn(async move {
-        positions::close_all(app, account, cancel_orders, orders::render).await
+        let request = Some(request_id.as_str());
+        positions::close_all(app, account, cancel_orders, orders::render, request).await
     })
     .await
     .map_err(ApiError::internal)??;

@@ -13,6 +13,7 @@ pub mod listener;
 pub mod market;
 pub mod openapi;
 pub mod orders;
+pub mod request_id;
 pub mod state;
 pub mod stream;
 
@@ -82,12 +83,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         }))
         .layer(axum::middleware::map_response(error::alpaca_error_bodies))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(request_id::layer))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                 tracing::info_span!(
                     "http",
                     method = %request.method(),
                     path = %request.uri().path(),
+                    request_id = tracing::field::Empty,
                     account_id = tracing::field::Empty,
                 )
             }),

@@ -17,6 +17,7 @@ use super::alpaca::{AlpacaOrder, order_json, parse_order_request};
 use super::auth::Trader;
 use super::docs::{CancelAllEntry, ErrorBody, FillView, OrderTimeline};
 use super::error::{ApiError, codes};
+use super::request_id::RequestId;
 use super::state::AppState;
 use crate::app::cancel::{self, Canceled};
 use crate::app::idempotency::{FollowError, IdempotencyKey, StoredResponse};
@@ -122,6 +123,7 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyK
 pub async fn submit(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
+    request_id: RequestId,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -139,7 +141,15 @@ pub async fn submit(
     let started = std::time::Instant::now();
     let new_order = parse_order_request(&body)?;
     let key = idempotency_key(&headers)?;
-    let reply = intake::submit(state.app.clone(), account, new_order, key, render).await;
+    let reply = intake::submit(
+        state.app.clone(),
+        account,
+        new_order,
+        key,
+        render,
+        Some(request_id.as_str()),
+    )
+    .await;
     let outcome = match &reply {
         Ok(reply) if reply.replayed => "replayed",
         Ok(reply) => match &reply.body {
@@ -375,10 +385,12 @@ pub async fn events(
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
+    request_id: RequestId,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let order_id = parse_order_id(&id)?;
-    match cancel::cancel(&state.app, account.account_id, order_id).await? {
+    let request = Some(request_id.as_str());
+    match cancel::cancel(&state.app, account.account_id, order_id, request).await? {
         Canceled::NotFound => Err(not_found(&id)),
         Canceled::AlreadyTerminal(status) => Err(already_terminal(status)),
         Canceled::Recorded(_) => Ok(StatusCode::NO_CONTENT),
@@ -397,8 +409,10 @@ fn already_terminal(status: Status) -> ApiError {
 pub async fn cancel_all(
     State(state): State<Arc<AppState>>,
     Trader(account): Trader,
+    request_id: RequestId,
 ) -> Result<Response, ApiError> {
-    let entries = cancel::cancel_all(&state.app, account.account_id).await?;
+    let request = Some(request_id.as_str());
+    let entries = cancel::cancel_all(&state.app, account.account_id, request).await?;
     let rendered: Vec<CancelAllEntry> = entries
         .into_iter()
         .map(|entry| {

@@ -21,6 +21,24 @@ pub struct OrderEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// The key of an event's detail that names the request which caused it
+/// (`X-Request-Id`: an order's accept, a trader's cancel, an operator's
+/// resume or cancel).
+pub const REQUEST_ID: &str = "request_id";
+
+/// Records `request_id`, if any, in `detail` (an object; anything else is
+/// left as it is).
+pub fn tag_request(detail: &mut serde_json::Value, request_id: Option<&str>) {
+    if let (Some(id), Some(map)) = (request_id, detail.as_object_mut()) {
+        map.insert(REQUEST_ID.into(), id.into());
+    }
+}
+
+/// The request that caused an event, if it was recorded.
+pub fn request_of(detail: &serde_json::Value) -> Option<&str> {
+    detail.get(REQUEST_ID).and_then(serde_json::Value::as_str)
+}
+
 const EVENTS_OF: &str = "SELECT event_id, step, state, detail, instance_id, created_at
        FROM order_events WHERE order_id = $1 ORDER BY event_id";
 

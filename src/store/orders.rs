@@ -189,14 +189,23 @@ static INSERT_ORDER: LazyLock<&'static str> = LazyLock::new(|| {
 /// lease for `instance_id` with a fresh token, in one statement (in the
 /// caller's transaction or on its own). The hold's intent is in it: the
 /// order starts `reserve`/`sent`, for the driver that accepted it. Returns the row, or `None` when the account already has
-/// an order with this client_order_id (nothing written).
+/// an order with this client_order_id (nothing written). `request_id`,
+/// the request that submitted it, is recorded in the event's detail.
 pub async fn insert_order<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     row: &NewOrderRow,
     instance_id: Uuid,
     lease_ms: u64,
+    request_id: Option<&str>,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
     let accepted = Lifecycle::accepted_and_reserving();
+    let mut detail = serde_json::json!({
+        "accepted": true,
+        "client_order_id": row.client_order_id,
+        "asset": row.hold_asset,
+        "amount": row.hold_amount,
+    });
+    super::events::tag_request(&mut detail, request_id);
     sqlx::query_as(*INSERT_ORDER)
         .bind(row.order_id)
         .bind(row.account_id)
@@ -217,12 +226,7 @@ pub async fn insert_order<'e>(
         .bind(lease_ms as f64)
         .bind(accepted.step)
         .bind(ActionState::Requested)
-        .bind(serde_json::json!({
-            "accepted": true,
-            "client_order_id": row.client_order_id,
-            "asset": row.hold_asset,
-            "amount": row.hold_amount,
-        }))
+        .bind(detail)
         .bind(accepted.status)
         .bind(accepted.step_state)
         .bind(row.expires_at)

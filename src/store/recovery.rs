@@ -475,13 +475,15 @@ async fn change_undriven<E>(
 }
 
 /// Records the trader's cancel in one transaction (see
-/// `domain::lifecycle::request_cancel`); the driver does the rest.
+/// `domain::lifecycle::request_cancel`), with the request that asked
+/// (`request_id`) in its events; the driver does the rest.
 pub async fn request_cancel(
     pool: &PgPool,
     updates: &TradeUpdates,
     account_id: Uuid,
     order_id: Uuid,
     instance_id: Uuid,
+    request_id: Option<&str>,
 ) -> Result<CancelRequest, CancelError> {
     let changed = change_undriven(
         pool,
@@ -489,7 +491,7 @@ pub async fn request_cancel(
         Some(account_id),
         order_id,
         instance_id,
-        lifecycle::request_cancel,
+        |current| lifecycle::request_cancel(current).map(|change| requested(change, request_id)),
     )
     .await?;
     Ok(match changed {
@@ -509,16 +511,26 @@ pub enum OperatorAction {
     Done(Box<OrderRecord>),
 }
 
-/// An operator resumes a parked order (`domain::lifecycle::resume`).
+/// `change` with the request that caused it named in its events.
+fn requested(mut change: lifecycle::Change, request_id: Option<&str>) -> lifecycle::Change {
+    for event in &mut change.events {
+        super::events::tag_request(&mut event.detail, request_id);
+    }
+    change
+}
+
+/// An operator resumes a parked order (`domain::lifecycle::resume`);
+/// `request_id` is the console request that asked, if any.
 pub async fn resume(
     pool: &PgPool,
     updates: &TradeUpdates,
     order_id: Uuid,
     operator: &str,
     actor: Uuid,
+    request_id: Option<&str>,
 ) -> Result<OperatorAction, CancelError> {
     let changed = change_undriven(pool, updates, None, order_id, actor, |current| {
-        lifecycle::resume(current, operator)
+        lifecycle::resume(current, operator).map(|change| requested(change, request_id))
     })
     .await?;
     Ok(match changed {
@@ -536,6 +548,7 @@ pub async fn operator_cancel(
     order_id: Uuid,
     operator: &str,
     actor: Uuid,
+    request_id: Option<&str>,
 ) -> Result<OperatorAction, CancelError> {
     let changed = change_undriven(pool, updates, None, order_id, actor, |current| {
         let mut change = lifecycle::request_cancel(current).map_err(|e| e.to_string())?;
@@ -547,7 +560,7 @@ pub async fn operator_cancel(
             change.events.extend(resumed.events);
             change.next = resumed.next;
         }
-        Ok::<_, String>(change)
+        Ok::<_, String>(requested(change, request_id))
     })
     .await?;
     Ok(match changed {

@@ -75,6 +75,7 @@ async fn a_step_that_keeps_failing_is_parked_with_its_last_error_and_resumes() {
         id.parse().unwrap(),
         "alice",
         uuid::Uuid::nil(),
+        None,
     )
     .await
     .unwrap();

@@ -19,6 +19,7 @@ mod operator;
 mod orders;
 mod positions;
 mod reconcile;
+mod request_ids;
 mod stops;
 mod stream;
 mod upgrade;

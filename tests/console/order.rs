@@ -21,6 +21,7 @@ async fn an_order_whose_outcome_was_unknown_shows_its_recovery_timeline() {
     let reply = trader.post_order(resting_buy("AAPL", 2)).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let id = reply.body["id"].as_str().unwrap().to_string();
+    let request_id = reply.headers["x-request-id"].to_str().unwrap().to_string();
     stack.put_balances_faults(json!({})).await;
     let order = stack
         .wait_order_row(&id, "working", |o| {
@@ -42,9 +43,16 @@ async fn an_order_whose_outcome_was_unknown_shows_its_recovery_timeline() {
         "succeeded",
         "venue POST /v1/orders",
         order.venue_client_order_id.as_str(),
+        // The request that submitted it, on its accept.
+        &request_id,
     ] {
         assert!(timeline.contains(wanted), "{wanted:?} not in {timeline}");
     }
+    let requests = browser.text("#requests").await;
+    assert!(
+        requests.contains(&format!("request_id={request_id}")),
+        "{requests}"
+    );
     assert!(browser.text("#recovery").await.contains("working"));
     browser.screenshot("order-timeline").await;
 
@@ -81,7 +89,21 @@ async fn a_parked_order_is_resumed_from_its_page_with_a_confirmation_and_an_audi
         })
         .await;
     browser.goto(&format!("/console/orders/{parked}")).await;
-    browser.wait_text("#timeline", "resumed_by: alice").await;
+    let timeline = browser.wait_text("#timeline", "resumed_by: alice").await;
+    // The console request that resumed it, named on its audit event.
+    let resumed_by: (String,) = sqlx::query_as(
+        "SELECT detail->>'request_id' FROM order_events
+          WHERE order_id = $1::uuid AND detail ? 'resumed_by'",
+    )
+    .bind(&parked)
+    .fetch_one(&stack.app.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        timeline.contains(&resumed_by.0),
+        "{resumed_by:?} not in {timeline}"
+    );
+    assert!(browser.text("#requests").await.contains(&resumed_by.0));
     browser.screenshot("order-resumed").await;
 
     // And a cancel, confirmed the same way, by the operator's name.
