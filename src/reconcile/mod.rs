@@ -372,9 +372,9 @@ impl Reconciler {
                 let Some(tick) = latest_due(schedule, *last, now) else {
                     continue;
                 };
-                *last = tick;
                 match store::claim_tick(pool, job.as_str(), tick, self.engine.instance_id).await {
                     Ok(true) => {
+                        *last = tick;
                         let this = self.clone();
                         let job = *job;
                         // Jobs run beside the scheduler so a slow one does
@@ -385,9 +385,12 @@ impl Reconciler {
                             }
                         });
                     }
-                    Ok(false) => {}
+                    Ok(false) => *last = tick,
+                    // Unknown (the claim may have committed with its answer
+                    // lost, or the database is away): claimed again at the
+                    // next look, which resolves it (`store::claim_tick`).
                     Err(error) => {
-                        tracing::warn!(job = job.as_str(), %error, "claiming a reconciliation tick")
+                        tracing::warn!(job = job.as_str(), %error, "claiming a reconciliation tick; trying again")
                     }
                 }
             }

@@ -9,10 +9,15 @@ use crate::domain::reconcile::Finding;
 
 const CLAIM_TICK: &str =
     "INSERT INTO reconcile_ticks (job, scheduled_for, instance_id) VALUES ($1, $2, $3)
-         ON CONFLICT DO NOTHING";
+         ON CONFLICT (job, scheduled_for) DO UPDATE SET claimed_at = reconcile_ticks.claimed_at
+          WHERE reconcile_ticks.instance_id = EXCLUDED.instance_id";
 
-/// Claims the tick `(job, scheduled_for)`; `true` for exactly one caller
-/// across all instances.
+/// Claims the tick `(job, scheduled_for)`; `true` for exactly one instance
+/// across all instances. Claiming again a tick this instance already holds
+/// answers `true` again: that is how a claim whose answer was lost (it
+/// committed, the caller saw an error) is resolved by its retry instead of
+/// the tick being lost. The caller claims a tick until it gets an answer
+/// and never after a `true`, so the job runs once.
 pub async fn claim_tick(
     pool: &PgPool,
     job: &str,

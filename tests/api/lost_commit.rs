@@ -221,3 +221,37 @@ async fn a_settlement_claim_whose_answer_is_lost_is_given_back() {
         due as usize
     );
 }
+
+/// A reconciliation tick claimed with its answer lost: the claim's retry
+/// by the same instance gets the tick (before, every error skipped the
+/// tick, and nobody ran it); any other instance still does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tick_claim_whose_answer_is_lost_is_won_by_its_retry_and_by_nobody_else() {
+    let stack = TestStack::spawn().await;
+    let proxy = crate::support::DbProxy::start(&stack.app.db.options).await;
+    let through = proxy.options(&stack.app.db.options);
+    let tick = chrono::DateTime::parse_from_rfc3339("2026-01-05T14:00:00Z")
+        .unwrap()
+        .to_utc();
+    let (us, peer) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let claim = |instance| {
+        let through = through.clone();
+        async move {
+            let conn = one_connection(&through).await;
+            let claimed =
+                orderd::store::reconcile::claim_tick(&conn, "lost-answer-job", tick, instance)
+                    .await;
+            conn.close().await;
+            claimed
+        }
+    };
+    proxy.lose_commit_replies(1, 1);
+    let lost = claim(us).await;
+    assert!(lost.is_err(), "the claim's answer was to be lost: {lost:?}");
+    assert_eq!(proxy.commit_replies_lost(), 1);
+    assert!(
+        claim(us).await.unwrap(),
+        "the retry learns the tick is ours"
+    );
+    assert!(!claim(peer).await.unwrap(), "the tick is ours alone");
+}
