@@ -230,9 +230,8 @@ async fn a_tick_claim_whose_answer_is_lost_is_won_by_its_retry_and_by_nobody_els
     let stack = TestStack::spawn().await;
     let proxy = crate::support::DbProxy::start(&stack.app.db.options).await;
     let through = proxy.options(&stack.app.db.options);
-    let tick = chrono::DateTime::parse_from_rfc3339("2026-01-05T14:00:00Z")
-        .unwrap()
-        .to_utc();
+    // A tick of today: `gc` deletes claims older than a day.
+    let tick = chrono::Utc::now();
     let (us, peer) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     let claim = |instance| {
         let through = through.clone();
@@ -249,6 +248,12 @@ async fn a_tick_claim_whose_answer_is_lost_is_won_by_its_retry_and_by_nobody_els
     let lost = claim(us).await;
     assert!(lost.is_err(), "the claim's answer was to be lost: {lost:?}");
     assert_eq!(proxy.commit_replies_lost(), 1);
+    let (holder,): (uuid::Uuid,) =
+        sqlx::query_as("SELECT instance_id FROM reconcile_ticks WHERE job = 'lost-answer-job'")
+            .fetch_one(&stack.app.db.pool)
+            .await
+            .expect("the lost claim committed");
+    assert_eq!(holder, us);
     assert!(
         claim(us).await.unwrap(),
         "the retry learns the tick is ours"
