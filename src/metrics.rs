@@ -26,6 +26,8 @@ pub mod names {
     pub const STREAM_GAPS: &str = "orderd_venue_stream_gaps_total";
     pub const STREAM_STALLS: &str = "orderd_venue_stream_stalls_total";
     pub const STREAM_REPORTS: &str = "orderd_venue_stream_reports_total";
+    pub const STREAM_LAG: &str = "orderd_venue_stream_lag_seconds";
+    pub const STREAM_LAST_REPORT_AGE: &str = "orderd_venue_stream_last_report_age_seconds";
     pub const RECONCILE_RUNS: &str = "orderd_reconciliation_runs_total";
     pub const RECONCILE_FINDINGS: &str = "orderd_reconciliation_findings_total";
     pub const RECONCILE_REPAIRS: &str = "orderd_reconciliation_repairs_total";
@@ -141,6 +143,14 @@ fn describe() {
     describe_counter!(
         STREAM_REPORTS,
         "Execution reports received from the venue stream."
+    );
+    describe_gauge!(
+        STREAM_LAG,
+        "While this instance holds the venue stream: of the last report it applied, the venue's timestamp to the commit of its apply (seconds; a clock difference with the venue shows here too)."
+    );
+    describe_gauge!(
+        STREAM_LAST_REPORT_AGE,
+        "While this instance holds the venue stream: seconds since it last received a report (set at each lease renewal, every second; grows in a quiet market)."
     );
     describe_counter!(RECONCILE_RUNS, "Reconciliation runs, by job.");
     describe_counter!(

@@ -1,5 +1,6 @@
-//! Health: the venue stream (lease holder, fencing token, the stream's
-//! counters), each instance's heartbeat, the completer's and the
+//! Health: the venue stream (lease holder, fencing token, lag — the
+//! holder's, from the lease's row, so any instance shows it — and the
+//! stream's counters), each instance's heartbeat, the completer's and the
 //! settler's queues, and small live charts (orders/s, POST latency
 //! percentiles, unknown outcomes) fed from the numbers `/metrics` renders.
 
@@ -48,6 +49,37 @@ pub fn sum(text: &str, name: &str, label: Option<(&str, &str)>) -> f64 {
         .filter(|(labels, _)| label.is_none_or(|(k, v)| labels.get(k) == Some(&v)))
         // From +0.0: an empty f64 `sum()` is -0.0, shown as "-0".
         .fold(0.0, |total, (_, v)| total + v)
+}
+
+/// A gauge of this instance's, if it was ever set.
+fn gauge(text: &str, name: &str) -> Option<f64> {
+    samples(text, name).first().map(|(_, v)| *v)
+}
+
+/// Seconds, to the millisecond.
+fn seconds(value: f64) -> String {
+    format!("{value:.3} s")
+}
+
+/// The holder's lag and last report, as it last wrote them.
+fn stream_progress(lease: &crate::store::console::LeaseRow) -> Markup {
+    html! {
+        @match lease.progress() {
+            Some((age, lag)) => {
+                dt { "lag" } dd id="stream-lag" {
+                    @match lag { Some(lag) => { (seconds(lag)) }, None => { "no report applied since it took the lease" } }
+                    br; span.muted { "the venue's timestamp of the last report applied to its commit here" }
+                }
+                dt { "last report" } dd id="stream-last-report" {
+                    @match age { Some(age) => { (seconds(age)) " ago" }, None => { "none since it took the lease" } }
+                    br; span.muted { "received by the holder (grows while the market is quiet)" }
+                }
+            },
+            None => {
+                dt { "lag" } dd id="stream-lag" { "not reported yet by the holder" }
+            },
+        }
+    }
 }
 
 /// One point of the live charts.
@@ -196,12 +228,16 @@ pub async fn health(
                             dt { "lease holder" } dd { (name_of(l.owner)) }
                             dt { "fencing token" } dd { (l.fencing_token) }
                             dt { "lease expires" } dd { (layout::time(l.expires_at)) @if l.expires_at < now { " " span.badge.bad { "expired" } } }
+                            (stream_progress(l))
                         },
                         None => { dt { "lease" } dd { "never taken" } },
                     }
                     dt { "connected here" } dd { (count(names::STREAM_CONNECTED)) }
                     dt { "reports (here)" } dd { (count(names::STREAM_REPORTS)) }
                     dt { "gaps (here)" } dd { (count(names::STREAM_GAPS)) }
+                    @if let (Some(lag), true) = (gauge(&text, names::STREAM_LAG), lease.as_ref().is_some_and(|l| l.owner == app.instance_id)) {
+                        dt { "lag (here)" } dd { (seconds(lag)) }
+                    }
                     dt { "stalls (here)" } dd { (count(names::STREAM_STALLS)) }
                     dt { "reconnects (here)" } dd { (count(names::STREAM_RECONNECTS)) }
                     dt { "oldest open order" } dd { (format!("{:.1}", count(names::OLDEST_OPEN_ORDER_AGE))) " s" }

@@ -3,10 +3,21 @@
 //! the per-connection `seq` (a dropped report, shown by a later report or a
 //! heartbeat), silent stalls and reconnects all trigger a REST catch-up, so
 //! nothing the stream loses is lost. Reconnects back off with jitter.
+//!
+//! Its lag, two numbers kept in memory ([`Progress`]) and set as gauges:
+//! of the last report applied, the venue's timestamp (`transact_time`) to
+//! the commit of its apply (`orderd_venue_stream_lag_seconds`); and the
+//! time since the holder last received a report
+//! (`orderd_venue_stream_last_report_age_seconds`, which grows in a quiet
+//! market). The lease keeper writes both to the lease's row with each
+//! renewal (once a second, never per report), so every instance's
+//! console shows the holder's.
 
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -56,11 +67,67 @@ enum StreamError {
     LeaseLost,
 }
 
+/// What the holder knows of its stream's progress, shared by the reader,
+/// the appliers and the lease keeper.
+#[derive(Debug, Default)]
+struct Progress {
+    state: Mutex<ProgressState>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ProgressState {
+    /// When the last report was received.
+    received: Option<Instant>,
+    /// The venue's timestamp to the apply's commit, of the last report
+    /// applied, in milliseconds.
+    lag_ms: Option<f64>,
+}
+
+impl Progress {
+    fn with<T>(&self, f: impl FnOnce(&mut ProgressState) -> T) -> T {
+        // A panic elsewhere while holding it leaves plain numbers behind.
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut state)
+    }
+
+    /// A new holding starts with nothing known.
+    fn reset(&self) {
+        self.with(|s| *s = ProgressState::default());
+    }
+
+    fn received(&self) {
+        self.with(|s| s.received = Some(Instant::now()));
+    }
+
+    /// A report the venue stamped `venue_time` was just applied.
+    fn applied(&self, venue_time: DateTime<Utc>) {
+        let lag_ms = ((Utc::now() - venue_time)
+            .num_microseconds()
+            .unwrap_or(i64::MAX) as f64
+            / 1000.0)
+            .max(0.0);
+        self.with(|s| s.lag_ms = Some(lag_ms));
+        metrics::gauge!(names::STREAM_LAG).set(lag_ms / 1000.0);
+    }
+
+    /// (milliseconds since the last report was received, the last lag),
+    /// with the age's gauge set.
+    fn read(&self) -> (Option<f64>, Option<f64>) {
+        let state = self.with(|s| *s);
+        let age_ms = state.received.map(|at| at.elapsed().as_secs_f64() * 1000.0);
+        if let Some(age) = age_ms {
+            metrics::gauge!(names::STREAM_LAST_REPORT_AGE).set(age / 1000.0);
+        }
+        (age_ms, state.lag_ms)
+    }
+}
+
 /// Renews the lease until it is taken over, or cannot be renewed for a
 /// whole TTL; then returns. Renewals go over a connection of their own
 /// (never the pool: a saturated pool must not cost a live holder its
-/// lease), reconnected when it drops.
-async fn keep_lease(engine: &Engine, token: i64) {
+/// lease), reconnected when it drops. With each renewal it writes the
+/// stream's [`Progress`] to the lease's row.
+async fn keep_lease(engine: &Engine, token: i64, progress: &Progress) {
     use sqlx::ConnectOptions;
     let mut conn: Option<sqlx::PgConnection> = None;
     let mut last_renewed = tokio::time::Instant::now();
@@ -93,7 +160,24 @@ async fn keep_lease(engine: &Engine, token: i64) {
             None => Err(sqlx::Error::PoolTimedOut),
         };
         match renewed {
-            Ok(true) => last_renewed = tokio::time::Instant::now(),
+            Ok(true) => {
+                last_renewed = tokio::time::Instant::now();
+                let (age_ms, lag_ms) = progress.read();
+                if let Some(c) = conn.as_mut()
+                    && let Err(error) = crate::store::console::record_stream_progress(
+                        c,
+                        VENUE_STREAM_LEASE,
+                        engine.instance_id,
+                        token,
+                        age_ms,
+                        lag_ms,
+                    )
+                    .await
+                {
+                    // The next renewal finds out whether the connection is gone.
+                    tracing::debug!(%error, "recording the venue stream's progress");
+                }
+            }
             Ok(false) => {
                 tracing::warn!(
                     fencing_token = token,
@@ -166,12 +250,17 @@ pub async fn run(
         tracing::info!("venue stream disabled (exchange.stream_enabled = false)");
         return;
     }
+    let progress = Arc::new(Progress::default());
     let mut shards = Vec::with_capacity(APPLIER_SHARDS);
     let mut appliers = Vec::with_capacity(APPLIER_SHARDS);
     for _ in 0..APPLIER_SHARDS {
         let (tx, rx) = mpsc::channel(APPLIER_QUEUE_LEN);
         shards.push(tx);
-        appliers.push(tokio::spawn(apply_loop(engine.clone(), rx)));
+        appliers.push(tokio::spawn(apply_loop(
+            engine.clone(),
+            rx,
+            progress.clone(),
+        )));
     }
     let mut failures: u32 = 0;
     loop {
@@ -203,12 +292,13 @@ pub async fn run(
             }
         };
         tracing::info!(fencing_token = token, "holding the venue stream lease");
+        progress.reset();
         let started = tokio::time::Instant::now();
         let result = tokio::select! {
             // Listening ends (error, stop), or the lease is lost: either
             // way this instance stops reading the stream.
-            result = listen(&engine, &shards, &mut shutdown, token) => result,
-            () = keep_lease(&engine, token) => Err(StreamError::LeaseLost),
+            result = listen(&engine, &shards, &mut shutdown, token, &progress) => result,
+            () = keep_lease(&engine, token, &progress) => Err(StreamError::LeaseLost),
         };
         if *shutdown.borrow() {
             // Hand over at once instead of after the TTL.
@@ -247,11 +337,18 @@ pub async fn run(
     }
 }
 
+/// A report on its way to an applier, with the venue's timestamp.
+struct Queued {
+    execution: Execution,
+    venue_time: DateTime<Utc>,
+}
+
 async fn listen(
     engine: &Engine,
-    shards: &[mpsc::Sender<Execution>],
+    shards: &[mpsc::Sender<Queued>],
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
     fencing_token: i64,
+    progress: &Progress,
 ) -> Result<(), StreamError> {
     let (mut socket, _) = tokio_tungstenite::connect_async(engine.exchange.stream_url()).await?;
     socket
@@ -303,6 +400,7 @@ async fn listen(
         match serde_json::from_str::<StreamMessage>(&text) {
             Ok(StreamMessage::ExecutionReport(report)) => {
                 metrics::counter!(names::STREAM_REPORTS).increment(1);
+                progress.received();
                 if report.seq > expected_seq {
                     metrics::counter!(names::STREAM_GAPS).increment(1);
                     tracing::warn!(
@@ -323,8 +421,12 @@ async fn listen(
                     }
                 };
                 let shard = shard_of(report.client_order_id.as_str());
+                let queued = Queued {
+                    execution,
+                    venue_time: report.transact_time,
+                };
                 shards[shard]
-                    .send(execution)
+                    .send(queued)
                     .await
                     .map_err(|_| StreamError::AppliersGone)?;
             }
@@ -357,10 +459,19 @@ fn shard_of(key: &str) -> usize {
 
 /// Takes what has queued up on its shard, up to [`APPLIER_BATCH`] reports
 /// at a time, and applies them in one transaction (one commit for the
-/// lot when the venue is busy; a batch of one when it is not).
-async fn apply_loop(engine: Arc<Engine>, mut reports: mpsc::Receiver<Execution>) {
-    let mut batch = Vec::with_capacity(APPLIER_BATCH);
-    while reports.recv_many(&mut batch, APPLIER_BATCH).await > 0 {
+/// lot when the venue is busy; a batch of one when it is not). The lag of
+/// the batch's newest report applied is the stream's lag.
+async fn apply_loop(
+    engine: Arc<Engine>,
+    mut reports: mpsc::Receiver<Queued>,
+    progress: Arc<Progress>,
+) {
+    let mut queued = Vec::with_capacity(APPLIER_BATCH);
+    while reports.recv_many(&mut queued, APPLIER_BATCH).await > 0 {
+        let (batch, venue_times): (Vec<Execution>, Vec<DateTime<Utc>>) = queued
+            .drain(..)
+            .map(|q| (q.execution, q.venue_time))
+            .unzip();
         // A panic in one batch loses that batch to us (the venue still has
         // it: catch-up fetches it), never the applier.
         let applied = crate::supervise::catch_panic("applier", async {
@@ -371,6 +482,16 @@ async fn apply_loop(engine: Arc<Engine>, mut reports: mpsc::Receiver<Execution>)
                 &batch,
             )
             .await;
+            // Committed: the lag ends here.
+            let newest_applied = results
+                .iter()
+                .zip(&venue_times)
+                .filter(|(result, _)| matches!(result, Ok(Applied::Applied { .. })))
+                .map(|(_, venue_time)| *venue_time)
+                .max();
+            if let Some(venue_time) = newest_applied {
+                progress.applied(venue_time);
+            }
             for (execution, result) in batch.iter().zip(results) {
                 after_apply(&engine, execution, result).await;
             }
@@ -379,7 +500,6 @@ async fn apply_loop(engine: Arc<Engine>, mut reports: mpsc::Receiver<Execution>)
         if applied.is_none() {
             engine.catch_up.all();
         }
-        batch.clear();
     }
 }
 

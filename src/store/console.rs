@@ -380,18 +380,76 @@ pub async fn instances(pool: &PgPool, limit: i64) -> Result<Vec<InstanceRow>, sq
     sqlx::query_as(INSTANCES).bind(limit).fetch_all(pool).await
 }
 
-/// The venue stream's lease: holder, fencing token, expiry.
+/// The venue stream's lease: holder, fencing token, expiry, and the
+/// progress its holder last wrote (migration 0012).
 #[derive(Debug, Clone, FromRow)]
 pub struct LeaseRow {
     pub owner: Uuid,
     pub fencing_token: i64,
     pub expires_at: DateTime<Utc>,
+    /// The token the progress was written under (not the current one: a
+    /// former holder's, or none written yet).
+    pub progress_token: Option<i64>,
+    /// How long ago it was written (the database's clock).
+    pub progress_age_ms: Option<f64>,
+    /// When written: how long since the holder last received a report.
+    pub last_report_age_ms: Option<f64>,
+    /// The venue's timestamp to the apply's commit, of the last report
+    /// the holder applied.
+    pub report_lag_ms: Option<f64>,
 }
 
-const LEASE: &str = "SELECT owner, fencing_token, expires_at FROM leases WHERE name = $1";
+impl LeaseRow {
+    /// The holder's progress, if the current holder wrote it: (seconds
+    /// since it last received a report, as of now; its last lag in
+    /// seconds, if it applied one).
+    pub fn progress(&self) -> Option<(Option<f64>, Option<f64>)> {
+        if self.progress_token != Some(self.fencing_token) {
+            return None;
+        }
+        let since_written = self.progress_age_ms.unwrap_or(0.0).max(0.0);
+        Some((
+            self.last_report_age_ms
+                .map(|age| (age + since_written) / 1000.0),
+            self.report_lag_ms.map(|lag| lag / 1000.0),
+        ))
+    }
+}
+
+const LEASE: &str = "SELECT owner, fencing_token, expires_at, progress_token,
+            extract(epoch FROM now() - progress_at)::float8 * 1000 AS progress_age_ms,
+            last_report_age_ms, report_lag_ms
+       FROM leases WHERE name = $1";
 
 pub async fn lease(pool: &PgPool, name: &str) -> Result<Option<LeaseRow>, sqlx::Error> {
     sqlx::query_as(LEASE).bind(name).fetch_optional(pool).await
+}
+
+const RECORD_PROGRESS: &str = "UPDATE leases
+        SET progress_token = $3, progress_at = now(), last_report_age_ms = $4, report_lag_ms = $5
+      WHERE name = $1 AND owner = $2 AND fencing_token = $3";
+
+/// The stream holder's progress, written with its lease renewal (never
+/// per report): `last_report_age_ms` since it last received a report,
+/// `report_lag_ms` of the last one it applied (`None`: none yet under
+/// this token). Nothing is written once `token` is no longer current.
+pub async fn record_stream_progress(
+    conn: &mut sqlx::PgConnection,
+    name: &str,
+    owner: Uuid,
+    token: i64,
+    last_report_age_ms: Option<f64>,
+    report_lag_ms: Option<f64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(RECORD_PROGRESS)
+        .bind(name)
+        .bind(owner)
+        .bind(token)
+        .bind(last_report_age_ms)
+        .bind(report_lag_ms)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Every statement of this module, for the test that prepares them all.
@@ -411,5 +469,6 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("ATTENTION_COUNTS", *ATTENTION_COUNTS),
         ("INSTANCES", INSTANCES),
         ("LEASE", LEASE),
+        ("RECORD_PROGRESS", RECORD_PROGRESS),
     ]
 }
