@@ -58,10 +58,16 @@ impl Venues {
 
 /// Starts orderd over `db`, talking to `venues`, with `failpoints` armed.
 async fn start_orderd(db: &TestDatabase, venues: &Venues, failpoints: &str) -> Orderd {
+    start_orderd_on(&db.url(), &db.name, venues, failpoints).await
+}
+
+/// Starts orderd over the database at `url` under the instance name of
+/// `name`, talking to `venues`, with `failpoints` armed.
+async fn start_orderd_on(url: &str, name: &str, venues: &Venues, failpoints: &str) -> Orderd {
     let mut command = Command::new(env!("CARGO_BIN_EXE_orderd"));
     command
         .env("ORDERD__HTTP__LISTEN", "127.0.0.1:0")
-        .env("ORDERD__DATABASE__URL", db.url())
+        .env("ORDERD__DATABASE__URL", url)
         .env(
             "ORDERD__EXCHANGE__URL",
             format!("http://{}", venues.exchange.addr()),
@@ -73,7 +79,7 @@ async fn start_orderd(db: &TestDatabase, venues: &Venues, failpoints: &str) -> O
         .env("ORDERD_FAILPOINTS", failpoints)
         // One identity across the restart: the new generation fences the
         // dead one at once.
-        .env("ORDERD__INSTANCE__NAME", format!("crash-{}", db.name))
+        .env("ORDERD__INSTANCE__NAME", format!("crash-{name}"))
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null());
     tokio::task::spawn_blocking(move || start_command(command))
@@ -412,4 +418,132 @@ async fn a_close_all_killed_between_its_cancels_and_its_sells_is_finished_by_its
     let broken: Vec<_> = report.invariants.iter().filter(|i| !i.holds()).collect();
     assert!(broken.is_empty(), "{broken:?}");
     drop(second);
+}
+
+/// Kills orderd at `failpoint` while it handles one order and, at that
+/// moment, the primary's machine too; the synchronous standby is promoted
+/// (as an HA manager would) and orderd restarts over the two-host URL.
+/// What the crash left (an intent, or a call whose outcome was not
+/// recorded) is on the standby, since every commit waited for it; the
+/// restarted orderd finds the new primary and finishes the order once.
+/// The explorer crashes orderd with the database up and the failover run
+/// kills the database with orderd up: this is both at once.
+async fn crash_and_failover_at(failpoint: &'static str) {
+    use orderd::harness::failover::{DETECTION_DELAY, Replicated};
+    let work_dir = std::env::temp_dir().join(format!(
+        "orderd-crash-failover-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let dir = work_dir.clone();
+    let mut pair = tokio::task::spawn_blocking(move || Replicated::start(&dir))
+        .await
+        .unwrap()
+        .expect("a primary and its synchronous standby");
+    let url = pair.url();
+    let hosts = orderd::db::hosts::candidates(&url).expect("two hosts");
+    let name = format!("failover-{failpoint}");
+    let venues = Venues::spawn().await;
+    let balances_account = format!("bal-{}", uuid::Uuid::new_v4().simple());
+    venues.fund(&balances_account, "100000").await;
+
+    let mut first = start_orderd_on(&url, &name, &venues, failpoint).await;
+    let primary = sqlx::PgPool::connect_with(hosts[0].clone()).await.unwrap();
+    let credentials = orderd::store::accounts::create_account(&primary, "crash", &balances_account)
+        .await
+        .unwrap();
+    primary.close().await;
+    let order = json!({"symbol": "AAPL", "qty": "4", "side": "buy", "type": "limit",
+                       "time_in_force": "gtc", "limit_price": "100.00"});
+    let answer = venues
+        .http
+        .post(format!("http://{}/v2/orders", first.addr))
+        .header("APCA-API-KEY-ID", &credentials.key_id)
+        .header("APCA-API-SECRET-KEY", &credentials.secret_key)
+        .json(&order)
+        .send()
+        .await;
+    assert!(answer.is_err(), "orderd died before answering: {answer:?}");
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut first.child, Duration::from_secs(10)))
+            .await
+            .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL at {failpoint}");
+    assert!(
+        pair.kill_primary().unwrap() > 0,
+        "the primary's processes died"
+    );
+    let pair = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(DETECTION_DELAY);
+        pair.promote_standby().map(|()| pair)
+    })
+    .await
+    .unwrap()
+    .expect("the standby is promoted");
+
+    let second = start_orderd_on(&url, &name, &venues, "").await;
+    let standby = sqlx::PgPool::connect_with(hosts[1].clone()).await.unwrap();
+    let order_id: uuid::Uuid = sqlx::query_scalar("SELECT order_id FROM orders")
+        .fetch_one(&standby)
+        .await
+        .expect("I5: the accepted order is on the promoted standby");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let body: Value = venues
+            .http
+            .get(format!("http://{}/v2/orders/{order_id}", second.addr))
+            .header("APCA-API-KEY-ID", &credentials.key_id)
+            .header("APCA-API-SECRET-KEY", &credentials.secret_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["status"] == "new" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not finished after the crash and the failover: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // I1 and the rest: one venue order, one hold, the ledger conserved.
+    let snapshot = orderd::check::collect(
+        &standby,
+        &format!("http://{}", venues.exchange.addr()),
+        &format!("http://{}", venues.balances.addr()),
+    )
+    .await
+    .expect("ground truth");
+    let report = orderd::check::check(&snapshot);
+    let broken: Vec<_> = report.invariants.iter().filter(|i| !i.holds()).collect();
+    assert!(
+        broken.is_empty(),
+        "after {failpoint} and a failover: {broken:?}"
+    );
+    let truth = venues
+        .get(format!(
+            "http://{}/admin/ground-truth",
+            venues.exchange.addr()
+        ))
+        .await;
+    assert_eq!(truth["orders"].as_array().unwrap().len(), 1, "{truth}");
+    standby.close().await;
+    drop(second);
+    tokio::task::spawn_blocking(move || pair.stop())
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&work_dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_after_the_placement_intent_and_a_failover_at_once_place_the_order_once() {
+    crash_and_failover_at("before_place_call").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_after_the_placement_call_and_a_failover_at_once_place_the_order_once() {
+    crash_and_failover_at("after_place_call").await;
 }
