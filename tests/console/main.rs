@@ -7,6 +7,7 @@
 mod support;
 
 mod access;
+mod accessibility;
 mod blotter;
 mod browser;
 mod health;
