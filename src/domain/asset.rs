@@ -132,7 +132,9 @@ impl Asset {
     }
 
     /// Whether an order of `qty` (at its `prices`, each named by its
-    /// field: limit, stop, trail price) can be taken.
+    /// field: limit, stop, trail price) can be taken. A fractional `qty`
+    /// needs a fractionable asset; `min_qty` and `lot_size` bound whole
+    /// orders.
     pub fn admits(
         &self,
         qty: Decimal,
@@ -145,6 +147,28 @@ impl Asset {
             return Err(AssetRefusal::NotTradable(self.symbol.clone()));
         }
         let field = |field: &'static str, problem: String| InvalidField { field, problem };
+        if !qty.fract().is_zero() {
+            // A fractional order: the asset must take fractions; the
+            // whole-share lot and minimum are the rules of whole orders.
+            if !self.fractionable {
+                return Err(field(
+                    "qty",
+                    format!(
+                        "{} is not fractionable: qty must be a whole number of shares",
+                        self.symbol
+                    ),
+                )
+                .into());
+            }
+            if qty > self.max_qty {
+                return Err(field(
+                    "qty",
+                    format!("must be at most {} for {}", self.max_qty, self.symbol),
+                )
+                .into());
+            }
+            return self.on_the_tick(prices);
+        }
         if qty < self.min_qty {
             return Err(field(
                 "qty",
@@ -169,6 +193,12 @@ impl Asset {
             )
             .into());
         }
+        self.on_the_tick(prices)
+    }
+
+    /// Whether each of `prices` is on the asset's tick.
+    fn on_the_tick(&self, prices: &[(&'static str, Decimal)]) -> Result<(), AssetRefusal> {
+        let field = |field: &'static str, problem: String| InvalidField { field, problem };
         for &(name, price) in prices {
             let tick = self.tick_at(price);
             if !(price % tick).is_zero() {
@@ -298,5 +328,29 @@ mod tests {
             frozen.admits(Decimal::ONE, &[]),
             Err(AssetRefusal::NotTradable("Z".into()))
         );
+    }
+
+    #[test]
+    fn a_fractional_qty_needs_a_fractionable_asset() {
+        let half = Decimal::new(5, 1);
+        let whole_only = asset("AAPL");
+        match whole_only.admits(half, &[]) {
+            Err(AssetRefusal::Field(InvalidField {
+                field: "qty",
+                problem,
+            })) => {
+                assert!(problem.contains("not fractionable"), "{problem}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut fractions = asset("AAPL");
+        fractions.fractionable = true;
+        // Below the whole-share minimum and off the lot: fractions are not
+        // bound by the rules of whole orders.
+        fractions.min_qty = Decimal::from(5);
+        assert!(fractions.admits(half, &[]).is_ok());
+        assert!(fractions.admits(Decimal::new(123_456_789, 9), &[]).is_ok());
+        assert!(fractions.admits(Decimal::from(2), &[]).is_err());
+        assert!(fractions.admits(Decimal::new(10_005, 1), &[]).is_err());
     }
 }

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
+use super::order::QTY_DP;
+
 text_enum! {
     /// Where a fill's settlement at the balances service stands.
     pub enum SettlementState as "settlement_state" {
@@ -74,11 +76,20 @@ pub const REPORT_QTY_MAX: Decimal = Decimal::from_parts(100_000_000, 0, 0, false
 /// price, far below where notional arithmetic could overflow.
 pub const REPORT_PRICE_MAX: Decimal = Decimal::from_parts(100_000_000, 0, 0, false, 0);
 
-/// Most decimal places a venue report's quantity or price may carry: the
-/// ledger's (it refuses a settlement with more), and few enough that the
-/// fold's products (`qty × price`) are exact, so an average price is never
-/// rounded away from its fills' prices.
-pub const REPORT_DP: u32 = 8;
+/// Most decimal places a venue report's quantity may carry: an order's
+/// ([`QTY_DP`], Alpaca's fractional shares).
+pub const REPORT_QTY_DP: u32 = QTY_DP;
+
+/// Most decimal places a venue report's price may carry: the finest tick
+/// ($0.0001 below $1); no execution is priced off the tick.
+///
+/// Together with [`REPORT_QTY_DP`] it bounds every product orderd or the
+/// ledger forms from a report (`qty × price`, `qty × rate`) to
+/// `REPORT_QTY_DP + REPORT_PRICE_DP` places (the ledger's `LEDGER_DP`),
+/// few enough that the products are exact: an average price is never
+/// rounded away from its fills' prices, and cash moves by exactly what the
+/// shares cost.
+pub const REPORT_PRICE_DP: u32 = 4;
 
 /// Checks the numbers of one venue report before anything is computed
 /// from them: `Err` names what is wrong, and the report is quarantined,
@@ -97,22 +108,25 @@ pub fn check_report(
     if last_qty > cum_qty {
         return Err(format!("last_qty {last_qty} above cum_qty {cum_qty}"));
     }
-    let mut places = vec![("last_qty", last_qty), ("cum_qty", cum_qty)];
+    let mut places = vec![
+        ("last_qty", last_qty, REPORT_QTY_DP),
+        ("cum_qty", cum_qty, REPORT_QTY_DP),
+    ];
     if last_qty > Decimal::ZERO {
         match last_px {
             None => return Err("a fill without a price".to_string()),
             Some(px) if px <= Decimal::ZERO || px > REPORT_PRICE_MAX => {
                 return Err(format!("last_px {px} out of range"));
             }
-            Some(px) => places.push(("last_px", px)),
+            Some(px) => places.push(("last_px", px, REPORT_PRICE_DP)),
         }
     }
-    if let Some((name, value)) = places
+    if let Some((name, value, most)) = places
         .into_iter()
-        .find(|(_, value)| value.normalize().scale() > REPORT_DP)
+        .find(|&(_, value, most)| value.normalize().scale() > most)
     {
         return Err(format!(
-            "{name} {value} has more than {REPORT_DP} decimal places"
+            "{name} {value} has more than {most} decimal places"
         ));
     }
     Ok(())
@@ -248,16 +262,18 @@ mod tests {
         let tiny = Decimal::new(1, 28);
         let price = Decimal::new(745602, 2);
         assert!(check_report(tiny, Some(price), Decimal::ONE).is_err());
-        assert!(check_report(Decimal::ONE, Some(Decimal::new(1, 9)), Decimal::ONE).is_err());
-        assert!(check_report(Decimal::ZERO, None, Decimal::new(1, 9)).is_err());
-        let edge = Decimal::new(1, REPORT_DP);
-        assert!(check_report(edge, Some(edge), Decimal::ONE).is_ok());
+        assert!(check_report(Decimal::ONE, Some(Decimal::new(1, 5)), Decimal::ONE).is_err());
+        assert!(check_report(Decimal::ZERO, None, Decimal::new(1, 10)).is_err());
+        let qty_edge = Decimal::new(1, REPORT_QTY_DP);
+        let price_edge = Decimal::new(1, REPORT_PRICE_DP);
+        assert!(check_report(qty_edge, Some(price_edge), Decimal::ONE).is_ok());
+        assert!(check_report(qty_edge, Some(qty_edge), Decimal::ONE).is_err());
         // Trailing zeros are not places.
-        assert!(check_report(Decimal::ONE, Some(Decimal::new(1_000, 11)), Decimal::ONE).is_ok());
+        assert!(check_report(Decimal::ONE, Some(Decimal::new(1_000, 7)), Decimal::ONE).is_ok());
         // What a checked report folds to lies within its price.
         let fill = Fill {
             exec_id: "e".into(),
-            qty: edge,
+            qty: qty_edge,
             price,
         };
         assert_eq!(fold(Decimal::ONE, &[fill]).unwrap().avg_price, Some(price));
@@ -284,6 +300,29 @@ mod tests {
             }
             let _ = fold(Decimal::MAX, &fills);
         }
+    }
+
+    /// Fractional fills fold exactly: 0.333333333 + 0.666666667 shares
+    /// is one share, and the average is the volume-weighted price.
+    #[test]
+    fn fractional_fills_fold_exactly() {
+        let f = |id: &str, qty: &str, price: &str| Fill {
+            exec_id: id.into(),
+            qty: qty.parse().unwrap(),
+            price: price.parse().unwrap(),
+        };
+        let fills = [
+            f("a", "0.333333333", "190.01"),
+            f("b", "0.666666667", "190.04"),
+        ];
+        let summary = fold(Decimal::ONE, &fills).unwrap();
+        assert_eq!(summary.filled_qty, Decimal::ONE);
+        // (0.333333333 × 190.01 + 0.666666667 × 190.04) / 1 = 190.03000000001
+        assert_eq!(summary.avg_price, Some("190.03".parse().unwrap()));
+        assert!(matches!(
+            fold("0.999999999".parse().unwrap(), &fills),
+            Err(FoldError::Overfill { .. })
+        ));
     }
 
     proptest! {

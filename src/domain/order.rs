@@ -17,6 +17,10 @@ pub const SYMBOL_MAX_LEN: usize = 12;
 /// rule: it keeps notional arithmetic far from overflow.
 pub const QTY_MAX: u64 = 10_000_000;
 
+/// Most decimal places of a quantity (Alpaca's limit for fractional
+/// shares): orders, venue reports and share amounts at the ledger.
+pub const QTY_DP: u32 = 9;
+
 /// Largest limit price accepted.
 pub const PRICE_MAX: u64 = 1_000_000;
 
@@ -194,7 +198,10 @@ impl fmt::Display for Symbol {
     }
 }
 
-/// A quantity of whole shares, 1 ..= [`QTY_MAX`].
+/// A quantity of shares: more than 0, at most [`QTY_MAX`], at most
+/// [`QTY_DP`] decimal places. A quantity with a fraction is a fractional
+/// order, which only some orders may be ([`NewOrder::new`]) and only for
+/// fractionable assets (`Asset::admits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Qty(Decimal);
@@ -204,8 +211,11 @@ impl Qty {
         if value <= Decimal::ZERO {
             return Err(invalid("qty", "must be greater than 0"));
         }
-        if value.fract() != Decimal::ZERO {
-            return Err(invalid("qty", "must be a whole number of shares"));
+        if value.round_dp(QTY_DP) != value {
+            return Err(invalid(
+                "qty",
+                format!("must have at most {QTY_DP} decimal places"),
+            ));
         }
         if value > Decimal::from(QTY_MAX) {
             return Err(invalid("qty", format!("must be at most {QTY_MAX}")));
@@ -216,7 +226,16 @@ impl Qty {
     pub fn value(self) -> Decimal {
         self.0
     }
+
+    /// Whether the quantity is not a whole number of shares.
+    pub fn is_fractional(self) -> bool {
+        !self.0.fract().is_zero()
+    }
 }
+
+/// The only order a fractional quantity may be (Alpaca's rule for
+/// fractional orders): a market order for the day.
+pub const FRACTIONAL_ORDER: (OrderType, TimeInForce) = (OrderType::Market, TimeInForce::Day);
 
 /// A limit price: positive, on the venue's tick ($0.01 at or above $1,
 /// $0.0001 below), at most [`PRICE_MAX`].
@@ -329,7 +348,8 @@ pub const STOP_TIMES_IN_FORCE: [TimeInForce; 2] = [TimeInForce::Day, TimeInForce
 impl NewOrder {
     /// Cross-field rules: each type takes exactly its prices (limit:
     /// limit_price; stop: stop_price; stop_limit: both; trailing_stop:
-    /// trail_price or trail_percent), and a stop order works day or gtc.
+    /// trail_price or trail_percent), a stop order works day or gtc, and a
+    /// fractional qty is a market order for the day ([`FRACTIONAL_ORDER`]).
     pub fn new(
         symbol: Symbol,
         side: Side,
@@ -364,6 +384,26 @@ impl NewOrder {
             (false, Some(Trail::Price(_))) => return Err(refuses("trail_price")),
             (false, Some(Trail::Percent(_))) => return Err(refuses("trail_percent")),
             _ => {}
+        }
+        if qty.is_fractional() {
+            let (fractional_type, fractional_tif) = FRACTIONAL_ORDER;
+            if order_type != fractional_type {
+                return Err(invalid(
+                    "qty",
+                    format!(
+                        "a fractional qty ({}) is accepted for {fractional_type} orders only, not {kind}; use whole shares",
+                        qty.value()
+                    ),
+                ));
+            }
+            if time_in_force != fractional_tif {
+                return Err(invalid(
+                    "time_in_force",
+                    format!(
+                        "{time_in_force} is not supported for fractional orders; use {fractional_tif}"
+                    ),
+                ));
+            }
         }
         if order_type.is_stop() && !STOP_TIMES_IN_FORCE.contains(&time_in_force) {
             return Err(invalid(

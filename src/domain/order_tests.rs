@@ -11,11 +11,23 @@ mod rust_decimal_macros_free {
 }
 
 #[test]
-fn qty_must_be_whole_positive_and_bounded() {
+fn qty_must_be_positive_bounded_and_at_most_nine_places() {
     assert!(Qty::parse(dec("10")).is_ok());
     assert_eq!(Qty::parse(dec("0")).unwrap_err().field, "qty");
     assert!(Qty::parse(dec("-1")).is_err());
-    assert!(Qty::parse(dec("1.5")).is_err());
+    assert!(Qty::parse(dec("1.5")).unwrap().is_fractional());
+    assert!(!Qty::parse(dec("2.000")).unwrap().is_fractional());
+    assert_eq!(
+        Qty::parse(dec("0.123456789")).unwrap().value(),
+        dec("0.123456789")
+    );
+    let ten_places = Qty::parse(dec("0.1234567891")).unwrap_err();
+    assert_eq!(ten_places.field, "qty");
+    assert!(
+        ten_places.problem.contains("9 decimal places"),
+        "{ten_places}"
+    );
+    assert!(Qty::parse(dec("0.0000000001")).is_err());
     assert!(Qty::parse(dec("10000001")).is_err());
     assert_eq!(Qty::parse(dec("10.000")).unwrap().value().to_string(), "10");
 }
@@ -187,4 +199,32 @@ fn enums_parse_their_wire_names_and_name_the_field() {
     let error = parse_field::<Side>("short").unwrap_err();
     assert_eq!(error.field, "side");
     assert!(error.problem.contains("buy, sell"));
+}
+
+#[test]
+fn a_fractional_qty_is_a_market_day_order_only() {
+    let order = |t, tif, limit: Option<&str>| {
+        NewOrder::new(
+            Symbol::parse("AAPL").unwrap(),
+            Side::Buy,
+            t,
+            tif,
+            Qty::parse(dec("0.5")).unwrap(),
+            Prices {
+                limit: limit.map(price),
+                ..Prices::default()
+            },
+            None,
+        )
+    };
+    let ok = order(OrderType::Market, TimeInForce::Day, None).unwrap();
+    assert_eq!(ok.qty.value(), dec("0.5"));
+    let limit = order(OrderType::Limit, TimeInForce::Day, Some("10")).unwrap_err();
+    assert_eq!(limit.field, "qty");
+    assert!(limit.problem.contains("market orders only"), "{limit}");
+    for tif in [TimeInForce::Gtc, TimeInForce::Ioc, TimeInForce::Opg] {
+        let refused = order(OrderType::Market, tif, None).unwrap_err();
+        assert_eq!(refused.field, "time_in_force", "{tif}");
+        assert!(refused.problem.contains("fractional"), "{refused}");
+    }
 }

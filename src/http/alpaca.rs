@@ -10,8 +10,9 @@ use uuid::Uuid;
 use super::error::ApiError;
 use crate::domain::lifecycle::Status;
 use crate::domain::order::{
-    ClientOrderId, LimitPrice, NewOrder, OrderType, Prices, Qty, Side, Symbol, TRAIL_PERCENT_DP,
-    TimeInForce, Trail, TrailPercent, is_plain_decimal, parse_field, parse_plain_decimal,
+    ClientOrderId, LimitPrice, NewOrder, OrderType, Prices, QTY_DP, Qty, Side, Symbol,
+    TRAIL_PERCENT_DP, TimeInForce, Trail, TrailPercent, is_plain_decimal, parse_field,
+    parse_plain_decimal,
 };
 use crate::domain::{InvalidField, TextEnum};
 use crate::store::orders::OrderRecord;
@@ -98,6 +99,17 @@ fn snap_to_places(value: Decimal, wire: Wire, places: u32) -> Decimal {
     }
 }
 
+/// A quantity as given: a string exactly (more than `QTY_DP` places is
+/// refused); a JSON number, a binary float, read to `QTY_DP` places. A
+/// float cannot be held to that grid (near the largest quantity its
+/// spacing is 2e-9), so its nearest value on it is the quantity meant.
+fn snap_qty(qty: Decimal, wire: Wire) -> Decimal {
+    match wire {
+        Wire::Text => qty,
+        Wire::Number => qty.round_dp(QTY_DP),
+    }
+}
+
 /// Fields orderd refuses unless absent or null (notional orders,
 /// brackets, legs).
 pub const UNSUPPORTED_FIELDS: [&str; 4] = ["notional", "take_profit", "stop_loss", "legs"];
@@ -137,9 +149,9 @@ pub fn parse_order_request(bytes: &[u8]) -> Result<NewOrder, ApiError> {
     }
 
     let symbol = Symbol::parse(&required_string(&body, "symbol")?)?;
-    let (qty, _) =
+    let (qty, wire) =
         decimal_field(&body, "qty")?.ok_or_else(|| ApiError::validation("qty is required"))?;
-    let qty = Qty::parse(qty)?;
+    let qty = Qty::parse(snap_qty(qty, wire))?;
     let side = parse_field::<Side>(&required_string(&body, "side")?)?;
     let order_type = parse_field::<OrderType>(&required_string(&body, "type")?)?;
     let time_in_force = parse_field::<TimeInForce>(&required_string(&body, "time_in_force")?)?;

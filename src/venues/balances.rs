@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{CallError, http_client, read_response, segment, timed, transport_error};
+use crate::domain::fills::{REPORT_PRICE_DP, REPORT_QTY_DP};
 use crate::domain::ids::{ExecId, HoldId};
 use crate::domain::order::{Side, parse_plain_decimal};
 
@@ -58,8 +59,11 @@ pub struct Balances {
     pub balances: BTreeMap<String, AssetBalance>,
 }
 
-/// Most decimal places of a ledger amount (the ledger's own limit).
-pub const LEDGER_DP: u32 = 8;
+/// Most decimal places of a ledger amount (the ledger's own limit): a
+/// share quantity ([`REPORT_QTY_DP`], 9) times a price or hold rate on the
+/// tick ([`REPORT_PRICE_DP`], 4), so that cash moves by exactly what
+/// fractional shares cost and a fill consumes exactly its part of a hold.
+pub const LEDGER_DP: u32 = REPORT_QTY_DP + REPORT_PRICE_DP;
 
 /// Largest ledger amount orderd takes, in either sign: far above any
 /// balance (the ledger takes no amount above 10^12 at once), far below

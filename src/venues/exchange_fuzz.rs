@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 
 use super::StreamMessage;
 use crate::domain::fills::{
-    FillSource, FoldError, REPORT_DP, REPORT_PRICE_MAX, REPORT_QTY_MAX, fold,
+    FillSource, FoldError, REPORT_PRICE_DP, REPORT_PRICE_MAX, REPORT_QTY_DP, REPORT_QTY_MAX, fold,
 };
 use crate::domain::lifecycle::VenueStatus;
 use crate::domain::order::QTY_MAX;
@@ -222,11 +222,12 @@ pub(super) fn within_bounds(
 ) -> bool {
     let qty = |q: Decimal| q >= Decimal::ZERO && q <= REPORT_QTY_MAX;
     let price = |p: Decimal| p > Decimal::ZERO && p <= REPORT_PRICE_MAX;
-    let places = |d: Decimal| d.normalize().scale() <= REPORT_DP;
+    let places = |d: Decimal| d.normalize().scale() <= REPORT_QTY_DP;
+    let price_places = |d: Decimal| d.normalize().scale() <= REPORT_PRICE_DP;
     VenueStatus::parse(status).is_some()
         && places(last_qty)
         && places(cum_qty)
-        && (last_qty.is_zero() || last_px.is_some_and(places))
+        && (last_qty.is_zero() || last_px.is_some_and(price_places))
         && qty(last_qty)
         && qty(cum_qty)
         && last_qty <= cum_qty

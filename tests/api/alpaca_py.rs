@@ -63,6 +63,25 @@ async fn the_official_alpaca_sdk_works_unmodified() {
         !cancel_all.is_empty() && cancel_all.iter().all(|s| s == 200),
         "{summary}"
     );
+    // Half an NVDA share bought and sold through alpaca-py's models; a
+    // fractional GTC order refused naming time_in_force.
+    assert_eq!(
+        summary["fractional_buy"],
+        serde_json::json!(["0.5", "0.5"]),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["fractional_sell"],
+        serde_json::json!(["0.5", "0.5"]),
+        "{summary}"
+    );
+    assert_eq!(summary["fractional_gtc_status"], 422, "{summary}");
+    assert!(
+        summary["fractional_gtc_message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("time_in_force")),
+        "{summary}"
+    );
     assert_eq!(summary["account_status"], "ACTIVE");
     // 3 bought at market, 2 in the opening auction, 1 in the closing one.
     assert_eq!(summary["positions"]["MSFT"], "6");

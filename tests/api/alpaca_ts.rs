@@ -72,6 +72,15 @@ async fn the_official_typescript_sdk_works_unmodified() {
         "{summary}"
     );
     assert_eq!(summary["first_activity"], "FILL", "{summary}");
+    // Half an NVDA share bought, filled and held; sold, and none held.
+    assert_eq!(
+        summary["fractional"],
+        serde_json::json!([
+            ["buy", "filled", "0.5", "0.5"],
+            ["sell", "filled", "0.5", "0"]
+        ]),
+        "{summary}"
+    );
     assert_eq!(
         summary["stop_orders"],
         serde_json::json!([

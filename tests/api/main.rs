@@ -10,6 +10,7 @@ mod bounds;
 mod database;
 mod exactly_once;
 mod fills;
+mod fractional;
 mod health;
 mod hostile_input;
 mod lost_commit;

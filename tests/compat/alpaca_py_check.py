@@ -83,6 +83,47 @@ def trading_day(client, summary):
     advance_venue_to("open")
 
 
+def nvda_held(client):
+    """The NVDA position's qty as orderd answers it; "0" without one."""
+    try:
+        return str(client.get_open_position("NVDA").qty)
+    except APIError as error:
+        assert error.status_code == 404, error
+        return "0"
+
+
+def wait_held(client, qty, secs=15):
+    for _ in range(secs * 10):
+        if nvda_held(client) == qty:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"NVDA position {nvda_held(client)}, not {qty}")
+
+
+def fractional(client, summary):
+    """A fractional buy of NVDA and the sell of the same fraction, as
+    alpaca-py sends them (qty a float), read back through its models; a
+    fractional order for longer than the day is refused naming the field."""
+    buy = client.submit_order(MarketOrderRequest(
+        symbol="NVDA", qty=0.5, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    assert buy.notional is None, buy
+    buy = wait_for(client, buy.id, OrderStatus.FILLED)
+    summary["fractional_buy"] = [str(buy.qty), str(buy.filled_qty)]
+    wait_held(client, "0.5")
+    sell = client.submit_order(MarketOrderRequest(
+        symbol="NVDA", qty=0.5, side=OrderSide.SELL, time_in_force=TimeInForce.DAY))
+    sell = wait_for(client, sell.id, OrderStatus.FILLED)
+    summary["fractional_sell"] = [str(sell.qty), str(sell.filled_qty)]
+    wait_held(client, "0")
+    try:
+        client.submit_order(MarketOrderRequest(
+            symbol="NVDA", qty=0.5, side=OrderSide.BUY, time_in_force=TimeInForce.GTC))
+        summary["fractional_gtc_status"] = None
+    except APIError as error:
+        summary["fractional_gtc_status"] = error.status_code
+        summary["fractional_gtc_message"] = json.loads(str(error))["message"]
+
+
 def manage_positions(client, summary):
     """Closes one share of MSFT, then every position (canceling open
     orders first), then reads the fills back as account activities."""
@@ -213,6 +254,7 @@ def main():
     summary["orders_open_after_cancel_all"] = len(
         [o for o in open_orders if o.status not in (OrderStatus.PENDING_CANCEL,)])
 
+    fractional(client, summary)
     trading_day(client, summary)
 
     account = client.get_account()

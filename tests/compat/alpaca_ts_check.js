@@ -67,6 +67,29 @@ async function main() {
   assert(fetched.expiresAt instanceof Date, "expires_at " + fetched.expiresAt);
   summary.order_status = fetched.status;
 
+  // Half a share of NVDA bought and sold (the SDK's qty is a string), read
+  // back through the SDK's Order model; the position is empty again.
+  summary.fractional = [];
+  for (const side of ["buy", "sell"]) {
+    const fraction = await orders.postOrder({
+      postOrderRequest: { symbol: "NVDA", qty: "0.5", side, type: "market", timeInForce: "day" },
+    });
+    assert(fraction.qty === "0.5" && !fraction.notional, "a fractional order: " + JSON.stringify(fraction));
+    let seen = fraction;
+    for (let i = 0; i < 150 && seen.status !== "filled"; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      seen = await orders.getOrderByOrderID({ orderId: fraction.id });
+    }
+    let nvda = side === "buy" ? "0" : "0.5";
+    const want = side === "buy" ? "0.5" : "0";
+    for (let i = 0; i < 150 && nvda !== want; i++) {
+      const all = await new trading.PositionsApi(configuration).getAllOpenPositions();
+      nvda = (all.find((p) => p.symbol === "NVDA") || { qty: "0" }).qty;
+      if (nvda !== want) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    summary.fractional.push([side, seen.status, seen.filledQty, nvda]);
+  }
+
   // Close part of the position, then all of it (canceling open orders).
   for (let i = 0; i < 100; i++) {
     if ((await orders.getOrderByOrderID({ orderId: placed.id })).status === "filled") break;

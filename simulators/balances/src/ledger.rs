@@ -32,8 +32,12 @@ pub const USD: &str = "USD";
 /// value of `qty × price`. Keeps every product exact inside `Decimal`'s 96-bit mantissa.
 pub const MAX_AMOUNT: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0); // 1e12
 
-/// Most decimal places accepted in one amount (so `qty × price` stays exact).
-pub const MAX_SCALE: u32 = 8;
+/// Most decimal places accepted in one amount: a share quantity of 9
+/// places (fractional shares) times a price of 4 (the finest tick), so
+/// the cash of a fractional fill is kept exactly. Every amount below
+/// MAX_AMOUNT at this scale, and every product `qty × price` the ledger
+/// forms of two of them that it keeps, fits `Decimal`'s mantissa.
+pub const MAX_SCALE: u32 = 13;
 
 /// Per-asset balance. `available` is derived, never stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -293,7 +297,9 @@ pub fn check_amount(
         return Err(invalid("must be at most 1000000000000"));
     }
     if value.normalize().scale() > MAX_SCALE {
-        return Err(invalid("must have at most 8 decimal places"));
+        return Err(invalid(&format!(
+            "must have at most {MAX_SCALE} decimal places"
+        )));
     }
     Ok(())
 }
@@ -598,13 +604,17 @@ impl Ledger {
         if let Some(hold_amount) = req.hold_amount {
             check_amount("hold_amount", hold_amount, true)?;
         }
+        // A product rounded to fit (more places than MAX_SCALE) would move
+        // cash by other than what the shares cost: refused.
         let gross = req
             .qty
             .checked_mul(req.price)
-            .filter(|g| *g <= MAX_AMOUNT)
+            .filter(|g| *g <= MAX_AMOUNT && g.normalize().scale() <= MAX_SCALE)
             .ok_or_else(|| LedgerError::InvalidAmount {
                 field: "qty",
-                reason: "qty × price must be at most 1000000000000".to_owned(),
+                reason: format!(
+                    "qty × price must be at most 1000000000000, with at most {MAX_SCALE} decimal places"
+                ),
             })?;
         let account = self
             .accounts
@@ -978,6 +988,44 @@ mod tests {
             ledger.account("acc").unwrap().balances["AAPL"].total,
             dec("10")
         );
+    }
+
+    /// A fractional fill moves exactly what its shares cost: 0.123456789
+    /// shares at 190.07 is 23.46543188523 of cash, kept to the last place,
+    /// and consumes exactly qty × rate of its hold.
+    #[test]
+    fn a_fractional_settlement_is_exact() {
+        let mut ledger = ledger_with("1000", "0");
+        let h = hold(&mut ledger, "k", "USD", "24.48").unwrap();
+        // The hold's rate is 198.28 a share: 0.123456789 × 198.28.
+        let s = ledger
+            .settle(
+                &buy(
+                    Some(h.id),
+                    "e1",
+                    "0.123456789",
+                    "190.07",
+                    Some("24.47901212292"),
+                ),
+                Utc::now(),
+            )
+            .unwrap()
+            .clone();
+        assert_eq!(s.flag_reason, None);
+        assert_eq!(s.hold_consumed, dec("24.47901212292"));
+        let balances = &ledger.account("acc").unwrap().balances;
+        assert_eq!(
+            balances["USD"].total,
+            dec("1000") - dec("23.46543188523") - dec("1")
+        );
+        assert_eq!(balances["USD"].held, dec("24.48") - dec("24.47901212292"));
+        assert_eq!(balances["AAPL"].total, dec("0.123456789"));
+        // A product past the ledger's places would be rounded: refused.
+        let past = buy(None, "e2", "0.1234567891234", "0.1234", None);
+        assert!(matches!(
+            ledger.settle(&past, Utc::now()),
+            Err(LedgerError::InvalidAmount { field: "qty", .. })
+        ));
     }
 
     #[test]

@@ -686,6 +686,7 @@ async fn create_asset(State(shared): SharedState, body: Body) -> ApiResult<Respo
         exchange: request.exchange.unwrap_or_default(),
         shortable: request.shortable.unwrap_or(true),
         min_qty,
+        fractionable: request.fractionable.unwrap_or(min_qty == 1),
     };
     let symbol = listing.symbol.clone();
     match shared.list_asset(listing) {

@@ -89,6 +89,17 @@ pub struct SymbolConfig {
     /// Smallest order qty in shares; default 1.
     #[serde(default = "default_min_qty")]
     pub min_qty: u64,
+    /// Takes fractional quantities (market orders for the day); by
+    /// default when `min_qty` is 1, and only then.
+    #[serde(default)]
+    pub fractionable: Option<bool>,
+}
+
+impl SymbolConfig {
+    /// Whether the symbol takes fractional quantities.
+    pub fn is_fractionable(&self) -> bool {
+        self.fractionable.unwrap_or(self.min_qty == 1)
+    }
 }
 
 fn default_true() -> bool {
@@ -109,6 +120,7 @@ impl SymbolConfig {
             exchange: None,
             shortable: true,
             min_qty: 1,
+            fractionable: None,
         }
     }
 }
@@ -274,6 +286,12 @@ impl Config {
                 "min_qty of {} must be 1..={}",
                 symbol.symbol,
                 crate::market::MAX_ORDER_QTY
+            );
+            anyhow::ensure!(
+                !(symbol.fractionable == Some(true) && symbol.min_qty != 1),
+                "{} cannot be fractionable with min_qty {}: fractionable symbols take whole orders from one share",
+                symbol.symbol,
+                symbol.min_qty
             );
         }
         self.faults.validate().map_err(anyhow::Error::msg)?;

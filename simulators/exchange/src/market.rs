@@ -36,6 +36,10 @@ pub use stops::{TRAIL_PERCENT_MAX_DP, trailing_stop_price};
 
 /// Largest quantity of one order, in shares.
 pub const MAX_ORDER_QTY: u64 = 10_000_000;
+/// Most decimal places of a quantity (fractional shares, as Alpaca's).
+pub const QTY_DP: u32 = 9;
+/// The only order a fractional quantity may be: market, for the day.
+pub const FRACTIONAL_ORDER: (OrderType, TimeInForce) = (OrderType::Market, TimeInForce::Day);
 /// Largest limit price accepted.
 pub const MAX_LIMIT_PRICE: u64 = 1_000_000;
 /// Longest client_order_id accepted.
@@ -369,6 +373,8 @@ pub struct Instrument {
     pub shortable: bool,
     /// Smallest order qty, in shares.
     pub min_qty: Decimal,
+    /// Takes fractional quantities (market orders for the day).
+    pub fractionable: bool,
     /// Listed; false once delisted (then nothing can be placed in it).
     pub active: bool,
     /// Trading halted: orders are taken and cancelable, nothing executes.
@@ -583,6 +589,7 @@ impl Market {
                     exchange: s.exchange.unwrap_or_default(),
                     shortable: s.shortable,
                     min_qty: s.min_qty,
+                    fractionable: s.is_fractionable(),
                 })
             })
             .collect();
@@ -766,10 +773,10 @@ impl Market {
                 "client_order_id must be at most {MAX_CLIENT_ORDER_ID_LEN} characters"
             )));
         }
-        if order.qty <= Decimal::ZERO || !order.qty.fract().is_zero() {
-            return Err(PlaceError::Invalid(
-                "qty must be a positive whole number of shares".into(),
-            ));
+        if order.qty <= Decimal::ZERO || order.qty.normalize().scale() > QTY_DP {
+            return Err(PlaceError::Invalid(format!(
+                "qty must be a positive number of shares with at most {QTY_DP} decimal places"
+            )));
         }
         if order.qty > Decimal::from(MAX_ORDER_QTY) {
             return Err(PlaceError::Invalid(format!(
@@ -780,7 +787,19 @@ impl Market {
         let Some(instrument) = self.instrument(&order.symbol) else {
             return Err(PlaceError::UnknownSymbol(order.symbol.clone()));
         };
-        if order.qty < instrument.min_qty {
+        let fractional = !order.qty.fract().is_zero();
+        if fractional && !instrument.fractionable {
+            return Err(PlaceError::Refused(format!(
+                "{} is not fractionable: qty must be a whole number of shares",
+                instrument.symbol
+            )));
+        }
+        if fractional && (order.order_type, order.time_in_force) != FRACTIONAL_ORDER {
+            return Err(PlaceError::Refused(
+                "a fractional qty is accepted for market orders with time_in_force day only".into(),
+            ));
+        }
+        if !fractional && order.qty < instrument.min_qty {
             return Err(PlaceError::Invalid(format!(
                 "qty must be at least {} for {}",
                 instrument.min_qty, instrument.symbol
@@ -1219,7 +1238,7 @@ impl Market {
         if remaining <= Decimal::ZERO || !self.can_match(order.symbol_index) {
             return;
         }
-        let qty = (remaining / Decimal::TWO).ceil();
+        let qty = (remaining / Decimal::TWO).ceil().min(remaining);
         let price = self.execution_price(index);
         self.apply_fill(index, qty, price, now);
     }
@@ -1446,6 +1465,66 @@ mod tests {
             (OrderStatus::Filled, 4, 3)
         );
         assert_eq!(o.avg_price(), Some(Decimal::new(19002, 2)));
+    }
+
+    /// 2.5 shares in three chunks: whole shares first, the fraction last;
+    /// the fills add up to the order exactly.
+    #[test]
+    fn a_fractional_market_order_fills_exactly() {
+        let mut m = market(Config {
+            fill_chunks_min: 3,
+            fill_chunks_max: 3,
+            fill_interval_ms: 100,
+            ..frozen()
+        });
+        let fractional = |coid: &str, qty: &str, tif| NewOrder {
+            qty: qty.parse().expect("qty"),
+            ..order(coid, Side::Buy, tif, 1, None)
+        };
+        let id = m
+            .place(fractional("f", "2.5", TimeInForce::Day), None, t0())
+            .expect("placed");
+        m.drain_reports();
+        for step in [0, 100, 200] {
+            m.advance(ms(step));
+        }
+        let qtys: Vec<Decimal> = m.drain_reports().iter().map(|r| r.last_qty).collect();
+        assert_eq!(qtys, [Decimal::ONE, Decimal::ONE, Decimal::new(5, 1)]);
+        let o = m.order(id).expect("order");
+        assert_eq!(
+            (o.status, o.filled_qty),
+            (OrderStatus::Filled, Decimal::new(25, 1))
+        );
+        // Nine places at most; market day only; fractionable symbols only.
+        let refused = |m: &Market, o: NewOrder| m.validate(&o).expect_err("refused");
+        assert!(matches!(
+            refused(&m, fractional("x1", "0.1234567891", TimeInForce::Day)),
+            PlaceError::Invalid(_)
+        ));
+        assert!(matches!(
+            refused(&m, fractional("x2", "0.5", TimeInForce::Gtc)),
+            PlaceError::Refused(_)
+        ));
+        let mut limit = fractional("x3", "0.5", TimeInForce::Day);
+        limit.order_type = OrderType::Limit;
+        limit.limit_price = Some(Decimal::from(190));
+        assert!(matches!(refused(&m, limit), PlaceError::Refused(_)));
+        let mut whole_only = market(Config {
+            symbols: vec![SymbolConfig {
+                fractionable: Some(false),
+                ..SymbolConfig::new("AAPL", "Apple Inc.", Decimal::from(190))
+            }],
+            ..frozen()
+        });
+        assert!(matches!(
+            refused(&whole_only, fractional("x4", "0.5", TimeInForce::Day)),
+            PlaceError::Refused(_)
+        ));
+        assert!(
+            whole_only
+                .place(order("w", Side::Buy, TimeInForce::Day, 1, None), None, t0())
+                .is_ok()
+        );
     }
 
     #[test]

@@ -233,7 +233,7 @@ impl From<&Instrument> for AssetResponse {
             halted: i.halted,
             shortable: i.shortable,
             easy_to_borrow: i.shortable,
-            fractionable: false,
+            fractionable: i.fractionable,
             marginable: true,
             tick_size: Decimal::new(1, 2),
             sub_dollar_tick_size: Decimal::new(1, 4),
@@ -268,6 +268,9 @@ pub struct CreateAssetRequest {
     /// Whole shares, string or number; 1 when absent.
     #[serde(default)]
     pub min_qty: Option<Decimal>,
+    /// Takes fractional quantities; when absent, whether min_qty is 1.
+    #[serde(default)]
+    pub fractionable: Option<bool>,
 }
 
 /// `GET /v1/clock`, and the answer of `POST /admin/clock/advance`.

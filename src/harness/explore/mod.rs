@@ -10,8 +10,9 @@
 //!   with the same `client_order_id` and no key, a second orderd instance,
 //!   a venue stream disconnect, a reconciliation tick, SIGKILL of the
 //!   embedded PostgreSQL postmaster;
-//! - a **venue behaviour** — fills at once, fills in parts, rests (a far
-//!   limit), rejects, acknowledges a cancel late;
+//! - a **venue behaviour** — fills at once, fills in parts, fills a
+//!   fractional quantity in parts, rests (a far limit), rejects,
+//!   acknowledges a cancel late;
 //!
 //! run on real processes, each checked against both simulators' ground
 //! truth (`orderd check`, restricted to the schedule's own order and
@@ -73,6 +74,9 @@ text_enum! {
     pub enum Venue as "venue" {
         FillsAtOnce => "fills-at-once",
         FillsInParts => "fills-in-parts",
+        /// A fractional market order for the day: whole-share chunks, the
+        /// fraction last; its hold, fills and settlements carry the fraction.
+        FillsFractional => "fills-fractional",
         Rests => "rests",
         Rejects => "rejects",
         CancelLate => "cancel-late",
@@ -111,9 +115,12 @@ fn meets(phase: Phase, venue: Venue) -> bool {
         Phase::Submit | Phase::Release => true,
         Phase::Cancel => matches!(
             venue,
-            Venue::Rests | Venue::CancelLate | Venue::FillsInParts
+            Venue::Rests | Venue::CancelLate | Venue::FillsInParts | Venue::FillsFractional
         ),
-        Phase::Fill => matches!(venue, Venue::FillsAtOnce | Venue::FillsInParts),
+        Phase::Fill => matches!(
+            venue,
+            Venue::FillsAtOnce | Venue::FillsInParts | Venue::FillsFractional
+        ),
     }
 }
 
@@ -203,13 +210,16 @@ pub fn ci_core() -> Vec<Schedule> {
             Phase::Fill => Venue::FillsInParts,
             Phase::Submit | Phase::Release => Venue::Rejects,
         };
-        let schedule = Schedule {
-            crash,
-            actor: Actor::Nobody,
-            venue,
-        };
-        if !core.contains(&schedule) {
-            core.push(schedule);
+        // And every crash point with a fractional order.
+        for venue in [venue, Venue::FillsFractional] {
+            let schedule = Schedule {
+                crash,
+                actor: Actor::Nobody,
+                venue,
+            };
+            if !core.contains(&schedule) {
+                core.push(schedule);
+            }
         }
     }
     core
@@ -421,5 +431,17 @@ mod tests {
         let core: Vec<String> = ci_core().iter().map(Schedule::name).collect();
         assert!(core.contains(&"after_place_call/cancel/fills-at-once".to_string()));
         assert!(core.contains(&"after_place_call/key-retry/rests".to_string()));
+    }
+
+    #[test]
+    fn every_crash_point_meets_a_fractional_order_in_the_ci_core() {
+        let core = ci_core();
+        for (crash, _) in failpoints::all() {
+            assert!(
+                core.iter()
+                    .any(|s| s.crash == crash && s.venue == Venue::FillsFractional),
+                "{crash}"
+            );
+        }
     }
 }

@@ -21,7 +21,8 @@ pub(super) fn venue_faults(venue: Venue) -> Value {
 }
 
 /// The order a behaviour needs: a marketable IOC fills at once; a
-/// marketable limit DAY fills in the venue's chunks; a far limit rests.
+/// marketable limit DAY fills in the venue's chunks, as does a fractional
+/// market DAY (the fraction last); a far limit rests.
 pub(super) fn order_body(venue: Venue, coid: &str) -> Value {
     match venue {
         Venue::FillsAtOnce => json!({"symbol": SYMBOL, "qty": "5", "side": "buy",
@@ -29,6 +30,8 @@ pub(super) fn order_body(venue: Venue, coid: &str) -> Value {
         Venue::FillsInParts => json!({"symbol": SYMBOL, "qty": "12", "side": "buy",
             "type": "limit", "limit_price": "300.00", "time_in_force": "day",
             "client_order_id": coid}),
+        Venue::FillsFractional => json!({"symbol": SYMBOL, "qty": "7.654321987", "side": "buy",
+            "type": "market", "time_in_force": "day", "client_order_id": coid}),
         Venue::Rests | Venue::CancelLate | Venue::Rejects => json!({"symbol": SYMBOL, "qty": "3",
             "side": "buy", "type": "limit", "limit_price": "1.00", "time_in_force": "gtc",
             "client_order_id": coid}),

@@ -22,7 +22,7 @@ use super::orders::{LIST_LIMIT_MAX, NESTED_VALUES};
 use crate::app::idempotency::KEY_MAX_LEN;
 use crate::domain::TextEnum;
 use crate::domain::order::{
-    CLIENT_ORDER_ID_MAX_LEN, PRICE_MAX, QTY_MAX, SYMBOL_MAX_LEN, TRAIL_PERCENT_DP,
+    CLIENT_ORDER_ID_MAX_LEN, PRICE_MAX, QTY_DP, QTY_MAX, SYMBOL_MAX_LEN, TRAIL_PERCENT_DP,
     TRAIL_PERCENT_MAX,
 };
 use crate::reconcile::Job;
@@ -53,6 +53,18 @@ pub fn idempotency_key_pattern() -> String {
 pub fn qty_text_pattern() -> String {
     let digits = QTY_MAX.to_string().len();
     format!("^(?:[1-9][0-9]{{0,{}}}|{QTY_MAX})(?:\\.0+)?$", digits - 2)
+}
+
+/// A fractional number of shares as a plain decimal string: less than
+/// QTY_MAX, a fraction within QTY_DP places (trailing zeros allowed), not
+/// a whole number (those are [`qty_text_pattern`]'s).
+pub fn fractional_qty_text_pattern() -> String {
+    let digits = QTY_MAX.to_string().len();
+    format!(
+        "^(?:0|[1-9][0-9]{{0,{}}})\\.[0-9]{{0,{}}}[1-9]0*$",
+        digits - 2,
+        QTY_DP - 1
+    )
 }
 
 /// A limit price as a plain decimal string on the tick: cents at or above

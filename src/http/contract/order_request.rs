@@ -5,12 +5,12 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    CLIENT_ORDER_ID_PATTERN, enum_of, price_text_pattern, qty_text_pattern, symbol_pattern,
-    trail_percent_text_pattern,
+    CLIENT_ORDER_ID_PATTERN, enum_of, fractional_qty_text_pattern, price_text_pattern,
+    qty_text_pattern, symbol_pattern, trail_percent_text_pattern,
 };
 use crate::domain::order::{
-    CLIENT_ORDER_ID_MAX_LEN, OrderType, PRICE_MAX, QTY_MAX, STOP_TIMES_IN_FORCE, Side,
-    TRAIL_PERCENT_MAX, TimeInForce,
+    CLIENT_ORDER_ID_MAX_LEN, FRACTIONAL_ORDER, OrderType, PRICE_MAX, QTY_DP, QTY_MAX,
+    STOP_TIMES_IN_FORCE, Side, TRAIL_PERCENT_MAX, TimeInForce,
 };
 use crate::http::alpaca::UNSUPPORTED_FIELDS;
 
@@ -20,18 +20,25 @@ struct Variant {
     order_type: OrderType,
     /// Required, each a price on the tick (or the trail percentage).
     prices: &'static [&'static str],
+    /// A fractional qty (a market order for the day) instead of whole shares.
+    fractional: bool,
     description: &'static str,
     example: fn() -> Value,
 }
 
+/// The least JSON number a fractional qty may be: one unit of its last
+/// place (a float is read to `QTY_DP` places; anything less reads as 0).
+const QTY_MIN_NUMBER: f64 = 1e-9;
+
 /// The price fields of the order request.
 const PRICE_FIELDS: [&str; 4] = ["limit_price", "stop_price", "trail_price", "trail_percent"];
 
-const VARIANTS: [Variant; 6] = [
+const VARIANTS: [Variant; 7] = [
     Variant {
         name: "MarketOrderRequest",
         order_type: OrderType::Market,
         prices: &[],
+        fractional: false,
         description: "A market order: executes at the venue's prices; a buy holds qty x max(ask, last) x (1 + collar).",
         example: || {
             json!({"symbol": "AAPL", "qty": "10", "side": "buy", "type": "market",
@@ -39,9 +46,21 @@ const VARIANTS: [Variant; 6] = [
         },
     },
     Variant {
+        name: "FractionalMarketOrderRequest",
+        order_type: OrderType::Market,
+        prices: &[],
+        fractional: true,
+        description: "A fractional market order for the day: qty with a fraction of at most 9 decimal places, for a fractionable asset (the asset's `fractionable`); any other type or time in force takes whole shares. A buy holds qty x max(ask, last) x (1 + collar), rounded up to the cent; fills, settlements and positions carry the fraction exactly.",
+        example: || {
+            json!({"symbol": "AAPL", "qty": "0.5", "side": "buy", "type": "market",
+                "time_in_force": "day"})
+        },
+    },
+    Variant {
         name: "LimitOrderRequest",
         order_type: OrderType::Limit,
         prices: &["limit_price"],
+        fractional: false,
         description: "A limit order: executes at limit_price or better.",
         example: || {
             json!({"symbol": "MSFT", "qty": 5, "side": "sell", "type": "limit",
@@ -52,6 +71,7 @@ const VARIANTS: [Variant; 6] = [
         name: "StopOrderRequest",
         order_type: OrderType::Stop,
         prices: &["stop_price"],
+        fractional: false,
         description: "A stop order (day or gtc): the venue triggers it when its reference price (the quote's midpoint) reaches stop_price (at or above for a buy, at or below for a sell); it then executes at the market. A buy holds qty x max(stop_price, ask, last) x (1 + collar).",
         example: || {
             json!({"symbol": "AAPL", "qty": "10", "side": "sell", "type": "stop",
@@ -62,6 +82,7 @@ const VARIANTS: [Variant; 6] = [
         name: "StopLimitOrderRequest",
         order_type: OrderType::StopLimit,
         prices: &["stop_price", "limit_price"],
+        fractional: false,
         description: "A stop-limit order (day or gtc): triggered like a stop order, then a limit order at limit_price.",
         example: || {
             json!({"symbol": "AAPL", "qty": "10", "side": "buy", "type": "stop_limit",
@@ -72,6 +93,7 @@ const VARIANTS: [Variant; 6] = [
         name: "TrailingStopByPriceRequest",
         order_type: OrderType::TrailingStop,
         prices: &["trail_price"],
+        fractional: false,
         description: "A trailing stop (day or gtc) trailing by a price: a sell triggers when the reference price falls trail_price below its high-water mark, a buy when it rises trail_price above its low-water mark; it then executes at the market.",
         example: || {
             json!({"symbol": "AAPL", "qty": "10", "side": "sell", "type": "trailing_stop",
@@ -82,6 +104,7 @@ const VARIANTS: [Variant; 6] = [
         name: "TrailingStopByPercentRequest",
         order_type: OrderType::TrailingStop,
         prices: &["trail_percent"],
+        fractional: false,
         description: "A trailing stop (day or gtc) trailing by a percentage of its high-water (a buy: low-water) mark.",
         example: || {
             json!({"symbol": "AAPL", "qty": "10", "side": "sell", "type": "trailing_stop",
@@ -100,6 +123,13 @@ pub(super) fn order_request_schemas() -> Vec<(&'static str, Value)> {
         "oneOf": [
             {"type": "string", "pattern": qty_text_pattern()},
             {"type": "number", "minimum": 1, "maximum": QTY_MAX, "multipleOf": 1},
+        ],
+    });
+    let fractional_qty = json!({
+        "description": format!("Shares with a fraction of at most {QTY_DP} decimal places, less than {QTY_MAX}: a plain decimal string (\"0.5\"), or a JSON number (0.5), a binary float read to {QTY_DP} decimal places."),
+        "oneOf": [
+            {"type": "string", "pattern": fractional_qty_text_pattern()},
+            {"type": "number", "minimum": QTY_MIN_NUMBER, "exclusiveMaximum": QTY_MAX, "not": {"multipleOf": 1}},
         ],
     });
     let price = json!({
@@ -126,13 +156,20 @@ pub(super) fn order_request_schemas() -> Vec<(&'static str, Value)> {
                 "symbol".into(),
                 json!({"type": "string", "pattern": symbol_pattern()}),
             );
-            properties.insert("qty".into(), qty.clone());
+            let qty = if variant.fractional {
+                fractional_qty.clone()
+            } else {
+                qty.clone()
+            };
+            properties.insert("qty".into(), qty);
             properties.insert("side".into(), enum_of::<Side>());
             properties.insert(
                 "type".into(),
                 json!({"type": "string", "enum": [variant.order_type.as_str()]}),
             );
-            let times_in_force: Vec<&str> = if variant.order_type.is_stop() {
+            let times_in_force: Vec<&str> = if variant.fractional {
+                vec![FRACTIONAL_ORDER.1.as_str()]
+            } else if variant.order_type.is_stop() {
                 STOP_TIMES_IN_FORCE.iter().map(|t| t.as_str()).collect()
             } else {
                 TimeInForce::ALL.iter().map(|t| t.as_str()).collect()

@@ -22,16 +22,16 @@ use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Map, Value, json};
 
 use super::super::{
-    CLIENT_ORDER_ID_PATTERN, price_text_pattern, qty_text_pattern, symbol_pattern,
-    trail_percent_text_pattern,
+    CLIENT_ORDER_ID_PATTERN, fractional_qty_text_pattern, price_text_pattern, qty_text_pattern,
+    symbol_pattern, trail_percent_text_pattern,
 };
 use super::{PRICE_FIELDS, VARIANTS};
 use crate::domain::TextEnum;
 use crate::domain::fills::REPORT_PRICE_MAX;
 use crate::domain::hold::{QuotePrices, hold_for};
 use crate::domain::order::{
-    CLIENT_ORDER_ID_MAX_LEN, LimitPrice, NewOrder, OrderType, PRICE_MAX, QTY_MAX,
-    STOP_TIMES_IN_FORCE, Side, TRAIL_PERCENT_DP, TRAIL_PERCENT_MAX, TimeInForce, Trail,
+    CLIENT_ORDER_ID_MAX_LEN, FRACTIONAL_ORDER, LimitPrice, NewOrder, OrderType, PRICE_MAX, QTY_DP,
+    QTY_MAX, STOP_TIMES_IN_FORCE, Side, TRAIL_PERCENT_DP, TRAIL_PERCENT_MAX, TimeInForce, Trail,
 };
 use crate::fuzz_json::{
     Json, any_json, any_text, bytes_of, config, decimal_text, field, near, number_token, object,
@@ -53,6 +53,7 @@ fn pattern(text: &str) -> Regex {
 
 static SYMBOL: LazyLock<Regex> = LazyLock::new(|| pattern(&symbol_pattern()));
 static QTY: LazyLock<Regex> = LazyLock::new(|| pattern(&qty_text_pattern()));
+static FRACTIONAL_QTY: LazyLock<Regex> = LazyLock::new(|| pattern(&fractional_qty_text_pattern()));
 static PRICE: LazyLock<Regex> = LazyLock::new(|| pattern(&price_text_pattern()));
 static PERCENT: LazyLock<Regex> = LazyLock::new(|| pattern(&trail_percent_text_pattern()));
 static CLIENT_ORDER_ID: LazyLock<Regex> = LazyLock::new(|| pattern(CLIENT_ORDER_ID_PATTERN));
@@ -173,15 +174,37 @@ fn valid_request() -> BoxedStrategy<Vec<(String, Json)>> {
         "[1-9][0-9]{0,6}",
         [tick.clone(), tick.clone(), tick],
     );
+    // A fraction within QTY_DP places mostly; now and then one place more.
+    let fraction = prop_oneof![
+        6 => "(0|[1-9][0-9]{0,3})\\.[0-9]{0,8}[1-9]",
+        1 => "(0|[1-9][0-9]{0,3})\\.[0-9]{9}[1-9]",
+    ];
     let percent = "[1-9][0-9]?(\\.[0-9]{1,4})?";
-    (terms, texts, percent, any::<[bool; 4]>())
+    let fractional_tif = prop::option::weighted(0.2, prop::sample::select(TimeInForce::ALL));
+    (
+        terms,
+        texts,
+        percent,
+        any::<[bool; 4]>(),
+        (fraction, fractional_tif),
+    )
         .prop_map(
-            |((v, side, tif, extra, retyped), (symbol, qty, ticks), percent, numbers)| {
+            |(
+                (v, side, tif, extra, retyped),
+                (symbol, qty, ticks),
+                percent,
+                numbers,
+                (fraction, other_tif),
+            )| {
                 let variant = &VARIANTS[v];
                 let kind = retyped.unwrap_or(variant.order_type);
                 let tif = match kind.is_stop() && !STOP_TIMES_IN_FORCE.contains(&tif) {
                     true => TimeInForce::Gtc,
                     false => tif,
+                };
+                let (qty, tif) = match variant.fractional {
+                    true => (fraction, other_tif.unwrap_or(FRACTIONAL_ORDER.1)),
+                    false => (qty, tif),
                 };
                 let mut entries = vec![
                     ("symbol".to_string(), Json::str(symbol)),
@@ -331,13 +354,24 @@ fn accepted_is_valid(order: &NewOrder, body: &Map<String, Value>) -> Result<(), 
     }
 
     let qty = order.qty.value();
-    let whole = qty.fract().is_zero() && qty.scale() == 0;
-    prop_assert!(
-        whole && qty >= Decimal::ONE && qty <= Decimal::from(QTY_MAX),
-        "qty {}",
-        qty
-    );
-    is_the_given_number(given(body, "qty"), qty, &QTY)?;
+    let fractional = !qty.fract().is_zero();
+    if fractional {
+        // A fraction of at most QTY_DP places, in a market order for the day.
+        prop_assert!(
+            qty.scale() <= QTY_DP && qty > Decimal::ZERO && qty < Decimal::from(QTY_MAX),
+            "qty {}",
+            qty
+        );
+        prop_assert_eq!((order.order_type, order.time_in_force), FRACTIONAL_ORDER);
+        is_the_given_number(given(body, "qty"), qty, &FRACTIONAL_QTY)?;
+    } else {
+        prop_assert!(
+            qty.scale() == 0 && qty >= Decimal::ONE && qty <= Decimal::from(QTY_MAX),
+            "qty {}",
+            qty
+        );
+        is_the_given_number(given(body, "qty"), qty, &QTY)?;
+    }
 
     // Each type takes exactly its prices.
     let kind = order.order_type;
@@ -402,7 +436,7 @@ fn accepted_is_valid(order: &NewOrder, body: &Map<String, Value>) -> Result<(), 
         .filter(|v| {
             let mut takes = v.prices.to_vec();
             takes.sort_unstable();
-            v.order_type == kind && takes == priced
+            v.order_type == kind && takes == priced && v.fractional == fractional
         })
         .count();
     prop_assert_eq!(matching, 1, "{:?} with {:?}", kind, priced);
@@ -487,6 +521,10 @@ fn fuzz_order_request_parser_regressions() {
         r#"{"symbol":"AAPL","qty":1,"side":"buy","type":"limit","time_in_force":"day","limit_price":"0.000000000000000000000000000000001"}"#,
         r#"{"symbol":"AAPL","qty":1,"side":"sell","type":"trailing_stop","time_in_force":"day","trail_percent":99.99999999999}"#,
         r#"{"symbol":"AAPL","qty":"1","qty":"0","side":"buy","type":"market","time_in_force":"day"}"#,
+        // Found by schemathesis: a float far below the last place reads as 0.
+        r#"{"symbol":"AAPL","qty":2.5890419884777833e-42,"side":"buy","type":"market","time_in_force":"day"}"#,
+        r#"{"symbol":"AAPL","qty":0.30000000000000004,"side":"buy","type":"market","time_in_force":"day"}"#,
+        r#"{"symbol":"AAPL","qty":"0.1234567891","side":"buy","type":"market","time_in_force":"day"}"#,
         r#"{"symbol":"AAPL","qty":1,"side":"buy","type":"market","time_in_force":"day","limit_price":null,"stop_price":null,"legs":null}"#,
     ] {
         holds_the_contract(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"));

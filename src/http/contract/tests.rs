@@ -74,6 +74,37 @@ fn the_patterns_hold_their_edges() {
     }
 }
 
+fn fractional_accepted(qty: &str) -> bool {
+    let body = serde_json::json!({"symbol": "AAPL", "qty": qty, "side": "buy",
+        "type": "market", "time_in_force": "day"});
+    parse_order_request(body.to_string().as_bytes()).is_ok_and(|o| o.qty.is_fractional())
+}
+
+#[test]
+fn the_fractional_qty_pattern_holds_its_edges() {
+    let pattern = fractional_qty_text_pattern();
+    for (text, ok) in [
+        ("0.5", true),
+        ("1.5", true),
+        ("0.123456789", true),
+        ("0.1234567890", true),
+        ("0.1234567891", false),
+        ("0.000000001", true),
+        ("0.0000000001", false),
+        ("9999999.999999999", true),
+        ("10000000.5", false),
+        ("1.0", false),
+        ("1", false),
+        ("0.0", false),
+        ("01.5", false),
+        (".5", false),
+        ("1.", false),
+    ] {
+        assert_eq!(matches(&pattern, text), ok, "qty {text:?}");
+        assert_eq!(fractional_accepted(text), ok, "qty {text:?}");
+    }
+}
+
 #[test]
 fn the_trail_percent_pattern_holds_its_edges() {
     let pattern = trail_percent_text_pattern();

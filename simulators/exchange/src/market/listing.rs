@@ -35,6 +35,9 @@ pub struct Listing {
     pub exchange: Exchange,
     pub shortable: bool,
     pub min_qty: u64,
+    /// Takes fractional quantities (market orders for the day); only a
+    /// symbol whose whole orders start at one share can.
+    pub fractionable: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +82,7 @@ impl Instrument {
             exchange: listing.exchange,
             shortable: listing.shortable,
             min_qty: Decimal::from(listing.min_qty.max(1)),
+            fractionable: listing.fractionable,
             active: true,
             halted: false,
             reference: price,
@@ -122,6 +126,11 @@ impl Listing {
             return Err(ListError::Invalid(format!(
                 "min_qty must be 1 to {MAX_ORDER_QTY}"
             )));
+        }
+        if self.fractionable && self.min_qty != 1 {
+            return Err(ListError::Invalid(
+                "a fractionable symbol must have min_qty 1".to_owned(),
+            ));
         }
         Ok(())
     }

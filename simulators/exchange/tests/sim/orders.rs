@@ -259,7 +259,9 @@ async fn bad_input_is_a_4xx_json_error_and_creates_nothing() {
     let cases = vec![
         (with("qty", json!("0")), 400),
         (with("qty", json!("-1")), 400),
-        (with("qty", json!("1.5")), 400),
+        (with("qty", json!("1.0000000001")), 400),
+        // A fraction is a market order for the day only.
+        (with("qty", json!("1.5")), 422),
         (with("qty", json!("NaN")), 400),
         (with("qty", json!("1e3")), 400),
         (with("qty", json!("100000000000")), 400),
