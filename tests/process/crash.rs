@@ -87,6 +87,68 @@ async fn start_orderd_on(url: &str, name: &str, venues: &Venues, failpoints: &st
         .expect("start orderd")
 }
 
+/// Waits for `orderd` to exit and checks it was killed by SIGKILL (its
+/// failpoint `at` fired).
+async fn killed_at(mut orderd: Orderd, at: &str) {
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut orderd.child, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL at {at}");
+}
+
+/// Polls `GET /v2/orders/{order_id}` on `addr` as `credentials` until the
+/// order is `status` (for up to `limit`); the order as last answered.
+async fn wait_order_status(
+    venues: &Venues,
+    addr: &str,
+    credentials: &orderd::store::accounts::NewCredentials,
+    order_id: &str,
+    status: &str,
+    limit: Duration,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let body: Value = venues
+            .http
+            .get(format!("http://{addr}/v2/orders/{order_id}"))
+            .header("APCA-API-KEY-ID", &credentials.key_id)
+            .header("APCA-API-SECRET-KEY", &credentials.secret_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["status"] == status {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not {status} in time: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `pool`'s orders are quiet, then runs the checker over them
+/// and the venues' ground truth; panics, naming `context`, if any
+/// invariant is broken.
+async fn assert_invariants(pool: &sqlx::PgPool, venues: &Venues, context: &str) {
+    crate::support::wait_quiet(pool, Duration::from_secs(30)).await;
+    let snapshot = orderd::check::collect(
+        pool,
+        &format!("http://{}", venues.exchange.addr()),
+        &format!("http://{}", venues.balances.addr()),
+    )
+    .await
+    .expect("ground truth");
+    let report = orderd::check::check(&snapshot);
+    let broken: Vec<_> = report.invariants.iter().filter(|i| !i.holds()).collect();
+    assert!(broken.is_empty(), "{context}: {broken:?}");
+}
+
 /// Kills orderd at `failpoint` while it handles one order, restarts it,
 /// and checks the order is finished exactly once.
 async fn crash_at(failpoint: &'static str) {
@@ -98,7 +160,7 @@ async fn crash_at(failpoint: &'static str) {
         .await
         .unwrap();
 
-    let mut first = start_orderd(&db, &venues, failpoint).await;
+    let first = start_orderd(&db, &venues, failpoint).await;
 
     let order = json!({"symbol": "AAPL", "qty": "4", "side": "buy", "type": "limit",
                        "time_in_force": "gtc", "limit_price": "100.00",
@@ -112,12 +174,7 @@ async fn crash_at(failpoint: &'static str) {
         .send()
         .await;
     assert!(answer.is_err(), "orderd died before answering: {answer:?}");
-    let status =
-        tokio::task::spawn_blocking(move || wait_exit(&mut first.child, Duration::from_secs(10)))
-            .await
-            .unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(9), "killed by SIGKILL at {failpoint}");
+    killed_at(first, failpoint).await;
 
     // The accept committed before every failpoint: the order is durable.
     let order_id: uuid::Uuid =
@@ -129,28 +186,15 @@ async fn crash_at(failpoint: &'static str) {
 
     // Restart without failpoints; the completer finishes the work.
     let second = start_orderd(&db, &venues, "").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let body = loop {
-        let body: Value = venues
-            .http
-            .get(format!("http://{}/v2/orders/{order_id}", second.addr))
-            .header("APCA-API-KEY-ID", &credentials.key_id)
-            .header("APCA-API-SECRET-KEY", &credentials.secret_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if body["status"] == "new" {
-            break body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not finished after restart: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let body = wait_order_status(
+        &venues,
+        &second.addr,
+        &credentials,
+        &order_id.to_string(),
+        "new",
+        Duration::from_secs(20),
+    )
+    .await;
     assert_eq!(body["qty"], "4");
 
     // I1: one venue order under the derived id; one hold for the order.
@@ -279,7 +323,7 @@ async fn a_close_all_killed_between_its_cancels_and_its_sells_is_finished_by_its
             .header("APCA-API-SECRET-KEY", &credentials.secret_key)
     };
 
-    let mut first = start_orderd(&db, &venues, orderd::failpoints::AFTER_CLOSE_ALL_CANCELS).await;
+    let first = start_orderd(&db, &venues, orderd::failpoints::AFTER_CLOSE_ALL_CANCELS).await;
     // A resting sell holds 4 of the 10 AAPL: close-all must cancel it first.
     let resting: Value = request(reqwest::Method::POST, &first.addr, "/v2/orders")
         .json(
@@ -304,41 +348,19 @@ async fn a_close_all_killed_between_its_cancels_and_its_sells_is_finished_by_its
         interrupted.is_err(),
         "orderd died before answering: {interrupted:?}"
     );
-    let status =
-        tokio::task::spawn_blocking(move || wait_exit(&mut first.child, Duration::from_secs(30)))
-            .await
-            .unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "killed at after_close_all_cancels"
-    );
+    killed_at(first, orderd::failpoints::AFTER_CLOSE_ALL_CANCELS).await;
 
     let second = start_orderd(&db, &venues, "").await;
     let resting_id = resting["id"].as_str().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let order: Value = request(
-            reqwest::Method::GET,
-            &second.addr,
-            &format!("/v2/orders/{resting_id}"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-        if order["status"] == "canceled" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the committed cancel was not finished: {order}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_order_status(
+        &venues,
+        &second.addr,
+        &credentials,
+        resting_id,
+        "canceled",
+        Duration::from_secs(20),
+    )
+    .await;
     let sells: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE order_type = 'market'")
         .fetch_one(&db.pool)
         .await
@@ -407,16 +429,7 @@ async fn a_close_all_killed_between_its_cancels_and_its_sells_is_finished_by_its
         ],
         "one sell per position, of all of it"
     );
-    let snapshot = orderd::check::collect(
-        &db.pool,
-        &format!("http://{}", venues.exchange.addr()),
-        &format!("http://{}", venues.balances.addr()),
-    )
-    .await
-    .expect("ground truth");
-    let report = orderd::check::check(&snapshot);
-    let broken: Vec<_> = report.invariants.iter().filter(|i| !i.holds()).collect();
-    assert!(broken.is_empty(), "{broken:?}");
+    assert_invariants(&db.pool, &venues, "after a close-all and its retry").await;
     drop(second);
 }
 
@@ -446,7 +459,7 @@ async fn crash_and_failover_at(failpoint: &'static str) {
     let balances_account = format!("bal-{}", uuid::Uuid::new_v4().simple());
     venues.fund(&balances_account, "100000").await;
 
-    let mut first = start_orderd_on(&url, &name, &venues, failpoint).await;
+    let first = start_orderd_on(&url, &name, &venues, failpoint).await;
     let primary = sqlx::PgPool::connect_with(hosts[0].clone()).await.unwrap();
     let credentials = orderd::store::accounts::create_account(&primary, "crash", &balances_account)
         .await
@@ -463,12 +476,7 @@ async fn crash_and_failover_at(failpoint: &'static str) {
         .send()
         .await;
     assert!(answer.is_err(), "orderd died before answering: {answer:?}");
-    let status =
-        tokio::task::spawn_blocking(move || wait_exit(&mut first.child, Duration::from_secs(10)))
-            .await
-            .unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(9), "killed by SIGKILL at {failpoint}");
+    killed_at(first, failpoint).await;
     assert!(
         pair.kill_primary().unwrap() > 0,
         "the primary's processes died"
@@ -487,42 +495,22 @@ async fn crash_and_failover_at(failpoint: &'static str) {
         .fetch_one(&standby)
         .await
         .expect("I5: the accepted order is on the promoted standby");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let body: Value = venues
-            .http
-            .get(format!("http://{}/v2/orders/{order_id}", second.addr))
-            .header("APCA-API-KEY-ID", &credentials.key_id)
-            .header("APCA-API-SECRET-KEY", &credentials.secret_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if body["status"] == "new" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not finished after the crash and the failover: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // I1 and the rest: one venue order, one hold, the ledger conserved.
-    let snapshot = orderd::check::collect(
-        &standby,
-        &format!("http://{}", venues.exchange.addr()),
-        &format!("http://{}", venues.balances.addr()),
+    wait_order_status(
+        &venues,
+        &second.addr,
+        &credentials,
+        &order_id.to_string(),
+        "new",
+        Duration::from_secs(30),
     )
-    .await
-    .expect("ground truth");
-    let report = orderd::check::check(&snapshot);
-    let broken: Vec<_> = report.invariants.iter().filter(|i| !i.holds()).collect();
-    assert!(
-        broken.is_empty(),
-        "after {failpoint} and a failover: {broken:?}"
-    );
+    .await;
+    // I1 and the rest: one venue order, one hold, the ledger conserved.
+    assert_invariants(
+        &standby,
+        &venues,
+        &format!("after {failpoint} and a failover"),
+    )
+    .await;
     let truth = venues
         .get(format!(
             "http://{}/admin/ground-truth",

@@ -465,6 +465,28 @@ impl TestStack {
     }
 }
 
+/// Waits until no order in `pool` is mid-step and every fill is settled.
+pub async fn wait_quiet(pool: &PgPool, limit: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM orders WHERE step IN ('reserve', 'place', 'cancel', 'release'))
+                  + (SELECT count(*) FROM fills WHERE settlement_state <> 'settled')",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("busy count");
+        if busy == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{busy} items still busy after {limit:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 impl TestStack {
     /// Runs the invariant checker over this stack and panics, listing the
     /// violations, if any invariant it can check is broken.
@@ -493,24 +515,7 @@ impl TestStack {
 
     /// Waits until no order is mid-step and every fill is settled.
     pub async fn wait_quiet(&self, limit: std::time::Duration) {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let busy: i64 = sqlx::query_scalar(
-                "SELECT (SELECT count(*) FROM orders WHERE step IN ('reserve', 'place', 'cancel', 'release'))
-                      + (SELECT count(*) FROM fills WHERE settlement_state <> 'settled')",
-            )
-            .fetch_one(&self.app.db.pool)
-            .await
-            .expect("busy count");
-            if busy == 0 {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{busy} items still busy after {limit:?}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        wait_quiet(&self.app.db.pool, limit).await;
     }
 
     /// Waits until every order of the stack is terminal and quiet.
