@@ -65,6 +65,9 @@ impl From<LedgerError> for ApiError {
             }
             LedgerError::AccountNotFound(_) => ApiError::not_found("account_not_found", message),
             LedgerError::HoldNotFound(_) => ApiError::not_found("hold_not_found", message),
+            LedgerError::HoldClosed(_) => {
+                ApiError::new(StatusCode::CONFLICT, "hold_closed", message)
+            }
             LedgerError::InsufficientFunds { available, .. } => {
                 let mut e = ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,

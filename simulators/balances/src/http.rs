@@ -95,6 +95,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/holds", post(create_hold).get(list_holds))
         .route("/v1/holds/{id}", get(get_hold))
         .route("/v1/holds/{id}/release", post(release_hold))
+        .route("/v1/holds/{id}/increase", post(increase_hold))
         .route(
             "/v1/settlements",
             post(create_settlement).get(list_settlements),
@@ -303,6 +304,10 @@ async fn mutate(app: &App, fingerprint: Fingerprint, latency: Option<Duration>) 
                 .ledger
                 .release_hold(req, now)
                 .map(|h| (StatusCode::OK, serde_json::to_vec(&wire::Hold::from(h)))),
+            Fingerprint::Increase(req) => shared
+                .ledger
+                .increase_hold(req, now)
+                .map(|h| (StatusCode::OK, serde_json::to_vec(&wire::Hold::from(h)))),
             Fingerprint::Settlement(req) => shared.ledger.settle(req, now).map(|s| {
                 (
                     StatusCode::CREATED,
@@ -358,6 +363,25 @@ async fn release_hold(
             Err(e) => return e.into_response(),
         };
         mutate(&app, Fingerprint::Release(req), latency).await
+    })
+    .await
+}
+
+async fn increase_hold(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    with_faults(app, "increase_hold", |app, latency| async move {
+        let Ok(hold_id) = uuid::Uuid::parse_str(&id) else {
+            return ApiError::not_found("hold_not_found", format!("hold {id} not found"))
+                .into_response();
+        };
+        let req = match body_or_error(body).and_then(|b| parse::increase(hold_id, &b)) {
+            Ok(req) => req,
+            Err(e) => return e.into_response(),
+        };
+        mutate(&app, Fingerprint::Increase(req), latency).await
     })
     .await
 }

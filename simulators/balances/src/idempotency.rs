@@ -11,13 +11,14 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 
-use crate::ledger::{NewHold, NewSettlement, ReleaseHold};
+use crate::ledger::{IncreaseHold, NewHold, NewSettlement, ReleaseHold};
 
 /// The parsed request a key was first used with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fingerprint {
     Hold(NewHold),
     Release(ReleaseHold),
+    Increase(IncreaseHold),
     Settlement(NewSettlement),
 }
 
@@ -25,6 +26,7 @@ pub enum Fingerprint {
 pub enum Operation {
     Hold,
     Release,
+    Increase,
     Settlement,
 }
 
@@ -33,6 +35,7 @@ impl Fingerprint {
         match self {
             Fingerprint::Hold(_) => Operation::Hold,
             Fingerprint::Release(_) => Operation::Release,
+            Fingerprint::Increase(_) => Operation::Increase,
             Fingerprint::Settlement(_) => Operation::Settlement,
         }
     }
@@ -41,6 +44,7 @@ impl Fingerprint {
         match self {
             Fingerprint::Hold(r) => &r.idempotency_key,
             Fingerprint::Release(r) => &r.idempotency_key,
+            Fingerprint::Increase(r) => &r.idempotency_key,
             Fingerprint::Settlement(r) => &r.idempotency_key,
         }
     }

@@ -112,6 +112,16 @@ pub struct ReleaseHold {
     pub amount: Option<Decimal>,
 }
 
+/// Raises an open hold by `amount` (what an order that now needs more,
+/// e.g. one being replaced with a larger one, must hold before it asks).
+/// Lowering is a partial [`ReleaseHold`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncreaseHold {
+    pub hold_id: Uuid,
+    pub idempotency_key: String,
+    pub amount: Decimal,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
     Buy,
@@ -234,6 +244,8 @@ pub enum LedgerError {
     AccountNotFound(String),
     #[error("hold {0} not found")]
     HoldNotFound(Uuid),
+    #[error("the hold is closed: nothing remains of it to raise")]
+    HoldClosed(Uuid),
     #[error("insufficient funds: {asset} available {available}, requested {requested}")]
     InsufficientFunds {
         asset: String,
@@ -584,6 +596,60 @@ impl Ledger {
         if hold.remaining().is_zero() {
             hold.status = HoldStatus::Closed;
         }
+        hold.updated_at = now;
+        Ok(hold)
+    }
+
+    /// Raises an open hold by `amount` when available ≥ amount (all or
+    /// nothing, like a new hold). A closed hold cannot be raised: what was
+    /// consumed or released of it is gone, and a new hold is the honest
+    /// answer.
+    pub fn increase_hold(
+        &mut self,
+        req: &IncreaseHold,
+        now: DateTime<Utc>,
+    ) -> Result<&Hold, LedgerError> {
+        check_amount("amount", req.amount, false)?;
+        let hold = self
+            .holds
+            .get(&req.hold_id)
+            .ok_or(LedgerError::HoldNotFound(req.hold_id))?;
+        if hold.status == HoldStatus::Closed {
+            return Err(LedgerError::HoldClosed(req.hold_id));
+        }
+        let new_amount = add(hold.amount, req.amount)?;
+        check_amount("amount", new_amount, false)?;
+        let account_id = hold.account_id.clone();
+        let available = self
+            .accounts
+            .get(&account_id)
+            .and_then(|a| a.balances.get(&hold.asset))
+            .map(Balance::available)
+            .unwrap_or_default();
+        if available < req.amount {
+            return Err(LedgerError::InsufficientFunds {
+                asset: hold.asset.clone(),
+                available,
+                requested: req.amount,
+            });
+        }
+        let changes = [Change {
+            entry_type: EntryType::Hold,
+            asset: hold.asset.clone(),
+            amount: req.amount,
+        }];
+        let refs = EntryRefs {
+            hold_id: Some(hold.id),
+            idempotency_key: Some(req.idempotency_key.clone()),
+            exec_id: None,
+            order_id: hold.reference.order_id.clone(),
+        };
+        self.apply(&account_id, &changes, &refs, now)?;
+        let hold = self
+            .holds
+            .get_mut(&req.hold_id)
+            .expect("hold looked up above");
+        hold.amount = new_amount;
         hold.updated_at = now;
         Ok(hold)
     }

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::ledger::{
-    HoldReference, NewHold, NewSettlement, ReleaseHold, SettlementReference, Side, USD,
-    check_amount,
+    HoldReference, IncreaseHold, NewHold, NewSettlement, ReleaseHold, SettlementReference, Side,
+    USD, check_amount,
 };
 use crate::wire::parse_decimal;
 
@@ -213,6 +213,20 @@ pub fn release(hold_id: Uuid, body: &[u8]) -> Result<ReleaseHold, ApiError> {
         hold_id,
         idempotency_key: f.str("idempotency_key", MAX_ID_LEN)?,
         amount: f.opt_amount("amount", false)?,
+    })
+}
+
+/// `POST /v1/holds/{id}/increase`.
+pub fn increase(hold_id: Uuid, body: &[u8]) -> Result<IncreaseHold, ApiError> {
+    let map = object(body)?;
+    let f = Fields {
+        map: &map,
+        prefix: "",
+    };
+    Ok(IncreaseHold {
+        hold_id,
+        idempotency_key: f.str("idempotency_key", MAX_ID_LEN)?,
+        amount: f.amount("amount", false)?,
     })
 }
 

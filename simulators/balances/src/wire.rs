@@ -109,6 +109,13 @@ pub struct ReleaseRequest {
     pub amount: Option<Amount>,
 }
 
+/// `POST /v1/holds/{id}/increase`: raise an open hold by `amount`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncreaseRequest {
+    pub idempotency_key: String,
+    pub amount: Amount,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {

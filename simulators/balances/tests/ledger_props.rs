@@ -1,11 +1,11 @@
 //! Property tests on the pure ledger core (no HTTP): for any sequence of holds,
-//! releases and settlements the books balance.
+//! raises, releases and settlements the books balance.
 
 use std::collections::BTreeMap;
 
 use balances_sim::ledger::{
-    EntryType, HoldReference, HoldStatus, Ledger, NewHold, NewSettlement, ReleaseHold,
-    SettlementReference, Side, USD,
+    EntryType, HoldReference, HoldStatus, IncreaseHold, Ledger, NewHold, NewSettlement,
+    ReleaseHold, SettlementReference, Side, USD,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
@@ -24,6 +24,10 @@ enum Op {
         hold: usize,
         cents: Option<i64>,
     },
+    Increase {
+        hold: usize,
+        cents: i64,
+    },
     Settle {
         hold: Option<usize>,
         sell: bool,
@@ -40,6 +44,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0..3usize, 1..200_000i64).prop_map(|(asset, cents)| Op::Hold { asset, cents }),
         (0..64usize, proptest::option::of(1..100_000i64))
             .prop_map(|(hold, cents)| Op::Release { hold, cents }),
+        (0..64usize, 1..100_000i64).prop_map(|(hold, cents)| Op::Increase { hold, cents }),
         (
             proptest::option::of(0..64usize),
             any::<bool>(),
@@ -107,6 +112,17 @@ proptest! {
                     ledger.release_hold(&req, now(step)).map(|_| ()).map_err(|e| e.to_string())
                 }
                 Op::Release { .. } => Ok(()),
+                Op::Increase { hold, cents: c } if !holds.is_empty() => {
+                    let hold_id = holds[hold % holds.len()];
+                    let on_usd = ledger.hold(hold_id).unwrap().asset == USD;
+                    let req = IncreaseHold {
+                        hold_id,
+                        idempotency_key: format!("i{step}"),
+                        amount: if on_usd { cents(*c) } else { Decimal::from(c % 30 + 1) },
+                    };
+                    ledger.increase_hold(&req, now(step)).map(|_| ()).map_err(|e| e.to_string())
+                }
+                Op::Increase { .. } => Ok(()),
                 Op::Settle { hold, sell, symbol, qty, price_cents, fee_cents, hold_cents } => {
                     // Only holds on the right asset make a valid settlement.
                     let debit_asset = if *sell { ASSETS[*symbol] } else { USD };
@@ -130,8 +146,12 @@ proptest! {
                 }
             };
             if let Err(e) = &result {
-                // Only insufficient funds may refuse; a refusal changes nothing.
-                prop_assert!(e.starts_with("insufficient funds"), "unexpected error {e}");
+                // Only insufficient funds (or raising a closed hold) may
+                // refuse; a refusal changes nothing.
+                prop_assert!(
+                    e.starts_with("insufficient funds") || e.ends_with("nothing remains of it to raise"),
+                    "unexpected error {e}"
+                );
                 prop_assert_eq!(ledger.entries().len(), entries_before);
             }
             check(&ledger, &initial)?;

@@ -209,3 +209,33 @@ async fn fixtures_match_the_wire() {
 
     golden::<wire::Stats>("stats.response.json", &app.stats().await);
 }
+
+/// The raise of a hold, and the refusal to raise a closed one.
+#[tokio::test]
+async fn a_raise_matches_its_fixtures() {
+    let app = spawn_app().await;
+    let account = request::<wire::CreateAccountRequest>("admin_account.request.json");
+    post(&app, "/admin/accounts", &account, 201).await;
+    let create_hold = request::<wire::CreateHoldRequest>("create_hold.request.json");
+    let hold = post(&app, "/v1/holds", &create_hold, 201).await;
+    let increase_path = format!("/v1/holds/{}/increase", hold["id"].as_str().unwrap());
+    let increase = request::<wire::IncreaseRequest>("increase.request.json");
+    golden::<wire::Hold>(
+        "increase.response.json",
+        &post(&app, &increase_path, &increase, 200).await,
+    );
+    let release_path = format!("/v1/holds/{}/release", hold["id"].as_str().unwrap());
+    post(
+        &app,
+        &release_path,
+        &json!({"idempotency_key": "close"}),
+        200,
+    )
+    .await;
+    let mut again = increase.clone();
+    again["idempotency_key"] = json!("increase-ord-0001-closed");
+    golden::<wire::ErrorBody>(
+        "error.hold_closed.json",
+        &post(&app, &increase_path, &again, 409).await,
+    );
+}

@@ -130,6 +130,12 @@ impl TestApp {
             .await
     }
 
+    pub async fn increase(&self, hold_id: &str, key: &str, amount: &str) -> Reply {
+        let body = json!({"idempotency_key": key, "amount": amount});
+        self.post(&format!("/v1/holds/{hold_id}/increase"), &body)
+            .await
+    }
+
     pub async fn balance(&self, account_id: &str, asset: &str) -> (String, String, String) {
         let body = self
             .get(&format!("/v1/accounts/{account_id}/balances"))

@@ -283,3 +283,92 @@ async fn authorization_header_is_accepted_and_ignored() {
         .await;
     assert_eq!(reply.expect(200)["account_id"], "erin");
 }
+
+/// A hold raised before the order needs more (a replace to a larger
+/// order), then consumed and released like any hold; what it is raised by
+/// must be available, a closed hold cannot be raised, and the raise is
+/// keyed like every mutation.
+#[tokio::test]
+async fn an_open_hold_is_raised_by_what_is_available_once_per_key() {
+    let app = spawn_app().await;
+    app.create_account("erin", json!({"USD": "1000"})).await;
+    let hold = app.hold("h1", "erin", "USD", "600").await.expect(201);
+    let id = hold["id"].as_str().unwrap();
+
+    let raised = app.increase(id, "up-1", "300").await.expect(200);
+    assert_eq!(
+        (raised["amount"].as_str(), raised["remaining"].as_str()),
+        (Some("900"), Some("900"))
+    );
+    assert_eq!(app.balance("erin", "USD").await, tha("1000", "900", "100"));
+
+    // The same key again replays the answer and holds nothing more; the
+    // same key with another amount is refused.
+    let replay = app.increase(id, "up-1", "300").await;
+    assert!(replay.replayed());
+    assert_eq!(replay.expect(200)["amount"], "900");
+    assert_eq!(
+        app.increase(id, "up-1", "1").await.code(),
+        "idempotency_key_reused"
+    );
+    assert_eq!(app.balance("erin", "USD").await, tha("1000", "900", "100"));
+
+    // More than is available: refused whole, naming what is.
+    let short = app.increase(id, "up-2", "100.01").await;
+    assert_eq!(short.status.as_u16(), 422);
+    assert_eq!(short.code(), "insufficient_funds");
+    assert_eq!(short.body["available"], "100");
+    assert_eq!(app.balance("erin", "USD").await, tha("1000", "900", "100"));
+
+    // Lowered by a partial release, then closed; a closed hold is not raised.
+    app.release(id, "down-1", Some("400")).await.expect(200);
+    assert_eq!(app.balance("erin", "USD").await, tha("1000", "500", "500"));
+    app.release(id, "close", None).await.expect(200);
+    let closed = app.increase(id, "up-3", "1").await;
+    assert_eq!(closed.status.as_u16(), 409, "{}", closed.body);
+    assert_eq!(closed.code(), "hold_closed");
+    let unknown = app
+        .increase("00000000-0000-0000-0000-000000000000", "up-4", "1")
+        .await;
+    assert_eq!(unknown.code(), "hold_not_found");
+    assert_eq!(app.increase(id, "up-5", "0").await.status.as_u16(), 422);
+    assert_eq!(app.balance("erin", "USD").await, tha("1000", "0", "1000"));
+
+    // The ledger has the raise as a hold entry of the same hold.
+    let ledger = app.get("/v1/ledger?account_id=erin").await.expect(200);
+    let raise = &ledger["entries"][2];
+    assert_eq!(
+        (raise["type"].as_str(), raise["amount"].as_str()),
+        (Some("hold"), Some("300"))
+    );
+    assert_eq!(raise["hold_id"], hold["id"]);
+    assert_eq!(raise["idempotency_key"], "up-1");
+    assert_eq!(raise["order_id"], "order-h1");
+    assert_eq!(raise["held_after"], "900");
+}
+
+/// A raised hold is consumed by settlements like the hold it was: a buy
+/// settled against it consumes its hold amount and the rest is released.
+#[tokio::test]
+async fn a_raised_hold_is_consumed_by_settlements_and_released() {
+    let app = spawn_app().await;
+    app.create_account("finn", json!({"USD": "1000"})).await;
+    let hold = app.hold("h1", "finn", "USD", "200").await.expect(201);
+    let id = hold["id"].as_str().unwrap();
+    app.increase(id, "up", "300").await.expect(200);
+    let settled = app
+        .post(
+            "/v1/settlements",
+            &json!({"idempotency_key": "x1", "account_id": "finn", "hold_id": id,
+                    "side": "buy", "symbol": "AAPL", "qty": "4", "price": "100",
+                    "fee": "0", "hold_amount": "480"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(settled["flagged"], false, "{settled}");
+    assert_eq!(settled["hold_consumed"], "480");
+    assert_eq!(app.balance("finn", "USD").await, tha("600", "20", "580"));
+    app.release(id, "close", None).await.expect(200);
+    assert_eq!(app.balance("finn", "USD").await, tha("600", "0", "600"));
+    assert_eq!(app.balance("finn", "AAPL").await, tha("4", "0", "4"));
+}
