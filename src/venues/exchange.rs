@@ -48,7 +48,13 @@ pub struct VenueOrder {
     pub symbol: String,
     pub side: String,
     pub status: String,
-    pub qty: Decimal,
+    /// null while the venue has not decided a notional order's qty (it
+    /// does at the first execution).
+    #[serde(default)]
+    pub qty: Option<Decimal>,
+    /// A notional order's cash amount.
+    #[serde(default)]
+    pub notional: Option<Decimal>,
     pub filled_qty: Decimal,
     #[serde(default)]
     pub filled_avg_price: Option<Decimal>,
@@ -360,6 +366,9 @@ pub struct ExecutionReport {
     pub last_px: Option<Decimal>,
     pub cum_qty: Decimal,
     pub transact_time: chrono::DateTime<chrono::Utc>,
+    /// The order's qty; null while a notional order's is undecided.
+    #[serde(default)]
+    pub qty: Option<Decimal>,
 }
 
 /// The first message a stream client sends.

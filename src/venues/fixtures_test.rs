@@ -64,6 +64,15 @@ fn exchange_responses_parse() {
     let rejected: VenueOrder = parses("exchange", "order.rejected.response.json");
     assert!(rejected.reject_reason.is_some());
     let _: Vec<VenueOrder> = parses("exchange", "orders.list.response.json");
+    // A notional order before the venue decides its qty.
+    let mut notional = fixture("exchange", "order.response.json");
+    notional["qty"] = serde_json::Value::Null;
+    notional["notional"] = serde_json::json!("1000");
+    let notional: VenueOrder = serde_json::from_value(notional).unwrap();
+    assert_eq!(
+        (notional.qty, notional.notional),
+        (None, Some(Decimal::from(1000)))
+    );
     let _: Vec<VenueFill> = parses("exchange", "fills.response.json");
     let quote: Quote = parses("exchange", "quote.json");
     assert!(quote.ask >= quote.bid);
@@ -96,7 +105,8 @@ fn every_stream_message_parses() {
     }
     match parses::<StreamMessage>("exchange", "stream.execution_report.fill.json") {
         StreamMessage::ExecutionReport(report) => {
-            assert!(report.last_qty > Decimal::ZERO && report.last_px.is_some())
+            assert!(report.last_qty > Decimal::ZERO && report.last_px.is_some());
+            assert!(report.qty.is_some_and(|qty| qty >= report.cum_qty));
         }
         other => panic!("{other:?}"),
     }

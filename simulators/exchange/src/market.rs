@@ -38,7 +38,12 @@ pub use stops::{TRAIL_PERCENT_MAX_DP, trailing_stop_price};
 pub const MAX_ORDER_QTY: u64 = 10_000_000;
 /// Most decimal places of a quantity (fractional shares, as Alpaca's).
 pub const QTY_DP: u32 = 9;
-/// The only order a fractional quantity may be: market, for the day.
+/// Largest notional of one order (cash).
+pub const MAX_NOTIONAL: u64 = 1_000_000_000;
+/// Most decimal places of a notional (Alpaca's, as for a quantity).
+pub const NOTIONAL_DP: u32 = 9;
+/// The only order a fractional quantity or a notional may be: market, for
+/// the day.
 pub const FRACTIONAL_ORDER: (OrderType, TimeInForce) = (OrderType::Market, TimeInForce::Day);
 /// Largest limit price accepted.
 pub const MAX_LIMIT_PRICE: u64 = 1_000_000;
@@ -211,6 +216,9 @@ pub struct NewOrder {
     pub trail_price: Option<Decimal>,
     /// trailing_stop: the trail as a percentage of `hwm`.
     pub trail_percent: Option<Decimal>,
+    /// A notional order: the amount of cash to trade instead of a `qty`
+    /// (which is then 0); the venue decides the quantity at execution.
+    pub notional: Option<Decimal>,
 }
 
 /// One execution of an order.
@@ -259,7 +267,10 @@ pub struct Order {
     pub status: OrderStatus,
     pub filled_qty: Decimal,
     /// Sum of qty * price over the fills.
-    pub notional: Decimal,
+    pub filled_value: Decimal,
+    /// A notional order's amount of cash; its `qty` is 0 until the venue
+    /// decides it at the first execution (see [`Order::qty_known`]).
+    pub notional: Option<Decimal>,
     pub reject_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -295,7 +306,14 @@ impl Order {
         }
     }
 
-    /// Qty still working: 0 once the order is terminal.
+    /// The order's quantity: null while a notional order waits for its
+    /// first execution, which decides it.
+    pub fn known_qty(&self) -> Option<Decimal> {
+        (self.notional.is_none() || !self.qty.is_zero()).then_some(self.qty)
+    }
+
+    /// Qty still working: 0 once the order is terminal (and while a
+    /// notional order's quantity is undecided).
     pub fn leaves_qty(&self) -> Decimal {
         if self.status.is_terminal() {
             Decimal::ZERO
@@ -310,7 +328,7 @@ impl Order {
             None
         } else {
             Some(
-                (self.notional / self.filled_qty)
+                (self.filled_value / self.filled_qty)
                     .round_dp_with_strategy(AVG_PRICE_DP, RoundingStrategy::MidpointAwayFromZero)
                     .normalize(),
             )
@@ -339,6 +357,10 @@ pub struct ExecReport {
     pub transact_time: DateTime<Utc>,
     /// Why, for `rejected` and `cancel_rejected`; null otherwise.
     pub reason: Option<String>,
+    /// The order's quantity; null while a notional order's is undecided.
+    pub qty: Option<Decimal>,
+    /// A notional order's amount of cash; null for the others.
+    pub notional: Option<Decimal>,
 }
 
 /// A symbol's quote.
@@ -773,7 +795,21 @@ impl Market {
                 "client_order_id must be at most {MAX_CLIENT_ORDER_ID_LEN} characters"
             )));
         }
-        if order.qty <= Decimal::ZERO || order.qty.normalize().scale() > QTY_DP {
+        if let Some(notional) = order.notional {
+            if !order.qty.is_zero() {
+                return Err(PlaceError::Invalid(
+                    "qty and notional cannot both be given".into(),
+                ));
+            }
+            if notional <= Decimal::ZERO
+                || notional.normalize().scale() > NOTIONAL_DP
+                || notional > Decimal::from(MAX_NOTIONAL)
+            {
+                return Err(PlaceError::Invalid(format!(
+                    "notional must be more than 0, at most {MAX_NOTIONAL}, with at most {NOTIONAL_DP} decimal places"
+                )));
+            }
+        } else if order.qty <= Decimal::ZERO || order.qty.normalize().scale() > QTY_DP {
             return Err(PlaceError::Invalid(format!(
                 "qty must be a positive number of shares with at most {QTY_DP} decimal places"
             )));
@@ -787,6 +823,19 @@ impl Market {
         let Some(instrument) = self.instrument(&order.symbol) else {
             return Err(PlaceError::UnknownSymbol(order.symbol.clone()));
         };
+        if order.notional.is_some() {
+            if !instrument.fractionable {
+                return Err(PlaceError::Refused(format!(
+                    "{} is not fractionable: notional orders need a fractionable asset",
+                    instrument.symbol
+                )));
+            }
+            if (order.order_type, order.time_in_force) != FRACTIONAL_ORDER {
+                return Err(PlaceError::Refused(
+                    "a notional order is a market order with time_in_force day".into(),
+                ));
+            }
+        }
         let fractional = !order.qty.fract().is_zero();
         if fractional && !instrument.fractionable {
             return Err(PlaceError::Refused(format!(
@@ -799,7 +848,7 @@ impl Market {
                 "a fractional qty is accepted for market orders with time_in_force day only".into(),
             ));
         }
-        if !fractional && order.qty < instrument.min_qty {
+        if order.notional.is_none() && !fractional && order.qty < instrument.min_qty {
             return Err(PlaceError::Invalid(format!(
                 "qty must be at least {} for {}",
                 instrument.min_qty, instrument.symbol
@@ -862,7 +911,8 @@ impl Market {
             triggered_at: None,
             status,
             filled_qty: Decimal::ZERO,
-            notional: Decimal::ZERO,
+            filled_value: Decimal::ZERO,
+            notional: order.notional.map(|n| n.normalize()),
             reject_reason: venue_reject.clone(),
             created_at: now,
             updated_at: now,
@@ -905,7 +955,12 @@ impl Market {
             self.arm(index, now);
             return;
         }
-        let qty_cap = u32::try_from(self.orders[index].qty.mantissa()).unwrap_or(u32::MAX);
+        // A notional order's quantity is decided at its first execution,
+        // which caps its chunks then.
+        let qty_cap = match self.orders[index].known_qty() {
+            Some(qty) => u32::try_from(qty.mantissa()).unwrap_or(u32::MAX),
+            None => u32::MAX,
+        };
         let chunks = self
             .rng
             .random_range(self.params.fill_chunks_min..=self.params.fill_chunks_max)
@@ -1168,6 +1223,13 @@ impl Market {
             self.rest(index);
             return;
         }
+        let price = self.execution_price(index);
+        if !self.decide_qty(index, price, now) {
+            let reason = format!("the notional buys no share at {price}");
+            self.finish(index, OrderStatus::Canceled, now);
+            self.report(index, ExecType::Canceled, None, now, Some(reason));
+            return;
+        }
         let order = &mut self.orders[index];
         let leaves = order.qty - order.filled_qty;
         let chunk = if order.chunks_left <= 1 {
@@ -1178,7 +1240,6 @@ impl Market {
                 .min(leaves)
         };
         order.chunks_left = order.chunks_left.saturating_sub(1);
-        let price = self.execution_price(index);
         self.apply_fill(index, chunk, price, now);
         if !self.orders[index].status.is_terminal() {
             self.schedule_fill(
@@ -1207,8 +1268,13 @@ impl Market {
         let trading = self.can_match(order.symbol_index);
         // Only an order in continuous matching can have a fill on its way.
         let matching = order.time_in_force.is_continuous() && !order.queued;
-        if mode == CancelMode::FillRacesCancel && order.fill_scheduled && trading {
-            let price = self.execution_price(index);
+        let price = self.execution_price(index);
+        if mode == CancelMode::FillRacesCancel
+            && order.fill_scheduled
+            && trading
+            && self.decide_qty(index, price, now)
+        {
+            let leaves = self.orders[index].qty - self.orders[index].filled_qty;
             self.apply_fill(index, leaves, price, now);
             self.report(
                 index,
@@ -1243,6 +1309,34 @@ impl Market {
         self.apply_fill(index, qty, price, now);
     }
 
+    /// A notional order's quantity, decided at its first execution at
+    /// `price`: as many shares as the notional buys (or, for a sell, as
+    /// it is worth), to [`QTY_DP`] places rounded down, so the fills never
+    /// cost more than the notional. `false` when that is no share at all.
+    /// Every other order (and a notional one decided already): `true`.
+    fn decide_qty(&mut self, index: usize, price: Decimal, now: DateTime<Utc>) -> bool {
+        let order = &mut self.orders[index];
+        let Some(notional) = order.notional else {
+            return true;
+        };
+        if !order.qty.is_zero() {
+            return true;
+        }
+        let qty = (notional / price)
+            .round_dp_with_strategy(QTY_DP, RoundingStrategy::ToZero)
+            .min(Decimal::from(MAX_ORDER_QTY))
+            .normalize();
+        if qty.is_zero() {
+            return false;
+        }
+        order.qty = qty;
+        order.version += 1;
+        order.updated_at = now;
+        let cap = u32::try_from(qty.mantissa()).unwrap_or(u32::MAX);
+        order.chunks_left = order.chunks_left.min(cap).max(1);
+        true
+    }
+
     /// Records a fill and reports it. On a working order the status follows
     /// the fill; a terminal (canceled) order keeps its status.
     fn apply_fill(&mut self, index: usize, qty: Decimal, price: Decimal, now: DateTime<Utc>) {
@@ -1250,7 +1344,7 @@ impl Market {
         let exec_id = format!("{}-{}", self.run_id, self.exec_counter);
         let order = &mut self.orders[index];
         order.filled_qty += qty;
-        order.notional += qty * price;
+        order.filled_value += qty * price;
         order.version += 1;
         order.updated_at = now;
         order.fills.push(Fill {
@@ -1333,6 +1427,8 @@ impl Market {
             avg_px: order.avg_price(),
             transact_time: now,
             reason,
+            qty: order.known_qty(),
+            notional: order.notional,
         });
     }
 }
@@ -1395,6 +1491,7 @@ mod tests {
             stop_price: None,
             trail_price: None,
             trail_percent: None,
+            notional: None,
         }
     }
 
@@ -1525,6 +1622,77 @@ mod tests {
                 .place(order("w", Side::Buy, TimeInForce::Day, 1, None), None, t0())
                 .is_ok()
         );
+    }
+
+    /// $1,000 of AAPL at an ask of 190.02: the venue decides 5.262603936
+    /// shares (rounded down, so the fills cost at most the notional) at the
+    /// first execution, then fills them in chunks; the reports carry the
+    /// qty once decided, null before.
+    #[test]
+    fn a_notional_order_gets_its_qty_at_execution() {
+        let mut m = market(Config {
+            fill_chunks_min: 3,
+            fill_chunks_max: 3,
+            fill_interval_ms: 100,
+            ..frozen()
+        });
+        let notional = |coid: &str, side, amount: &str| NewOrder {
+            qty: Decimal::ZERO,
+            notional: Some(amount.parse().expect("notional")),
+            ..order(coid, side, TimeInForce::Day, 1, None)
+        };
+        let id = m
+            .place(notional("n", Side::Buy, "1000"), None, t0())
+            .expect("placed");
+        let new = m.drain_reports();
+        assert_eq!(
+            (new[0].qty, new[0].notional),
+            (None, Some(Decimal::from(1000)))
+        );
+        assert_eq!(m.order(id).expect("order").known_qty(), None);
+        for step in [0, 100, 200] {
+            m.advance(ms(step));
+        }
+        let fills = m.drain_reports();
+        let qty: Decimal = "5.262603936".parse().expect("qty");
+        assert!(fills.iter().all(|r| r.qty == Some(qty)), "{fills:?}");
+        let o = m.order(id).expect("order");
+        assert_eq!(
+            (o.status, o.filled_qty, o.qty),
+            (OrderStatus::Filled, qty, qty)
+        );
+        assert!(o.filled_value <= Decimal::from(1000), "{}", o.filled_value);
+        assert_eq!(o.filled_value, qty * Decimal::new(19002, 2));
+        // A sell's qty is what the notional is worth at the bid.
+        let sell = m
+            .place(notional("s", Side::Sell, "100"), None, ms(300))
+            .expect("placed");
+        for step in [300, 400, 500] {
+            m.advance(ms(step));
+        }
+        let o = m.order(sell).expect("order");
+        assert_eq!(o.qty, "0.526371196".parse::<Decimal>().expect("qty"));
+        assert_eq!(o.status, OrderStatus::Filled);
+        // Too little to buy a billionth of a share: canceled at execution.
+        let dust = m
+            .place(notional("d", Side::Buy, "0.000000001"), None, ms(600))
+            .expect("placed");
+        m.advance(ms(600));
+        let o = m.order(dust).expect("order");
+        assert_eq!((o.status, o.known_qty()), (OrderStatus::Canceled, None));
+        // Exactly one of qty and notional; market day of a fractionable symbol.
+        let both = NewOrder {
+            qty: Decimal::ONE,
+            ..notional("b", Side::Buy, "10")
+        };
+        assert!(matches!(m.validate(&both), Err(PlaceError::Invalid(_))));
+        let mut gtc = notional("g", Side::Buy, "10");
+        gtc.time_in_force = TimeInForce::Gtc;
+        assert!(matches!(m.validate(&gtc), Err(PlaceError::Refused(_))));
+        assert!(matches!(
+            m.validate(&notional("p", Side::Buy, "0.0000000001")),
+            Err(PlaceError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -64,7 +64,13 @@ pub struct PlaceOrderRequest {
     #[serde(rename = "type")]
     pub order_type: OrderType,
     pub time_in_force: TimeInForce,
-    pub qty: Decimal,
+    /// Absent for a notional order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qty: Option<Decimal>,
+    /// Cash to trade instead of a qty: a market day order of a
+    /// fractionable symbol; the venue decides its qty at execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notional: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_price: Option<Decimal>,
     /// stop and stop_limit: the trigger price.
@@ -88,7 +94,11 @@ pub struct OrderResponse {
     #[serde(rename = "type")]
     pub order_type: OrderType,
     pub time_in_force: TimeInForce,
-    pub qty: Decimal,
+    /// null while a notional order's qty is undecided (until its first
+    /// execution).
+    pub qty: Option<Decimal>,
+    /// A notional order's cash amount; null for the others.
+    pub notional: Option<Decimal>,
     pub limit_price: Option<Decimal>,
     /// The stop price in force: as entered for stop and stop_limit; for a
     /// trailing stop the one its `hwm` gives now (null before it has one);
@@ -121,7 +131,8 @@ impl From<&Order> for OrderResponse {
             side: o.side,
             order_type: o.order_type,
             time_in_force: o.time_in_force,
-            qty: o.qty,
+            qty: o.known_qty(),
+            notional: o.notional,
             limit_price: o.limit_price,
             stop_price: o.current_stop_price(),
             trail_price: o.trail_price,
@@ -389,6 +400,10 @@ pub struct StreamExecutionReport {
     pub avg_px: Option<Decimal>,
     pub transact_time: DateTime<Utc>,
     pub reason: Option<String>,
+    /// The order's qty; null while a notional order's is undecided.
+    pub qty: Option<Decimal>,
+    /// A notional order's cash amount; null for the others.
+    pub notional: Option<Decimal>,
 }
 
 impl StreamExecutionReport {
@@ -410,6 +425,8 @@ impl StreamExecutionReport {
             avg_px: r.avg_px,
             transact_time: r.transact_time,
             reason: r.reason.clone(),
+            qty: r.qty,
+            notional: r.notional,
         }
     }
 }
@@ -589,15 +606,20 @@ pub fn parse_place_order(body: &Value) -> (Option<String>, Result<NewOrder, Stri
             "cls" => TimeInForce::Cls,
             _ => return Err("time_in_force must be day, gtc, ioc, fok, opg or cls".to_owned()),
         };
-        let qty = match obj.get("qty") {
-            None | Some(Value::Null) => return Err("qty is required".to_owned()),
-            Some(v) => parse_amount(v).map_err(|e| format!("qty {e}"))?,
-        };
         let optional_amount = |field: &str| match obj.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => parse_amount(v)
                 .map(Some)
                 .map_err(|e| format!("{field} {e}")),
+        };
+        // Exactly one of qty and notional (the venue decides a notional
+        // order's qty when it executes it).
+        let notional = optional_amount("notional")?;
+        let qty = match (optional_amount("qty")?, notional) {
+            (Some(_), Some(_)) => return Err("qty and notional cannot both be given".to_owned()),
+            (None, None) => return Err("qty is required (or notional)".to_owned()),
+            (Some(qty), None) => qty,
+            (None, Some(_)) => Decimal::ZERO,
         };
         Ok(NewOrder {
             client_order_id,
@@ -610,6 +632,7 @@ pub fn parse_place_order(body: &Value) -> (Option<String>, Result<NewOrder, Stri
             stop_price: optional_amount("stop_price")?,
             trail_price: optional_amount("trail_price")?,
             trail_percent: optional_amount("trail_percent")?,
+            notional,
         })
     })();
     (client_order_id, parsed)

@@ -290,6 +290,7 @@ proptest! {
                         stop_price: None,
                         trail_price: None,
                         trail_percent: None,
+                        notional: None,
                     };
                     match market.place(order, None, now) {
                         Ok(id) => {
@@ -325,6 +326,7 @@ proptest! {
                         stop_price,
                         trail_price,
                         trail_percent,
+                        notional: None,
                     };
                     let continuous = matches!(tif, TimeInForce::Day | TimeInForce::Gtc);
                     match market.place(order, None, now) {

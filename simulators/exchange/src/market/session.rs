@@ -339,6 +339,7 @@ mod tests {
             stop_price: None,
             trail_price: None,
             trail_percent: None,
+            notional: None,
         }
     }
 

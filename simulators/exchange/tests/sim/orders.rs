@@ -36,6 +36,75 @@ async fn market_day_order_fills_in_chunks_and_reports_are_consistent() {
     assert_eq!(fills.as_array().expect("array").len(), reports.len() - 1);
 }
 
+/// A notional market buy over HTTP and the stream: qty null until the
+/// venue executes it, then the qty it decided on every report and on the
+/// order; the fills cost at most the notional.
+#[tokio::test]
+async fn a_notional_order_shows_its_qty_once_the_venue_decides_it() {
+    let sim = start().await;
+    let mut stream = sim.stream().await;
+    let reply = sim
+        .post_json(
+            "/v1/orders",
+            &json!({"client_order_id": "ntl-1", "symbol": "AAPL", "side": "buy",
+                "type": "market", "time_in_force": "day", "notional": "1000"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["notional"], "1000");
+    let id = id_of(&reply);
+    let reports = stream.reports_until_terminal(&id).await;
+    assert_eq!(reports[0]["exec_type"], "new");
+    assert_eq!(reports[0]["qty"], serde_json::Value::Null, "{}", reports[0]);
+    let last = reports.last().expect("last");
+    assert_eq!(last["status"], "filled");
+    let qty = dec(&last["qty"]);
+    let sum: rust_decimal::Decimal = reports.iter().map(|r| dec(&r["last_qty"])).sum();
+    assert_eq!(sum, qty);
+    let cost: rust_decimal::Decimal = reports
+        .iter()
+        .filter(|r| r["last_px"].is_string())
+        .map(|r| dec(&r["last_qty"]) * dec(&r["last_px"]))
+        .sum();
+    assert!(cost <= 1000.into() && cost > 999.into(), "{cost}");
+    let order = sim.order(&id).await.body;
+    assert_eq!(
+        (dec(&order["qty"]), order["notional"].clone()),
+        (qty, json!("1000"))
+    );
+    // Exactly one of qty and notional; a notional order is market day.
+    for (body, status) in [
+        (
+            json!({"qty": "1", "notional": "10", "type": "market", "time_in_force": "day"}),
+            400,
+        ),
+        (
+            json!({"notional": "10", "type": "market", "time_in_force": "gtc"}),
+            422,
+        ),
+        (
+            json!({"notional": "10", "type": "limit", "limit_price": "100", "time_in_force": "day"}),
+            422,
+        ),
+        (
+            json!({"notional": "0", "type": "market", "time_in_force": "day"}),
+            400,
+        ),
+    ] {
+        let mut request = json!({"client_order_id": "ntl-x", "symbol": "AAPL", "side": "buy"});
+        for (k, v) in body.as_object().expect("object") {
+            request[k] = v.clone();
+        }
+        let refused = sim.post_json("/v1/orders", &request).await;
+        assert_eq!(
+            refused.status.as_u16(),
+            status,
+            "{request}: {}",
+            refused.body
+        );
+    }
+}
+
 #[tokio::test]
 async fn resting_limit_order_fills_when_the_price_crosses_it() {
     let sim = start().await;
