@@ -299,6 +299,10 @@ pub struct LifecycleSettings {
     pub late_fill_window_ms: u64,
     pub placement_grace_ms: u64,
     pub market_buy_collar: rust_decimal::Decimal,
+    /// Notional orders are taken (`POST /v2/orders` with `notional`). Off
+    /// until every instance runs a release that reads them (ARCHITECTURE.md,
+    /// rules for migrations, 1): an older one cannot drive their rows.
+    pub notional_orders: bool,
     pub completer_interval_ms: u64,
     pub completer_batch: u32,
     pub completer_concurrency: usize,

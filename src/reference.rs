@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::domain::asset::{self, Asset, AssetChange, AssetRefusal, AssetStatus};
-use crate::domain::order::NewOrder;
+use crate::domain::order::{Amount, NewOrder};
 use crate::domain::session::{Calendar, SessionDay, SessionRules};
 use crate::store::reference as store;
 use crate::venues::CallError;
@@ -79,7 +79,10 @@ impl Snapshot {
             .get(symbol)
             .map(|i| &self.assets[*i])
             .ok_or_else(|| AssetRefusal::Unknown(symbol.to_string()))?;
-        asset.admits(order.qty.value(), &order.prices.on_the_tick())
+        match order.amount {
+            Amount::Qty(qty) => asset.admits(qty.value(), &order.prices.on_the_tick()),
+            Amount::Notional(_) => asset.admits_notional(),
+        }
     }
 }
 

@@ -14,11 +14,12 @@ use uuid::Uuid;
 
 use super::idempotency::{self, FollowError, Followed, IdempotencyKey, StoredResponse, Taken};
 use super::{App, Internal};
+use crate::domain::InvalidField;
 use crate::domain::asset::AssetRefusal;
-use crate::domain::hold::{hold_asset, hold_for, needs_quote};
+use crate::domain::hold::{hold_asset, hold_for, needs_quote, notional_hold, notional_rate};
 use crate::domain::ids::ClientOrderId;
 use crate::domain::lifecycle::{RejectReason, Status};
-use crate::domain::order::{NewOrder, Side};
+use crate::domain::order::{Amount, NewOrder, Side};
 use crate::engine::keys;
 use crate::failpoints;
 use crate::metrics::names;
@@ -156,6 +157,12 @@ async fn admit(
     key: Option<&IdempotencyKey>,
 ) -> Result<(), SubmitError> {
     let reference = app.reference.snapshot();
+    if order.amount.notional().is_some() && !app.settings.lifecycle.notional_orders {
+        return Err(SubmitError::Asset(AssetRefusal::Field(InvalidField {
+            field: "notional",
+            problem: "orders are not enabled here (lifecycle.notional_orders); give qty".into(),
+        })));
+    }
     let refusal = if reference.has_assets() {
         match reference.admit(order) {
             Ok(()) => return Ok(()),
@@ -316,16 +323,36 @@ async fn new_order_row(
     order_id: Uuid,
     fingerprint: &str,
 ) -> NewOrderRow {
-    let qty = order.qty.value();
     let terms = order.prices.terms();
     let symbol = order.symbol.as_str();
-    let quote = if needs_quote(order.side, &terms) {
-        app.engine.quote_for_hold(symbol).await.ok()
-    } else {
-        None
-    };
     let collar = app.settings.lifecycle.market_buy_collar;
-    let hold = hold_for(order.side, symbol, qty, &terms, quote, collar).ok();
+    let (qty, notional, hold, hold_rate) = match order.amount {
+        Amount::Qty(qty) => {
+            let quote = if needs_quote(order.side, &terms) {
+                app.engine.quote_for_hold(symbol).await.ok()
+            } else {
+                None
+            };
+            let hold = hold_for(order.side, symbol, qty.value(), &terms, quote, collar).ok();
+            let rate = hold.as_ref().map(|h| h.rate);
+            (qty.value(), None, hold, rate)
+        }
+        // The venue decides the quantity: 0 on the row until it is known.
+        Amount::Notional(notional) => {
+            let quote = match order.side {
+                Side::Sell => app.engine.quote_for_hold(symbol).await.ok(),
+                Side::Buy => None,
+            };
+            let hold = notional_hold(order.side, symbol, notional.value(), quote, collar).ok();
+            let rate = hold.as_ref().and(notional_rate(order.side));
+            (
+                rust_decimal::Decimal::ZERO,
+                Some(notional.value()),
+                hold,
+                rate,
+            )
+        }
+    };
     NewOrderRow {
         order_id,
         account_id: account.account_id,
@@ -340,10 +367,11 @@ async fn new_order_row(
         order_type: order.order_type,
         time_in_force: order.time_in_force,
         qty,
+        notional,
         terms,
         hold_asset: hold_asset(order.side, symbol).to_string(),
         hold_amount: hold.as_ref().map(|h| h.amount),
-        hold_rate: hold.as_ref().map(|h| h.rate),
+        hold_rate,
         expires_at: app
             .reference
             .snapshot()

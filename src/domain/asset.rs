@@ -196,6 +196,29 @@ impl Asset {
         self.on_the_tick(prices)
     }
 
+    /// Whether a notional order can be taken: the venue decides its
+    /// quantity, a fraction as likely as not, so the asset must be
+    /// fractionable (Alpaca's rule).
+    pub fn admits_notional(&self) -> Result<(), AssetRefusal> {
+        if self.status != AssetStatus::Active {
+            return Err(AssetRefusal::Inactive(self.symbol.clone()));
+        }
+        if !self.tradable {
+            return Err(AssetRefusal::NotTradable(self.symbol.clone()));
+        }
+        if !self.fractionable {
+            return Err(InvalidField {
+                field: "notional",
+                problem: format!(
+                    "orders need a fractionable asset; {} is not fractionable",
+                    self.symbol
+                ),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     /// Whether each of `prices` is on the asset's tick.
     fn on_the_tick(&self, prices: &[(&'static str, Decimal)]) -> Result<(), AssetRefusal> {
         let field = |field: &'static str, problem: String| InvalidField { field, problem };
@@ -352,5 +375,24 @@ mod tests {
         assert!(fractions.admits(Decimal::new(123_456_789, 9), &[]).is_ok());
         assert!(fractions.admits(Decimal::from(2), &[]).is_err());
         assert!(fractions.admits(Decimal::new(10_005, 1), &[]).is_err());
+    }
+
+    #[test]
+    fn a_notional_order_needs_a_fractionable_asset() {
+        let mut a = asset("AAPL");
+        assert!(matches!(
+            a.admits_notional(),
+            Err(AssetRefusal::Field(InvalidField {
+                field: "notional",
+                ..
+            }))
+        ));
+        a.fractionable = true;
+        assert_eq!(a.admits_notional(), Ok(()));
+        a.tradable = false;
+        assert_eq!(
+            a.admits_notional(),
+            Err(AssetRefusal::NotTradable("AAPL".into()))
+        );
     }
 }

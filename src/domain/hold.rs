@@ -6,7 +6,7 @@
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::order::{PriceTerms, Side};
+use super::order::{PriceTerms, QTY_DP, Side};
 
 /// The asset cash is held and settled in.
 pub const CASH_ASSET: &str = "USD";
@@ -14,9 +14,11 @@ pub const CASH_ASSET: &str = "USD";
 /// Cash is held to the cent.
 pub const CASH_DP: u32 = 2;
 
-/// The prices of a quote a market buy's hold is sized from.
+/// The prices of a quote a market buy's hold (ask, last) or a notional
+/// sell's (bid) is sized from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotePrices {
+    pub bid: Decimal,
     pub ask: Decimal,
     pub last: Decimal,
 }
@@ -29,6 +31,59 @@ pub struct Hold {
     pub amount: Decimal,
     /// What one filled share consumes of the hold.
     pub rate: Decimal,
+}
+
+/// A notional order's hold.
+///
+/// - A buy holds its notional (cents already): the venue buys at most as
+///   many shares as it pays for (rounding the quantity down), so the
+///   fills never cost more. No rate: each fill consumes what it cost
+///   ([`notional_rate`]).
+/// - A sell holds the shares the notional is worth at the bid less the
+///   collar, `notional / (bid × (1 − collar))` rounded up to
+///   [`QTY_DP`] places, and needs `quote`: the venue sells
+///   `notional / price` shares, so the price may fall by the collar before
+///   the hold is short (a fall past it is settled from the free shares,
+///   flagged by the ledger). A sell of more shares than the account holds
+///   is refused by the ledger's hold, as any sell.
+pub fn notional_hold(
+    side: Side,
+    symbol: &str,
+    notional: Decimal,
+    quote: Option<QuotePrices>,
+    collar: Decimal,
+) -> Result<Hold, NeedsQuote> {
+    match side {
+        Side::Buy => Ok(Hold {
+            asset: CASH_ASSET.to_string(),
+            amount: notional.round_dp_with_strategy(CASH_DP, RoundingStrategy::AwayFromZero),
+            rate: Decimal::ONE,
+        }),
+        Side::Sell => {
+            let quote = quote.ok_or(NeedsQuote)?;
+            let floor = quote.bid * (Decimal::ONE - collar);
+            if floor <= Decimal::ZERO {
+                return Err(NeedsQuote);
+            }
+            let shares =
+                (notional / floor).round_dp_with_strategy(QTY_DP, RoundingStrategy::AwayFromZero);
+            Ok(Hold {
+                asset: symbol.to_string(),
+                amount: shares,
+                rate: Decimal::ONE,
+            })
+        }
+    }
+}
+
+/// The rate a notional order's fills consume its hold at: a sell's one
+/// share per share; a buy's none (`None`: each fill consumes what it cost,
+/// the ledger's `min(remaining, cost)`).
+pub fn notional_rate(side: Side) -> Option<Decimal> {
+    match side {
+        Side::Buy => None,
+        Side::Sell => Some(Decimal::ONE),
+    }
 }
 
 /// A market (or trailing-stop) buy cannot be sized without a quote.
@@ -169,6 +224,7 @@ mod tests {
             Err(NeedsQuote)
         );
         let quote = QuotePrices {
+            bid: dec("100") - dec("0.02"),
             ask: dec("100"),
             last: dec("101"),
         };
@@ -197,6 +253,7 @@ mod tests {
             Err(NeedsQuote)
         );
         let below = QuotePrices {
+            bid: dec("90") - dec("0.02"),
             ask: dec("90"),
             last: dec("89"),
         };
@@ -204,6 +261,7 @@ mod tests {
         assert_eq!((hold.rate, hold.amount), (dec("105.00"), dec("315.00")));
         // A stop the market is past already triggers at once, at the market.
         let above = QuotePrices {
+            bid: dec("190") - dec("0.02"),
             ask: dec("190"),
             last: dec("189.5"),
         };
@@ -230,6 +288,7 @@ mod tests {
             Err(NeedsQuote)
         );
         let quote = QuotePrices {
+            bid: dec("100") - dec("0.02"),
             ask: dec("100"),
             last: dec("99"),
         };
@@ -259,5 +318,28 @@ mod tests {
         .unwrap();
         // 100 × 1.015 × 1.05 = 106.575, up to the cent
         assert_eq!(hold.rate, dec("106.58"));
+    }
+
+    #[test]
+    fn a_notional_buy_holds_its_notional_and_a_sell_the_shares_it_is_worth() {
+        let buy = notional_hold(Side::Buy, "AAPL", dec("1000"), None, dec("0.05")).unwrap();
+        assert_eq!((buy.asset.as_str(), buy.amount), ("USD", dec("1000")));
+        assert_eq!(notional_rate(Side::Buy), None);
+        assert_eq!(
+            notional_hold(Side::Sell, "AAPL", dec("100"), None, dec("0.05")),
+            Err(NeedsQuote)
+        );
+        // 100 / (99.99 × 0.95) = 1.0527368526..., up to 9 places.
+        let quote = Some(QuotePrices {
+            bid: dec("99.99"),
+            ask: dec("100.01"),
+            last: dec("100"),
+        });
+        let sell = notional_hold(Side::Sell, "AAPL", dec("100"), quote, dec("0.05")).unwrap();
+        assert_eq!(
+            (sell.asset.as_str(), sell.amount),
+            ("AAPL", dec("1.052736853"))
+        );
+        assert_eq!(notional_rate(Side::Sell), Some(Decimal::ONE));
     }
 }

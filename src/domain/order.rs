@@ -234,8 +234,74 @@ impl Qty {
 }
 
 /// The only order a fractional quantity may be (Alpaca's rule for
-/// fractional orders): a market order for the day.
+/// fractional orders): a market order for the day. A notional order too.
 pub const FRACTIONAL_ORDER: (OrderType, TimeInForce) = (OrderType::Market, TimeInForce::Day);
+
+/// Largest notional of one order, in dollars: the venue's bound.
+pub const NOTIONAL_MAX: u64 = 1_000_000_000;
+
+/// Most decimal places of a notional: cents (a hold is whole cents, and
+/// the cash a notional order may spend is what is held).
+pub const NOTIONAL_DP: u32 = 2;
+
+/// A notional: cash to trade instead of a quantity, more than 0, at most
+/// [`NOTIONAL_MAX`], to the cent. The venue decides the quantity when it
+/// executes the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Notional(Decimal);
+
+impl Notional {
+    pub fn parse(value: Decimal) -> Result<Self, InvalidField> {
+        if value <= Decimal::ZERO {
+            return Err(invalid("notional", "must be greater than 0"));
+        }
+        if value.round_dp(NOTIONAL_DP) != value {
+            return Err(invalid(
+                "notional",
+                format!("must have at most {NOTIONAL_DP} decimal places (cents)"),
+            ));
+        }
+        if value > Decimal::from(NOTIONAL_MAX) {
+            return Err(invalid(
+                "notional",
+                format!("must be at most {NOTIONAL_MAX}"),
+            ));
+        }
+        Ok(Self(value.normalize()))
+    }
+
+    pub fn value(self) -> Decimal {
+        self.0
+    }
+}
+
+/// How much an order trades: a quantity of shares, or a notional (the
+/// venue decides the quantity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Amount {
+    #[serde(rename = "qty")]
+    Qty(Qty),
+    #[serde(rename = "notional")]
+    Notional(Notional),
+}
+
+impl Amount {
+    /// The quantity, when the order has one from the start.
+    pub fn qty(self) -> Option<Qty> {
+        match self {
+            Amount::Qty(qty) => Some(qty),
+            Amount::Notional(_) => None,
+        }
+    }
+
+    pub fn notional(self) -> Option<Notional> {
+        match self {
+            Amount::Qty(_) => None,
+            Amount::Notional(notional) => Some(notional),
+        }
+    }
+}
 
 /// A limit price: positive, on the venue's tick ($0.01 at or above $1,
 /// $0.0001 below), at most [`PRICE_MAX`].
@@ -287,7 +353,8 @@ pub struct NewOrder {
     pub side: Side,
     pub order_type: OrderType,
     pub time_in_force: TimeInForce,
-    pub qty: Qty,
+    #[serde(flatten)]
+    pub amount: Amount,
     #[serde(skip)]
     pub prices: Prices,
     pub client_order_id: Option<ClientOrderId>,
@@ -359,6 +426,28 @@ impl NewOrder {
         prices: Prices,
         client_order_id: Option<ClientOrderId>,
     ) -> Result<Self, InvalidField> {
+        Self::of(
+            symbol,
+            side,
+            order_type,
+            time_in_force,
+            Amount::Qty(qty),
+            prices,
+            client_order_id,
+        )
+    }
+
+    /// [`NewOrder::new`] for either amount: a notional order is a market
+    /// order for the day ([`FRACTIONAL_ORDER`]), as Alpaca's.
+    pub fn of(
+        symbol: Symbol,
+        side: Side,
+        order_type: OrderType,
+        time_in_force: TimeInForce,
+        amount: Amount,
+        prices: Prices,
+        client_order_id: Option<ClientOrderId>,
+    ) -> Result<Self, InvalidField> {
         let kind = order_type.as_str();
         let needs = |field: &'static str| invalid(field, format!("is required for {kind} orders"));
         let refuses =
@@ -385,8 +474,24 @@ impl NewOrder {
             (false, Some(Trail::Percent(_))) => return Err(refuses("trail_percent")),
             _ => {}
         }
-        if qty.is_fractional() {
-            let (fractional_type, fractional_tif) = FRACTIONAL_ORDER;
+        let (fractional_type, fractional_tif) = FRACTIONAL_ORDER;
+        if amount.notional().is_some() {
+            if order_type != fractional_type {
+                return Err(invalid(
+                    "notional",
+                    format!("is accepted for {fractional_type} orders only, not {kind}; give qty"),
+                ));
+            }
+            if time_in_force != fractional_tif {
+                return Err(invalid(
+                    "time_in_force",
+                    format!(
+                        "{time_in_force} is not supported for notional orders; use {fractional_tif}"
+                    ),
+                ));
+            }
+        }
+        if let Some(qty) = amount.qty().filter(|q| q.is_fractional()) {
             if order_type != fractional_type {
                 return Err(invalid(
                     "qty",
@@ -416,7 +521,7 @@ impl NewOrder {
             side,
             order_type,
             time_in_force,
-            qty,
+            amount,
             prices,
             client_order_id,
             request_digest: None,
@@ -442,7 +547,10 @@ impl NewOrder {
             self.side,
             self.order_type,
             self.time_in_force,
-            self.qty.value().normalize(),
+            match self.amount {
+                Amount::Qty(qty) => qty.value().normalize().to_string(),
+                Amount::Notional(n) => format!("notional:{}", n.value().normalize()),
+            },
             self.prices
                 .limit
                 .map(|p| p.value().normalize().to_string())

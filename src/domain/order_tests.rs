@@ -218,7 +218,7 @@ fn a_fractional_qty_is_a_market_day_order_only() {
         )
     };
     let ok = order(OrderType::Market, TimeInForce::Day, None).unwrap();
-    assert_eq!(ok.qty.value(), dec("0.5"));
+    assert_eq!(ok.amount.qty().map(Qty::value), Some(dec("0.5")));
     let limit = order(OrderType::Limit, TimeInForce::Day, Some("10")).unwrap_err();
     assert_eq!(limit.field, "qty");
     assert!(limit.problem.contains("market orders only"), "{limit}");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Engine, EngineError, keys};
-use crate::domain::hold::{QuotePrices, hold_for};
+use crate::domain::hold::{QuotePrices, hold_for, notional_hold};
 use crate::domain::ids::{HoldId, VenueOrderId};
 use crate::domain::lifecycle::{Action, Outcome, RejectReason, VenueStatus};
 use crate::failpoints;
@@ -47,6 +47,7 @@ impl Engine {
     pub async fn quote_for_hold(&self, symbol: &str) -> Result<QuotePrices, Outcome> {
         match self.exchange.quote(symbol).await {
             Ok(quote) => Ok(QuotePrices {
+                bid: quote.bid,
                 ask: quote.ask,
                 last: quote.last,
             }),
@@ -76,14 +77,21 @@ impl Engine {
                 Ok(quote) => quote,
                 Err(outcome) => return Ok(outcome),
             };
-            let hold = match hold_for(
-                order.side,
-                &order.symbol,
-                order.qty,
-                &order.terms(),
-                Some(quote),
-                self.settings.market_buy_collar,
-            ) {
+            let collar = self.settings.market_buy_collar;
+            let sized = match order.notional {
+                Some(notional) => {
+                    notional_hold(order.side, &order.symbol, notional, Some(quote), collar)
+                }
+                None => hold_for(
+                    order.side,
+                    &order.symbol,
+                    order.qty,
+                    &order.terms(),
+                    Some(quote),
+                    collar,
+                ),
+            };
+            let hold = match sized {
                 Ok(hold) => hold,
                 Err(missing) => {
                     return Ok(Outcome::Unexpected {
@@ -156,7 +164,9 @@ impl Engine {
             side: order.side.to_string(),
             order_type: order.order_type.to_string(),
             time_in_force: order.time_in_force.to_string(),
-            qty: order.qty,
+            // A notional order sends its notional; the venue decides the qty.
+            qty: order.known_qty(),
+            notional: order.notional,
             limit_price: order.limit_price,
             stop_price: order.stop_price,
             trail_price: order.trail_price,

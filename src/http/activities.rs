@@ -99,8 +99,13 @@ fn parse_page_token(token: &str) -> Result<(DateTime<Utc>, ExecId), ApiError> {
 }
 
 fn activity(account_id: Uuid, fill: FillActivity) -> TradeActivity {
-    let leaves = (fill.order_qty - fill.cum_qty).max(rust_decimal::Decimal::ZERO);
-    let complete = leaves.is_zero();
+    // A notional order's quantity is known once it is filled: until then
+    // every fill of it is partial, and what is left is not a quantity.
+    let leaves = fill
+        .order_qty
+        .map(|qty| (qty - fill.cum_qty).max(rust_decimal::Decimal::ZERO));
+    let complete = leaves.is_some_and(|l| l.is_zero());
+    let leaves = leaves.unwrap_or_default();
     TradeActivity {
         id: activity_id(fill.transact_time, &fill.exec_id),
         account_id,

@@ -10,9 +10,9 @@ use uuid::Uuid;
 use super::error::ApiError;
 use crate::domain::lifecycle::Status;
 use crate::domain::order::{
-    ClientOrderId, LimitPrice, NewOrder, OrderType, Prices, QTY_DP, Qty, Side, Symbol,
-    TRAIL_PERCENT_DP, TimeInForce, Trail, TrailPercent, is_plain_decimal, parse_field,
-    parse_plain_decimal,
+    Amount, ClientOrderId, LimitPrice, NOTIONAL_DP, NewOrder, Notional, OrderType, Prices, QTY_DP,
+    Qty, Side, Symbol, TRAIL_PERCENT_DP, TimeInForce, Trail, TrailPercent, is_plain_decimal,
+    parse_field, parse_plain_decimal,
 };
 use crate::domain::{InvalidField, TextEnum};
 use crate::store::orders::OrderRecord;
@@ -110,9 +110,8 @@ fn snap_qty(qty: Decimal, wire: Wire) -> Decimal {
     }
 }
 
-/// Fields orderd refuses unless absent or null (notional orders,
-/// brackets, legs).
-pub const UNSUPPORTED_FIELDS: [&str; 4] = ["notional", "take_profit", "stop_loss", "legs"];
+/// Fields orderd refuses unless absent or null (brackets, legs).
+pub const UNSUPPORTED_FIELDS: [&str; 3] = ["take_profit", "stop_loss", "legs"];
 
 /// Parses a `POST /v2/orders` body into a validated order. Malformed JSON
 /// is a 400; a missing, mistyped or out-of-range field a 422 naming it.
@@ -149,9 +148,24 @@ pub fn parse_order_request(bytes: &[u8]) -> Result<NewOrder, ApiError> {
     }
 
     let symbol = Symbol::parse(&required_string(&body, "symbol")?)?;
-    let (qty, wire) =
-        decimal_field(&body, "qty")?.ok_or_else(|| ApiError::validation("qty is required"))?;
-    let qty = Qty::parse(snap_qty(qty, wire))?;
+    // Exactly one of qty and notional (Alpaca's rule).
+    let amount = match (
+        decimal_field(&body, "qty")?,
+        decimal_field(&body, "notional")?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "notional and qty cannot both be given; choose one",
+            ));
+        }
+        (None, None) => return Err(ApiError::validation("qty (or notional) is required")),
+        (Some((qty, wire)), None) => Amount::Qty(Qty::parse(snap_qty(qty, wire))?),
+        (None, Some((notional, wire))) => Amount::Notional(Notional::parse(snap_to_places(
+            notional,
+            wire,
+            NOTIONAL_DP,
+        ))?),
+    };
     let side = parse_field::<Side>(&required_string(&body, "side")?)?;
     let order_type = parse_field::<OrderType>(&required_string(&body, "type")?)?;
     let time_in_force = parse_field::<TimeInForce>(&required_string(&body, "time_in_force")?)?;
@@ -179,12 +193,12 @@ pub fn parse_order_request(bytes: &[u8]) -> Result<NewOrder, ApiError> {
     let client_order_id = string_field(&body, "client_order_id")?
         .map(|s| ClientOrderId::parse(&s))
         .transpose()?;
-    Ok(NewOrder::new(
+    Ok(NewOrder::of(
         symbol,
         side,
         order_type,
         time_in_force,
-        qty,
+        amount,
         Prices { limit, stop, trail },
         client_order_id,
     )?)
@@ -220,9 +234,12 @@ pub struct AlpacaOrder {
     pub symbol: String,
     /// Always `us_equity`.
     pub asset_class: String,
+    /// A notional order's cash amount; null for the others.
     pub notional: Option<String>,
-    /// Decimal as a string.
-    pub qty: String,
+    /// Decimal as a string; null while a notional order's is not known
+    /// (the venue decides it; orderd records it once the venue reports
+    /// the order filled).
+    pub qty: Option<String>,
     pub filled_qty: String,
     pub filled_avg_price: Option<String>,
     /// Always `simple`.
@@ -276,8 +293,8 @@ impl From<&OrderRecord> for AlpacaOrder {
             asset_id: asset_id(&order.symbol),
             symbol: order.symbol.clone(),
             asset_class: "us_equity".to_string(),
-            notional: None,
-            qty: decimal_string(order.qty),
+            notional: order.notional.map(decimal_string),
+            qty: order.known_qty().map(decimal_string),
             filled_qty: decimal_string(order.filled_qty),
             filled_avg_price: order.filled_avg_price.map(decimal_string),
             order_class: "simple".to_string(),
@@ -321,7 +338,10 @@ mod tests {
             r#"{"symbol":"AAPL","qty":10.0,"side":"buy","type":"limit","time_in_force":"gtc","limit_price":190.5,"order_class":"simple","extended_hours":false,"notional":null}"#,
         )
         .unwrap();
-        assert_eq!(order.qty.value(), Decimal::from(10));
+        assert_eq!(
+            order.amount.qty().map(|q| q.value()),
+            Some(Decimal::from(10))
+        );
         assert_eq!(order.prices.limit.unwrap().value().to_string(), "190.5");
     }
 
@@ -352,9 +372,63 @@ mod tests {
     #[test]
     fn unsupported_features_are_refused_not_ignored() {
         let error = parse(
-            r#"{"symbol":"AAPL","notional":"100","side":"buy","type":"market","time_in_force":"day"}"#,
+            r#"{"symbol":"AAPL","qty":"1","side":"buy","type":"market","time_in_force":"day","legs":[{}]}"#,
         )
         .unwrap_err();
-        assert!(error.message.contains("notional"));
+        assert!(error.message.contains("legs"));
+    }
+
+    #[test]
+    fn a_notional_is_cash_instead_of_qty_in_a_market_day_order() {
+        let order = parse(
+            r#"{"symbol":"AAPL","notional":"500.75","side":"buy","type":"market","time_in_force":"day"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            order.amount.notional().map(|n| n.value()),
+            Some(Decimal::new(50075, 2))
+        );
+        assert_eq!(order.amount.qty(), None);
+        // A float a hair off the cent is the cent.
+        let float = parse(
+            r#"{"symbol":"AAPL","notional":500.75,"side":"sell","type":"market","time_in_force":"day"}"#,
+        )
+        .unwrap();
+        assert_eq!(float.amount, order.amount);
+        for (body, field) in [
+            (
+                r#""qty":"1","notional":"10","type":"market","time_in_force":"day""#,
+                "notional and qty",
+            ),
+            (
+                r#""type":"market","time_in_force":"day""#,
+                "qty (or notional)",
+            ),
+            (
+                r#""notional":"10","type":"limit","limit_price":"10","time_in_force":"day""#,
+                "notional",
+            ),
+            (
+                r#""notional":"10","type":"market","time_in_force":"gtc""#,
+                "time_in_force",
+            ),
+            (
+                r#""notional":"10.001","type":"market","time_in_force":"day""#,
+                "notional",
+            ),
+            (
+                r#""notional":"0","type":"market","time_in_force":"day""#,
+                "notional",
+            ),
+        ] {
+            let body = format!(r#"{{"symbol":"AAPL","side":"buy",{body}}}"#);
+            let error = parse(&body).unwrap_err();
+            assert_eq!(error.status, 422, "{body}");
+            assert!(
+                error.message.starts_with(field),
+                "{body}: {}",
+                error.message
+            );
+        }
     }
 }

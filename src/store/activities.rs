@@ -45,7 +45,8 @@ pub struct FillActivity {
     pub qty: Decimal,
     pub price: Decimal,
     pub transact_time: DateTime<Utc>,
-    pub order_qty: Decimal,
+    /// `None` while a notional order's quantity is not known.
+    pub order_qty: Option<Decimal>,
     /// The order's filled quantity counting this fill and those before it.
     pub cum_qty: Decimal,
 }
@@ -67,7 +68,7 @@ macro_rules! fill_activities {
     ($cmp:literal, $order:literal) => {
         concat!(
             "SELECT f.exec_id, f.order_id, o.symbol, o.side, f.qty, f.price, f.transact_time,
-                    o.qty AS order_qty,
+                    NULLIF(o.qty, 0) AS order_qty,
                     (SELECT sum(g.qty) FROM fills g
                       WHERE g.order_id = f.order_id
                         AND (g.transact_time, g.exec_id) <= (f.transact_time, f.exec_id)) AS cum_qty

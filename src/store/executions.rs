@@ -212,6 +212,7 @@ static APPLY: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| {
          UPDATE orders
             SET status = $2, step = $3, step_state = $4, attempts = $5,
                 filled_qty = $6, filled_avg_price = $7,
+                qty = CASE WHEN $23 THEN $6 ELSE qty END,
                 venue_status = $8, venue_cum_qty = $9,
                 venue_order_id = COALESCE(venue_order_id, $10),
                 reject_reason = COALESCE(reject_reason, $11),
@@ -318,7 +319,7 @@ async fn apply_in(
                     }),
                 });
             }
-            let summary = fills::fold(order.qty, &all).map_err(|source| {
+            let summary = fills::fold(order.qty_bound(), &all).map_err(|source| {
                 tracing::error!(%order_id, %source, "fills that cannot be the order's");
                 ApplyError::Overfill { order_id, source }
             })?;
@@ -342,7 +343,19 @@ async fn apply_in(
         status: execution.venue_status,
         cum_qty: execution.cum_qty.max(order.venue_cum_qty),
     };
-    let projection = on_venue_news(&current, order.qty, filled_qty, news);
+    // A notional order's quantity is the venue's: known here once the
+    // venue reports the order filled with every fill of it recorded (it is
+    // then what was filled), and recorded with that news.
+    let qty_now_known = order.known_qty().is_none()
+        && news.status == VenueStatus::Filled
+        && news.cum_qty <= filled_qty
+        && filled_qty > Decimal::ZERO;
+    let qty = match order.known_qty() {
+        Some(qty) => qty,
+        None if qty_now_known => filled_qty,
+        None => order.qty_bound(),
+    };
+    let projection = on_venue_news(&current, qty, filled_qty, news);
     if projection.changes_nothing(&current, news, order.venue_cum_qty, new_fill) {
         let done_for_day = execution
             .done_for_day
@@ -398,6 +411,7 @@ async fn apply_in(
         .bind(events.states)
         .bind(events.details)
         .bind(late)
+        .bind(qty_now_known)
         .fetch_one(&mut **tx)
         .await?;
     if inserted != i64::from(new_fill) {

@@ -207,7 +207,9 @@ pub struct OrderFacts {
     pub venue_order_id: Option<VenueOrderId>,
     pub symbol: String,
     pub side: Side,
+    /// 0 for a notional order until the venue reports it filled.
     pub qty: Decimal,
+    pub notional: Option<Decimal>,
     pub status: Status,
     pub step: Step,
     pub filled_qty: Decimal,
@@ -235,7 +237,7 @@ pub struct FillFacts {
 static ORDER_FACTS: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| {
     super::types::statement(format!(
         "SELECT order_id, account_id, venue_client_order_id, venue_order_id, symbol, side, qty,
-                status, step, filled_qty, filled_avg_price, time_in_force,
+                notional, status, step, filled_qty, filled_avg_price, time_in_force,
                 (time_in_force IN {session}
                  AND EXISTS (SELECT 1 FROM trading_sessions s
                               WHERE (CASE WHEN o.time_in_force = '{opg}' THEN s.open ELSE s.close END)

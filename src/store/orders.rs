@@ -84,6 +84,9 @@ pub struct OrderRecord {
     /// A trailing stop's trail: a price distance, or a percentage.
     pub trail_price: Option<Decimal>,
     pub trail_percent: Option<Decimal>,
+    /// A notional order's cash amount (migration 0013). Its `qty` is 0
+    /// until the venue reports it filled, then the filled quantity.
+    pub notional: Option<Decimal>,
 }
 
 /// A row whose values break a rule the code relies on (a negative attempt
@@ -97,6 +100,20 @@ pub struct CorruptRow {
 }
 
 impl OrderRecord {
+    /// The order's quantity: `None` while a notional order's is not known
+    /// (the venue decides it; orderd records it when the venue reports
+    /// the order filled).
+    pub fn known_qty(&self) -> Option<Decimal> {
+        (self.notional.is_none() || self.qty > Decimal::ZERO).then_some(self.qty)
+    }
+
+    /// What the order's fills may add up to: its quantity, or for a
+    /// notional order not filled yet, any quantity a report may carry.
+    pub fn qty_bound(&self) -> Decimal {
+        self.known_qty()
+            .unwrap_or(crate::domain::fills::REPORT_QTY_MAX)
+    }
+
     /// When the order expires. Orders entered before it was stored (there
     /// was no `[market]` setting then) follow New York's default day.
     pub fn expires_at(&self) -> DateTime<Utc> {
@@ -154,7 +171,9 @@ pub struct NewOrderRow {
     pub side: Side,
     pub order_type: OrderType,
     pub time_in_force: TimeInForce,
+    /// 0 for a notional order (its quantity is the venue's to decide).
     pub qty: Decimal,
+    pub notional: Option<Decimal>,
     pub terms: PriceTerms,
     pub hold_asset: String,
     /// `None` for a market buy until a quote is known.
@@ -171,10 +190,11 @@ static INSERT_ORDER: LazyLock<&'static str> = LazyLock::new(|| {
                          request_fingerprint, symbol, side, order_type, time_in_force, qty,
                          limit_price, status, step, step_state, recovery_version,
                          hold_asset, hold_amount, hold_rate, lease_owner, lease_expires_at,
-                         lease_token, expires_at, stop_price, trail_price, trail_percent)
+                         lease_token, expires_at, stop_price, trail_price, trail_percent,
+                         notional)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $21, $18, $22,
              $12, $13, $14, $15, $16, now() + make_interval(secs => $17::float8 / 1000),
-             nextval('lease_tokens'), $23, $24, $25, $26)
+             nextval('lease_tokens'), $23, $24, $25, $26, $27)
      ON CONFLICT (account_id, client_order_id) DO NOTHING
      RETURNING {columns}),
      events AS (
@@ -233,6 +253,7 @@ pub async fn insert_order<'e>(
         .bind(row.terms.stop)
         .bind(row.terms.trail_price)
         .bind(row.terms.trail_percent)
+        .bind(row.notional)
         .fetch_optional(executor)
         .await
 }

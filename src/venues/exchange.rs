@@ -22,7 +22,12 @@ pub struct PlaceOrderRequest {
     #[serde(rename = "type")]
     pub order_type: String,
     pub time_in_force: String,
-    pub qty: Decimal,
+    /// Absent for a notional order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qty: Option<Decimal>,
+    /// A notional order's cash: the venue decides its qty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notional: Option<Decimal>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_price: Option<Decimal>,
     /// stop and stop_limit: the price that triggers the order.

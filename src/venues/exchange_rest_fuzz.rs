@@ -215,6 +215,7 @@ fn quote_holds((status, body): (StatusCode, Vec<u8>)) -> Result<(), TestCaseErro
         ..PriceTerms::default()
     };
     let prices = QuotePrices {
+        bid: quote.bid,
         ask: quote.ask,
         last: quote.last,
     };

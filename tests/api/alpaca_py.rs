@@ -76,6 +76,13 @@ async fn the_official_alpaca_sdk_works_unmodified() {
         "{summary}"
     );
     assert_eq!(summary["fractional_gtc_status"], 422, "{summary}");
+    // $100 of NVDA bought by notional, its qty the venue's, sold back.
+    assert_eq!(
+        summary["notional_buy"],
+        serde_json::json!(["100", "filled"]),
+        "{summary}"
+    );
+    assert_eq!(summary["notional_qty_sold_back"], true, "{summary}");
     assert!(
         summary["fractional_gtc_message"]
             .as_str()

@@ -72,6 +72,12 @@ async fn the_official_typescript_sdk_works_unmodified() {
         "{summary}"
     );
     assert_eq!(summary["first_activity"], "FILL", "{summary}");
+    // $100 of NVDA bought by notional, its qty the venue's, sold back.
+    assert_eq!(
+        summary["notional"],
+        serde_json::json!(["100", "filled", true, "0"]),
+        "{summary}"
+    );
     // Half an NVDA share bought, filled and held; sold, and none held.
     assert_eq!(
         summary["fractional"],

@@ -15,6 +15,7 @@ mod health;
 mod hostile_input;
 mod lost_commit;
 mod market;
+mod notional;
 mod openapi;
 mod operator;
 mod orders;

@@ -115,6 +115,20 @@ def fractional(client, summary):
     sell = wait_for(client, sell.id, OrderStatus.FILLED)
     summary["fractional_sell"] = [str(sell.qty), str(sell.filled_qty)]
     wait_held(client, "0")
+    # $100 of NVDA: notional set and qty null as alpaca-py reads them, the
+    # qty the venue decided once filled; then exactly that many sold.
+    spend = client.submit_order(MarketOrderRequest(
+        symbol="NVDA", notional=100, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    assert float(spend.notional) == 100 and (spend.qty is None or spend.status == OrderStatus.FILLED), spend
+    spend = wait_for(client, spend.id, OrderStatus.FILLED)
+    assert spend.qty is not None and spend.filled_qty == spend.qty, spend
+    summary["notional_buy"] = [str(spend.notional), spend.status.value]
+    wait_held(client, str(spend.qty))
+    back = client.submit_order(MarketOrderRequest(
+        symbol="NVDA", qty=float(spend.qty), side=OrderSide.SELL, time_in_force=TimeInForce.DAY))
+    wait_for(client, back.id, OrderStatus.FILLED)
+    wait_held(client, "0")
+    summary["notional_qty_sold_back"] = str(back.qty) == str(spend.qty)
     try:
         client.submit_order(MarketOrderRequest(
             symbol="NVDA", qty=0.5, side=OrderSide.BUY, time_in_force=TimeInForce.GTC))

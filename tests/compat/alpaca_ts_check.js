@@ -90,6 +90,36 @@ async function main() {
     summary.fractional.push([side, seen.status, seen.filledQty, nvda]);
   }
 
+  // $100 of NVDA by notional: notional set and qty null in the SDK's
+  // Order model until filled; then exactly the qty the venue decided sold.
+  const spend = await orders.postOrder({
+    postOrderRequest: { symbol: "NVDA", notional: "100", side: "buy", type: "market", timeInForce: "day" },
+  });
+  assert(spend.notional === "100", "a notional order: " + JSON.stringify(spend));
+  assert(spend.qty == null || spend.status === "filled", "qty null until filled: " + JSON.stringify(spend));
+  let spent = spend;
+  for (let i = 0; i < 150 && spent.status !== "filled"; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    spent = await orders.getOrderByOrderID({ orderId: spend.id });
+  }
+  assert(spent.qty && spent.filledQty === spent.qty, "the venue's qty: " + JSON.stringify(spent));
+  summary.notional = [spent.notional, spent.status];
+  let nvdaHeld = "0";
+  for (let i = 0; i < 150 && nvdaHeld !== spent.qty; i++) {
+    const all = await new trading.PositionsApi(configuration).getAllOpenPositions();
+    nvdaHeld = (all.find((p) => p.symbol === "NVDA") || { qty: "0" }).qty;
+    if (nvdaHeld !== spent.qty) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const back = await orders.postOrder({
+    postOrderRequest: { symbol: "NVDA", qty: spent.qty, side: "sell", type: "market", timeInForce: "day" },
+  });
+  for (let i = 0; i < 150 && nvdaHeld !== "0"; i++) {
+    const all = await new trading.PositionsApi(configuration).getAllOpenPositions();
+    nvdaHeld = (all.find((p) => p.symbol === "NVDA") || { qty: "0" }).qty;
+    if (nvdaHeld !== "0") await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  summary.notional.push(back.qty === spent.qty, nvdaHeld);
+
   // Close part of the position, then all of it (canceling open orders).
   for (let i = 0; i < 100; i++) {
     if ((await orders.getOrderByOrderID({ orderId: placed.id })).status === "filled") break;

@@ -91,6 +91,8 @@ pub fn test_settings() -> Settings {
     settings.http.rate_limit_per_minute = 0;
     // Tests read gauges right after changing what they count.
     settings.http.metrics_gauges_ms = 0;
+    // Every instance of a test runs this release: notional orders are taken.
+    settings.lifecycle.notional_orders = true;
     settings
 }
 

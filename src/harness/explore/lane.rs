@@ -79,6 +79,8 @@ impl Lane {
         config.orderd_env = vec![
             // A restart fences its predecessor at once.
             ("ORDERD__INSTANCE__NAME".into(), format!("explore-{index}")),
+            // Every instance runs this release: notional orders are taken.
+            ("ORDERD__LIFECYCLE__NOTIONAL_ORDERS".into(), "true".into()),
             // Short windows, so a schedule is seconds, not minutes.
             (
                 "ORDERD__LIFECYCLE__LATE_FILL_WINDOW_MS".into(),

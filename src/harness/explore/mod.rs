@@ -11,8 +11,8 @@
 //!   a venue stream disconnect, a reconciliation tick, SIGKILL of the
 //!   embedded PostgreSQL postmaster;
 //! - a **venue behaviour** — fills at once, fills in parts, fills a
-//!   fractional quantity in parts, rests (a far limit), rejects,
-//!   acknowledges a cancel late;
+//!   fractional quantity in parts, fills a notional buy in parts, rests (a
+//!   far limit), rejects, acknowledges a cancel late;
 //!
 //! run on real processes, each checked against both simulators' ground
 //! truth (`orderd check`, restricted to the schedule's own order and
@@ -77,6 +77,10 @@ text_enum! {
         /// A fractional market order for the day: whole-share chunks, the
         /// fraction last; its hold, fills and settlements carry the fraction.
         FillsFractional => "fills-fractional",
+        /// A notional market buy for the day: the venue decides its
+        /// quantity at the first execution and fills it in parts; orderd
+        /// learns the quantity when the venue reports it filled.
+        FillsNotional => "fills-notional",
         Rests => "rests",
         Rejects => "rejects",
         CancelLate => "cancel-late",
@@ -115,11 +119,18 @@ fn meets(phase: Phase, venue: Venue) -> bool {
         Phase::Submit | Phase::Release => true,
         Phase::Cancel => matches!(
             venue,
-            Venue::Rests | Venue::CancelLate | Venue::FillsInParts | Venue::FillsFractional
+            Venue::Rests
+                | Venue::CancelLate
+                | Venue::FillsInParts
+                | Venue::FillsFractional
+                | Venue::FillsNotional
         ),
         Phase::Fill => matches!(
             venue,
-            Venue::FillsAtOnce | Venue::FillsInParts | Venue::FillsFractional
+            Venue::FillsAtOnce
+                | Venue::FillsInParts
+                | Venue::FillsFractional
+                | Venue::FillsNotional
         ),
     }
 }
@@ -210,8 +221,8 @@ pub fn ci_core() -> Vec<Schedule> {
             Phase::Fill => Venue::FillsInParts,
             Phase::Submit | Phase::Release => Venue::Rejects,
         };
-        // And every crash point with a fractional order.
-        for venue in [venue, Venue::FillsFractional] {
+        // And every crash point with a fractional and a notional order.
+        for venue in [venue, Venue::FillsFractional, Venue::FillsNotional] {
             let schedule = Schedule {
                 crash,
                 actor: Actor::Nobody,
@@ -434,14 +445,15 @@ mod tests {
     }
 
     #[test]
-    fn every_crash_point_meets_a_fractional_order_in_the_ci_core() {
+    fn every_crash_point_meets_a_fractional_and_a_notional_order_in_the_ci_core() {
         let core = ci_core();
         for (crash, _) in failpoints::all() {
-            assert!(
-                core.iter()
-                    .any(|s| s.crash == crash && s.venue == Venue::FillsFractional),
-                "{crash}"
-            );
+            for venue in [Venue::FillsFractional, Venue::FillsNotional] {
+                assert!(
+                    core.iter().any(|s| s.crash == crash && s.venue == venue),
+                    "{crash} {venue}"
+                );
+            }
         }
     }
 }

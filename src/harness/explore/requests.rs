@@ -32,6 +32,8 @@ pub(super) fn order_body(venue: Venue, coid: &str) -> Value {
             "client_order_id": coid}),
         Venue::FillsFractional => json!({"symbol": SYMBOL, "qty": "7.654321987", "side": "buy",
             "type": "market", "time_in_force": "day", "client_order_id": coid}),
+        Venue::FillsNotional => json!({"symbol": SYMBOL, "notional": "1234.56", "side": "buy",
+            "type": "market", "time_in_force": "day", "client_order_id": coid}),
         Venue::Rests | Venue::CancelLate | Venue::Rejects => json!({"symbol": SYMBOL, "qty": "3",
             "side": "buy", "type": "limit", "limit_price": "1.00", "time_in_force": "gtc",
             "client_order_id": coid}),

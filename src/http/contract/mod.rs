@@ -22,8 +22,8 @@ use super::orders::{LIST_LIMIT_MAX, NESTED_VALUES};
 use crate::app::idempotency::KEY_MAX_LEN;
 use crate::domain::TextEnum;
 use crate::domain::order::{
-    CLIENT_ORDER_ID_MAX_LEN, PRICE_MAX, QTY_DP, QTY_MAX, SYMBOL_MAX_LEN, TRAIL_PERCENT_DP,
-    TRAIL_PERCENT_MAX,
+    CLIENT_ORDER_ID_MAX_LEN, NOTIONAL_MAX, PRICE_MAX, QTY_DP, QTY_MAX, SYMBOL_MAX_LEN,
+    TRAIL_PERCENT_DP, TRAIL_PERCENT_MAX,
 };
 use crate::reconcile::Job;
 
@@ -64,6 +64,16 @@ pub fn fractional_qty_text_pattern() -> String {
         "^(?:0|[1-9][0-9]{{0,{}}})\\.[0-9]{{0,{}}}[1-9]0*$",
         digits - 2,
         QTY_DP - 1
+    )
+}
+
+/// A notional as a plain decimal string: more than 0, at most
+/// NOTIONAL_MAX, to the cent (trailing zeros allowed).
+pub fn notional_text_pattern() -> String {
+    let digits = NOTIONAL_MAX.to_string().len();
+    format!(
+        "^(?:[1-9][0-9]{{0,{}}}(?:\\.[0-9]{{1,2}}0*)?|{NOTIONAL_MAX}(?:\\.0+)?|0\\.(?:[1-9][0-9]?|0[1-9])0*)$",
+        digits - 2
     )
 }
 

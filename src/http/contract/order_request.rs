@@ -5,11 +5,11 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    CLIENT_ORDER_ID_PATTERN, enum_of, fractional_qty_text_pattern, price_text_pattern,
-    qty_text_pattern, symbol_pattern, trail_percent_text_pattern,
+    CLIENT_ORDER_ID_PATTERN, enum_of, fractional_qty_text_pattern, notional_text_pattern,
+    price_text_pattern, qty_text_pattern, symbol_pattern, trail_percent_text_pattern,
 };
 use crate::domain::order::{
-    CLIENT_ORDER_ID_MAX_LEN, FRACTIONAL_ORDER, OrderType, PRICE_MAX, QTY_DP, QTY_MAX,
+    CLIENT_ORDER_ID_MAX_LEN, FRACTIONAL_ORDER, NOTIONAL_MAX, OrderType, PRICE_MAX, QTY_DP, QTY_MAX,
     STOP_TIMES_IN_FORCE, Side, TRAIL_PERCENT_MAX, TimeInForce,
 };
 use crate::http::alpaca::UNSUPPORTED_FIELDS;
@@ -22,6 +22,8 @@ struct Variant {
     prices: &'static [&'static str],
     /// A fractional qty (a market order for the day) instead of whole shares.
     fractional: bool,
+    /// A notional (a market order for the day) instead of a qty.
+    notional: bool,
     description: &'static str,
     example: fn() -> Value,
 }
@@ -33,12 +35,13 @@ const QTY_MIN_NUMBER: f64 = 1e-9;
 /// The price fields of the order request.
 const PRICE_FIELDS: [&str; 4] = ["limit_price", "stop_price", "trail_price", "trail_percent"];
 
-const VARIANTS: [Variant; 7] = [
+const VARIANTS: [Variant; 8] = [
     Variant {
         name: "MarketOrderRequest",
         order_type: OrderType::Market,
         prices: &[],
         fractional: false,
+        notional: false,
         description: "A market order: executes at the venue's prices; a buy holds qty x max(ask, last) x (1 + collar).",
         example: || {
             json!({"symbol": "AAPL", "qty": "10", "side": "buy", "type": "market",
@@ -50,9 +53,22 @@ const VARIANTS: [Variant; 7] = [
         order_type: OrderType::Market,
         prices: &[],
         fractional: true,
+        notional: false,
         description: "A fractional market order for the day: qty with a fraction of at most 9 decimal places, for a fractionable asset (the asset's `fractionable`); any other type or time in force takes whole shares. A buy holds qty x max(ask, last) x (1 + collar), rounded up to the cent; fills, settlements and positions carry the fraction exactly.",
         example: || {
             json!({"symbol": "AAPL", "qty": "0.5", "side": "buy", "type": "market",
+                "time_in_force": "day"})
+        },
+    },
+    Variant {
+        name: "NotionalMarketOrderRequest",
+        order_type: OrderType::Market,
+        prices: &[],
+        fractional: false,
+        notional: true,
+        description: "A notional market order for the day: notional (cash, to the cent) instead of qty, for a fractionable asset; the venue decides the quantity at execution (notional / price, rounded down to 9 places). A buy holds the notional; a sell holds notional / (bid x (1 - collar)) shares. The order shows qty null until the venue reports it filled. Taken only where lifecycle.notional_orders is on (422 naming notional otherwise).",
+        example: || {
+            json!({"symbol": "AAPL", "notional": "500.75", "side": "buy", "type": "market",
                 "time_in_force": "day"})
         },
     },
@@ -61,6 +77,7 @@ const VARIANTS: [Variant; 7] = [
         order_type: OrderType::Limit,
         prices: &["limit_price"],
         fractional: false,
+        notional: false,
         description: "A limit order: executes at limit_price or better.",
         example: || {
             json!({"symbol": "MSFT", "qty": 5, "side": "sell", "type": "limit",
@@ -72,6 +89,7 @@ const VARIANTS: [Variant; 7] = [
         order_type: OrderType::Stop,
         prices: &["stop_price"],
         fractional: false,
+        notional: false,
         description: "A stop order (day or gtc): the venue triggers it when its reference price (the quote's midpoint) reaches stop_price (at or above for a buy, at or below for a sell); it then executes at the market. A buy holds qty x max(stop_price, ask, last) x (1 + collar).",
         example: || {
             json!({"symbol": "AAPL", "qty": "10", "side": "sell", "type": "stop",
@@ -83,6 +101,7 @@ const VARIANTS: [Variant; 7] = [
         order_type: OrderType::StopLimit,
         prices: &["stop_price", "limit_price"],
         fractional: false,
+        notional: false,
         description: "A stop-limit order (day or gtc): triggered like a stop order, then a limit order at limit_price.",
         example: || {
             json!({"symbol": "AAPL", "qty": "10", "side": "buy", "type": "stop_limit",
@@ -94,6 +113,7 @@ const VARIANTS: [Variant; 7] = [
         order_type: OrderType::TrailingStop,
         prices: &["trail_price"],
         fractional: false,
+        notional: false,
         description: "A trailing stop (day or gtc) trailing by a price: a sell triggers when the reference price falls trail_price below its high-water mark, a buy when it rises trail_price above its low-water mark; it then executes at the market.",
         example: || {
             json!({"symbol": "AAPL", "qty": "10", "side": "sell", "type": "trailing_stop",
@@ -105,6 +125,7 @@ const VARIANTS: [Variant; 7] = [
         order_type: OrderType::TrailingStop,
         prices: &["trail_percent"],
         fractional: false,
+        notional: false,
         description: "A trailing stop (day or gtc) trailing by a percentage of its high-water (a buy: low-water) mark.",
         example: || {
             json!({"symbol": "AAPL", "qty": "10", "side": "sell", "type": "trailing_stop",
@@ -132,6 +153,13 @@ pub(super) fn order_request_schemas() -> Vec<(&'static str, Value)> {
             {"type": "number", "minimum": QTY_MIN_NUMBER, "exclusiveMaximum": QTY_MAX, "not": {"multipleOf": 1}},
         ],
     });
+    let notional = json!({
+        "description": format!("Cash to trade, to the cent, at most {NOTIONAL_MAX}: a plain decimal string (\"500.75\") or a JSON number (a float within 1e-9 of a cent is that cent)."),
+        "oneOf": [
+            {"type": "string", "pattern": notional_text_pattern()},
+            {"type": "number", "minimum": 0.01, "maximum": NOTIONAL_MAX, "multipleOf": 0.01},
+        ],
+    });
     let price = json!({
         "description": "On the tick: $0.01 at or above $1, $0.0001 below; a plain decimal string (\"190.25\") or a JSON number (a float within 1e-9 of a tick is that tick).",
         "oneOf": [
@@ -156,18 +184,19 @@ pub(super) fn order_request_schemas() -> Vec<(&'static str, Value)> {
                 "symbol".into(),
                 json!({"type": "string", "pattern": symbol_pattern()}),
             );
-            let qty = if variant.fractional {
-                fractional_qty.clone()
-            } else {
-                qty.clone()
+            let (qty, notional_schema) = match (variant.fractional, variant.notional) {
+                (_, true) => (absent.clone(), notional.clone()),
+                (true, false) => (fractional_qty.clone(), absent.clone()),
+                (false, false) => (qty.clone(), absent.clone()),
             };
             properties.insert("qty".into(), qty);
+            properties.insert("notional".into(), notional_schema);
             properties.insert("side".into(), enum_of::<Side>());
             properties.insert(
                 "type".into(),
                 json!({"type": "string", "enum": [variant.order_type.as_str()]}),
             );
-            let times_in_force: Vec<&str> = if variant.fractional {
+            let times_in_force: Vec<&str> = if variant.fractional || variant.notional {
                 vec![FRACTIONAL_ORDER.1.as_str()]
             } else if variant.order_type.is_stop() {
                 STOP_TIMES_IN_FORCE.iter().map(|t| t.as_str()).collect()
@@ -210,7 +239,8 @@ pub(super) fn order_request_schemas() -> Vec<(&'static str, Value)> {
                     json!({"description": "Not supported by orderd: absent or null.", "type": "null"}),
                 );
             }
-            let mut required = vec!["symbol", "qty", "side", "type", "time_in_force"];
+            let amount = if variant.notional { "notional" } else { "qty" };
+            let mut required = vec!["symbol", amount, "side", "type", "time_in_force"];
             required.extend(variant.prices);
             (
                 variant.name,
@@ -231,7 +261,7 @@ pub(super) fn order_request_schemas() -> Vec<(&'static str, Value)> {
     schemas.push((
         "OrderRequest",
         json!({
-            "description": "Alpaca's order request, as orderd accepts it: simple market, limit, stop, stop-limit and trailing-stop orders (exactly one variant matches a valid request).",
+            "description": "Alpaca's order request, as orderd accepts it: simple market, limit, stop, stop-limit and trailing-stop orders, fractional and notional market orders for the day (exactly one variant matches a valid request).",
             "oneOf": refs,
         }),
     ));

@@ -22,16 +22,17 @@ use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Map, Value, json};
 
 use super::super::{
-    CLIENT_ORDER_ID_PATTERN, fractional_qty_text_pattern, price_text_pattern, qty_text_pattern,
-    symbol_pattern, trail_percent_text_pattern,
+    CLIENT_ORDER_ID_PATTERN, fractional_qty_text_pattern, notional_text_pattern,
+    price_text_pattern, qty_text_pattern, symbol_pattern, trail_percent_text_pattern,
 };
 use super::{PRICE_FIELDS, VARIANTS};
 use crate::domain::TextEnum;
 use crate::domain::fills::REPORT_PRICE_MAX;
-use crate::domain::hold::{QuotePrices, hold_for};
+use crate::domain::hold::{QuotePrices, hold_for, notional_hold};
 use crate::domain::order::{
-    CLIENT_ORDER_ID_MAX_LEN, FRACTIONAL_ORDER, LimitPrice, NewOrder, OrderType, PRICE_MAX, QTY_DP,
-    QTY_MAX, STOP_TIMES_IN_FORCE, Side, TRAIL_PERCENT_DP, TRAIL_PERCENT_MAX, TimeInForce, Trail,
+    CLIENT_ORDER_ID_MAX_LEN, FRACTIONAL_ORDER, LimitPrice, NOTIONAL_DP, NOTIONAL_MAX, NewOrder,
+    OrderType, PRICE_MAX, QTY_DP, QTY_MAX, STOP_TIMES_IN_FORCE, Side, TRAIL_PERCENT_DP,
+    TRAIL_PERCENT_MAX, TimeInForce, Trail,
 };
 use crate::fuzz_json::{
     Json, any_json, any_text, bytes_of, config, decimal_text, field, near, number_token, object,
@@ -53,6 +54,7 @@ fn pattern(text: &str) -> Regex {
 
 static SYMBOL: LazyLock<Regex> = LazyLock::new(|| pattern(&symbol_pattern()));
 static QTY: LazyLock<Regex> = LazyLock::new(|| pattern(&qty_text_pattern()));
+static NOTIONAL: LazyLock<Regex> = LazyLock::new(|| pattern(&notional_text_pattern()));
 static FRACTIONAL_QTY: LazyLock<Regex> = LazyLock::new(|| pattern(&fractional_qty_text_pattern()));
 static PRICE: LazyLock<Regex> = LazyLock::new(|| pattern(&price_text_pattern()));
 static PERCENT: LazyLock<Regex> = LazyLock::new(|| pattern(&trail_percent_text_pattern()));
@@ -133,6 +135,7 @@ fn fields() -> Vec<BoxedStrategy<Option<(String, Json)>>> {
     let mut fields = vec![
         field("symbol", symbol(), 0.9),
         field("qty", decimal(QTY_TEXT), 0.9),
+        field("notional", decimal(PRICE_TEXT), 0.15),
         field("side", spelling::<Side>(), 0.9),
         field("type", spelling::<OrderType>(), 0.9),
         field("time_in_force", spelling::<TimeInForce>(), 0.9),
@@ -202,13 +205,23 @@ fn valid_request() -> BoxedStrategy<Vec<(String, Json)>> {
                     true => TimeInForce::Gtc,
                     false => tif,
                 };
-                let (qty, tif) = match variant.fractional {
-                    true => (fraction, other_tif.unwrap_or(FRACTIONAL_ORDER.1)),
-                    false => (qty, tif),
+                // A notional variant's cash: the whole qty's digits, now and
+                // then with cents or a place more.
+                let (amount, qty, tif) = match (variant.fractional, variant.notional) {
+                    (_, true) => {
+                        let cents = match fraction.len() % 3 {
+                            0 => qty.clone(),
+                            1 => format!("{qty}.5"),
+                            _ => format!("{qty}.125"),
+                        };
+                        ("notional", cents, other_tif.unwrap_or(FRACTIONAL_ORDER.1))
+                    }
+                    (true, false) => ("qty", fraction, other_tif.unwrap_or(FRACTIONAL_ORDER.1)),
+                    (false, false) => ("qty", qty, tif),
                 };
                 let mut entries = vec![
                     ("symbol".to_string(), Json::str(symbol)),
-                    ("qty".to_string(), Json::decimal(qty, numbers[0])),
+                    (amount.to_string(), Json::decimal(qty, numbers[0])),
                     ("side".to_string(), Json::str(side.as_str())),
                     ("type".to_string(), Json::str(kind.as_str())),
                     ("time_in_force".to_string(), Json::str(tif.as_str())),
@@ -353,9 +366,22 @@ fn accepted_is_valid(order: &NewOrder, body: &Map<String, Value>) -> Result<(), 
         prop_assert_eq!(given(body, name).and_then(Value::as_str), Some(value));
     }
 
-    let qty = order.qty.value();
+    let notional = order.amount.notional().map(|n| n.value());
+    let qty = order.amount.qty().map_or(Decimal::ZERO, |q| q.value());
     let fractional = !qty.fract().is_zero();
-    if fractional {
+    if let Some(notional) = notional {
+        // Cash to the cent, instead of a qty, in a market order for the day.
+        prop_assert!(
+            notional.scale() <= NOTIONAL_DP
+                && notional > Decimal::ZERO
+                && notional <= Decimal::from(NOTIONAL_MAX),
+            "notional {}",
+            notional
+        );
+        prop_assert_eq!((order.order_type, order.time_in_force), FRACTIONAL_ORDER);
+        prop_assert!(given(body, "qty").is_none(), "qty with a notional");
+        is_the_given_number(given(body, "notional"), notional, &NOTIONAL)?;
+    } else if fractional {
         // A fraction of at most QTY_DP places, in a market order for the day.
         prop_assert!(
             qty.scale() <= QTY_DP && qty > Decimal::ZERO && qty < Decimal::from(QTY_MAX),
@@ -436,7 +462,10 @@ fn accepted_is_valid(order: &NewOrder, body: &Map<String, Value>) -> Result<(), 
         .filter(|v| {
             let mut takes = v.prices.to_vec();
             takes.sort_unstable();
-            v.order_type == kind && takes == priced && v.fractional == fractional
+            v.order_type == kind
+                && takes == priced
+                && v.fractional == fractional
+                && v.notional == notional.is_some()
         })
         .count();
     prop_assert_eq!(matching, 1, "{:?} with {:?}", kind, priced);
@@ -454,23 +483,45 @@ fn accepted_is_valid(order: &NewOrder, body: &Map<String, Value>) -> Result<(), 
     // What is computed from it stays far from overflow: its hold at the
     // dearest quote a venue report may carry and the widest collar.
     let (ask, last) = (REPORT_PRICE_MAX, REPORT_PRICE_MAX);
-    let dearest = Some(QuotePrices { ask, last });
-    let hold = hold_for(
-        order.side,
-        "AAPL",
-        qty,
-        &prices.terms(),
-        dearest,
-        Decimal::ONE,
-    );
+    let dearest = Some(QuotePrices {
+        bid: ask,
+        ask,
+        last,
+    });
+    let hold = match notional {
+        // The cheapest bid a report may carry sizes a notional sell's hold.
+        Some(notional) => notional_hold(
+            order.side,
+            "AAPL",
+            notional,
+            Some(QuotePrices {
+                bid: Decimal::new(1, 4),
+                ask,
+                last,
+            }),
+            Decimal::new(99, 2),
+        ),
+        None => hold_for(
+            order.side,
+            "AAPL",
+            qty,
+            &prices.terms(),
+            dearest,
+            Decimal::ONE,
+        ),
+    };
     prop_assert!(hold.is_ok_and(|h| h.amount > Decimal::ZERO && h.rate > Decimal::ZERO));
     prop_assert_eq!(order.fingerprint().len(), 64);
 
     // Its canonical spelling parses to the same order.
     let mut canonical = json!({
-        "symbol": order.symbol.as_str(), "qty": qty.to_string(), "side": order.side.as_str(),
+        "symbol": order.symbol.as_str(), "side": order.side.as_str(),
         "type": kind.as_str(), "time_in_force": order.time_in_force.as_str(),
     });
+    match notional {
+        Some(notional) => canonical["notional"] = json!(notional.to_string()),
+        None => canonical["qty"] = json!(qty.to_string()),
+    }
     for (name, price) in [
         ("limit_price", prices.limit),
         ("stop_price", prices.stop),

@@ -77,7 +77,8 @@ fn the_patterns_hold_their_edges() {
 fn fractional_accepted(qty: &str) -> bool {
     let body = serde_json::json!({"symbol": "AAPL", "qty": qty, "side": "buy",
         "type": "market", "time_in_force": "day"});
-    parse_order_request(body.to_string().as_bytes()).is_ok_and(|o| o.qty.is_fractional())
+    parse_order_request(body.to_string().as_bytes())
+        .is_ok_and(|o| o.amount.qty().is_some_and(|q| q.is_fractional()))
 }
 
 #[test]
