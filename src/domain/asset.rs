@@ -140,39 +140,18 @@ impl Asset {
         qty: Decimal,
         prices: &[(&'static str, Decimal)],
     ) -> Result<(), AssetRefusal> {
-        if self.status != AssetStatus::Active {
-            return Err(AssetRefusal::Inactive(self.symbol.clone()));
-        }
-        if !self.tradable {
-            return Err(AssetRefusal::NotTradable(self.symbol.clone()));
-        }
+        self.takes_orders()?;
         let field = |field: &'static str, problem: String| InvalidField { field, problem };
-        if !qty.fract().is_zero() {
-            // A fractional order: the asset must take fractions; the
-            // whole-share lot and minimum are the rules of whole orders.
-            if !self.fractionable {
-                return Err(field(
-                    "qty",
-                    format!(
-                        "{} is not fractionable: qty must be a whole number of shares",
-                        self.symbol
-                    ),
-                )
-                .into());
-            }
-            if qty > self.max_qty {
-                return Err(field(
-                    "qty",
-                    format!("must be at most {} for {}", self.max_qty, self.symbol),
-                )
-                .into());
-            }
-            return self.on_the_tick(prices);
-        }
-        if qty < self.min_qty {
+        // A fractional order: the asset must take fractions; the
+        // whole-share lot and minimum are the rules of whole orders.
+        let fractional = !qty.fract().is_zero();
+        if fractional && !self.fractionable {
             return Err(field(
                 "qty",
-                format!("must be at least {} for {}", self.min_qty, self.symbol),
+                format!(
+                    "{} is not fractionable: qty must be a whole number of shares",
+                    self.symbol
+                ),
             )
             .into());
         }
@@ -180,6 +159,16 @@ impl Asset {
             return Err(field(
                 "qty",
                 format!("must be at most {} for {}", self.max_qty, self.symbol),
+            )
+            .into());
+        }
+        if fractional {
+            return self.on_the_tick(prices);
+        }
+        if qty < self.min_qty {
+            return Err(field(
+                "qty",
+                format!("must be at least {} for {}", self.min_qty, self.symbol),
             )
             .into());
         }
@@ -200,12 +189,7 @@ impl Asset {
     /// quantity, a fraction as likely as not, so the asset must be
     /// fractionable (Alpaca's rule).
     pub fn admits_notional(&self) -> Result<(), AssetRefusal> {
-        if self.status != AssetStatus::Active {
-            return Err(AssetRefusal::Inactive(self.symbol.clone()));
-        }
-        if !self.tradable {
-            return Err(AssetRefusal::NotTradable(self.symbol.clone()));
-        }
+        self.takes_orders()?;
         if !self.fractionable {
             return Err(InvalidField {
                 field: "notional",
@@ -215,6 +199,17 @@ impl Asset {
                 ),
             }
             .into());
+        }
+        Ok(())
+    }
+
+    /// Whether the asset takes orders at all: listed and tradable.
+    fn takes_orders(&self) -> Result<(), AssetRefusal> {
+        if self.status != AssetStatus::Active {
+            return Err(AssetRefusal::Inactive(self.symbol.clone()));
+        }
+        if !self.tradable {
+            return Err(AssetRefusal::NotTradable(self.symbol.clone()));
         }
         Ok(())
     }

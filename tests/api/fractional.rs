@@ -2,6 +2,7 @@
 //! fractionable asset, held, placed, filled, settled and carried in the
 //! position exactly, with every figure checked against one worked out by
 //! hand; and the orders a fraction may not be, refused naming the field.
+//! Its helpers serve `notional.rs` too.
 
 use std::time::Duration;
 
@@ -10,11 +11,11 @@ use serde_json::{Value, json};
 
 use crate::support::{TestStack, Trader};
 
-fn dec(text: &str) -> Decimal {
+pub(crate) fn dec(text: &str) -> Decimal {
     text.parse().expect("decimal literal")
 }
 
-fn dec_of(value: &Value) -> Decimal {
+pub(crate) fn dec_of(value: &Value) -> Decimal {
     dec(value
         .as_str()
         .unwrap_or_else(|| panic!("not a decimal string: {value}")))
@@ -23,7 +24,7 @@ fn dec_of(value: &Value) -> Decimal {
 /// AAPL at 100 with the walk frozen: the quote is 99.99 / 100.01 and every
 /// market buy fills at 100.01, every market sell at 99.99. A market buy
 /// holds max(ask, last) × 1.05 = 105.0105, up to the cent 105.02 a share.
-async fn frozen_stack() -> TestStack {
+pub(crate) async fn frozen_stack() -> TestStack {
     let stack = TestStack::spawn_with_venue(
         |s| s.lifecycle.market_buy_collar = Decimal::new(5, 2),
         |venue| venue.walk_step_bps = Decimal::ZERO,
@@ -39,7 +40,7 @@ async fn frozen_stack() -> TestStack {
     stack
 }
 
-async fn filled(trader: &Trader, id: &str) -> Value {
+pub(crate) async fn filled(trader: &Trader, id: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let order = trader.get(&format!("/v2/orders/{id}")).await.body;
@@ -55,7 +56,7 @@ async fn filled(trader: &Trader, id: &str) -> Value {
 }
 
 /// The account's USD and AAPL at the ledger as (total, held).
-async fn ledger(stack: &TestStack, trader: &Trader) -> [(Decimal, Decimal); 2] {
+pub(crate) async fn ledger(stack: &TestStack, trader: &Trader) -> [(Decimal, Decimal); 2] {
     let balances = stack.balances_of(trader).await;
     ["USD", "AAPL"].map(|asset| {
         let b = &balances["balances"][asset];

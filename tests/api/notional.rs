@@ -8,57 +8,8 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::support::{TestStack, Trader};
-
-fn dec(text: &str) -> Decimal {
-    text.parse().expect("decimal literal")
-}
-
-fn dec_of(value: &Value) -> Decimal {
-    dec(value
-        .as_str()
-        .unwrap_or_else(|| panic!("not a decimal string: {value}")))
-}
-
-/// AAPL at 100 with the walk frozen: bid 99.99, ask 100.01; the collar 5 %.
-async fn frozen_stack() -> TestStack {
-    let stack = TestStack::spawn_with_venue(
-        |s| s.lifecycle.market_buy_collar = Decimal::new(5, 2),
-        |venue| venue.walk_step_bps = Decimal::ZERO,
-    )
-    .await;
-    let response = reqwest::Client::new()
-        .post(stack.exchange_url("/admin/prices"))
-        .json(&json!({"symbol": "AAPL", "price": "100"}))
-        .send()
-        .await
-        .expect("set a price");
-    assert!(response.status().is_success(), "{}", response.status());
-    stack
-}
-
-async fn filled(trader: &Trader, id: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let order = trader.get(&format!("/v2/orders/{id}")).await.body;
-        if order["status"] == "filled" {
-            return order;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never filled: {order}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn ledger(stack: &TestStack, trader: &Trader) -> [(Decimal, Decimal); 2] {
-    let balances = stack.balances_of(trader).await;
-    ["USD", "AAPL"].map(|asset| {
-        let b = &balances["balances"][asset];
-        (dec_of(&b["total"]), dec_of(&b["held"]))
-    })
-}
+use crate::fractional::{dec, filled, frozen_stack, ledger};
+use crate::support::TestStack;
 
 #[tokio::test]
 async fn a_notional_buy_and_sell_hold_settle_and_cost_exactly() {

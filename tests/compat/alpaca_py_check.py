@@ -83,6 +83,16 @@ def trading_day(client, summary):
     advance_venue_to("open")
 
 
+def refusal(client, request):
+    """(status, message) of the error that submitting `request` gets;
+    (None, None) if it is accepted."""
+    try:
+        client.submit_order(request)
+        return None, None
+    except APIError as error:
+        return error.status_code, json.loads(str(error))["message"]
+
+
 def nvda_held(client):
     """The NVDA position's qty as orderd answers it; "0" without one."""
     try:
@@ -129,13 +139,10 @@ def fractional(client, summary):
     wait_for(client, back.id, OrderStatus.FILLED)
     wait_held(client, "0")
     summary["notional_qty_sold_back"] = str(back.qty) == str(spend.qty)
-    try:
-        client.submit_order(MarketOrderRequest(
-            symbol="NVDA", qty=0.5, side=OrderSide.BUY, time_in_force=TimeInForce.GTC))
-        summary["fractional_gtc_status"] = None
-    except APIError as error:
-        summary["fractional_gtc_status"] = error.status_code
-        summary["fractional_gtc_message"] = json.loads(str(error))["message"]
+    status, message = refusal(client, MarketOrderRequest(
+        symbol="NVDA", qty=0.5, side=OrderSide.BUY, time_in_force=TimeInForce.GTC))
+    summary["fractional_gtc_status"] = status
+    summary["fractional_gtc_message"] = message
 
 
 def manage_positions(client, summary):
@@ -229,13 +236,10 @@ def main():
     # expires_at is a real time after the order was made.
     assert by_id.expires_at is not None and by_id.expires_at > by_id.created_at, by_id.expires_at
 
-    try:
-        client.submit_order(MarketOrderRequest(
-            symbol="NVDA", qty=1_000_000, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
-        summary["refused_status"] = None
-    except APIError as error:
-        summary["refused_status"] = error.status_code
-        summary["refused_message"] = json.loads(str(error))["message"]
+    status, message = refusal(client, MarketOrderRequest(
+        symbol="NVDA", qty=1_000_000, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    summary["refused_status"] = status
+    summary["refused_message"] = message
 
     if not filled.wait(STREAM_WAIT_SECS):
         raise AssertionError(f"no fill event on the stream within {STREAM_WAIT_SECS}s: {events}")
