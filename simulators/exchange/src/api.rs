@@ -53,6 +53,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1/orders/{id}", get(get_order).delete(cancel_order))
         .route("/v1/orders/{id}/fills", get(get_fills))
+        .route("/v1/orders/{id}/replace", post(replace_order))
         .route("/v1/quotes/{symbol}", get(get_quote))
         .route("/v1/assets", get(list_assets))
         .route("/v1/assets/{symbol}", get(get_asset))
@@ -370,6 +371,20 @@ async fn place_arrived(shared: &Shared, value: &serde_json::Value) -> ApiResult<
             })?;
             Ok((order, lost))
         })?;
+    lose(lost).await?;
+    if order.status == crate::market::OrderStatus::Rejected {
+        return Err(ApiError::unprocessable(
+            order
+                .reject_reason
+                .unwrap_or_else(|| VENUE_REJECT_REASON.into()),
+        ));
+    }
+    Ok(Json(order).into_response())
+}
+
+/// A response the fault plan lost (after what it answers took effect):
+/// a 504 after a hang, or a 500. `Ok` when it is not lost.
+async fn lose(lost: Option<LostResponse>) -> ApiResult<()> {
     match lost {
         Some(LostResponse::Timeout { delay_ms }) => {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
@@ -384,14 +399,7 @@ async fn place_arrived(shared: &Shared, value: &serde_json::Value) -> ApiResult<
             codes::INTERNAL,
             "internal server error",
         )),
-        None if order.status == crate::market::OrderStatus::Rejected => {
-            Err(ApiError::unprocessable(
-                order
-                    .reject_reason
-                    .unwrap_or_else(|| VENUE_REJECT_REASON.into()),
-            ))
-        }
-        None => Ok(Json(order).into_response()),
+        None => Ok(()),
     }
 }
 
@@ -555,6 +563,71 @@ async fn cancel_order(
             })
     })?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/orders/{id}/replace`: cancel/replace, atomic at the venue
+/// (`market::replace`). 200 with the replacement (the same one again for
+/// the same request); 404 unknown order; 422 when it cannot be replaced
+/// or the terms are refused; a lost response (fault) after the replace
+/// took effect, as a placement's.
+async fn replace_order(
+    State(shared): SharedState,
+    path: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> ApiResult<Response> {
+    let id = parse_order_id(path)?;
+    let bytes = read_body(body).await?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::validation(format!("malformed JSON: {e}")))?;
+    let now = Utc::now();
+    let (order, lost) =
+        shared.with_state(|s| -> ApiResult<(OrderResponse, Option<LostResponse>)> {
+            gate(&shared, s)?;
+            let terms = crate::wire::parse_replace(&value).map_err(ApiError::validation)?;
+            s.market.advance(now);
+            let mode = if roll(&mut s.fault_rng, s.faults.fill_races_replace) {
+                shared.fault_counters.record(Fault::FillRacesReplace);
+                crate::market::ReplaceMode::FillRacesReplace
+            } else {
+                crate::market::ReplaceMode::Normal
+            };
+            let replaced = s
+                .market
+                .replace(id, terms, mode, now)
+                .map_err(|e| match e {
+                    crate::market::ReplaceError::NotFound => ApiError::not_found("order not found"),
+                    crate::market::ReplaceError::NotReplaceable(reason) => {
+                        ApiError::unprocessable(reason)
+                    }
+                    crate::market::ReplaceError::Invalid(e) => place_error(e),
+                })?;
+            let new_id = match replaced {
+                crate::market::Replaced::New(new_id) => {
+                    shared
+                        .counters
+                        .orders_created
+                        .fetch_add(1, Ordering::Relaxed);
+                    new_id
+                }
+                crate::market::Replaced::Again(new_id) => new_id,
+            };
+            let p = s.faults.response_lost;
+            let lost = roll_lost(&shared, s, p);
+            let order = s
+                .market
+                .order(new_id)
+                .map(OrderResponse::from)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        codes::INTERNAL,
+                        "order vanished",
+                    )
+                })?;
+            Ok((order, lost))
+        })?;
+    lose(lost).await?;
+    Ok(Json(order).into_response())
 }
 
 async fn get_fills(

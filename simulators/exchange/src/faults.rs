@@ -43,6 +43,9 @@ pub struct FaultProfile {
     /// Cancel of an order with fills pending: the remaining qty fills first,
     /// the order ends filled and the cancel is answered `cancel_rejected`.
     pub fill_races_cancel: f64,
+    /// Replace of an order with fills pending: the remaining qty fills
+    /// first, the order ends filled and the replace is refused (422).
+    pub fill_races_replace: f64,
     /// POST /v1/orders: the request is held in the network for
     /// `late_arrival_ms` and only then reaches the venue, which processes
     /// it then (creating the order, unless it carries a `recv_window_ms`
@@ -87,6 +90,7 @@ impl Default for FaultProfile {
             disconnect: 0.0,
             fill_after_cancel: 0.0,
             fill_races_cancel: 0.0,
+            fill_races_replace: 0.0,
             late_arrival: 0.0,
             late_arrival_ms: 3000,
             cancel_delay_ms: 0,
@@ -118,6 +122,7 @@ impl FaultProfile {
             ("disconnect", self.disconnect),
             ("fill_after_cancel", self.fill_after_cancel),
             ("fill_races_cancel", self.fill_races_cancel),
+            ("fill_races_replace", self.fill_races_replace),
             ("late_arrival", self.late_arrival),
             ("halt", self.halt),
             ("latency", self.latency),
@@ -158,9 +163,10 @@ pub enum Fault {
     FillRacesCancel,
     Latency,
     LateArrival,
+    FillRacesReplace,
 }
 
-const FAULT_KINDS: usize = 15;
+const FAULT_KINDS: usize = 16;
 
 /// How many times each fault was injected since start (not cleared by reset).
 /// `halt` is rolled inside the market, which counts it itself.
@@ -192,6 +198,7 @@ impl FaultCounters {
             fill_races_cancel: get(Fault::FillRacesCancel),
             latency: get(Fault::Latency),
             late_arrival: get(Fault::LateArrival),
+            fill_races_replace: get(Fault::FillRacesReplace),
             halt: 0,
         }
     }

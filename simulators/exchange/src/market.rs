@@ -12,6 +12,7 @@
 //! stop-type orders' rules and triggers in [`stops`].
 
 mod listing;
+mod replace;
 mod session;
 mod stops;
 
@@ -28,6 +29,7 @@ use uuid::Uuid;
 use crate::calendar::Calendar;
 use crate::clock::{Phase, Schedule, ScheduleSpec, Session, SessionEvent};
 use crate::config::{Config, SymbolConfig};
+pub use replace::{ReplaceError, ReplaceMode, ReplaceTerms, Replaced};
 use stops::check_type_fields;
 
 pub use listing::{HaltReason, HaltRecord, ListError, Listing, asset_id};
@@ -169,6 +171,9 @@ pub enum OrderStatus {
     Canceled,
     Expired,
     Rejected,
+    /// Replaced by another order (cancel/replace): it executes no more,
+    /// and what it had filled is carried into its replacement.
+    Replaced,
 }
 
 impl OrderStatus {
@@ -179,6 +184,7 @@ impl OrderStatus {
                 | OrderStatus::Canceled
                 | OrderStatus::Expired
                 | OrderStatus::Rejected
+                | OrderStatus::Replaced
         )
     }
 }
@@ -198,6 +204,9 @@ pub enum ExecType {
     CancelRejected,
     /// A GTC order still working at the close; it works again next session.
     DoneForDay,
+    /// The order was replaced (cancel/replace): reported for the replaced
+    /// order; its replacement's first report is `new` (or `accepted`).
+    Replaced,
 }
 
 /// A validated placement request.
@@ -277,6 +286,15 @@ pub struct Order {
     /// Increases with every change of the order.
     pub version: u64,
     pub fills: Vec<Fill>,
+    /// The order this one replaced (cancel/replace), if any.
+    pub replaces: Option<Uuid>,
+    /// The order that replaced this one, once it is `replaced`.
+    pub replaced_by: Option<Uuid>,
+    /// What the replaced order(s) had filled, carried into this one: the
+    /// replace asked for `qty + carried_qty` in all, and this order works
+    /// (and reports `filled_qty`, `cum_qty`) only its own `qty`. 0 for an
+    /// order that replaced nothing.
+    pub carried_qty: Decimal,
     symbol_index: usize,
     /// Entered outside continuous trading (DAY, GTC, CLS): becomes `new`
     /// (and DAY/GTC start matching) at the next open.
@@ -877,6 +895,19 @@ impl Market {
         venue_reject: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Uuid, PlaceError> {
+        self.enter(order, venue_reject, None, now)
+    }
+
+    /// Enters a validated order: a placement, or (with `replacing`: the
+    /// replaced order's id and the quantity it carries in) the replacement
+    /// of a cancel/replace.
+    fn enter(
+        &mut self,
+        order: NewOrder,
+        venue_reject: Option<String>,
+        replacing: Option<(Uuid, Decimal)>,
+        now: DateTime<Utc>,
+    ) -> Result<Uuid, PlaceError> {
         self.validate(&order)?;
         let Some(&symbol_index) = self.instrument_index.get(&order.symbol) else {
             return Err(PlaceError::UnknownSymbol(order.symbol));
@@ -918,6 +949,9 @@ impl Market {
             updated_at: now,
             version: 1,
             fills: Vec::new(),
+            replaces: replacing.map(|(id, _)| id),
+            replaced_by: None,
+            carried_qty: replacing.map_or(Decimal::ZERO, |(_, carried)| carried),
             symbol_index,
             queued: queued && venue_reject.is_none(),
             chunks_left: 0,
@@ -1444,6 +1478,7 @@ pub fn status_name(status: OrderStatus) -> &'static str {
         OrderStatus::Canceled => "canceled",
         OrderStatus::Expired => "expired",
         OrderStatus::Rejected => "rejected",
+        OrderStatus::Replaced => "replaced",
     }
 }
 

@@ -120,6 +120,15 @@ pub struct OrderResponse {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: u64,
+    /// The order this one replaced (cancel/replace); null otherwise.
+    pub replaces: Option<Uuid>,
+    /// The order that replaced this one (status `replaced`); null otherwise.
+    pub replaced_by: Option<Uuid>,
+    /// What the replaced order had filled, carried into this one: the
+    /// replace asked for `qty + carried_qty` in all; `filled_qty` and
+    /// `leaves_qty` are this order's own. "0" for an order that replaced
+    /// nothing.
+    pub carried_qty: Decimal,
 }
 
 impl From<&Order> for OrderResponse {
@@ -147,6 +156,9 @@ impl From<&Order> for OrderResponse {
             created_at: o.created_at,
             updated_at: o.updated_at,
             version: o.version,
+            replaces: o.replaces,
+            replaced_by: o.replaced_by,
+            carried_qty: o.carried_qty,
         }
     }
 }
@@ -544,6 +556,8 @@ pub struct FaultStats {
     pub latency: u64,
     #[serde(default)]
     pub late_arrival: u64,
+    #[serde(default)]
+    pub fill_races_replace: u64,
     /// Symbols halted by the `halt` fault.
     #[serde(default)]
     pub halt: u64,
@@ -636,6 +650,37 @@ pub fn parse_place_order(body: &Value) -> (Option<String>, Result<NewOrder, Stri
         })
     })();
     (client_order_id, parsed)
+}
+
+/// Parses a `POST /v1/orders/{id}/replace` body: `client_order_id` (the
+/// replacement's, required) and what changes, each optional: `qty` (the
+/// total wanted, filled included), `time_in_force` (day or gtc),
+/// `limit_price`, `stop_price`, `trail_price`, `trail_percent`.
+pub fn parse_replace(body: &Value) -> Result<crate::market::ReplaceTerms, String> {
+    let Some(obj) = body.as_object() else {
+        return Err("request body must be a JSON object".into());
+    };
+    let optional_amount = |field: &str| match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => parse_amount(v)
+            .map(Some)
+            .map_err(|e| format!("{field} {e}")),
+    };
+    let time_in_force = match obj.get("time_in_force") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(tif)) if tif == "day" => Some(TimeInForce::Day),
+        Some(Value::String(tif)) if tif == "gtc" => Some(TimeInForce::Gtc),
+        Some(_) => return Err("time_in_force must be day or gtc".to_owned()),
+    };
+    Ok(crate::market::ReplaceTerms {
+        client_order_id: required_str(obj, "client_order_id")?,
+        qty: optional_amount("qty")?,
+        time_in_force,
+        limit_price: optional_amount("limit_price")?,
+        stop_price: optional_amount("stop_price")?,
+        trail_price: optional_amount("trail_price")?,
+        trail_percent: optional_amount("trail_percent")?,
+    })
 }
 
 fn required_str(obj: &serde_json::Map<String, Value>, field: &str) -> Result<String, String> {

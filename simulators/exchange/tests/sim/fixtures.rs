@@ -63,7 +63,9 @@ fn normalize(value: &Value, key: Option<&str>) -> Value {
         }
         Value::Array(items) => Value::Array(items.iter().map(|v| normalize(v, key)).collect()),
         Value::String(_) => match key {
-            Some("id" | "order_id") => json!("6a1f0a4e-5b2c-4d3e-8f40-1234567890ab"),
+            Some("id" | "order_id" | "replaces" | "replaced_by") => {
+                json!("6a1f0a4e-5b2c-4d3e-8f40-1234567890ab")
+            }
             Some("exec_id") => json!("3f2a9c1e-42"),
             Some(
                 "created_at" | "updated_at" | "transact_time" | "time" | "timestamp" | "next_open"
@@ -295,6 +297,20 @@ async fn rest_fixtures() {
     let too_large = sim.post_raw("/v1/orders", "x".repeat(65 * 1024)).await;
     check("error.payload_too_large.json", &too_large.body);
 
+    let replace = request(
+        "replace_order.request.json",
+        json!({"client_order_id": "my-order-1-r1", "qty": "12", "limit_price": "185.25"}),
+    );
+    let replaced = sim
+        .post_json(&format!("/v1/orders/{limit_id}/replace"), &replace)
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    check("order.replace.response.json", &replaced.body);
+    check(
+        "order.replaced.response.json",
+        &sim.order(&limit_id).await.body,
+    );
+    let limit_id = id_of(&replaced);
     assert_eq!(
         sim.delete(&format!("/v1/orders/{limit_id}")).await.status,
         StatusCode::NO_CONTENT

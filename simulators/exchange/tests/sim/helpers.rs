@@ -255,7 +255,7 @@ impl Stream {
             if r["order_id"] == order_id {
                 let terminal = matches!(
                     r["status"].as_str(),
-                    Some("filled" | "canceled" | "expired" | "rejected")
+                    Some("filled" | "canceled" | "expired" | "rejected" | "replaced")
                 );
                 out.push(r);
                 if terminal {

@@ -6,6 +6,7 @@ mod faults;
 mod fixtures;
 mod helpers;
 mod orders;
+mod replace;
 mod session;
 mod stops;
 mod stream;
