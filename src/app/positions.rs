@@ -59,8 +59,18 @@ pub async fn close(
         .await?
         .remove(symbol.as_str())
         .ok_or(CloseError::NoPosition)?;
-    let order = sell(symbol, amount.shares_of(held)?)?.derived_from(digest);
+    let fractionable = fractionable(&app, symbol.as_str());
+    let order = sell(symbol, amount.shares_of(held, fractionable)?)?.derived_from(digest);
     Ok(intake::submit(app, account, order, key, render, request_id).await?)
+}
+
+/// Whether `symbol` takes fractional orders (reference data): then a
+/// position of it is closed to the last fraction of a share.
+fn fractionable(app: &App, symbol: &str) -> bool {
+    app.reference
+        .snapshot()
+        .asset(symbol)
+        .is_some_and(|asset| asset.fractionable)
 }
 
 /// A market day sell of `shares`.
@@ -114,7 +124,7 @@ pub async fn close_all(
     for (symbol, qty) in held {
         let outcome = match Symbol::parse(&symbol) {
             Ok(parsed) => match CloseAmount::All
-                .shares_of(qty)
+                .shares_of(qty, fractionable(&app, &symbol))
                 .and_then(|s| sell(parsed, s))
             {
                 Ok(order) => intake::submit(

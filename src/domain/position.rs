@@ -9,7 +9,7 @@
 
 use rust_decimal::Decimal;
 
-use super::order::Side;
+use super::order::{QTY_DP, Side};
 use super::{InvalidField, invalid};
 
 /// Decimal places of a reported average entry price.
@@ -172,10 +172,12 @@ impl CloseAmount {
             )),
             (Some(qty), None) => {
                 let value = parse_positive("qty", qty)?;
-                if value.fract() != Decimal::ZERO {
+                // A fraction is a fractional sell: the intake takes it for a
+                // fractionable asset only, as any order.
+                if value.round_dp(QTY_DP) != value {
                     return Err(invalid(
                         "qty",
-                        format!("must be a whole number of shares, got {qty:?}"),
+                        format!("must have at most {QTY_DP} decimal places, got {qty:?}"),
                     ));
                 }
                 Ok(CloseAmount::Qty(value))
@@ -206,13 +208,22 @@ impl CloseAmount {
         hex::encode(sha2::Sha256::digest(format!("close|v1|{symbol}|{amount}")))
     }
 
-    /// The whole shares to sell out of a long position of `held` shares
-    /// (a percentage rounds down to whole shares).
-    pub fn shares_of(self, held: Decimal) -> Result<Decimal, InvalidField> {
+    /// The shares to sell out of a long position of `held` shares: of a
+    /// `fractionable` asset, all of it or the percentage to [`QTY_DP`]
+    /// places (rounded down), as Alpaca closes fractional positions; of
+    /// any other, whole shares (a percentage rounds down).
+    pub fn shares_of(self, held: Decimal, fractionable: bool) -> Result<Decimal, InvalidField> {
+        let sellable = |shares: Decimal| {
+            if fractionable {
+                shares.round_dp_with_strategy(QTY_DP, rust_decimal::RoundingStrategy::ToZero)
+            } else {
+                shares.trunc()
+            }
+        };
         let shares = match self {
-            CloseAmount::All => held.trunc(),
+            CloseAmount::All => sellable(held),
             CloseAmount::Qty(qty) => qty,
-            CloseAmount::Percentage(pct) => (held * pct / Decimal::ONE_HUNDRED).trunc(),
+            CloseAmount::Percentage(pct) => sellable(held * pct / Decimal::ONE_HUNDRED),
         };
         if shares <= Decimal::ZERO {
             return Err(invalid(
@@ -220,7 +231,7 @@ impl CloseAmount {
                     CloseAmount::Percentage(_) => "percentage",
                     _ => "qty",
                 },
-                format!("closes no whole share of a position of {held}"),
+                format!("closes no share of a position of {held}"),
             ));
         }
         Ok(shares)
@@ -358,27 +369,59 @@ mod tests {
         assert_eq!(
             CloseAmount::parse(None, None)
                 .unwrap()
-                .shares_of(held)
+                .shares_of(held, false)
                 .unwrap(),
             held
         );
         let pct = CloseAmount::parse(None, Some("25")).unwrap();
-        assert_eq!(pct.shares_of(held).unwrap(), dec("2"));
+        assert_eq!(pct.shares_of(held, false).unwrap(), dec("2"));
         assert!(
             CloseAmount::parse(None, Some("5"))
                 .unwrap()
-                .shares_of(held)
+                .shares_of(held, false)
                 .is_err()
+        );
+        // A fractional position of a fractionable asset closes whole, and
+        // a percentage of it to 9 places; of another asset, whole shares.
+        let fractional = dec("2.5");
+        assert_eq!(
+            CloseAmount::All.shares_of(fractional, true).unwrap(),
+            fractional
+        );
+        assert_eq!(
+            CloseAmount::All.shares_of(fractional, false).unwrap(),
+            dec("2")
+        );
+        assert_eq!(
+            CloseAmount::Percentage(dec("33"))
+                .shares_of(dec("1"), true)
+                .unwrap(),
+            dec("0.33")
+        );
+        assert_eq!(
+            CloseAmount::Percentage(dec("50"))
+                .shares_of(dec("0.000000003"), true)
+                .unwrap(),
+            dec("0.000000001")
+        );
+        assert!(CloseAmount::All.shares_of(dec("0.5"), false).is_err());
+        assert_eq!(
+            CloseAmount::All.shares_of(dec("0.5"), true).unwrap(),
+            dec("0.5")
         );
         assert!(CloseAmount::parse(Some("1"), Some("5")).is_err());
         assert!(CloseAmount::parse(None, Some("100.5")).is_err());
         assert!(CloseAmount::parse(None, Some("0")).is_err());
-        assert!(CloseAmount::parse(Some("1.5"), None).is_err());
+        assert_eq!(
+            CloseAmount::parse(Some("1.5"), None).unwrap(),
+            CloseAmount::Qty(dec("1.5"))
+        );
+        assert!(CloseAmount::parse(Some("1.0000000001"), None).is_err());
         assert!(CloseAmount::parse(Some("1e3"), None).is_err());
         assert_eq!(
             CloseAmount::parse(Some("3"), None)
                 .unwrap()
-                .shares_of(held)
+                .shares_of(held, false)
                 .unwrap(),
             dec("3")
         );

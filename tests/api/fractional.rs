@@ -155,6 +155,20 @@ async fn a_fractional_round_trip_holds_settles_and_costs_exactly() {
         .map(|a| dec_of(&a["qty"]))
         .sum();
     assert_eq!(filled_qty, dec("1.25"), "{activities}");
+
+    // Closing the position sells all of it, the fraction too.
+    let close = trader.delete("/v2/positions/AAPL").await;
+    assert_eq!(close.status, 200, "{}", close.body);
+    assert_eq!(close.body["qty"], "1.25", "{}", close.body);
+    let close_id = close.body["id"].as_str().expect("id").to_string();
+    filled(&trader, &close_id).await;
+    settled_fills(&stack, &trader, &close_id).await;
+    // 874.9625 + 1.25 × 99.99 = 999.95.
+    assert_eq!(
+        ledger(&stack, &trader).await,
+        [(dec("999.95"), dec("0")), (dec("0"), dec("0"))]
+    );
+    assert_eq!(trader.get("/v2/positions/AAPL").await.status, 404);
     stack.assert_invariants().await;
 }
 

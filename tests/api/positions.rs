@@ -110,19 +110,21 @@ async fn a_round_trip_at_average_cost_closing_part_and_all_of_it() {
         "{position}"
     );
 
-    // 50 % of 15 is 7 whole shares.
+    // 50 % of 15 is 7.5 shares: AAPL is fractionable, and a position of
+    // it closes to the fraction (of another asset, to whole shares:
+    // `CloseAmount::shares_of`).
     let close = trader.delete("/v2/positions/AAPL?percentage=50").await;
     assert_eq!(close.status, 200, "{}", close.body);
-    assert_eq!(close.body["qty"], "7");
-    settled(&trader, &close.body, "AAPL", "8").await;
+    assert_eq!(close.body["qty"], "7.5");
+    settled(&trader, &close.body, "AAPL", "7.5").await;
 
     // Bad amounts are refused before anything is recorded.
     for bad in [
         "qty=1&percentage=5",
         "percentage=101",
         "qty=-1",
-        "qty=1.5",
-        "percentage=5",
+        "qty=1.0000000001",
+        "percentage=0",
     ] {
         let refused = trader.delete(&format!("/v2/positions/AAPL?{bad}")).await;
         assert_eq!(refused.status, 422, "{bad}: {}", refused.body);
@@ -143,7 +145,7 @@ async fn a_round_trip_at_average_cost_closing_part_and_all_of_it() {
     );
     assert_eq!(all.body[0]["symbol"], "AAPL");
     assert_eq!(all.body[0]["status"], 200, "{}", all.body);
-    assert_eq!(all.body[0]["body"]["qty"], "8");
+    assert_eq!(all.body[0]["body"]["qty"], "7.5");
     settled(&trader, &all.body[0]["body"], "AAPL", "0").await;
     assert_eq!(trader.get("/v2/positions/AAPL").await.status, 404);
     assert_eq!(trader.delete("/v2/positions/AAPL").await.status, 404);
