@@ -10,14 +10,17 @@ use crate::domain::reconcile::Finding;
 const CLAIM_TICK: &str =
     "INSERT INTO reconcile_ticks (job, scheduled_for, instance_id) VALUES ($1, $2, $3)
          ON CONFLICT (job, scheduled_for) DO UPDATE SET claimed_at = reconcile_ticks.claimed_at
-          WHERE reconcile_ticks.instance_id = EXCLUDED.instance_id";
+          WHERE reconcile_ticks.instance_id = EXCLUDED.instance_id
+            AND NOT EXISTS (SELECT 1 FROM reconciliation_runs r
+                             WHERE r.job = EXCLUDED.job AND r.scheduled_for = EXCLUDED.scheduled_for)";
 
 /// Claims the tick `(job, scheduled_for)`; `true` for exactly one instance
-/// across all instances. Claiming again a tick this instance already holds
-/// answers `true` again: that is how a claim whose answer was lost (it
+/// across all instances, and for one run of the job. Claiming again a tick
+/// this instance already holds answers `true` again only while no run of
+/// it has started: that is how a claim whose answer was lost (it
 /// committed, the caller saw an error) is resolved by its retry instead of
-/// the tick being lost. The caller claims a tick until it gets an answer
-/// and never after a `true`, so the job runs once.
+/// the tick being lost, and a scheduler that restarts and offers a tick it
+/// already ran (its `last` fell back to the lookback) does not run it twice.
 pub async fn claim_tick(
     pool: &PgPool,
     job: &str,

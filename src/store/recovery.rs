@@ -213,10 +213,22 @@ pub async fn claim(
         .await
     {
         Ok(row) => row,
-        Err(error) => return Err(give_back_unknown_claim(pool, instance_id, token, error).await),
+        Err(error) => {
+            return Err(
+                give_back_unknown_claim(pool, instance_id, token, Some(order_id), error).await,
+            );
+        }
     };
     let rows = Vec::from_iter(row);
-    let (mut claimed, failed) = decode_claims::<OrderRecord>(pool, "claim", rows).await?;
+    // The claim committed; if reading it back fails, it is given back too.
+    let (mut claimed, failed) = match decode_claims::<OrderRecord>(pool, "claim", rows).await {
+        Ok(decoded) => decoded,
+        Err(error) => {
+            return Err(
+                give_back_unknown_claim(pool, instance_id, token, Some(order_id), error).await,
+            );
+        }
+    };
     match failed {
         Some(error) => Err(error),
         None => Ok(claimed.pop()),
@@ -234,28 +246,41 @@ pub fn claim_token() -> i64 {
 
 const GIVE_BACK_CLAIM: &str =
     "UPDATE orders SET lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
-      WHERE step <> 'closed' AND lease_owner = $1 AND lease_token = $2";
+      WHERE order_id = $3 AND lease_owner = $1 AND lease_token = $2";
+
+/// A batch claim's give-back: only orders in a driven step are claimed by
+/// the completer, so only those are looked at (not every open order).
+static GIVE_BACK_CLAIMS: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "UPDATE orders SET lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
+          WHERE step IN {driven} AND lease_owner = $1 AND lease_token = $2",
+        driven = *DRIVEN_STEPS,
+    ))
+});
 
 /// A claim failed with `error`, and its outcome is unknown: the statement
 /// may have committed with its answer lost (a connection cut, a primary
 /// that died mid-commit). A lease this instance holds is never free to it
 /// (`LEASE_FREE_FRAGMENT`), so a claim that did commit would keep every
 /// retry of the order, and the trader's retry with it, out for the whole
-/// lease. Whatever the claim took under `token` is given back (nothing,
-/// if it never committed); with the database away too, the lease expires
-/// on its own. Returns `error`.
+/// lease. Whatever the claim took under `token` (of `order_id`, or of the
+/// batch) is given back (nothing, if it never committed); with the
+/// database away too, the lease expires on its own. Returns `error`.
 async fn give_back_unknown_claim(
     pool: &PgPool,
     instance_id: Uuid,
     token: i64,
+    order_id: Option<Uuid>,
     error: sqlx::Error,
 ) -> sqlx::Error {
-    match sqlx::query(GIVE_BACK_CLAIM)
-        .bind(instance_id)
-        .bind(token)
-        .execute(pool)
-        .await
-    {
+    let give_back = match order_id {
+        Some(order_id) => sqlx::query(GIVE_BACK_CLAIM)
+            .bind(instance_id)
+            .bind(token)
+            .bind(order_id),
+        None => sqlx::query(*GIVE_BACK_CLAIMS).bind(instance_id).bind(token),
+    };
+    match give_back.execute(pool).await {
         Ok(done) if done.rows_affected() > 0 => {
             tracing::warn!(%error, orders = done.rows_affected(),
                 "a claim's answer was lost, but it committed; given back");
@@ -324,9 +349,15 @@ pub async fn claim_due(
         .await
     {
         Ok(rows) => rows,
-        Err(error) => return Err(give_back_unknown_claim(pool, instance_id, token, error).await),
+        Err(error) => {
+            return Err(give_back_unknown_claim(pool, instance_id, token, None, error).await);
+        }
     };
-    Ok(decode_claims(pool, "claim_due", rows).await?.0)
+    // The claim committed; if reading it back fails, it is given back too.
+    match decode_claims(pool, "claim_due", rows).await {
+        Ok((claimed, _)) => Ok(claimed),
+        Err(error) => Err(give_back_unknown_claim(pool, instance_id, token, None, error).await),
+    }
 }
 
 const RELEASE_LEASE: &str =
@@ -579,6 +610,7 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("CLAIM_DUE", *CLAIM_DUE),
         ("RELEASE_LEASE", RELEASE_LEASE),
         ("GIVE_BACK_CLAIM", GIVE_BACK_CLAIM),
+        ("GIVE_BACK_CLAIMS", *GIVE_BACK_CLAIMS),
         ("RENEW_LEASE", RENEW_LEASE),
         ("LOCK_FOR_ACCOUNT", *LOCK_FOR_ACCOUNT),
         ("RECORD_UNDRIVEN", *RECORD_UNDRIVEN),

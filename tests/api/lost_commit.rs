@@ -259,4 +259,19 @@ async fn a_tick_claim_whose_answer_is_lost_is_won_by_its_retry_and_by_nobody_els
         "the retry learns the tick is ours"
     );
     assert!(!claim(peer).await.unwrap(), "the tick is ours alone");
+    // Once its run has started, not even this instance wins it again (a
+    // scheduler that restarts and offers it again does not run it twice).
+    orderd::store::reconcile::start_run(
+        &stack.app.db.pool,
+        "lost-answer-job",
+        Some(tick),
+        "schedule",
+        us,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !claim(us).await.unwrap(),
+        "a tick whose run started is not won again"
+    );
 }
