@@ -433,14 +433,26 @@ async fn a_close_all_killed_between_its_cancels_and_its_sells_is_finished_by_its
     drop(second);
 }
 
-/// Kills orderd at `failpoint` while it handles one order and, at that
-/// moment, the primary's machine too; the synchronous standby is promoted
-/// (as an HA manager would) and orderd restarts over the two-host URL.
-/// What the crash left (an intent, or a call whose outcome was not
-/// recorded) is on the standby, since every commit waited for it; the
-/// restarted orderd finds the new primary and finishes the order once.
-/// The explorer crashes orderd with the database up and the failover run
-/// kills the database with orderd up: this is both at once.
+/// A primary and its standby that are stopped when the test ends, passed
+/// or failed (a failed assertion must not leave two clusters running).
+struct PairGuard(Option<orderd::harness::failover::Replicated>);
+
+impl Drop for PairGuard {
+    fn drop(&mut self) {
+        if let Some(pair) = self.0.take() {
+            pair.stop();
+        }
+    }
+}
+
+/// Kills orderd at `failpoint` while it handles one order and, right after
+/// it, the primary's machine; the synchronous standby is promoted (as an
+/// HA manager would) and orderd restarts over the two-host URL. What the
+/// crash left (an intent, or a call whose outcome was not recorded) must
+/// be on the standby, since every commit waited for it, and the restarted
+/// orderd must find the new primary and finish the order once. The
+/// explorer crashes orderd with the database up and the failover run
+/// kills the database with orderd up: this is both in one schedule.
 async fn crash_and_failover_at(failpoint: &'static str) {
     use orderd::harness::failover::{DETECTION_DELAY, Replicated};
     let work_dir = std::env::temp_dir().join(format!(
@@ -448,11 +460,12 @@ async fn crash_and_failover_at(failpoint: &'static str) {
         uuid::Uuid::new_v4().simple()
     ));
     let dir = work_dir.clone();
-    let mut pair = tokio::task::spawn_blocking(move || Replicated::start(&dir))
+    let pair = tokio::task::spawn_blocking(move || Replicated::start(&dir))
         .await
         .unwrap()
         .expect("a primary and its synchronous standby");
     let url = pair.url();
+    let mut pair = PairGuard(Some(pair));
     let hosts = orderd::db::hosts::candidates(&url).expect("two hosts");
     let name = format!("failover-{failpoint}");
     let venues = Venues::spawn().await;
@@ -477,24 +490,45 @@ async fn crash_and_failover_at(failpoint: &'static str) {
         .await;
     assert!(answer.is_err(), "orderd died before answering: {answer:?}");
     killed_at(first, failpoint).await;
+    let placed_before = venue_orders(&venues).await;
+    assert_eq!(
+        placed_before,
+        usize::from(failpoint == "after_place_call"),
+        "the venue has the order only if the call was made"
+    );
+    let replicated = pair.0.as_mut().expect("the pair");
     assert!(
-        pair.kill_primary().unwrap() > 0,
+        replicated.kill_primary().unwrap() > 0,
         "the primary's processes died"
     );
-    let pair = tokio::task::spawn_blocking(move || {
-        std::thread::sleep(DETECTION_DELAY);
-        pair.promote_standby().map(|()| pair)
-    })
-    .await
-    .unwrap()
-    .expect("the standby is promoted");
+    let promoting = pair.0.take().expect("the pair");
+    pair.0 = Some(
+        tokio::task::spawn_blocking(move || {
+            std::thread::sleep(DETECTION_DELAY);
+            promoting.promote_standby().map(|()| promoting)
+        })
+        .await
+        .unwrap()
+        .expect("the standby is promoted"),
+    );
 
-    let second = start_orderd_on(&url, &name, &venues, "").await;
+    // Before orderd comes back: the intent the crash left is on the
+    // promoted standby (I5, and what the restart resolves by evidence).
     let standby = sqlx::PgPool::connect_with(hosts[1].clone()).await.unwrap();
-    let order_id: uuid::Uuid = sqlx::query_scalar("SELECT order_id FROM orders")
+    let (order_id, step, state, placement_sent): (uuid::Uuid, String, String, bool) =
+        sqlx::query_as(
+            "SELECT order_id, step, step_state, placement_sent_at IS NOT NULL FROM orders",
+        )
         .fetch_one(&standby)
         .await
         .expect("I5: the accepted order is on the promoted standby");
+    assert_eq!(
+        (step.as_str(), state.as_str(), placement_sent),
+        ("place", "sent", true),
+        "the placement's intent survived the failover"
+    );
+
+    let second = start_orderd_on(&url, &name, &venues, "").await;
     wait_order_status(
         &venues,
         &second.addr,
@@ -511,19 +545,26 @@ async fn crash_and_failover_at(failpoint: &'static str) {
         &format!("after {failpoint} and a failover"),
     )
     .await;
-    let truth = venues
+    assert_eq!(venue_orders(&venues).await, 1, "placed once");
+    standby.close().await;
+    drop(second);
+    tokio::task::spawn_blocking(move || drop(pair))
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&work_dir);
+}
+
+/// How many orders the venue has.
+async fn venue_orders(venues: &Venues) -> usize {
+    venues
         .get(format!(
             "http://{}/admin/ground-truth",
             venues.exchange.addr()
         ))
-        .await;
-    assert_eq!(truth["orders"].as_array().unwrap().len(), 1, "{truth}");
-    standby.close().await;
-    drop(second);
-    tokio::task::spawn_blocking(move || pair.stop())
-        .await
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&work_dir);
+        .await["orders"]
+        .as_array()
+        .expect("the venue's orders")
+        .len()
 }
 
 #[tokio::test(flavor = "multi_thread")]
