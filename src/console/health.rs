@@ -53,7 +53,12 @@ pub fn sum(text: &str, name: &str, label: Option<(&str, &str)>) -> f64 {
 
 /// A gauge of this instance's, if it was ever set.
 fn gauge(text: &str, name: &str) -> Option<f64> {
-    samples(text, name).first().map(|(_, v)| *v)
+    // NaN is a gauge's "no value" (e.g. the lag once the stream is no
+    // longer read here).
+    samples(text, name)
+        .first()
+        .map(|(_, v)| *v)
+        .filter(|v| v.is_finite())
 }
 
 /// Seconds, to the millisecond.

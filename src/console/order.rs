@@ -269,7 +269,7 @@ pub async fn order(
                     dt { "step" } dd { (layout::step_badge(o.step, o.step_state)) @if let Some(p) = o.parked_step { " (parked at " (p.as_str()) ")" } }
                     dt { "attempts" } dd { (o.attempts) }
                     dt { "next attempt" } dd { (layout::time(o.next_attempt_at)) }
-                    dt { "driven by" } dd.mono { (o.lease_owner.map(short_id).unwrap_or("nobody".into())) @if let Some(t) = o.lease_token { " (claim " (t) ")" } }
+                    dt { "driven by" } dd.mono { (o.lease_owner.map(short_id).unwrap_or("nobody".into())) @if let Some(t) = o.lease_token { " (claim " (claim_tag(t)) ")" } }
                     dt { "hold" } dd.mono { (o.hold_id.as_ref().map_or("—", |h| h.as_str())) }
                     dt { "venue order" } dd.mono { (o.venue_order_id.as_ref().map_or("—", |v| v.as_str())) }
                     dt { "cancel requested" } dd { (o.cancel_requested_at.map(|t| t.to_rfc3339()).unwrap_or("no".into())) }
@@ -398,4 +398,11 @@ pub async fn act(
             Ok(Redirect::to(&to).into_response())
         }
     }
+}
+
+/// A claim token as an operator can read and compare it: its low 32 bits
+/// in hex (tokens drawn by a claimer are 63 random bits, negative; the
+/// sequence's are small positive numbers, shown the same way).
+fn claim_tag(token: i64) -> String {
+    format!("{:08x}", token as u64 & 0xffff_ffff)
 }

@@ -81,7 +81,8 @@ pub const REPORT_PRICE_MAX: Decimal = Decimal::from_parts(100_000_000, 0, 0, fal
 pub const REPORT_QTY_DP: u32 = QTY_DP;
 
 /// Most decimal places a venue report's price may carry: the finest tick
-/// ($0.0001 below $1); no execution is priced off the tick.
+/// is 4 ($0.0001 below $1), and a midpoint or price-improved execution
+/// between two ticks of a sub-dollar stock takes a fifth; 6 leaves room.
 ///
 /// Together with [`REPORT_QTY_DP`] it bounds every product orderd or the
 /// ledger forms from a report (`qty × price`, `qty × rate`) to
@@ -89,7 +90,7 @@ pub const REPORT_QTY_DP: u32 = QTY_DP;
 /// few enough that the products are exact: an average price is never
 /// rounded away from its fills' prices, and cash moves by exactly what the
 /// shares cost.
-pub const REPORT_PRICE_DP: u32 = 4;
+pub const REPORT_PRICE_DP: u32 = 6;
 
 /// Checks the numbers of one venue report before anything is computed
 /// from them: `Err` names what is wrong, and the report is quarantined,
@@ -262,7 +263,14 @@ mod tests {
         let tiny = Decimal::new(1, 28);
         let price = Decimal::new(745602, 2);
         assert!(check_report(tiny, Some(price), Decimal::ONE).is_err());
-        assert!(check_report(Decimal::ONE, Some(Decimal::new(1, 5)), Decimal::ONE).is_err());
+        assert!(
+            check_report(
+                Decimal::ONE,
+                Some(Decimal::new(1, REPORT_PRICE_DP + 1)),
+                Decimal::ONE
+            )
+            .is_err()
+        );
         assert!(check_report(Decimal::ZERO, None, Decimal::new(1, 10)).is_err());
         let qty_edge = Decimal::new(1, REPORT_QTY_DP);
         let price_edge = Decimal::new(1, REPORT_PRICE_DP);

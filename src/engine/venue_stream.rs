@@ -90,9 +90,13 @@ impl Progress {
         f(&mut state)
     }
 
-    /// A new holding starts with nothing known.
+    /// A new holding starts with nothing known, and a holding that ended
+    /// leaves nothing behind: the gauges say "no value" (NaN) rather than
+    /// the last lag of a stream this instance no longer reads.
     fn reset(&self) {
         self.with(|s| *s = ProgressState::default());
+        metrics::gauge!(names::STREAM_LAG).set(f64::NAN);
+        metrics::gauge!(names::STREAM_LAST_REPORT_AGE).set(f64::NAN);
     }
 
     fn received(&self) {
@@ -308,6 +312,7 @@ pub async fn run(
             break;
         }
         metrics::gauge!(names::STREAM_CONNECTED).set(0.0);
+        progress.reset();
         if let Err(error) = result {
             tracing::warn!(%error, "venue stream lost; reconnecting");
             metrics::counter!(names::STREAM_RECONNECTS).increment(1);

@@ -33,11 +33,12 @@ pub const USD: &str = "USD";
 pub const MAX_AMOUNT: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0); // 1e12
 
 /// Most decimal places accepted in one amount: a share quantity of 9
-/// places (fractional shares) times a price of 4 (the finest tick), so
+/// places (fractional shares) times a price of 6 (the finest tick, 4, and
+/// room for a midpoint or price-improved execution between ticks), so
 /// the cash of a fractional fill is kept exactly. Every amount below
 /// MAX_AMOUNT at this scale, and every product `qty × price` the ledger
 /// forms of two of them that it keeps, fits `Decimal`'s mantissa.
-pub const MAX_SCALE: u32 = 13;
+pub const MAX_SCALE: u32 = 15;
 
 /// Per-asset balance. `available` is derived, never stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
