@@ -59,7 +59,11 @@ def trading_day(client, summary):
     summary["clock_is_open"] = clock.is_open
     today = datetime.date.today()
     days = client.get_calendar(GetCalendarRequest(start=today, end=today + datetime.timedelta(days=30)))
-    assert days and days[0].open < days[0].close, days[:1]
+    # The test venue's accelerated day opens at its start-up and stays open
+    # for hours, so a suite run in the New York evening has a session that
+    # closes after midnight: on Alpaca's HH:MM calendar its close reads
+    # earlier than its open (the next day's). Either way it has both.
+    assert days and days[0].open != days[0].close, days[:1]
     summary["calendar_days"] = len(days)
     assets = client.get_all_assets(GetAssetsRequest(status=AssetStatus.ACTIVE))
     symbols = {a.symbol for a in assets}
