@@ -98,6 +98,27 @@ async fn killed_at(mut orderd: Orderd, at: &str) {
     assert_eq!(status.signal(), Some(9), "killed by SIGKILL at {at}");
 }
 
+/// Submits `order` to `orderd`, which dies at its failpoint `at` before
+/// answering.
+async fn submit_and_die(
+    venues: &Venues,
+    orderd: Orderd,
+    credentials: &orderd::store::accounts::NewCredentials,
+    order: &Value,
+    at: &str,
+) {
+    let answer = venues
+        .http
+        .post(format!("http://{}/v2/orders", orderd.addr))
+        .header("APCA-API-KEY-ID", &credentials.key_id)
+        .header("APCA-API-SECRET-KEY", &credentials.secret_key)
+        .json(order)
+        .send()
+        .await;
+    assert!(answer.is_err(), "orderd died before answering: {answer:?}");
+    killed_at(orderd, at).await;
+}
+
 /// Polls `GET /v2/orders/{order_id}` on `addr` as `credentials` until the
 /// order is `status` (for up to `limit`); the order as last answered.
 async fn wait_order_status(
@@ -165,16 +186,7 @@ async fn crash_at(failpoint: &'static str) {
     let order = json!({"symbol": "AAPL", "qty": "4", "side": "buy", "type": "limit",
                        "time_in_force": "gtc", "limit_price": "100.00",
                        "client_order_id": format!("crash-{failpoint}")});
-    let answer = venues
-        .http
-        .post(format!("http://{}/v2/orders", first.addr))
-        .header("APCA-API-KEY-ID", &credentials.key_id)
-        .header("APCA-API-SECRET-KEY", &credentials.secret_key)
-        .json(&order)
-        .send()
-        .await;
-    assert!(answer.is_err(), "orderd died before answering: {answer:?}");
-    killed_at(first, failpoint).await;
+    submit_and_die(&venues, first, &credentials, &order, failpoint).await;
 
     // The accept committed before every failpoint: the order is durable.
     let order_id: uuid::Uuid =
@@ -480,16 +492,7 @@ async fn crash_and_failover_at(failpoint: &'static str) {
     primary.close().await;
     let order = json!({"symbol": "AAPL", "qty": "4", "side": "buy", "type": "limit",
                        "time_in_force": "gtc", "limit_price": "100.00"});
-    let answer = venues
-        .http
-        .post(format!("http://{}/v2/orders", first.addr))
-        .header("APCA-API-KEY-ID", &credentials.key_id)
-        .header("APCA-API-SECRET-KEY", &credentials.secret_key)
-        .json(&order)
-        .send()
-        .await;
-    assert!(answer.is_err(), "orderd died before answering: {answer:?}");
-    killed_at(first, failpoint).await;
+    submit_and_die(&venues, first, &credentials, &order, failpoint).await;
     let placed_before = venue_orders(&venues).await;
     assert_eq!(
         placed_before,

@@ -362,14 +362,7 @@ async fn place_arrived(shared: &Shared, value: &serde_json::Value) -> ApiResult<
                 &shared.counters.orders_created
             };
             counter.fetch_add(1, Ordering::Relaxed);
-            let order = s.market.order(id).map(OrderResponse::from).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    codes::INTERNAL,
-                    "order vanished",
-                )
-            })?;
-            Ok((order, lost))
+            Ok((order_response(s, id)?, lost))
         })?;
     lose(lost).await?;
     if order.status == crate::market::OrderStatus::Rejected {
@@ -380,6 +373,17 @@ async fn place_arrived(shared: &Shared, value: &serde_json::Value) -> ApiResult<
         ));
     }
     Ok(Json(order).into_response())
+}
+
+/// The order just entered, as answered.
+fn order_response(s: &VenueState, id: Uuid) -> ApiResult<OrderResponse> {
+    s.market.order(id).map(OrderResponse::from).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            "order vanished",
+        )
+    })
 }
 
 /// A response the fault plan lost (after what it answers took effect):
@@ -613,18 +617,7 @@ async fn replace_order(
             };
             let p = s.faults.response_lost;
             let lost = roll_lost(&shared, s, p);
-            let order = s
-                .market
-                .order(new_id)
-                .map(OrderResponse::from)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        codes::INTERNAL,
-                        "order vanished",
-                    )
-                })?;
-            Ok((order, lost))
+            Ok((order_response(s, new_id)?, lost))
         })?;
     lose(lost).await?;
     Ok(Json(order).into_response())
