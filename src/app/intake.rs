@@ -16,7 +16,7 @@ use super::idempotency::{self, FollowError, Followed, IdempotencyKey, StoredResp
 use super::{App, Internal};
 use crate::domain::InvalidField;
 use crate::domain::asset::AssetRefusal;
-use crate::domain::hold::{hold_asset, hold_for, needs_quote, notional_hold, notional_rate};
+use crate::domain::hold::{hold_asset, needs_quote, order_hold};
 use crate::domain::ids::ClientOrderId;
 use crate::domain::lifecycle::{RejectReason, Status};
 use crate::domain::order::{Amount, NewOrder, Side};
@@ -326,33 +326,26 @@ async fn new_order_row(
     let terms = order.prices.terms();
     let symbol = order.symbol.as_str();
     let collar = app.settings.lifecycle.market_buy_collar;
-    let (qty, notional, hold, hold_rate) = match order.amount {
-        Amount::Qty(qty) => {
-            let quote = if needs_quote(order.side, &terms) {
-                app.engine.quote_for_hold(symbol).await.ok()
-            } else {
-                None
-            };
-            let hold = hold_for(order.side, symbol, qty.value(), &terms, quote, collar).ok();
-            let rate = hold.as_ref().map(|h| h.rate);
-            (qty.value(), None, hold, rate)
-        }
-        // The venue decides the quantity: 0 on the row until it is known.
-        Amount::Notional(notional) => {
-            let quote = match order.side {
-                Side::Sell => app.engine.quote_for_hold(symbol).await.ok(),
-                Side::Buy => None,
-            };
-            let hold = notional_hold(order.side, symbol, notional.value(), quote, collar).ok();
-            let rate = hold.as_ref().and(notional_rate(order.side));
-            (
-                rust_decimal::Decimal::ZERO,
-                Some(notional.value()),
-                hold,
-                rate,
-            )
-        }
+    // A notional order's quantity is the venue's to decide: 0 on the row
+    // until it is known.
+    let (qty, notional) = match order.amount {
+        Amount::Qty(qty) => (qty.value(), None),
+        Amount::Notional(notional) => (rust_decimal::Decimal::ZERO, Some(notional.value())),
     };
+    // A quote only where the hold is sized from one: a buy at the market,
+    // a notional sell.
+    let quote = if notional.map_or(needs_quote(order.side, &terms), |_| {
+        order.side == Side::Sell
+    }) {
+        app.engine.quote_for_hold(symbol).await.ok()
+    } else {
+        None
+    };
+    let (hold, hold_rate) =
+        match order_hold(order.side, symbol, qty, notional, &terms, quote, collar) {
+            Ok((hold, rate)) => (Some(hold), rate),
+            Err(_) => (None, None),
+        };
     NewOrderRow {
         order_id,
         account_id: account.account_id,

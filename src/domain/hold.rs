@@ -86,6 +86,29 @@ pub fn notional_rate(side: Side) -> Option<Decimal> {
     }
 }
 
+/// The hold of any order, by the one rule for its kind: [`hold_for`] for
+/// an order of `qty` shares, [`notional_hold`] for one of `notional` cash;
+/// with the rate its fills consume it at, as recorded on the order
+/// (`None` for a notional buy: each fill consumes what it cost).
+pub fn order_hold(
+    side: Side,
+    symbol: &str,
+    qty: Decimal,
+    notional: Option<Decimal>,
+    terms: &PriceTerms,
+    quote: Option<QuotePrices>,
+    collar: Decimal,
+) -> Result<(Hold, Option<Decimal>), NeedsQuote> {
+    match notional {
+        Some(notional) => notional_hold(side, symbol, notional, quote, collar)
+            .map(|hold| (hold, notional_rate(side))),
+        None => hold_for(side, symbol, qty, terms, quote, collar).map(|hold| {
+            let rate = Some(hold.rate);
+            (hold, rate)
+        }),
+    }
+}
+
 /// A market (or trailing-stop) buy cannot be sized without a quote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a market or trailing-stop buy's hold needs a quote")]
@@ -341,5 +364,45 @@ mod tests {
             ("AAPL", dec("1.052736853"))
         );
         assert_eq!(notional_rate(Side::Sell), Some(Decimal::ONE));
+    }
+
+    #[test]
+    fn an_orders_hold_and_rate_follow_its_kind() {
+        let quote = Some(QuotePrices {
+            bid: dec("99.99"),
+            ask: dec("100.01"),
+            last: dec("100"),
+        });
+        let terms = limit(dec("10"));
+        let (whole, rate) =
+            order_hold(Side::Buy, "AAPL", dec("3"), None, &terms, None, dec("0.05")).unwrap();
+        assert_eq!((whole.amount, rate), (dec("30"), Some(dec("10"))));
+        // A notional buy: its notional, no rate, whatever its Hold says.
+        let market = PriceTerms::default();
+        let (buy, rate) = order_hold(
+            Side::Buy,
+            "AAPL",
+            Decimal::ZERO,
+            Some(dec("100")),
+            &market,
+            None,
+            dec("0.05"),
+        )
+        .unwrap();
+        assert_eq!((buy.amount, rate), (dec("100"), None));
+        let (sell, rate) = order_hold(
+            Side::Sell,
+            "AAPL",
+            Decimal::ZERO,
+            Some(dec("100")),
+            &market,
+            quote,
+            dec("0.05"),
+        )
+        .unwrap();
+        assert_eq!(
+            (sell.amount, rate),
+            (dec("1.052736853"), Some(Decimal::ONE))
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Engine, EngineError, keys};
-use crate::domain::hold::{QuotePrices, hold_for, notional_hold};
+use crate::domain::hold::{QuotePrices, order_hold};
 use crate::domain::ids::{HoldId, VenueOrderId};
 use crate::domain::lifecycle::{Action, Outcome, RejectReason, VenueStatus};
 use crate::failpoints;
@@ -77,22 +77,17 @@ impl Engine {
                 Ok(quote) => quote,
                 Err(outcome) => return Ok(outcome),
             };
-            let collar = self.settings.market_buy_collar;
-            let sized = match order.notional {
-                Some(notional) => {
-                    notional_hold(order.side, &order.symbol, notional, Some(quote), collar)
-                }
-                None => hold_for(
-                    order.side,
-                    &order.symbol,
-                    order.qty,
-                    &order.terms(),
-                    Some(quote),
-                    collar,
-                ),
-            };
-            let hold = match sized {
-                Ok(hold) => hold,
+            let sized = order_hold(
+                order.side,
+                &order.symbol,
+                order.qty,
+                order.notional,
+                &order.terms(),
+                Some(quote),
+                self.settings.market_buy_collar,
+            );
+            let (hold, rate) = match sized {
+                Ok(sized) => sized,
                 Err(missing) => {
                     return Ok(Outcome::Unexpected {
                         detail: missing.to_string(),
@@ -100,8 +95,7 @@ impl Engine {
                 }
             };
             let written =
-                recovery::set_hold_amount(&self.pool, order.order_id, hold.amount, hold.rate)
-                    .await?;
+                recovery::set_hold_amount(&self.pool, order.order_id, hold.amount, rate).await?;
             *order = match written {
                 Some(written) => written,
                 // Recorded before (by an earlier attempt): that one counts.

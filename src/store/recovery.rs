@@ -138,7 +138,7 @@ pub async fn set_hold_amount(
     pool: &PgPool,
     order_id: Uuid,
     amount: Decimal,
-    rate: Decimal,
+    rate: Option<Decimal>,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
     sqlx::query_as(*SET_HOLD_AMOUNT)
         .bind(order_id)
