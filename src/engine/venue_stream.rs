@@ -9,7 +9,7 @@
 //! the commit of its apply (`orderd_venue_stream_lag_seconds`); and the
 //! time since the holder last received a report
 //! (`orderd_venue_stream_last_report_age_seconds`, which grows in a quiet
-//! market). The lease keeper writes both to the lease's row with each
+//! market). The lease keeper writes both to the lease's row in its
 //! renewal (once a second, never per report), so every instance's
 //! console shows the holder's.
 
@@ -129,8 +129,8 @@ impl Progress {
 /// Renews the lease until it is taken over, or cannot be renewed for a
 /// whole TTL; then returns. Renewals go over a connection of their own
 /// (never the pool: a saturated pool must not cost a live holder its
-/// lease), reconnected when it drops. With each renewal it writes the
-/// stream's [`Progress`] to the lease's row.
+/// lease), reconnected when it drops. Each renewal writes the stream's
+/// [`Progress`] to the lease's row in the same statement.
 async fn keep_lease(engine: &Engine, token: i64, progress: &Progress) {
     use sqlx::ConnectOptions;
     let mut conn: Option<sqlx::PgConnection> = None;
@@ -150,38 +150,24 @@ async fn keep_lease(engine: &Engine, token: i64, progress: &Progress) {
                 .await
                 .ok();
         }
+        let (age_ms, lag_ms) = progress.read();
         let renewed = match conn.as_mut() {
             Some(c) => {
-                lease::renew_lease(
+                lease::renew_lease_with_progress(
                     &mut *c,
                     VENUE_STREAM_LEASE,
                     engine.instance_id,
                     token,
                     STREAM_LEASE_TTL_MS,
+                    age_ms,
+                    lag_ms,
                 )
                 .await
             }
             None => Err(sqlx::Error::PoolTimedOut),
         };
         match renewed {
-            Ok(true) => {
-                last_renewed = tokio::time::Instant::now();
-                let (age_ms, lag_ms) = progress.read();
-                if let Some(c) = conn.as_mut()
-                    && let Err(error) = crate::store::console::record_stream_progress(
-                        c,
-                        VENUE_STREAM_LEASE,
-                        engine.instance_id,
-                        token,
-                        age_ms,
-                        lag_ms,
-                    )
-                    .await
-                {
-                    // The next renewal finds out whether the connection is gone.
-                    tracing::debug!(%error, "recording the venue stream's progress");
-                }
-            }
+            Ok(true) => last_renewed = tokio::time::Instant::now(),
             Ok(false) => {
                 tracing::warn!(
                     fencing_token = token,

@@ -425,33 +425,6 @@ pub async fn lease(pool: &PgPool, name: &str) -> Result<Option<LeaseRow>, sqlx::
     sqlx::query_as(LEASE).bind(name).fetch_optional(pool).await
 }
 
-const RECORD_PROGRESS: &str = "UPDATE leases
-        SET progress_token = $3, progress_at = now(), last_report_age_ms = $4, report_lag_ms = $5
-      WHERE name = $1 AND owner = $2 AND fencing_token = $3";
-
-/// The stream holder's progress, written with its lease renewal (never
-/// per report): `last_report_age_ms` since it last received a report,
-/// `report_lag_ms` of the last one it applied (`None`: none yet under
-/// this token). Nothing is written once `token` is no longer current.
-pub async fn record_stream_progress(
-    conn: &mut sqlx::PgConnection,
-    name: &str,
-    owner: Uuid,
-    token: i64,
-    last_report_age_ms: Option<f64>,
-    report_lag_ms: Option<f64>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(RECORD_PROGRESS)
-        .bind(name)
-        .bind(owner)
-        .bind(token)
-        .bind(last_report_age_ms)
-        .bind(report_lag_ms)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Every statement of this module, for the test that prepares them all.
 pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -469,6 +442,5 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("ATTENTION_COUNTS", *ATTENTION_COUNTS),
         ("INSTANCES", INSTANCES),
         ("LEASE", LEASE),
-        ("RECORD_PROGRESS", RECORD_PROGRESS),
     ]
 }

@@ -307,6 +307,37 @@ pub async fn renew_lease<'e>(
     Ok(renewed.rows_affected() == 1)
 }
 
+const RENEW_LEASE_WITH_PROGRESS: &str = "UPDATE leases
+        SET expires_at = now() + make_interval(secs => $4::float8 / 1000),
+            progress_token = $3, progress_at = now(), last_report_age_ms = $5, report_lag_ms = $6
+      WHERE name = $1 AND owner = $2 AND fencing_token = $3";
+
+/// [`renew_lease`], writing in the same statement the holder's progress
+/// (the venue stream's: `last_report_age_ms` since it last received a
+/// report, `report_lag_ms` of the last one it applied, `None` when none
+/// yet under this token; migration 0012). Once `token` is no longer
+/// current, neither is written.
+pub async fn renew_lease_with_progress<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    name: &str,
+    instance_id: Uuid,
+    token: i64,
+    ttl_ms: u64,
+    last_report_age_ms: Option<f64>,
+    report_lag_ms: Option<f64>,
+) -> Result<bool, sqlx::Error> {
+    let renewed = sqlx::query(RENEW_LEASE_WITH_PROGRESS)
+        .bind(name)
+        .bind(instance_id)
+        .bind(token)
+        .bind(ttl_ms as f64)
+        .bind(last_report_age_ms)
+        .bind(report_lag_ms)
+        .execute(executor)
+        .await?;
+    Ok(renewed.rows_affected() == 1)
+}
+
 const RELEASE_LEASE: &str =
     "UPDATE leases SET expires_at = now() WHERE name = $1 AND owner = $2 AND fencing_token = $3";
 
@@ -363,6 +394,7 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
         ("FINDINGS_OF_RUN", FINDINGS_OF_RUN),
         ("ACQUIRE_LEASE", ACQUIRE_LEASE),
         ("RENEW_LEASE", RENEW_LEASE),
+        ("RENEW_LEASE_WITH_PROGRESS", RENEW_LEASE_WITH_PROGRESS),
         ("RELEASE_LEASE", RELEASE_LEASE),
         ("LEASE_HOLDER", LEASE_HOLDER),
         ("DELETE_OLD_TICKS", DELETE_OLD_TICKS),
