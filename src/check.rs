@@ -207,8 +207,43 @@ fn terminal_status(venue: &str) -> Option<Status> {
         VenueStatus::Canceled => Some(Status::Canceled),
         VenueStatus::Expired => Some(Status::Expired),
         VenueStatus::Rejected => Some(Status::Rejected),
+        VenueStatus::Replaced => Some(Status::Replaced),
         _ => None,
     }
+}
+
+/// The first order of `order`'s replace chain.
+fn chain_root(order: &OrderFacts, orders: &HashMap<Uuid, &OrderFacts>) -> Uuid {
+    let mut at = order;
+    // A chain is acyclic (each replacement is newer); the bound only
+    // guards against a corrupt snapshot.
+    for _ in 0..orders.len() {
+        match at.replaces.and_then(|id| orders.get(&id)) {
+            Some(previous) => at = previous,
+            None => break,
+        }
+    }
+    at.order_id
+}
+
+/// The order whose hold `first`'s hold is now: a replace chain shares the
+/// hold of its first order, held for the one the venue last replaced to.
+fn chain_holder<'a>(
+    first: &'a OrderFacts,
+    orders: &HashMap<Uuid, &'a OrderFacts>,
+) -> &'a OrderFacts {
+    let mut at = first;
+    for _ in 0..orders.len() {
+        match at
+            .replaced_by
+            .filter(|_| at.status == Status::Replaced)
+            .and_then(|id| orders.get(&id))
+        {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    at
 }
 
 /// Checks every invariant a snapshot can show.
@@ -254,6 +289,33 @@ pub fn check(snapshot: &Snapshot) -> Report {
             i1.push(violation(
                 order.order_id,
                 format!("recorded venue order {ours}, venue has {}", theirs.id),
+            ));
+        }
+    }
+    // A replace chain works one venue order at a time: whatever the venue
+    // still works of a chain is its last order's.
+    let mut live_by_chain: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for order in &snapshot.orders {
+        let live = venue_by_client
+            .get(&order.venue_client_order_id)
+            .into_iter()
+            .flatten()
+            .any(|v| VenueStatus::parse(&v.status).is_some_and(|s| !s.is_terminal()));
+        if live {
+            live_by_chain
+                .entry(chain_root(order, &orders_by_id))
+                .or_default()
+                .push(order.order_id);
+        }
+    }
+    for (root, live) in live_by_chain {
+        if live.len() > 1 {
+            i1.push(violation(
+                root,
+                format!(
+                    "{} live venue orders in one replace chain: {live:?}",
+                    live.len()
+                ),
             ));
         }
     }
@@ -440,7 +502,8 @@ pub fn check(snapshot: &Snapshot) -> Report {
             .order_id
             .as_deref()
             .and_then(|id| Uuid::parse_str(id).ok())
-            .and_then(|id| orders_by_id.get(&id));
+            .and_then(|id| orders_by_id.get(&id))
+            .map(|order| chain_holder(order, &orders_by_id));
         match order {
             Some(order) if order.status.is_terminal() => i4.push(violation(
                 order.order_id,

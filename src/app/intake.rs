@@ -24,7 +24,7 @@ use crate::engine::keys;
 use crate::failpoints;
 use crate::metrics::names;
 use crate::store::accounts::Account;
-use crate::store::orders::{self as order_store, NewOrderRow, OrderRecord};
+use crate::store::orders::{self as order_store, NewOrderRow, OrderRecord, Replacing};
 
 /// What the trader is told about an order.
 #[derive(Debug, Clone)]
@@ -95,6 +95,13 @@ pub enum SubmitError {
     /// validated yet.
     #[error("reference data is not loaded yet; retry shortly")]
     ReferenceDataUnavailable,
+    /// A replace of an order that cannot be replaced as it stands (or
+    /// with these terms): nothing was recorded.
+    #[error(transparent)]
+    NotReplaceable(#[from] crate::domain::replace::NotReplaceable),
+    /// A replace of an order the account does not have.
+    #[error("order not found for {0}")]
+    NotFound(Uuid),
     #[error(transparent)]
     Internal(#[from] Internal),
 }
@@ -119,6 +126,20 @@ pub async fn submit(
     request_id: Option<&str>,
 ) -> Result<Reply, SubmitError> {
     admit(&app, &account, &order, key.as_ref()).await?;
+    accept_in_task(app, account, order, key, render, request_id, None).await
+}
+
+/// Accepts `order` (admitted) and drives it in a task of its own,
+/// answering as [`submit`] does; `replacing`: it is a replacement.
+pub(super) async fn accept_in_task(
+    app: Arc<App>,
+    account: Account,
+    order: NewOrder,
+    key: Option<IdempotencyKey>,
+    render: Render,
+    request_id: Option<&str>,
+    replacing: Option<Replacing>,
+) -> Result<Reply, SubmitError> {
     let answer_by = Instant::now() + app.settings.lifecycle.submit_deadline();
     let (accepted_tx, mut accepted) = tokio::sync::oneshot::channel();
     let span = tracing::info_span!(
@@ -130,7 +151,18 @@ pub async fn submit(
     );
     let request_id = request_id.map(str::to_string);
     let mut work = tokio::spawn(tracing::Instrument::instrument(
-        accept_and_drive(app, account, order, key, render, accepted_tx, request_id),
+        accept_and_drive(
+            app,
+            account,
+            Submitted {
+                order,
+                key,
+                replacing,
+            },
+            render,
+            accepted_tx,
+            request_id,
+        ),
         span,
     ));
     // Waiting on the task's handle cancels nothing in it.
@@ -150,7 +182,7 @@ pub async fn submit(
 /// — unless the same request was accepted before (under its key or its
 /// client_order_id): a retry replays its outcome whatever became of the
 /// asset since.
-async fn admit(
+pub(super) async fn admit(
     app: &App,
     account: &Account,
     order: &NewOrder,
@@ -198,29 +230,75 @@ enum Accept {
     Inserted(Option<Box<OrderRecord>>),
     /// The Idempotency-Key was used before.
     Existing(crate::store::idempotency::IdempotencyRecord),
+    /// The order to replace can no longer be replaced: nothing recorded.
+    NotReplaceable,
+}
+
+/// What a submit (or a replace) asks to accept.
+struct Submitted {
+    order: NewOrder,
+    key: Option<IdempotencyKey>,
+    /// It is a replacement of this order.
+    replacing: Option<Replacing>,
 }
 
 async fn accept_and_drive(
     app: Arc<App>,
     account: Account,
-    order: NewOrder,
-    key: Option<IdempotencyKey>,
+    submitted: Submitted,
     render: Render,
     accepted_tx: tokio::sync::oneshot::Sender<OrderRecord>,
     request_id: Option<String>,
 ) -> Result<Reply, SubmitError> {
+    let Submitted {
+        order,
+        key,
+        replacing,
+    } = submitted;
     let request_id = request_id.as_deref();
     let settings = &app.settings.lifecycle;
     let fingerprint = order.fingerprint();
     let order_id = Uuid::now_v7();
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
-    let row = new_order_row(&app, &account, &order, order_id, &fingerprint).await;
+    let mut row = new_order_row(&app, &account, &order, order_id, &fingerprint).await;
+    row.replacing = replacing;
 
     // Accept: the order, its first event and the key, in one transaction
     // (without a key, one statement is that transaction).
     let accepting = async {
-        match &key {
-            None => Ok(Accept::Inserted(
+        match (&key, replacing) {
+            // A replacement and the mark on the order it replaces, in one
+            // transaction: both or neither.
+            (_, Some(replacing)) => {
+                let mut tx = app.pool.begin().await?;
+                let inserted = order_store::insert_order(
+                    &mut *tx,
+                    &row,
+                    app.instance_id,
+                    settings.lease_ms,
+                    request_id,
+                )
+                .await?;
+                if inserted.is_none() {
+                    tx.rollback().await?;
+                    return Ok(Accept::Inserted(None));
+                }
+                let marked = order_store::mark_replacing(
+                    &mut *tx,
+                    replacing.original,
+                    order_id,
+                    account.account_id,
+                    app.instance_id,
+                )
+                .await?;
+                if !marked {
+                    tx.rollback().await?;
+                    return Ok(Accept::NotReplaceable);
+                }
+                tx.commit().await?;
+                Ok(Accept::Inserted(inserted.map(Box::new)))
+            }
+            (None, None) => Ok(Accept::Inserted(
                 order_store::insert_order(
                     &app.pool,
                     &row,
@@ -231,7 +309,7 @@ async fn accept_and_drive(
                 .await?
                 .map(Box::new),
             )),
-            Some(key) => {
+            (Some(key), None) => {
                 let mut tx = app.pool.begin().await?;
                 let taken = idempotency::take(
                     &mut tx,
@@ -266,6 +344,10 @@ async fn accept_and_drive(
     .await;
     let inserted = match accepting {
         Ok(Accept::Inserted(inserted)) => inserted.map(|order| *order),
+        Ok(Accept::NotReplaceable) => {
+            let original = replacing.map(|r| r.original).unwrap_or_default();
+            return Err(super::replace::refusal(&app, account.account_id, original).await);
+        }
         Ok(Accept::Existing(record)) => {
             let key = key.as_ref().ok_or_else(|| {
                 Internal::Broken("an existing idempotency record without a key".into())
@@ -301,6 +383,16 @@ async fn accept_and_drive(
             "pending_new",
             None,
         ));
+    if let Some(replacing) = replacing {
+        app.engine
+            .trade_updates
+            .publish(crate::store::trade_updates::trade_update_payload(
+                account.account_id,
+                replacing.original,
+                "pending_replace",
+                None,
+            ));
+    }
     // For an answer past the deadline (nobody may be waiting: fine).
     let _ = accepted_tx.send(accepted.clone());
 
@@ -370,6 +462,7 @@ async fn new_order_row(
             .snapshot()
             .calendar
             .expires_at(order.time_in_force, chrono::Utc::now()),
+        replacing: None,
     }
 }
 

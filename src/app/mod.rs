@@ -22,6 +22,7 @@ pub mod intake;
 pub mod positions;
 pub mod queries;
 pub mod ratelimit;
+pub mod replace;
 
 use std::sync::Arc;
 

@@ -89,5 +89,6 @@ pub mod lifecycle;
 pub mod order;
 pub mod position;
 pub mod reconcile;
+pub mod replace;
 pub mod schedule;
 pub mod session;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::replace::ChainRelease;
 use super::{Engine, EngineError, keys};
 use crate::domain::hold::{QuotePrices, order_hold};
 use crate::domain::ids::{HoldId, VenueOrderId};
@@ -25,8 +26,8 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         Ok(match action {
             Action::CreateHold => self.reserve(order).await?,
-            Action::PlaceOrder => self.place(order).await,
-            Action::LookupPlacement => self.lookup(order).await,
+            Action::PlaceOrder => self.place(order).await?,
+            Action::LookupPlacement => self.lookup(order).await?,
             Action::ReleaseHold { hold_id } => self.release(order, hold_id).await?,
             Action::AbandonPlacement => Outcome::PlacementAbandoned,
             Action::CancelAtVenue { venue_order_id } => self.cancel(order, venue_order_id).await,
@@ -104,6 +105,9 @@ impl Engine {
                     .ok_or(EngineError::NoOrder(order.order_id))?,
             };
         }
+        if order.replaces.is_some() {
+            return self.take_over_hold(order).await;
+        }
         let (Some(amount), Some(asset)) = (order.hold_amount, order.hold_asset.clone()) else {
             return Ok(Outcome::Unexpected {
                 detail: "hold amount or asset missing after recording it".to_string(),
@@ -120,38 +124,21 @@ impl Engine {
             },
         };
         let result = self.balances.create_hold(&request).await;
-        if matches!(result, Ok(HoldResult::Created(_))) {
-            failpoints::hit(failpoints::AFTER_HOLD_CREATED);
-        }
-        Ok(match result {
-            Ok(HoldResult::Created(hold)) => Outcome::HoldCreated { hold_id: hold.id },
-            Ok(HoldResult::InsufficientFunds { available }) => Outcome::HoldRejected {
-                reason: RejectReason::InsufficientFunds { available },
-            },
-            // Our key with a different body means our own durable request
-            // changed: a bug, not the trader's problem. Park after retries.
-            Ok(HoldResult::Refused { code, message }) if code == "idempotency_key_reused" => {
-                Outcome::Unexpected {
-                    detail: format!("{code}: {message}"),
-                }
-            }
-            Ok(HoldResult::Refused { code, message }) => Outcome::HoldRejected {
-                reason: RejectReason::HoldRefused {
-                    detail: format!("{code}: {message}"),
-                },
-            },
-            Err(error) => outcome_of_error(error),
-        })
+        Ok(hold_outcome(result, None))
     }
 
-    async fn place(&self, order: &OrderRecord) -> Outcome {
+    async fn place(&self, order: &mut OrderRecord) -> Result<Outcome, EngineError> {
         // The send carries the durable time of its intent: a send the venue
         // gets later than the window after it is refused there.
         let Some(sent_at) = order.placement_last_sent_at else {
-            return Outcome::Unexpected {
+            return Ok(Outcome::Unexpected {
                 detail: "a placement without its intent on record".to_string(),
-            };
+            });
         };
+        let recv_window_ms = u64::try_from(self.placement_window.as_millis()).unwrap_or(u64::MAX);
+        if order.replaces.is_some() {
+            return self.send_replace(order, sent_at, recv_window_ms).await;
+        }
         let request = PlaceOrderRequest {
             client_order_id: order.venue_client_order_id.clone(),
             symbol: order.symbol.clone(),
@@ -166,28 +153,14 @@ impl Engine {
             trail_price: order.trail_price,
             trail_percent: order.trail_percent,
             timestamp: sent_at.timestamp_millis(),
-            recv_window_ms: u64::try_from(self.placement_window.as_millis()).unwrap_or(u64::MAX),
+            recv_window_ms,
         };
         let result = self.exchange.place_order(&request).await;
         failpoints::hit(failpoints::AFTER_PLACE_SENT);
-        match result {
-            Ok(PlaceResult::Accepted(venue)) => Outcome::Placed {
-                queued: VenueStatus::parse(&venue.status) == Some(VenueStatus::Accepted),
-                venue_order_id: venue.id,
-            },
-            Ok(PlaceResult::Rejected { message }) => Outcome::PlacementRejected { detail: message },
-            // Proof that an earlier attempt reached the venue, not of what
-            // became of it: look it up.
-            Ok(PlaceResult::DuplicateClientOrderId) => Outcome::Unknown {
-                detail: "the venue already has this client_order_id".to_string(),
-            },
-            // Nothing was created: send it again, under a new intent.
-            Ok(PlaceResult::Expired { message }) => Outcome::Retry { detail: message },
-            Err(error) => outcome_of_error(error),
-        }
+        Ok(placement_outcome(result))
     }
 
-    async fn lookup(&self, order: &OrderRecord) -> Outcome {
+    async fn lookup(&self, order: &mut OrderRecord) -> Result<Outcome, EngineError> {
         let found = self
             .exchange
             .order_by_client_order_id(&order.venue_client_order_id)
@@ -200,8 +173,9 @@ impl Engine {
             if venue.filled_qty > rust_decimal::Decimal::ZERO || terminal {
                 self.catch_up.order(order.order_id);
             }
+            self.learn_replacement_qty(order, venue).await?;
         }
-        match found {
+        Ok(match found {
             Ok(Some(venue)) if VenueStatus::parse(&venue.status) == Some(VenueStatus::Rejected) => {
                 Outcome::PlacementRejected {
                     detail: venue
@@ -230,7 +204,7 @@ impl Engine {
             // unknown and is looked up again.
             Err(CallError::Unknown { detail, .. }) => Outcome::Retry { detail },
             Err(error) => outcome_of_error(error),
-        }
+        })
     }
 
     async fn cancel(&self, order: &OrderRecord, venue_order_id: &VenueOrderId) -> Outcome {
@@ -311,10 +285,13 @@ impl Engine {
                 });
             }
         }
-        let result = self
-            .balances
-            .release_hold(hold_id, &keys::release(order.order_id))
-            .await;
+        let key = keys::release(order.order_id);
+        let result = match self.chain_release(order).await? {
+            ChainRelease::All => self.balances.release_hold(hold_id, &key).await,
+            ChainRelease::Part(amount) if amount.is_zero() => return Ok(Outcome::HoldReleased),
+            ChainRelease::Part(amount) => self.balances.release_part(hold_id, &key, amount).await,
+            ChainRelease::NotYet(outcome) => return Ok(outcome),
+        };
         failpoints::hit(failpoints::AFTER_RELEASE_SENT);
         Ok(match result {
             Ok(_) => Outcome::HoldReleased,
@@ -355,8 +332,59 @@ fn late_fills_possible_since(order: &OrderRecord) -> Option<chrono::DateTime<chr
     }
 }
 
+/// What a hold request's (or a raise's) answer proves. `took_over`: the
+/// hold a replacement takes over, raised (the answer names it too).
+pub(super) fn hold_outcome(
+    result: Result<HoldResult, CallError>,
+    took_over: Option<&HoldId>,
+) -> Outcome {
+    if matches!(result, Ok(HoldResult::Created(_))) {
+        failpoints::hit(failpoints::AFTER_HOLD_CREATED);
+    }
+    match result {
+        Ok(HoldResult::Created(hold)) => Outcome::HoldCreated {
+            hold_id: took_over.cloned().unwrap_or(hold.id),
+        },
+        Ok(HoldResult::InsufficientFunds { available }) => Outcome::HoldRejected {
+            reason: RejectReason::InsufficientFunds { available },
+        },
+        // Our key with a different body means our own durable request
+        // changed: a bug, not the trader's problem. Park after retries.
+        Ok(HoldResult::Refused { code, message }) if code == "idempotency_key_reused" => {
+            Outcome::Unexpected {
+                detail: format!("{code}: {message}"),
+            }
+        }
+        Ok(HoldResult::Refused { code, message }) => Outcome::HoldRejected {
+            reason: RejectReason::HoldRefused {
+                detail: format!("{code}: {message}"),
+            },
+        },
+        Err(error) => outcome_of_error(error),
+    }
+}
+
+/// What a placement's (or a replace's) answer proves.
+pub(super) fn placement_outcome(result: Result<PlaceResult, CallError>) -> Outcome {
+    match result {
+        Ok(PlaceResult::Accepted(venue)) => Outcome::Placed {
+            queued: VenueStatus::parse(&venue.status) == Some(VenueStatus::Accepted),
+            venue_order_id: venue.id,
+        },
+        Ok(PlaceResult::Rejected { message }) => Outcome::PlacementRejected { detail: message },
+        // Proof that an earlier attempt reached the venue, not of what
+        // became of it: look it up.
+        Ok(PlaceResult::DuplicateClientOrderId) => Outcome::Unknown {
+            detail: "the venue already has this client_order_id".to_string(),
+        },
+        // Nothing was created: send it again, under a new intent.
+        Ok(PlaceResult::Expired { message }) => Outcome::Retry { detail: message },
+        Err(error) => outcome_of_error(error),
+    }
+}
+
 /// The generic mapping of a failed call to an outcome.
-fn outcome_of_error(error: CallError) -> Outcome {
+pub(super) fn outcome_of_error(error: CallError) -> Outcome {
     match error {
         CallError::Unknown { detail, .. } => Outcome::Unknown { detail },
         CallError::Retryable { detail, .. } => Outcome::Retry { detail },

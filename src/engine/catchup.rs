@@ -197,6 +197,7 @@ pub fn order_news(
         source: FillSource::Rest,
         fencing_token: None,
         done_for_day: false,
+        order_qty: venue.qty,
     })
 }
 

@@ -22,6 +22,11 @@ pub fn hold(order_id: Uuid) -> String {
     format!("hold-{order_id}")
 }
 
+/// The key of a replacement's raise of the hold it takes over.
+pub fn raise(order_id: Uuid) -> String {
+    format!("raise-{order_id}")
+}
+
 /// The release's key at the balances service.
 pub fn release(order_id: Uuid) -> String {
     format!("release-{order_id}")

@@ -7,6 +7,7 @@ mod calls;
 pub mod catchup;
 pub mod completer;
 pub mod keys;
+mod replace;
 pub mod settler;
 pub mod valuation;
 pub mod venue_stream;

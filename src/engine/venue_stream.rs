@@ -227,6 +227,7 @@ pub fn execution_of(
         source,
         fencing_token,
         done_for_day: report.exec_type == "done_for_day",
+        order_qty: report.qty,
     })
 }
 

@@ -287,9 +287,11 @@ impl From<&OrderRecord> for AlpacaOrder {
             expires_at: order.expires_at(),
             canceled_at: order.canceled_at,
             failed_at: order.failed_at,
-            replaced_at: None,
-            replaced_by: None,
-            replaces: None,
+            replaced_at: (order.status == Status::Replaced).then_some(order.updated_at),
+            replaced_by: order
+                .replaced_by
+                .filter(|_| order.status == Status::Replaced),
+            replaces: order.replaces,
             asset_id: asset_id(&order.symbol),
             symbol: order.symbol.clone(),
             asset_class: "us_equity".to_string(),

@@ -46,7 +46,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/v2/orders/{order_id}",
-            get(orders::get).delete(orders::cancel),
+            get(orders::get)
+                .delete(orders::cancel)
+                .patch(orders::replace),
         )
         .route("/v2/orders/{order_id}/events", get(orders::events))
         .route("/v2/orders/{order_id}/fills", get(orders::fills))

@@ -46,6 +46,7 @@ impl Modify for Security {
         super::orders::cancel_all,
         super::orders::get,
         super::orders::cancel,
+        super::orders::replace,
         super::orders::get_by_client_order_id,
         super::orders::events,
         super::orders::fills,

@@ -87,6 +87,8 @@ impl From<SubmitError> for ApiError {
             SubmitError::Asset(refusal) => ApiError::unprocessable(refusal.to_string()),
             SubmitError::ReferenceDataUnavailable => ApiError::unavailable(error.to_string())
                 .retry_after(std::time::Duration::from_secs(1)),
+            SubmitError::NotReplaceable(refused) => ApiError::unprocessable(refused.to_string()),
+            SubmitError::NotFound(id) => ApiError::not_found(format!("order not found for {id}")),
         }
     }
 }
@@ -395,6 +397,129 @@ pub async fn cancel(
         Canceled::AlreadyTerminal(status) => Err(already_terminal(status)),
         Canceled::Recorded(_) => Ok(StatusCode::NO_CONTENT),
     }
+}
+
+/// What `PATCH /v2/orders/{id}` may change (Alpaca's): `trail` is the new
+/// trail of a trailing stop, in the unit it was given in.
+const REPLACE_FIELDS: [&str; 6] = [
+    "qty",
+    "time_in_force",
+    "limit_price",
+    "stop_price",
+    "trail",
+    "client_order_id",
+];
+
+/// `PATCH /v2/orders/{id}`: replaces an open order with a new one.
+#[utoipa::path(patch, path = "/v2/orders/{order_id}", tag = "orders", operation_id = "patchOrderByOrderId",
+    params(("order_id" = String, Path, description = "Id of the order to replace")),
+    request_body(content = Object, description = "What changes: `qty` (the total wanted, what was filled included), `time_in_force` (day or gtc), `limit_price`, `stop_price`, `trail` (a trailing stop's trail_price or trail_percent), `client_order_id` (the replacement's). The rest is the original's."),
+    responses(
+        (status = 200, description = "The replacement (a new order, `replaces` naming the original). Success does not mean replaced: if the original fills first, the replacement is rejected and the original goes on.", body = AlpacaOrder),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Insufficient buying power or qty for the larger of the two orders", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "The order cannot be replaced as it stands (accepted, pending_new, pending_cancel, pending_replace, done, notional, market), or a field fails validation", body = ErrorBody),
+    ),
+    security(("key_id" = [], "secret_key" = [])))]
+pub async fn replace(
+    State(state): State<Arc<AppState>>,
+    Trader(account): Trader,
+    request_id: RequestId,
+    Path(id): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        ApiError::new(
+            rejection.status(),
+            codes::BAD_REQUEST,
+            rejection.body_text(),
+        )
+    })?;
+    let original_id = parse_order_id(&id)?;
+    let patch: Value = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::bad_request(format!("request body is not valid JSON: {error}"))
+    })?;
+    let Value::Object(patch) = patch else {
+        return Err(ApiError::bad_request("request body must be a JSON object"));
+    };
+    if let Some((field, _)) = patch
+        .iter()
+        .find(|(field, value)| !value.is_null() && !REPLACE_FIELDS.contains(&field.as_str()))
+    {
+        return Err(ApiError::validation(format!(
+            "{field} cannot be changed by a replace; only {} can",
+            REPLACE_FIELDS.join(", ")
+        )));
+    }
+    let original = queries::order(&state.app, account.account_id, original_id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let replacement = parse_order_request(
+        &replacement_request(&original, &patch)
+            .to_string()
+            .into_bytes(),
+    )?;
+    let reply = crate::app::replace::replace(
+        state.app.clone(),
+        account,
+        original_id,
+        replacement,
+        render,
+        Some(request_id.as_str()),
+    )
+    .await?;
+    Ok(respond(stored(reply.body), reply.replayed))
+}
+
+/// The replacement as a new order's request: the original's terms, with
+/// what the patch gives instead. `qty` is the total: what the chain asked
+/// for unless the patch says.
+fn replacement_request(
+    original: &crate::store::orders::OrderRecord,
+    patch: &serde_json::Map<String, Value>,
+) -> Value {
+    let given = |field: &str| patch.get(field).filter(|v| !v.is_null()).cloned();
+    let own = |value: Option<rust_decimal::Decimal>| {
+        value.map(|v| Value::String(v.normalize().to_string()))
+    };
+    let mut request = json!({
+        "symbol": original.symbol,
+        "side": original.side.as_str(),
+        "type": original.order_type.as_str(),
+        "time_in_force": given("time_in_force").unwrap_or_else(|| json!(original.time_in_force.as_str())),
+        "qty": given("qty").or_else(|| own(Some(original.qty + original.carried_qty))),
+    });
+    let mut put = |field: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            request[field] = value;
+        }
+    };
+    put(
+        "limit_price",
+        given("limit_price").or_else(|| own(original.limit_price)),
+    );
+    put(
+        "stop_price",
+        given("stop_price").or_else(|| own(original.stop_price)),
+    );
+    if original.trail_price.is_some() {
+        put(
+            "trail_price",
+            given("trail").or_else(|| own(original.trail_price)),
+        );
+    } else if original.trail_percent.is_some() {
+        put(
+            "trail_percent",
+            given("trail").or_else(|| own(original.trail_percent)),
+        );
+    } else {
+        // A trail for an order without one: the parser refuses it.
+        put("trail_price", given("trail"));
+    }
+    put("client_order_id", given("client_order_id"));
+    request
 }
 
 fn already_terminal(status: Status) -> ApiError {

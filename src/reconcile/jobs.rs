@@ -406,6 +406,14 @@ pub(super) async fn balances(
         let Some(hold_id) = order.hold_id.clone() else {
             continue;
         };
+        // A replace chain's hold is the live order's, not this one's.
+        if crate::domain::replace::hold_passed_on(
+            order.status,
+            order.replaces.is_some(),
+            order.venue_order_id.is_some(),
+        ) {
+            continue;
+        }
         let fills = executions::fills_of(pool, order.order_id).await?;
         let unsettled = fills
             .iter()

@@ -45,6 +45,10 @@ pub struct Execution {
     /// The session closed with the order still working (a GTC order): it
     /// carries on next session. Traders get `done_for_day`.
     pub done_for_day: bool,
+    /// The order's own quantity as the venue states it (`None` when the
+    /// report does not say): how a replacement learns what the venue
+    /// carried into it.
+    pub order_qty: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -212,7 +216,10 @@ static APPLY: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| {
          UPDATE orders
             SET status = $2, step = $3, step_state = $4, attempts = $5,
                 filled_qty = $6, filled_avg_price = $7,
-                qty = CASE WHEN $23 THEN $6 ELSE qty END,
+                qty = CASE WHEN $23 THEN $6 WHEN $24::numeric IS NOT NULL THEN $24 ELSE qty END,
+                carried_qty = CASE WHEN $24::numeric IS NOT NULL THEN carried_qty + qty - $24
+                                   ELSE carried_qty END,
+                qty_confirmed = qty_confirmed OR $24::numeric IS NOT NULL,
                 venue_status = $8, venue_cum_qty = $9,
                 venue_order_id = COALESCE(venue_order_id, $10),
                 reject_reason = COALESCE(reject_reason, $11),
@@ -271,6 +278,12 @@ async fn apply_in(
 
     let fill = execution.fill.as_ref().filter(|f| f.qty > Decimal::ZERO);
     let mut events = Vec::new();
+    // A replacement's own quantity is the venue's word (what it carried in
+    // is the rest of the total): confirmed by the first report that states
+    // it. It is at most orderd's estimate, which counted only the fills
+    // orderd knew of when it accepted the replace.
+    let confirmed_qty = confirmed_replacement_qty(&order, execution.order_qty);
+    let qty_bound = confirmed_qty.unwrap_or_else(|| order.qty_bound());
     // The projection is always the fold of every recorded fill. Only a
     // fill changes the fold, and every fill is written here together with
     // the fold, so a report without one keeps the stored projection.
@@ -319,7 +332,7 @@ async fn apply_in(
                     }),
                 });
             }
-            let summary = fills::fold(order.qty_bound(), &all).map_err(|source| {
+            let summary = fills::fold(qty_bound, &all).map_err(|source| {
                 tracing::error!(%order_id, %source, "fills that cannot be the order's");
                 ApplyError::Overfill { order_id, source }
             })?;
@@ -351,12 +364,15 @@ async fn apply_in(
         && news.cum_qty <= filled_qty
         && filled_qty > Decimal::ZERO;
     let qty = match order.known_qty() {
+        _ if confirmed_qty.is_some() => qty_bound,
         Some(qty) => qty,
         None if qty_now_known => filled_qty,
         None => order.qty_bound(),
     };
     let projection = on_venue_news(&current, qty, filled_qty, news);
-    if projection.changes_nothing(&current, news, order.venue_cum_qty, new_fill) {
+    if confirmed_qty.is_none()
+        && projection.changes_nothing(&current, news, order.venue_cum_qty, new_fill)
+    {
         let done_for_day = execution
             .done_for_day
             .then(|| trade_update_payload(order.account_id, order_id, "done_for_day", None));
@@ -412,6 +428,7 @@ async fn apply_in(
         .bind(events.details)
         .bind(late)
         .bind(qty_now_known)
+        .bind(confirmed_qty)
         .fetch_one(&mut **tx)
         .await?;
     if inserted != i64::from(new_fill) {
@@ -432,6 +449,24 @@ async fn apply_in(
         },
         trade_update,
     ))
+}
+
+/// The quantity a report confirms for a replacement whose own quantity is
+/// still orderd's estimate: the venue's, when it states one that can be
+/// (more than nothing, at most the estimate; anything else is left
+/// unconfirmed and logged).
+fn confirmed_replacement_qty(order: &OrderRecord, reported: Option<Decimal>) -> Option<Decimal> {
+    if order.replaces.is_none() || order.qty_confirmed {
+        return None;
+    }
+    let reported = reported?;
+    if reported > Decimal::ZERO && reported <= order.qty {
+        Some(reported)
+    } else {
+        tracing::warn!(order_id = %order.order_id, %reported, estimate = %order.qty,
+            "the venue states a replacement's qty orderd cannot take");
+        None
+    }
 }
 
 /// The order row an applier locked, and the venue stream's fencing token.

@@ -218,6 +218,9 @@ pub struct OrderFacts {
     /// It ends with its session and that session's close (its open, for
     /// OPG) passed more than [`SESSION_END_GRACE_SECS`] ago.
     pub session_over: bool,
+    /// Its place in a replace chain.
+    pub replaces: Option<Uuid>,
+    pub replaced_by: Option<Uuid>,
 }
 
 /// How long after a session's end the checker expects every order that
@@ -242,7 +245,7 @@ static ORDER_FACTS: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new
                  AND EXISTS (SELECT 1 FROM trading_sessions s
                               WHERE (CASE WHEN o.time_in_force = '{opg}' THEN s.open ELSE s.close END)
                                     BETWEEN o.created_at AND now() - interval '{grace} seconds'))
-                  AS session_over
+                  AS session_over, replaces, replaced_by
            FROM orders o",
         session = *super::types::SESSION_TIME_IN_FORCE,
         opg = crate::domain::order::TimeInForce::Opg.as_str(),

@@ -87,6 +87,19 @@ pub struct OrderRecord {
     /// A notional order's cash amount (migration 0013). Its `qty` is 0
     /// until the venue reports it filled, then the filled quantity.
     pub notional: Option<Decimal>,
+    /// On a replacement: the order it replaces (migration 0015).
+    pub replaces: Option<Uuid>,
+    /// On an order being (or once) replaced: its replacement.
+    pub replaced_by: Option<Uuid>,
+    /// What the replaced chain had filled, carried into this replacement
+    /// (the venue's word once `qty_confirmed`); `qty` is this order's own.
+    pub carried_qty: Decimal,
+    /// `false` while a replacement's `qty` is orderd's estimate (an upper
+    /// bound): the venue decides what is carried.
+    pub qty_confirmed: bool,
+    /// What this replacement added to the hold it shares with the order
+    /// it replaces, recorded before the keyed increase (0: nothing).
+    pub hold_raise: Option<Decimal>,
 }
 
 /// A row whose values break a rule the code relies on (a negative attempt
@@ -140,6 +153,7 @@ impl OrderRecord {
             cancel_requested: self.cancel_requested_at.is_some(),
             placement_sent: self.placement_sent_at.is_some(),
             parked_step: self.parked_step,
+            replace_pending: self.replaced_by.is_some(),
         })
     }
 
@@ -181,6 +195,17 @@ pub struct NewOrderRow {
     pub hold_rate: Option<Decimal>,
     /// When the order expires (`SessionRules::expires_at`).
     pub expires_at: DateTime<Utc>,
+    /// A replacement (PATCH /v2/orders/{id}): what it replaces.
+    pub replacing: Option<Replacing>,
+}
+
+/// What a replacement replaces, and what orderd estimates is carried into
+/// it (the chain's fills it knows of): its `qty` is the total less that,
+/// unconfirmed until the venue says.
+#[derive(Debug, Clone, Copy)]
+pub struct Replacing {
+    pub original: Uuid,
+    pub carried_qty: Decimal,
 }
 
 static INSERT_ORDER: LazyLock<&'static str> = LazyLock::new(|| {
@@ -191,10 +216,11 @@ static INSERT_ORDER: LazyLock<&'static str> = LazyLock::new(|| {
                          limit_price, status, step, step_state, recovery_version,
                          hold_asset, hold_amount, hold_rate, lease_owner, lease_expires_at,
                          lease_token, expires_at, stop_price, trail_price, trail_percent,
-                         notional)
+                         notional, replaces, carried_qty, qty_confirmed)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $21, $18, $22,
              $12, $13, $14, $15, $16, now() + make_interval(secs => $17::float8 / 1000),
-             nextval('lease_tokens'), $23, $24, $25, $26, $27)
+             nextval('lease_tokens'), $23, $24, $25, $26, $27,
+             $28, COALESCE($29, 0), $28::uuid IS NULL)
      ON CONFLICT (account_id, client_order_id) DO NOTHING
      RETURNING {columns}),
      events AS (
@@ -225,6 +251,9 @@ pub async fn insert_order<'e>(
         "asset": row.hold_asset,
         "amount": row.hold_amount,
     });
+    if let Some(replacing) = &row.replacing {
+        detail["replaces"] = serde_json::json!(replacing.original);
+    }
     super::events::tag_request(&mut detail, request_id);
     sqlx::query_as(*INSERT_ORDER)
         .bind(row.order_id)
@@ -254,8 +283,46 @@ pub async fn insert_order<'e>(
         .bind(row.terms.trail_price)
         .bind(row.terms.trail_percent)
         .bind(row.notional)
+        .bind(row.replacing.map(|r| r.original))
+        .bind(row.replacing.map(|r| r.carried_qty))
         .fetch_optional(executor)
         .await
+}
+
+/// Marks `original` as being replaced by `replacement` (`pending_replace`,
+/// `replaced_by`), with an event, if it can still be replaced: it works at
+/// the venue, no cancel and no other replace is pending. In the
+/// replacement's accept transaction: both or neither. `false` when it
+/// cannot (the caller rolls back).
+const MARK_REPLACING: &str = "WITH marked AS (
+     UPDATE orders
+        SET replaced_by = $2, status = 'pending_replace', updated_at = now(),
+            version = version + 1
+      WHERE order_id = $1 AND account_id = $3 AND replaced_by IS NULL
+        AND cancel_requested_at IS NULL AND status IN ('new', 'partially_filled')
+        AND step = 'working'
+     RETURNING order_id),
+     events AS (
+     INSERT INTO order_events (order_id, step, state, detail, instance_id)
+     SELECT order_id, 'working', 'requested', jsonb_build_object('replaced_by', $2::uuid), $4
+       FROM marked)
+     SELECT count(*) FROM marked";
+
+pub async fn mark_replacing(
+    executor: impl sqlx::PgExecutor<'_>,
+    original: Uuid,
+    replacement: Uuid,
+    account_id: Uuid,
+    instance_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let marked: i64 = sqlx::query_scalar(MARK_REPLACING)
+        .bind(original)
+        .bind(replacement)
+        .bind(account_id)
+        .bind(instance_id)
+        .fetch_one(executor)
+        .await?;
+    Ok(marked == 1)
 }
 
 static LOAD: LazyLock<&'static str> = LazyLock::new(|| {
@@ -467,6 +534,7 @@ pub async fn open_orders(
 pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
     vec![
         ("INSERT_ORDER", *INSERT_ORDER),
+        ("MARK_REPLACING", MARK_REPLACING),
         ("LOAD", *LOAD),
         ("LOAD_FOR_ACCOUNT", *LOAD_FOR_ACCOUNT),
         ("LOAD_BY_CLIENT_ORDER_ID", *LOAD_BY_CLIENT_ORDER_ID),

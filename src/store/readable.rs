@@ -82,7 +82,7 @@ pub(crate) static KNOWN_ORDER_O: LazyLock<String> = LazyLock::new(|| known_order
 /// column to the table, so a running instance of this version would fail
 /// every order statement the moment a newer version migrates (what
 /// `orderd db upgrade-drill` shows of the previous release, 3dd1c1b).
-const ORDER_COLUMN_NAMES: [&str; 47] = [
+const ORDER_COLUMN_NAMES: [&str; 52] = [
     "order_id",
     "account_id",
     "client_order_id",
@@ -130,6 +130,11 @@ const ORDER_COLUMN_NAMES: [&str; 47] = [
     "trail_price",
     "trail_percent",
     "notional",
+    "replaces",
+    "replaced_by",
+    "carried_qty",
+    "qty_confirmed",
+    "hold_raise",
 ];
 
 /// [`ORDER_COLUMN_NAMES`] as a select list, each qualified by `alias`

@@ -13,7 +13,7 @@ use super::events::{EventColumns, insert_events};
 use super::orders::{OrderRecord, RECOVERY_VERSION};
 use super::readable::{ORDER_COLUMNS, ORDER_COLUMNS_O, decode_claims, drivable_order};
 use super::trade_updates::{TradeUpdates, trade_event, trade_update_payload};
-use super::types::{DRIVEN_STEPS, statement, terminal_timestamps};
+use super::types::{DRIVEN_STEPS, TERMINAL_STATUSES, statement, terminal_timestamps};
 use crate::domain::lifecycle::{self, Change, Status};
 
 /// How the lease is left after recording a step.
@@ -53,9 +53,29 @@ static RECORD_CHANGE: LazyLock<&'static str> = LazyLock::new(|| {
          events AS (
          INSERT INTO order_events (order_id, step, state, detail, instance_id)
          SELECT updated.order_id, s.step, s.state, s.detail, $13
-           FROM updated, unnest($15::text[], $16::text[], $17::jsonb[]) AS s(step, state, detail))
+           FROM updated, unnest($15::text[], $16::text[], $17::jsonb[]) AS s(step, state, detail)),
+         -- A replacement that ended without reaching the venue replaced
+         -- nothing: the order it was to replace works on as it was.
+         reverted AS (
+         UPDATE orders a
+            SET replaced_by = NULL,
+                status = CASE WHEN a.status <> 'pending_replace' THEN a.status
+                              WHEN a.cancel_requested_at IS NOT NULL THEN 'pending_cancel'
+                              WHEN a.filled_qty > 0 THEN 'partially_filled'
+                              ELSE 'new' END,
+                updated_at = now(), version = a.version + 1
+           FROM updated u
+          WHERE u.replaces IS NOT NULL AND a.order_id = u.replaces AND a.replaced_by = u.order_id
+            AND u.venue_order_id IS NULL AND u.status IN {terminal}
+         RETURNING a.order_id, u.order_id AS replacement),
+         reverted_events AS (
+         INSERT INTO order_events (order_id, step, state, detail, instance_id)
+         SELECT order_id, 'working', 'failed',
+                jsonb_build_object('replace_rejected', replacement), $13
+           FROM reverted)
          SELECT * FROM updated",
         terminal_timestamps = terminal_timestamps("$3"),
+        terminal = *TERMINAL_STATUSES,
         columns = *ORDER_COLUMNS,
     ))
 });
@@ -119,7 +139,27 @@ pub async fn record_change(
     {
         updates.publish(update);
     }
+    if let Some(row) = &written
+        && let Some(original) = replace_rejected(order, row)
+    {
+        updates.publish(trade_update_payload(
+            order.account_id,
+            original,
+            "order_replace_rejected",
+            None,
+        ));
+    }
     Ok(written)
+}
+
+/// The order a replacement was to replace, when this write ended the
+/// replacement without it reaching the venue (the write reverted that
+/// order's pending replace).
+fn replace_rejected(before: &OrderRecord, after: &OrderRecord) -> Option<Uuid> {
+    let ended = !before.status.is_terminal() && after.status.is_terminal();
+    (ended && after.venue_order_id.is_none())
+        .then_some(after.replaces)
+        .flatten()
 }
 
 static SET_HOLD_AMOUNT: LazyLock<&'static str> = LazyLock::new(|| {
@@ -144,6 +184,62 @@ pub async fn set_hold_amount(
         .bind(order_id)
         .bind(amount)
         .bind(rate)
+        .fetch_optional(pool)
+        .await
+}
+
+static SET_HOLD_RAISE: LazyLock<&'static str> = LazyLock::new(|| {
+    statement(format!(
+        "UPDATE orders SET hold_raise = $2, version = version + 1, updated_at = now()
+          WHERE order_id = $1 AND hold_raise IS NULL
+         RETURNING {columns}",
+        columns = *ORDER_COLUMNS,
+    ))
+});
+
+/// Records what a replacement raises the hold it takes over by, once,
+/// before asking (a retry asks for the identical raise under the same
+/// key). Returns the row as written, or `None` if one was recorded before.
+pub async fn set_hold_raise(
+    pool: &PgPool,
+    order_id: Uuid,
+    amount: Decimal,
+) -> Result<Option<OrderRecord>, sqlx::Error> {
+    sqlx::query_as(*SET_HOLD_RAISE)
+        .bind(order_id)
+        .bind(amount)
+        .fetch_optional(pool)
+        .await
+}
+
+/// A replacement's quantities once the venue has stated them.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct ConfirmedQty {
+    pub qty: Decimal,
+    pub carried_qty: Decimal,
+}
+
+/// Not a recovery-point change (no version bump: a driver's write in
+/// flight still applies): the venue's word on a replacement's own
+/// quantity, which is at most orderd's estimate and not below its fills.
+const CONFIRM_REPLACEMENT_QTY: &str = "UPDATE orders
+        SET qty = $2, carried_qty = carried_qty + qty - $2, qty_confirmed = true,
+            updated_at = now()
+      WHERE order_id = $1 AND replaces IS NOT NULL AND NOT qty_confirmed
+        AND $2 > 0 AND $2 <= qty AND filled_qty <= $2
+     RETURNING qty, carried_qty";
+
+/// Records the venue's word on a replacement's own quantity (what it
+/// carried in is the rest of the total asked for). `None` when the row is
+/// not an unconfirmed replacement or the quantity cannot be its own.
+pub async fn confirm_replacement_qty(
+    pool: &PgPool,
+    order_id: Uuid,
+    qty: Decimal,
+) -> Result<Option<ConfirmedQty>, sqlx::Error> {
+    sqlx::query_as(CONFIRM_REPLACEMENT_QTY)
+        .bind(order_id)
+        .bind(qty)
         .fetch_optional(pool)
         .await
 }
@@ -606,6 +702,8 @@ pub(crate) fn statements() -> Vec<(&'static str, &'static str)> {
     vec![
         ("RECORD_CHANGE", *RECORD_CHANGE),
         ("SET_HOLD_AMOUNT", *SET_HOLD_AMOUNT),
+        ("SET_HOLD_RAISE", *SET_HOLD_RAISE),
+        ("CONFIRM_REPLACEMENT_QTY", CONFIRM_REPLACEMENT_QTY),
         ("CLAIM", *CLAIM),
         ("CLAIM_DUE", *CLAIM_DUE),
         ("RELEASE_LEASE", RELEASE_LEASE),

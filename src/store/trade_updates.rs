@@ -58,6 +58,8 @@ pub fn trade_event(before: Status, after: Status, new_fill: bool) -> Option<&'st
         Status::Expired => Some("expired"),
         Status::Rejected => Some("rejected"),
         Status::PendingCancel => Some("pending_cancel"),
+        Status::PendingReplace => Some("pending_replace"),
+        Status::Replaced => Some("replaced"),
         Status::Filled => Some("fill"),
         Status::PartiallyFilled | Status::PendingNew => None,
     }

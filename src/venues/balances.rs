@@ -44,6 +44,20 @@ pub struct Hold {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReleaseRequest {
     pub idempotency_key: String,
+    /// Release this much (at most what remains); absent: all of it.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::str_option"
+    )]
+    pub amount: Option<Decimal>,
+}
+
+/// Raises an open hold by `amount` (all or nothing), keyed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IncreaseHoldRequest {
+    pub idempotency_key: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -198,12 +212,54 @@ impl BalancesClient {
         hold_id: &HoldId,
         idempotency_key: &str,
     ) -> Result<Hold, CallError> {
+        self.release(hold_id, idempotency_key, None).await
+    }
+
+    /// Releases `amount` of `hold_id` (at most what remains): a hold that
+    /// must shrink while its order works on (the replaced part of a
+    /// replace chain). A closed hold answers its state.
+    pub async fn release_part(
+        &self,
+        hold_id: &HoldId,
+        idempotency_key: &str,
+        amount: Decimal,
+    ) -> Result<Hold, CallError> {
+        self.release(hold_id, idempotency_key, Some(amount)).await
+    }
+
+    /// Raises an open hold by `amount` when the account has it available
+    /// (all or nothing). A closed hold is refused (`hold_closed`).
+    pub async fn increase_hold(
+        &self,
+        hold_id: &HoldId,
+        request: &IncreaseHoldRequest,
+    ) -> Result<HoldResult, CallError> {
+        timed(SERVICE, "increase_hold", async {
+            let response = self
+                .http
+                .post(self.url(&format!("/v1/holds/{}/increase", segment(hold_id.as_str()))))
+                .json(request)
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            hold_result(read_response::<Hold>(SERVICE, response).await)
+        })
+        .await
+    }
+
+    async fn release(
+        &self,
+        hold_id: &HoldId,
+        idempotency_key: &str,
+        amount: Option<Decimal>,
+    ) -> Result<Hold, CallError> {
         timed(SERVICE, "release_hold", async {
             let response = self
                 .http
                 .post(self.url(&format!("/v1/holds/{}/release", segment(hold_id.as_str()))))
                 .json(&ReleaseRequest {
                     idempotency_key: idempotency_key.to_string(),
+                    amount,
                 })
                 .send()
                 .await

@@ -45,6 +45,29 @@ pub struct PlaceOrderRequest {
     pub recv_window_ms: u64,
 }
 
+/// A cancel/replace request: the replacement's client_order_id and
+/// terms. `qty` is the **total** wanted, what the original filled included
+/// (FIX semantics): the venue carries the original's fills into the
+/// replacement (`carried_qty`) and works the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplaceOrderRequest {
+    pub client_order_id: VenueClientOrderId,
+    pub qty: Decimal,
+    pub time_in_force: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_price: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_price: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trail_price: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trail_percent: Option<Decimal>,
+    /// As a placement's: a replace that reaches the venue past its window
+    /// is refused and changes nothing.
+    pub timestamp: i64,
+    pub recv_window_ms: u64,
+}
+
 /// The venue's view of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct VenueOrder {
@@ -65,6 +88,10 @@ pub struct VenueOrder {
     pub filled_avg_price: Option<Decimal>,
     #[serde(default)]
     pub reject_reason: Option<String>,
+    /// A replacement: what the orders it replaced had filled, carried into
+    /// it; its `qty` and `filled_qty` are its own.
+    #[serde(default)]
+    pub carried_qty: Decimal,
 }
 
 /// A quote.
@@ -102,10 +129,39 @@ pub(crate) fn checked_quote(quote: Quote) -> Result<Quote, CallError> {
     }
 }
 
+/// What a placement's (or a replace's) answer proves.
+fn placement_result(answer: Result<VenueOrder, CallError>) -> Result<PlaceResult, CallError> {
+    match answer {
+        Ok(order) if order.status == "rejected" => Ok(PlaceResult::Rejected {
+            message: order
+                .reject_reason
+                .unwrap_or_else(|| "rejected".to_string()),
+        }),
+        Ok(order) => Ok(PlaceResult::Accepted(Box::new(order))),
+        Err(CallError::Definitive {
+            status, message, ..
+        }) if status == 422 && is_duplicate_client_order_id(&message) => {
+            Ok(PlaceResult::DuplicateClientOrderId)
+        }
+        Err(CallError::Definitive {
+            status, message, ..
+        }) if status == 422 && message.contains("recv_window") => {
+            Ok(PlaceResult::Expired { message })
+        }
+        // A replace of an order the venue does not know created nothing.
+        Err(CallError::Definitive {
+            status: 422 | 400 | 403 | 404,
+            message,
+            ..
+        }) => Ok(PlaceResult::Rejected { message }),
+        Err(other) => Err(other),
+    }
+}
+
 /// What a placement attempt proved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlaceResult {
-    Accepted(VenueOrder),
+    Accepted(Box<VenueOrder>),
     /// The venue refused the order (validation or its own rejection).
     Rejected {
         message: String,
@@ -162,30 +218,35 @@ impl ExchangeClient {
                 .send()
                 .await
                 .map_err(|e| transport_error(SERVICE, e))?;
-            match read_response::<VenueOrder>(SERVICE, response).await {
-                Ok(order) if order.status == "rejected" => Ok(PlaceResult::Rejected {
-                    message: order
-                        .reject_reason
-                        .unwrap_or_else(|| "rejected".to_string()),
-                }),
-                Ok(order) => Ok(PlaceResult::Accepted(order)),
-                Err(CallError::Definitive {
-                    status, message, ..
-                }) if status == 422 && is_duplicate_client_order_id(&message) => {
-                    Ok(PlaceResult::DuplicateClientOrderId)
-                }
-                Err(CallError::Definitive {
-                    status, message, ..
-                }) if status == 422 && message.contains("recv_window") => {
-                    Ok(PlaceResult::Expired { message })
-                }
-                Err(CallError::Definitive {
-                    status, message, ..
-                }) if status == 422 || status == 400 || status == 403 => {
-                    Ok(PlaceResult::Rejected { message })
-                }
-                Err(other) => Err(other),
-            }
+            placement_result(read_response::<VenueOrder>(SERVICE, response).await)
+        })
+        .await
+    }
+
+    /// Cancel/replace (FIX OrderCancelReplaceRequest): the venue replaces
+    /// `venue_order_id` with the order `request` describes, atomically,
+    /// keyed by the replacement's client_order_id (the same request again
+    /// answers the same replacement). What it proves is what a placement's
+    /// answer proves: a refusal (the original is done there, or the terms
+    /// are) created nothing.
+    pub async fn replace_order(
+        &self,
+        venue_order_id: &VenueOrderId,
+        request: &ReplaceOrderRequest,
+    ) -> Result<PlaceResult, CallError> {
+        timed(SERVICE, "replace_order", async {
+            let response = self
+                .http
+                .post(self.url(&format!(
+                    "/v1/orders/{}/replace",
+                    segment(venue_order_id.as_str())
+                )))
+                .bearer_auth(&self.api_key)
+                .json(request)
+                .send()
+                .await
+                .map_err(|e| transport_error(SERVICE, e))?;
+            placement_result(read_response::<VenueOrder>(SERVICE, response).await)
         })
         .await
     }

@@ -142,6 +142,23 @@ fn exchange_requests_have_the_venues_fields() {
         "place_order.request.json",
         &[],
     );
+    let replace = crate::venues::exchange::ReplaceOrderRequest {
+        client_order_id: "od-1-r".into(),
+        qty: Decimal::from(12),
+        time_in_force: "day".into(),
+        limit_price: Some(Decimal::new(18525, 2)),
+        stop_price: None,
+        trail_price: None,
+        trail_percent: None,
+        timestamp: 1_764_504_000_000,
+        recv_window_ms: 5000,
+    };
+    same_fields(
+        serde_json::to_value(&replace).unwrap(),
+        "exchange",
+        "replace_order.request.json",
+        &[],
+    );
     let market = PlaceOrderRequest {
         limit_price: None,
         order_type: "market".into(),
@@ -199,11 +216,32 @@ fn balances_requests_have_the_ledgers_fields() {
     same_fields(hold, "balances", "create_hold.request.json", &[]);
     let release = ReleaseRequest {
         idempotency_key: "release-1".into(),
+        amount: None,
     };
     same_fields(
         serde_json::to_value(&release).unwrap(),
         "balances",
         "release_full.request.json",
+        &[],
+    );
+    let part = ReleaseRequest {
+        idempotency_key: "release-1".into(),
+        amount: Some(rust_decimal::Decimal::new(2500, 2)),
+    };
+    same_fields(
+        serde_json::to_value(&part).unwrap(),
+        "balances",
+        "release.request.json",
+        &[],
+    );
+    let increase = crate::venues::balances::IncreaseHoldRequest {
+        idempotency_key: "raise-1".into(),
+        amount: rust_decimal::Decimal::new(2500, 2),
+    };
+    same_fields(
+        serde_json::to_value(&increase).unwrap(),
+        "balances",
+        "increase.request.json",
         &[],
     );
     let settlement = SettlementRequest {

@@ -212,6 +212,7 @@ async fn a_report_that_cannot_be_the_orders_is_quarantined_not_applied() {
         source: FillSource::Stream,
         fencing_token: None,
         done_for_day: false,
+        order_qty: None,
     };
     let applied = orderd::store::executions::apply_execution(
         &stack.app.db.pool,

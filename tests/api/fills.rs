@@ -363,6 +363,7 @@ async fn a_batch_of_reports_applies_each_once_and_a_bad_one_costs_the_others_not
         source: FillSource::Rest,
         fencing_token: None,
         done_for_day: false,
+        order_qty: None,
     };
     let batch = [
         report(a, "batch-a-1", 4),

@@ -139,6 +139,9 @@ async fn while_the_database_is_away_every_secured_route_answers_503_with_retry_a
         if method == reqwest::Method::POST && path == "/v2/orders" {
             request = request.json(&order);
         }
+        if method == reqwest::Method::PATCH {
+            request = request.json(&serde_json::json!({"qty": "2"}));
+        }
         let response = request.send().await.unwrap();
         let status = response.status();
         let retry_after = response.headers().get("retry-after").cloned();

@@ -21,6 +21,7 @@ mod operator;
 mod orders;
 mod positions;
 mod reconcile;
+mod replace;
 mod request_ids;
 mod stops;
 mod stream;

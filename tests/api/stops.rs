@@ -18,18 +18,7 @@ async fn frozen_stack() -> TestStack {
     .await
 }
 
-impl TestStack {
-    async fn set_price(&self, symbol: &str, price: &str) {
-        let response = self
-            .http
-            .post(self.exchange_url("/admin/prices"))
-            .json(&json!({"symbol": symbol, "price": price}))
-            .send()
-            .await
-            .expect("set a price");
-        assert!(response.status().is_success(), "{}", response.status());
-    }
-}
+impl TestStack {}
 
 async fn place(trader: &Trader, body: Value) -> String {
     let reply = trader.post_order(body).await;

@@ -225,6 +225,18 @@ impl Trader {
         Self::reply(request.send().await.expect("POST /v2/orders")).await
     }
 
+    /// `PATCH /v2/orders/{id}` (replace).
+    pub async fn replace(&self, id: &str, patch: serde_json::Value) -> Reply {
+        Self::reply(
+            self.auth(self.http.patch(format!("{}/v2/orders/{id}", self.base)))
+                .json(&patch)
+                .send()
+                .await
+                .expect("PATCH /v2/orders/{id}"),
+        )
+        .await
+    }
+
     /// `DELETE /v2/orders/{id}`; the status code.
     pub async fn cancel(&self, id: &str) -> u16 {
         self.auth(self.http.delete(format!("{}/v2/orders/{id}", self.base)))
@@ -357,6 +369,18 @@ impl TestStack {
         settings.balances.url = format!("http://{}", balances.addr());
         customize(&mut settings);
         (settings, exchange, balances)
+    }
+
+    /// Moves `symbol`'s price at the venue by hand.
+    pub async fn set_price(&self, symbol: &str, price: &str) {
+        let response = self
+            .http
+            .post(self.exchange_url("/admin/prices"))
+            .json(&serde_json::json!({"symbol": symbol, "price": price}))
+            .send()
+            .await
+            .expect("set a price");
+        assert!(response.status().is_success(), "{}", response.status());
     }
 
     pub fn exchange_url(&self, path: &str) -> String {

@@ -584,6 +584,7 @@ async fn replace_order(
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::validation(format!("malformed JSON: {e}")))?;
     let now = Utc::now();
+    receive_window(&value, now)?;
     let (order, lost) =
         shared.with_state(|s| -> ApiResult<(OrderResponse, Option<LostResponse>)> {
             gate(&shared, s)?;

@@ -28,9 +28,15 @@ text_enum! {
         PartiallyFilled => "partially_filled",
         Filled => "filled",
         PendingCancel => "pending_cancel",
+        /// Its replacement is on its way to the venue (PATCH
+        /// /v2/orders/{id}); it works on meanwhile.
+        PendingReplace => "pending_replace",
         Canceled => "canceled",
         Expired => "expired",
         Rejected => "rejected",
+        /// The venue replaced it with its replacement (`replaced_by`),
+        /// atomically: it executes no more.
+        Replaced => "replaced",
     }
 }
 
@@ -42,6 +48,7 @@ impl Status {
         Status::Canceled,
         Status::Expired,
         Status::Rejected,
+        Status::Replaced,
     ];
 
     /// Terminal statuses after which the venue may still report a fill
@@ -164,6 +171,9 @@ pub struct Lifecycle {
     pub placement_sent: bool,
     /// While parked: the step to resume at.
     pub parked_step: Option<Step>,
+    /// A replacement of this order is on its way to the venue: it shows
+    /// `pending_replace` while it works on.
+    pub replace_pending: bool,
 }
 
 impl Lifecycle {
@@ -180,6 +190,7 @@ impl Lifecycle {
             cancel_requested: false,
             placement_sent: false,
             parked_step: None,
+            replace_pending: false,
         }
     }
 

@@ -17,6 +17,9 @@ text_enum! {
         Canceled => "canceled",
         Expired => "expired",
         Rejected => "rejected",
+        /// Replaced by a cancel/replace request: terminal, it executes
+        /// no more (what it filled is carried into its replacement).
+        Replaced => "replaced",
     }
 }
 
@@ -28,6 +31,7 @@ impl VenueStatus {
                 | VenueStatus::Canceled
                 | VenueStatus::Expired
                 | VenueStatus::Rejected
+                | VenueStatus::Replaced
         )
     }
 }
@@ -118,6 +122,7 @@ pub fn on_venue_news(
             VenueStatus::Canceled => Status::Canceled,
             VenueStatus::Expired => Status::Expired,
             VenueStatus::Rejected => Status::Rejected,
+            VenueStatus::Replaced => Status::Replaced,
             _ if complete => Status::Filled,
             // "filled" with fewer shares than ordered cannot be complete
             // without missing fills; treat as still working.
@@ -128,6 +133,8 @@ pub fn on_venue_news(
         Status::Filled
     } else if current.cancel_requested {
         Status::PendingCancel
+    } else if current.replace_pending {
+        Status::PendingReplace
     } else if filled_qty > rust_decimal::Decimal::ZERO {
         Status::PartiallyFilled
     } else if news.status == VenueStatus::Accepted

@@ -299,7 +299,9 @@ async fn rest_fixtures() {
 
     let replace = request(
         "replace_order.request.json",
-        json!({"client_order_id": "my-order-1-r1", "qty": "12", "limit_price": "185.25"}),
+        json!({"client_order_id": "my-order-1-r1", "qty": "12", "limit_price": "185.25",
+               "time_in_force": "day",
+               "timestamp": 1764504000000_i64, "recv_window_ms": 5000}),
     );
     let replaced = sim
         .post_json(&format!("/v1/orders/{limit_id}/replace"), &replace)
