@@ -13,6 +13,7 @@
 --   replacement (the venue's word); qty is the replacement's own. Until
 --   the venue has said (qty_confirmed false), qty is orderd's estimate,
 --   an upper bound of the venue's.
+-- * replaced_at: when it became replaced (as filled_at, canceled_at, ...).
 -- * hold_raise: what the replacement added to the hold it shares with the
 --   order it replaces, recorded before the keyed increase is asked for (a
 --   retry asks for the identical amount), 0 when nothing was needed.
@@ -20,10 +21,11 @@
 -- * hold_id is no longer unique: a replacement takes over the hold of the
 --   order it replaces (one hold per chain).
 --
--- Nullable columns and a constant default rewrite nothing. An instance
--- older than this migration cannot read the new statuses: upgrade every
--- instance before the first replace is taken (an older instance skips
--- such rows as unreadable; it never drives them).
+-- Nullable columns and a constant default rewrite nothing. No index: every
+-- read of a chain goes by order_id. An instance older than this migration
+-- cannot read the new statuses: lifecycle.replace_orders stays off until
+-- every instance runs this release (an older instance skips such rows as
+-- unreadable; it never drives them).
 
 ALTER TABLE orders DROP CONSTRAINT orders_status_check;
 ALTER TABLE orders ADD CONSTRAINT orders_status_check
@@ -36,10 +38,8 @@ ALTER TABLE orders
     ADD COLUMN replaced_by   uuid,
     ADD COLUMN carried_qty   numeric NOT NULL DEFAULT 0,
     ADD COLUMN qty_confirmed boolean NOT NULL DEFAULT true,
-    ADD COLUMN hold_raise    numeric;
+    ADD COLUMN hold_raise    numeric,
+    ADD COLUMN replaced_at   timestamptz;
 
 -- A chain shares one hold: hold_id is no longer one order's.
 ALTER TABLE orders DROP CONSTRAINT orders_hold_id_key;
-CREATE INDEX orders_hold_id ON orders (hold_id) WHERE hold_id IS NOT NULL;
-
-CREATE INDEX orders_replaces ON orders (replaces) WHERE replaces IS NOT NULL;

@@ -303,6 +303,10 @@ pub struct LifecycleSettings {
     /// until every instance runs a release that reads them (ARCHITECTURE.md,
     /// rules for migrations, 1): an older one cannot drive their rows.
     pub notional_orders: bool,
+    /// Replaces are taken (`PATCH /v2/orders/{id}`). Off until every
+    /// instance runs a release that reads their statuses (`pending_replace`,
+    /// `replaced`; ARCHITECTURE.md, rules for migrations, 1).
+    pub replace_orders: bool,
     pub completer_interval_ms: u64,
     pub completer_batch: u32,
     pub completer_concurrency: usize,

@@ -46,6 +46,12 @@ pub async fn replace(
     render: Render,
     request_id: Option<&str>,
 ) -> Result<Reply, SubmitError> {
+    if !app.settings.lifecycle.replace_orders {
+        return Err(NotReplaceable(
+            "replaces are not enabled here (lifecycle.replace_orders)".to_string(),
+        )
+        .into());
+    }
     let original = order_store::load_for_account(&app.pool, account.account_id, original_id)
         .await?
         .ok_or(SubmitError::NotFound(original_id))?;

@@ -287,7 +287,7 @@ impl From<&OrderRecord> for AlpacaOrder {
             expires_at: order.expires_at(),
             canceled_at: order.canceled_at,
             failed_at: order.failed_at,
-            replaced_at: (order.status == Status::Replaced).then_some(order.updated_at),
+            replaced_at: order.replaced_at,
             replaced_by: order
                 .replaced_by
                 .filter(|_| order.status == Status::Replaced),

@@ -100,6 +100,7 @@ pub struct OrderRecord {
     /// What this replacement added to the hold it shares with the order
     /// it replaces, recorded before the keyed increase (0: nothing).
     pub hold_raise: Option<Decimal>,
+    pub replaced_at: Option<DateTime<Utc>>,
 }
 
 /// A row whose values break a rule the code relies on (a negative attempt

@@ -82,7 +82,7 @@ pub(crate) static KNOWN_ORDER_O: LazyLock<String> = LazyLock::new(|| known_order
 /// column to the table, so a running instance of this version would fail
 /// every order statement the moment a newer version migrates (what
 /// `orderd db upgrade-drill` shows of the previous release, 3dd1c1b).
-const ORDER_COLUMN_NAMES: [&str; 52] = [
+const ORDER_COLUMN_NAMES: [&str; 53] = [
     "order_id",
     "account_id",
     "client_order_id",
@@ -135,6 +135,7 @@ const ORDER_COLUMN_NAMES: [&str; 52] = [
     "carried_qty",
     "qty_confirmed",
     "hold_raise",
+    "replaced_at",
 ];
 
 /// [`ORDER_COLUMN_NAMES`] as a select list, each qualified by `alias`

@@ -172,6 +172,7 @@ pub(crate) fn terminal_timestamps(status_param: &str) -> String {
         stamp("canceled_at", Status::Canceled),
         stamp("expired_at", Status::Expired),
         stamp("failed_at", Status::Rejected),
+        stamp("replaced_at", Status::Replaced),
     ]
     .join(",\n                ")
 }

@@ -93,6 +93,7 @@ pub fn test_settings() -> Settings {
     settings.http.metrics_gauges_ms = 0;
     // Every instance of a test runs this release: notional orders are taken.
     settings.lifecycle.notional_orders = true;
+    settings.lifecycle.replace_orders = true;
     settings
 }
 
