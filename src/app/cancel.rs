@@ -44,14 +44,39 @@ pub async fn cancel(
     let request_id = request_id.map(str::to_string);
     let recorded = tokio::spawn({
         let app = app.clone();
+        let request_id = request_id.clone();
         async move { record(&app, account_id, order_id, request_id.as_deref()).await }
     })
     .await??;
-    if matches!(recorded, Canceled::Recorded(_)) {
+    if let Canceled::Recorded(order) = &recorded {
         crate::failpoints::hit(crate::failpoints::AFTER_CANCEL_REQUEST_COMMIT);
         drive(app, order_id);
+        // An order being replaced: whichever of the two the venue ends up
+        // working, the trader wants it gone. Its replacement is canceled
+        // too (the venue refuses the replace of an order it cancels, or
+        // refuses the cancel of an order it replaced).
+        if let Some(replacement) = order.replaced_by {
+            cancel_replacement(app, account_id, replacement, request_id).await?;
+        }
     }
     Ok(recorded)
+}
+
+async fn cancel_replacement(
+    app: &Arc<App>,
+    account_id: Uuid,
+    replacement: Uuid,
+    request_id: Option<String>,
+) -> Result<(), Internal> {
+    let recorded = tokio::spawn({
+        let app = app.clone();
+        async move { record(&app, account_id, replacement, request_id.as_deref()).await }
+    })
+    .await??;
+    if matches!(recorded, Canceled::Recorded(_)) {
+        drive(app, replacement);
+    }
+    Ok(())
 }
 
 /// One order's part of a cancel-all.

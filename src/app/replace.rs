@@ -60,6 +60,12 @@ pub async fn replace(
         return Ok(reply);
     }
     replaceable(facts(&original))?;
+    if !original.qty_confirmed {
+        return Err(NotReplaceable(
+            "the venue has not confirmed this order's own replace yet; retry shortly".to_string(),
+        )
+        .into());
+    }
     let carried = original.carried_qty + original.filled_qty;
     let total = order.amount.qty().map(Qty::value).unwrap_or_default();
     let own = Qty::parse(total - carried).map_err(|_| {

@@ -189,6 +189,18 @@ impl Engine {
         order: &OrderRecord,
     ) -> Result<ChainRelease, EngineError> {
         let wait = self.settings.retry_cap();
+        // An order that replaced another releases nothing until that one
+        // has given back its surplus with its fills settled: its own
+        // release, full or partial, must not close the hold under them.
+        if let (Some(original_id), Some(_)) = (order.replaces, &order.venue_order_id) {
+            let original = self.chain_neighbour(original_id).await?;
+            if original.step != Step::Closed {
+                return Ok(ChainRelease::NotYet(Outcome::NotYet {
+                    detail: "the order it replaced is not closed yet".to_string(),
+                    wait,
+                }));
+            }
+        }
         // Replaced: the surplus, once the replacement's own quantity is
         // known (the venue's word).
         if order.status == Status::Replaced {
@@ -230,23 +242,12 @@ impl Engine {
                 },
             )));
         }
-        let Some(original_id) = order.replaces else {
-            return Ok(ChainRelease::All);
-        };
         // A replacement that never reached the venue: its raise, the rest
         // is the order it did not replace.
-        if order.venue_order_id.is_none() {
+        if order.replaces.is_some() && order.venue_order_id.is_none() {
             return Ok(ChainRelease::Part(order.hold_raise.unwrap_or_default()));
         }
-        // A placed replacement: the rest, once the order it replaced has
-        // given back its surplus (and its fills are settled).
-        let original = self.chain_neighbour(original_id).await?;
-        if original.step != Step::Closed {
-            return Ok(ChainRelease::NotYet(Outcome::NotYet {
-                detail: "the order it replaced is not closed yet".to_string(),
-                wait,
-            }));
-        }
+        // The last of its chain (or an order alone): the rest.
         Ok(ChainRelease::All)
     }
 }

@@ -319,3 +319,78 @@ async fn replaces_are_refused_until_turned_on() {
     assert!(message.contains("lifecycle.replace_orders"), "{message}");
     assert_eq!(order(&trader, &first).await["status"], "new");
 }
+
+#[tokio::test]
+async fn the_stream_tells_pending_replace_replaced_and_order_replace_rejected() {
+    let stack = stack(200).await;
+    let trader = stack.trader(&[("USD", "2000")]).await;
+    let mut original_updates = stack.trade_updates(&trader).await;
+    let mut replacement_updates = stack.trade_updates(&trader).await;
+    let first = limit_buy(&trader, "10", "100").await;
+    // Refused by the ledger (10 × 300 is more than the account has): the
+    // original's replace is undone.
+    let refused = trader.replace(&first, json!({"limit_price": "300"})).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let events = crate::support::trade_events_until(
+        &mut original_updates,
+        &first,
+        "order_replace_rejected",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        events.contains(&"pending_replace".to_string()),
+        "{events:?}"
+    );
+    // Then one the account can hold: replaced.
+    let reply = trader.replace(&first, json!({"limit_price": "101"})).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let second = reply.body["id"].as_str().expect("id").to_string();
+    let events = crate::support::trade_events_until(
+        &mut original_updates,
+        &first,
+        "replaced",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        events.first().map(String::as_str),
+        Some("pending_replace"),
+        "{events:?}"
+    );
+    let events = crate::support::trade_events_until(
+        &mut replacement_updates,
+        &second,
+        "new",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(events, ["pending_new", "new"], "{events:?}");
+    stack.wait_quiet(Duration::from_secs(20)).await;
+    stack.assert_invariants().await;
+}
+
+#[tokio::test]
+async fn canceling_an_order_being_replaced_cancels_its_replacement_too() {
+    let stack = stack(200).await;
+    let trader = stack.trader(&[("USD", "100000")]).await;
+    let first = limit_buy(&trader, "10", "100").await;
+    // The ledger answers every call 5xx: the replacement's raise stays
+    // unknown, and the original stays pending_replace.
+    stack.put_balances_faults(json!({"error_5xx": 1.0})).await;
+    let reply = trader.replace(&first, json!({"qty": "20"})).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["status"], "pending_new", "{}", reply.body);
+    let second = reply.body["id"].as_str().expect("id").to_string();
+    assert_eq!(order(&trader, &first).await["status"], "pending_replace");
+    assert_eq!(trader.cancel(&first).await, 204);
+    stack.put_balances_faults(json!({})).await;
+    wait_for(&trader, &first, |o| o["status"] == "canceled").await;
+    let replacement = wait_for(&trader, &second, |o| o["status"] == "canceled").await;
+    assert_eq!(replacement["filled_qty"], "0");
+    stack.wait_quiet(Duration::from_secs(30)).await;
+    // Whatever the raise did came back: nothing is held.
+    let balances = stack.balances_of(&trader).await;
+    assert_eq!(balances["balances"]["USD"]["held"], "0", "{balances}");
+    stack.assert_invariants().await;
+}
