@@ -1,6 +1,7 @@
 //! The official Alpaca SDK (alpaca-py, pinned in scripts/python-venv) runs
 //! against orderd with only a base-URL override: TradingClient for orders,
-//! cancels, account and positions; TradingStream for trade updates.
+//! cancels, replaces, account and positions; TradingStream for trade
+//! updates.
 
 use std::time::Duration;
 
@@ -56,6 +57,28 @@ async fn the_official_alpaca_sdk_works_unmodified() {
     assert_eq!(summary["refused_status"], 403);
     assert_eq!(summary["refused_message"], "insufficient buying power");
     assert_eq!(summary["canceled_status"], "canceled");
+    // A resting 1 @ 1.00 replaced through ReplaceOrderRequest by 3 @ 2.00:
+    // alpaca-py's Order model holds the replacement, resting; the original
+    // ended replaced with its own terms (the script checks the ids); a
+    // replace of the replaced original is refused as Alpaca refuses it.
+    assert_eq!(
+        summary["replacement"],
+        serde_json::json!(["3", "2", "new", "limit"]),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["replaced"],
+        serde_json::json!(["replaced", "1", "1"]),
+        "{summary}"
+    );
+    assert_eq!(summary["replace_replaced_status"], 422, "{summary}");
+    assert!(
+        summary["replace_replaced_message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("order is already")),
+        "{summary}"
+    );
+    assert_eq!(summary["replacement_canceled"], "canceled", "{summary}");
     // Every order still open was canceled (the resting one at least; the
     // script checks it is among them).
     let cancel_all = summary["cancel_all"].as_array().unwrap();

@@ -1,7 +1,8 @@
 //! The official Alpaca TypeScript SDK (@alpacahq/alpaca-trade-api, pinned
 //! in scripts/node-sdk) runs against orderd unmodified but for its base
-//! path: clock, calendar, assets (by symbol and by id), an order, closing
-//! part of a position and all of them, the account's fill activities.
+//! path: clock, calendar, assets (by symbol and by id), an order, a
+//! replace, closing part of a position and all of them, the account's fill
+//! activities.
 
 use std::time::Duration;
 
@@ -45,6 +46,29 @@ async fn the_official_typescript_sdk_works_unmodified() {
     assert_eq!(summary["clock_is_open"], true, "{summary}");
     assert!(summary["calendar_days"].as_u64().unwrap() > 10, "{summary}");
     assert!(summary["assets"].as_u64().unwrap() >= 8, "{summary}");
+    // A resting 1 @ 1.00 replaced through patchOrderByOrderId by 3 @ 2.00:
+    // the SDK's Order model holds the replacement, resting (the script
+    // checks its id, `replaces` and the original's `replaced_by`); a
+    // replace of the replaced original is the SDK's ValidationError, 422.
+    assert_eq!(
+        summary["replacement"],
+        serde_json::json!(["3", "2", "new", "limit", "gtc"]),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["replaced"],
+        serde_json::json!(["replaced", "1", "1"]),
+        "{summary}"
+    );
+    assert_eq!(summary["replace_replaced"][0], true, "{summary}");
+    assert_eq!(summary["replace_replaced"][1], 422, "{summary}");
+    assert!(
+        summary["replace_replaced"][2]
+            .as_str()
+            .is_some_and(|m| m.starts_with("order is already")),
+        "{summary}"
+    );
+    assert_eq!(summary["replacement_canceled"], "canceled", "{summary}");
     assert!(
         ["new", "partially_filled", "filled"].contains(&summary["order_status"].as_str().unwrap()),
         "{summary}"

@@ -24,7 +24,7 @@ from alpaca.trading.enums import AssetStatus
 from alpaca.trading.models import TradeActivity
 from alpaca.trading.requests import (ClosePositionRequest, GetAssetsRequest, GetCalendarRequest,
                                      GetOrdersRequest, LimitOrderRequest, MarketOrderRequest,
-                                     StopLimitOrderRequest, StopOrderRequest,
+                                     ReplaceOrderRequest, StopLimitOrderRequest, StopOrderRequest,
                                      TrailingStopOrderRequest)
 from alpaca.trading.stream import TradingStream
 
@@ -95,6 +95,49 @@ def refusal(client, request):
         return None, None
     except APIError as error:
         return error.status_code, json.loads(str(error))["message"]
+
+
+def wait_event(events, order_id, event, secs=15):
+    for _ in range(secs * 10):
+        if any(e["order_id"] == order_id and e["event"].lower().endswith(event) for e in events):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {event} event for {order_id} on the stream: {events}")
+
+
+def replace(client, events, summary):
+    """A resting limit buy replaced through alpaca-py's ReplaceOrderRequest
+    (a larger total qty, a new limit, the replacement's client_order_id):
+    the answer parses into alpaca-py's Order as the replacement; the
+    original ends replaced, naming it, and the stream says so; replacing
+    the replaced original is refused with 422; the replacement cancels."""
+    original = client.submit_order(LimitOrderRequest(
+        symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1.00))
+    original = wait_for(client, original.id, OrderStatus.NEW)
+    new = client.replace_order_by_id(original.id, ReplaceOrderRequest(
+        qty=3, limit_price=2.00, client_order_id="compat-replace-1"))
+    assert new.id != original.id and new.replaces == original.id, (new.id, new.replaces, original.id)
+    assert new.client_order_id == "compat-replace-1", new.client_order_id
+    assert new.symbol == "AAPL" and new.side == OrderSide.BUY and new.time_in_force == TimeInForce.GTC, new
+    summary["replacement"] = [str(new.qty), str(new.limit_price), new.status.value,
+                              new.order_type.value]
+    replaced = wait_for(client, original.id, OrderStatus.REPLACED)
+    assert replaced.replaced_by == new.id, (replaced.replaced_by, new.id)
+    assert replaced.replaced_at is not None and replaced.replaced_at >= replaced.created_at, replaced
+    summary["replaced"] = [replaced.status.value, str(replaced.qty), str(replaced.limit_price)]
+    wait_event(events, str(original.id), "replaced")
+    by_client = client.get_order_by_client_id("compat-replace-1")
+    assert by_client.id == new.id and by_client.replaces == original.id, by_client
+    try:
+        client.replace_order_by_id(original.id, ReplaceOrderRequest(limit_price=3.00))
+        summary["replace_replaced_status"] = None
+    except APIError as error:
+        summary["replace_replaced_status"] = error.status_code
+        summary["replace_replaced_message"] = json.loads(str(error))["message"]
+    client.cancel_order_by_id(new.id)
+    summary["replacement_canceled"] = wait_for(client, new.id, OrderStatus.CANCELED).status.value
+    # The refused replace changed nothing: the original is still replaced.
+    assert client.get_order_by_id(original.id).status == OrderStatus.REPLACED
 
 
 def nvda_held(client):
@@ -264,6 +307,7 @@ def main():
             break
         time.sleep(0.1)
     summary["canceled_status"] = client.get_order_by_id(limit.id).status.value
+    replace(client, events, summary)
 
     resting = client.submit_order(LimitOrderRequest(
         symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1.00))

@@ -1,17 +1,64 @@
 // Runs the official Alpaca TypeScript SDK (@alpacahq/alpaca-trade-api,
 // pinned by scripts/node-sdk), unmodified but for its base path, against
-// orderd: clock, calendar, assets, an order. Prints a JSON summary on the
+// orderd: clock, calendar, assets, an order, a replace. Prints a JSON summary on the
 // last line; any failure exits non-zero with the error.
 //
 // Environment: ORDERD_URL, APCA_API_KEY_ID, APCA_API_SECRET_KEY.
 "use strict";
 
-const { trading } = require("@alpacahq/alpaca-trade-api");
+const { trading, ValidationError } = require("@alpacahq/alpaca-trade-api");
 
 function assert(condition, message) {
   if (!condition) {
     throw new Error("assertion failed: " + message);
   }
+}
+
+// The order `id` once `done(order)` holds; fails after 15 s.
+async function waitFor(orders, id, done) {
+  let order = await orders.getOrderByOrderID({ orderId: id });
+  for (let i = 0; i < 150 && !done(order); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    order = await orders.getOrderByOrderID({ orderId: id });
+  }
+  assert(done(order), "order " + id + " never got there: " + JSON.stringify(order));
+  return order;
+}
+
+// A resting limit buy replaced through the SDK's patchOrderByOrderId (a
+// larger total qty, a new limit, the replacement's client_order_id): the
+// answer is the SDK's Order model of the replacement; the original ends
+// replaced, naming it; replacing the replaced original is the SDK's
+// ValidationError with status 422; the replacement cancels.
+async function replace(orders, summary) {
+  const original = await orders.postOrder({
+    postOrderRequest: {
+      symbol: "AAPL", qty: "1", side: "buy", type: "limit", timeInForce: "gtc", limitPrice: "1.00",
+    },
+  });
+  await waitFor(orders, original.id, (o) => o.status === "new");
+  const clientOrderId = "ts-replace-" + Date.now();
+  const next = await orders.patchOrderByOrderId({
+    orderId: original.id,
+    patchOrderRequest: { qty: "3", limitPrice: "2.00", clientOrderId },
+  });
+  assert(next.id && next.id !== original.id, "a new id: " + JSON.stringify(next));
+  assert(next.replaces === original.id, "replaces the original: " + JSON.stringify(next));
+  assert(next.clientOrderId === clientOrderId, "its client_order_id: " + next.clientOrderId);
+  assert(next.createdAt instanceof Date && !isNaN(next.createdAt), "created_at " + next.createdAt);
+  summary.replacement = [next.qty, next.limitPrice, next.status, next.type, next.timeInForce];
+  const replaced = await waitFor(orders, original.id, (o) => o.status === "replaced");
+  assert(replaced.replacedBy === next.id, "replaced_by " + replaced.replacedBy + " not " + next.id);
+  assert(replaced.replacedAt instanceof Date && !isNaN(replaced.replacedAt), "replaced_at " + replaced.replacedAt);
+  summary.replaced = [replaced.status, replaced.qty, replaced.limitPrice];
+  try {
+    await orders.patchOrderByOrderId({ orderId: original.id, patchOrderRequest: { limitPrice: "3.00" } });
+    summary.replace_replaced = null;
+  } catch (error) {
+    summary.replace_replaced = [error instanceof ValidationError, error.status, error.message];
+  }
+  await orders.deleteOrderByOrderID({ orderId: next.id });
+  summary.replacement_canceled = (await waitFor(orders, next.id, (o) => o.status === "canceled")).status;
 }
 
 async function main() {
@@ -66,6 +113,7 @@ async function main() {
   assert(fetched.assetId === listed.id, "the order's asset is the listed one");
   assert(fetched.expiresAt instanceof Date, "expires_at " + fetched.expiresAt);
   summary.order_status = fetched.status;
+  await replace(orders, summary);
 
   // Half a share of NVDA bought and sold (the SDK's qty is a string), read
   // back through the SDK's Order model; the position is empty again.
