@@ -193,7 +193,10 @@ pub fn attention(
         ));
     }
     let mid_step = Step::DRIVEN.contains(&row.step)
-        || matches!(row.status, Status::PendingNew | Status::PendingCancel);
+        || matches!(
+            row.status,
+            Status::PendingNew | Status::PendingCancel | Status::PendingReplace
+        );
     let quiet_ms = (now - row.updated_at).num_milliseconds().max(0) as u64;
     if mid_step && quiet_ms >= stuck_after_ms {
         let next = if row.next_attempt_at > now {

@@ -141,7 +141,7 @@ pub fn status_badge(status: Status) -> Markup {
     let class = match status {
         Status::Filled => "badge ok",
         Status::Rejected | Status::Expired => "badge bad",
-        Status::PendingNew | Status::PendingCancel => "badge warn",
+        Status::PendingNew | Status::PendingCancel | Status::PendingReplace => "badge warn",
         _ => "badge",
     };
     html! { span class=(class) { (status.as_str()) } }

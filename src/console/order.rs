@@ -197,6 +197,13 @@ fn outside(order: &OrderRecord, view: &OutsideView) -> Markup {
                     dt { "filled" } dd { (order.filled_qty.normalize()) " @ " (order.filled_avg_price.map(|p| p.normalize().to_string()).unwrap_or("—".into())) }
                     dt { "venue order" } dd.mono { (order.venue_order_id.as_ref().map_or("—", |v| v.as_str())) }
                     dt { "hold" } dd.mono { (order.hold_id.as_ref().map_or("—", |h| h.as_str())) " " (order.hold_amount.map(|a| a.normalize().to_string()).unwrap_or_default()) }
+                    @if let Some(original) = order.replaces {
+                        dt { "replaces" } dd.mono { a href=(format!("/console/orders/{original}")) { (original) } }
+                        dt { "carried in" } dd { (order.carried_qty.normalize()) @if !order.qty_confirmed { " (estimated; the venue has not confirmed it)" } }
+                    }
+                    @if let Some(replacement) = order.replaced_by {
+                        dt { "replaced by" } dd.mono { a href=(format!("/console/orders/{replacement}")) { (replacement) } }
+                    }
                 }
             }
             section.panel aria-labelledby="theirs" {

@@ -16,6 +16,9 @@ pub struct RunReport {
     pub retries: u64,
     pub unanswered_attempts: u64,
     pub cancels: u64,
+    /// Replaces sent, and those answered with a replacement.
+    pub replaces: u64,
+    pub replaced: u64,
     pub kills: u64,
     pub orders_by_status: BTreeMap<String, u64>,
     pub fills: usize,
@@ -49,12 +52,14 @@ impl RunReport {
         println!();
         println!("== orders");
         println!(
-            "submitted {}  acknowledged {}  refused (insufficient funds) {}  unanswered attempts {} (retried with the same key)  cancels {}  orderd kills {}",
+            "submitted {}  acknowledged {}  refused (insufficient funds) {}  unanswered attempts {} (retried with the same key)  cancels {}  replaces {} ({} replaced)  orderd kills {}",
             self.submitted,
             self.acknowledged,
             self.refused_insufficient,
             self.unanswered_attempts,
             self.cancels,
+            self.replaces,
+            self.replaced,
             self.kills
         );
         println!(

@@ -213,6 +213,8 @@ async fn drive(
         report.retries = tally.retries;
         report.unanswered_attempts = tally.no_answer;
         report.cancels = tally.cancels;
+        report.replaces = tally.replaces;
+        report.replaced = tally.replaced;
         tally.acks.clone()
     };
 

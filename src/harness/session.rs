@@ -55,11 +55,14 @@ pub struct Tally {
     pub retries: u64,
     pub no_answer: u64,
     pub cancels: u64,
+    /// Replaces sent (`PATCH`), and those answered with a replacement.
+    pub replaces: u64,
+    pub replaced: u64,
     /// key → its final outcome.
     pub acks: HashMap<String, Ack>,
     /// key → (trader, body, last attempt): still without a final answer.
     pub pending: HashMap<String, (usize, Value, Instant)>,
-    /// Resting orders, by trader, that the session may cancel.
+    /// Resting orders, by trader, that the session may cancel or replace.
     pub resting: Vec<(usize, String)>,
 }
 
@@ -204,6 +207,38 @@ async fn cancel(
         .await;
 }
 
+/// Replaces a resting order with another that rests (a new size, a new
+/// price far below the market, its own client_order_id): the replacement
+/// rests in its place. Sent once; whatever became of one without an
+/// answer, the checker holds it to the invariants like any order.
+async fn replace(
+    http: reqwest::Client,
+    shared: Shared,
+    traders: Arc<Vec<Trader>>,
+    trader: usize,
+    order_id: String,
+    patch: Value,
+) {
+    let Some(url) = shared.url() else { return };
+    let t = &traders[trader];
+    let answer = http
+        .patch(format!("{url}/v2/orders/{order_id}"))
+        .header("APCA-API-KEY-ID", &t.key_id)
+        .header("APCA-API-SECRET-KEY", &t.secret_key)
+        .json(&patch)
+        .send()
+        .await;
+    let Ok(response) = answer else { return };
+    if response.status().as_u16() != 200 {
+        return;
+    }
+    let reply: Value = response.json().await.unwrap_or(Value::Null);
+    if let (Some(id), Ok(mut tally)) = (reply["id"].as_str(), shared.tally.lock()) {
+        tally.replaced += 1;
+        tally.resting.push((trader, id.to_string()));
+    }
+}
+
 /// Runs the session for `duration` at about `rate_per_sec` new orders a
 /// second, then keeps retrying unanswered requests until `drain_limit`.
 pub async fn run(
@@ -279,23 +314,46 @@ pub async fn run(
         while owed >= 1.0 {
             owed -= 1.0;
             let trader = rng.random_range(0..traders.len());
-            // Now and then, cancel a resting order instead.
-            if rng.random_range(0..5) == 0 {
+            // Now and then, cancel or replace a resting order instead.
+            let instead = rng.random_range(0..10);
+            if instead < 3 {
                 let target = shared.tally.lock().ok().and_then(|mut t| {
                     (!t.resting.is_empty()).then(|| {
                         let i = rng.random_range(0..t.resting.len());
-                        t.cancels += 1;
+                        if instead < 2 {
+                            t.cancels += 1;
+                        } else {
+                            t.replaces += 1;
+                        }
                         t.resting.swap_remove(i)
                     })
                 });
                 if let Some((owner, order_id)) = target {
-                    tokio::spawn(cancel(
-                        http.clone(),
-                        shared.clone(),
-                        traders.clone(),
-                        owner,
-                        order_id,
-                    ));
+                    if instead < 2 {
+                        tokio::spawn(cancel(
+                            http.clone(),
+                            shared.clone(),
+                            traders.clone(),
+                            owner,
+                            order_id,
+                        ));
+                    } else {
+                        let price = ["1.00", "1.50", "2.00"][rng.random_range(0..3)];
+                        let patch = json!({
+                            "qty": rng.random_range(1..=25).to_string(),
+                            "limit_price": price,
+                            "client_order_id":
+                                format!("rp-{}", uuid::Uuid::from_u128(rng.random()).simple()),
+                        });
+                        tokio::spawn(replace(
+                            http.clone(),
+                            shared.clone(),
+                            traders.clone(),
+                            owner,
+                            order_id,
+                            patch,
+                        ));
+                    }
                     continue;
                 }
             }

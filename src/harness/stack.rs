@@ -185,6 +185,9 @@ impl Stack {
             .env("ORDERD__HTTP__RATE_LIMIT_PER_MINUTE", "0")
             // Quiescence is judged from /metrics' gauges: read them fresh.
             .env("ORDERD__HTTP__METRICS_GAUGES_MS", "0")
+            // Every instance runs this release: replaces are taken (the
+            // traders replace resting orders).
+            .env("ORDERD__LIFECYCLE__REPLACE_ORDERS", "true")
             .env_remove("ORDERD_FAILPOINTS");
         match &self.config.database_url {
             Some(url) => command.env("ORDERD__DATABASE__URL", url),
