@@ -277,6 +277,13 @@ async fn alpacas_own_document_finds_every_shared_operations_responses_conforming
         .await;
     assert_eq!(resting.status, 200, "{:?}", resting.body);
     let resting = resting.body["id"].as_str().expect("order id").to_string();
+    // Replaced only once the venue works it (a slow machine answers
+    // pending_new).
+    stack
+        .wait_order_row(&resting, "worked by the venue", |o| {
+            o.status == orderd::domain::lifecycle::Status::New
+        })
+        .await;
     let alpaca_path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/alpaca/trading-api.json");
     let alpaca: Value = serde_json::from_slice(&std::fs::read(&alpaca_path).unwrap()).unwrap();
