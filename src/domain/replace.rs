@@ -41,14 +41,14 @@ pub struct ReplaceFacts {
 /// and one whose time in force is not day or gtc cannot be replaced.
 pub fn replaceable(facts: ReplaceFacts) -> Result<(), NotReplaceable> {
     let refuse = |reason: String| Err(NotReplaceable(reason));
+    if facts.status.is_terminal() {
+        return refuse(format!("order is already {}", facts.status));
+    }
     if facts.replaced_by || facts.status == Status::PendingReplace {
         return refuse("order is already pending replace".into());
     }
     if facts.cancel_requested || facts.status == Status::PendingCancel {
         return refuse("order is pending cancel".into());
-    }
-    if facts.status.is_terminal() {
-        return refuse(format!("order is already {}", facts.status));
     }
     if !matches!(facts.status, Status::New | Status::PartiallyFilled) || facts.step != Step::Working
     {
@@ -263,6 +263,15 @@ mod tests {
                     ..working
                 },
                 "already filled",
+            ),
+            (
+                ReplaceFacts {
+                    status: Status::Replaced,
+                    step: Step::Closed,
+                    replaced_by: true,
+                    ..working
+                },
+                "already replaced",
             ),
             (
                 ReplaceFacts {

@@ -444,9 +444,9 @@ pub async fn replace(
     let Value::Object(patch) = patch else {
         return Err(ApiError::bad_request("request body must be a JSON object"));
     };
-    if let Some((field, _)) = patch
-        .iter()
-        .find(|(field, value)| !value.is_null() && !REPLACE_FIELDS.contains(&field.as_str()))
+    if let Some(field) = patch
+        .keys()
+        .find(|field| !REPLACE_FIELDS.contains(&field.as_str()))
     {
         return Err(ApiError::validation(format!(
             "{field} cannot be changed by a replace; only {} can",

@@ -188,10 +188,12 @@ async fn every_phase_and_every_check_find_nothing_and_the_links_reach_every_obje
     }
     // Each operation that needs an existing object answered 2xx at least
     // once: the links led the stateful phase from a created object to it.
+    // (A replace needs more than an existing order: one resting at the
+    // venue, under a total above its fills. Generated orders seldom are;
+    // the test of Alpaca's document pins one and checks its 200.)
     for operation in [
         "getOrderByOrderID",
         "deleteOrderByOrderID",
-        "patchOrderByOrderId",
         "getOrderEvents",
         "getOrderFills",
         "getOrderByClientOrderId",

@@ -338,6 +338,11 @@ pub fn complete(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
+    if let Some(body) = operation_mut(paths, "patchOrderByOrderId")
+        .and_then(|op| op.pointer_mut("/requestBody/content/application~1json"))
+    {
+        body["schema"] = json!({"$ref": format!("#/components/schemas/{}", order_request::REPLACE_REQUEST_SCHEMA)});
+    }
     for item in paths.values_mut() {
         let Some(item) = item.as_object_mut() else {
             continue;

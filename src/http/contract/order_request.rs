@@ -265,8 +265,41 @@ pub(super) fn order_request_schemas() -> Vec<(&'static str, Value)> {
             "oneOf": refs,
         }),
     ));
+    let or_null = |schema: &Value| json!({"oneOf": [schema, {"type": "null"}]});
+    schemas.push((
+        REPLACE_REQUEST_SCHEMA,
+        json!({
+            "description": "What a replace changes (PATCH /v2/orders/{order_id}); the rest is the original's. null is the same as absent; any other field is refused (422).",
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "qty": {
+                    "description": "The total wanted, what the order filled included (whole shares, more than what was filled).",
+                    "oneOf": [qty["oneOf"][0], qty["oneOf"][1], {"type": "null"}],
+                },
+                "time_in_force": {"type": ["string", "null"], "enum": ["day", "gtc", null]},
+                "limit_price": or_null(&price),
+                "stop_price": or_null(&price),
+                "trail": {
+                    "description": "A trailing stop's new trail, in its unit: a price (trail_price) or a percentage (trail_percent).",
+                    "oneOf": [price["oneOf"][0], price["oneOf"][1], price["oneOf"][2], percent["oneOf"][0], {"type": "null"}],
+                },
+                "client_order_id": {
+                    "description": "The replacement's; generated when absent.",
+                    "type": ["string", "null"],
+                    "minLength": 1,
+                    "maxLength": CLIENT_ORDER_ID_MAX_LEN,
+                    "pattern": CLIENT_ORDER_ID_PATTERN,
+                },
+            },
+            "examples": [{"qty": "12", "limit_price": "190.25", "client_order_id": "desk-7-r1"}],
+        }),
+    ));
     schemas
 }
+
+/// The name of the replace request's schema.
+pub(super) const REPLACE_REQUEST_SCHEMA: &str = "ReplaceOrderRequest";
 
 #[cfg(test)]
 #[path = "order_request_fuzz.rs"]
