@@ -446,8 +446,8 @@ pub async fn chaos(
     failover: bool,
 ) -> anyhow::Result<()> {
     println!(
-        "{:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>5}  {:>10}  result",
-        "seed", "orders", "acked", "fills", "faults", "kills", "violations"
+        "{:>6}  {:>6}  {:>6}  {:>6}  {:>8}  {:>6}  {:>5}  {:>10}  result",
+        "seed", "orders", "acked", "fills", "replaced", "faults", "kills", "violations"
     );
     let mut failed = Vec::new();
     for &seed in seeds {
@@ -467,11 +467,12 @@ pub async fn chaos(
                     .sum();
                 let ok = report.all_hold();
                 println!(
-                    "{:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>5}  {:>10}  {}",
+                    "{:>6}  {:>6}  {:>6}  {:>6}  {:>8}  {:>6}  {:>5}  {:>10}  {}",
                     seed,
                     orders,
                     report.acknowledged,
                     report.fills,
+                    format!("{}/{}", report.replaced, report.replaces),
                     faults,
                     report.kills,
                     report.violations(),
