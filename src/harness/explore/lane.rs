@@ -15,11 +15,22 @@ use super::super::{ADMIN_TOKEN, put_faults};
 use super::requests::*;
 use super::*;
 
+/// The exchange simulator's API key (its default, which the stack keeps).
+const VENUE_API_KEY: &str = "sim-venue-key";
+
+/// A replace chain's original and the trader's `PATCH` of it.
+struct Chain {
+    original_id: String,
+    patch: Value,
+}
+
 /// One stack and the schedules it runs, one after the other.
 struct Lane {
     index: usize,
     stack: Stack,
     http: reqwest::Client,
+    /// The venue, read as orderd reads it (a replacement's venue order).
+    venue: crate::venues::exchange::ExchangeClient,
     traders: VecDeque<Trader>,
 }
 
@@ -104,9 +115,15 @@ impl Lane {
             .timeout(Duration::from_secs(15))
             .build()?;
         let traders = provision(&stack, &http, &format!("explore-{index}"), traders).await?;
+        let venue = crate::venues::exchange::ExchangeClient::new(
+            &stack.exchange.url(),
+            VENUE_API_KEY,
+            Duration::from_secs(5),
+        );
         Ok(Self {
             index,
             stack,
+            venue,
             http,
             traders: traders.into(),
         })
@@ -124,20 +141,44 @@ impl Lane {
             .pop_front()
             .context("no trader left for this schedule")?;
         let exchange = self.stack.exchange.url();
-        // A clean start, armed.
+        let phase = phase_of(schedule.crash);
+        let chained = schedule.venue.replaces();
+        // A clean start, armed (a replace chain's once its original works).
         tokio::task::block_in_place(|| self.stack.kill_orderd());
         put_faults(&self.http, &exchange, &venue_faults(schedule.venue)).await?;
-        tokio::task::block_in_place(|| self.stack.start_orderd(Some(schedule.crash)))?;
+        tokio::task::block_in_place(|| {
+            self.stack
+                .start_orderd((!chained).then_some(schedule.crash))
+        })?;
         let url = self.url()?;
 
-        let coid = format!("x{}-{}", self.index, uuid::Uuid::new_v4().simple());
-        let key = format!("k-{coid}");
-        let body = order_body(schedule.venue, &coid);
-        let first = submit(&self.http, &url, &trader, &body, Some(&key)).await;
-        let phase = phase_of(schedule.crash);
+        let original_coid = format!("x{}-{}", self.index, uuid::Uuid::new_v4().simple());
+        let key = format!("k-{original_coid}");
+        let body = order_body(schedule.venue, &original_coid);
+        let mut first = submit(&self.http, &url, &trader, &body, Some(&key)).await;
+        // A replace chain: the schedule's order is the replacement.
+        let coid = if chained {
+            format!("{original_coid}-r")
+        } else {
+            original_coid.clone()
+        };
+        let chain = match replace_patch(schedule.venue, &coid) {
+            Some(patch) => {
+                let (chain, answer) = self
+                    .replace_armed(schedule, &trader, &original_coid, patch)
+                    .await?;
+                first = answer;
+                Some(chain)
+            }
+            None => None,
+        };
+        let url = self.url()?;
         let needs_cancel = phase == Phase::Cancel
             || (phase == Phase::Release
-                && matches!(schedule.venue, Venue::Rests | Venue::CancelLate));
+                && matches!(
+                    schedule.venue,
+                    Venue::Rests | Venue::CancelLate | Venue::ReplaceUp
+                ));
         if needs_cancel && let Some(id) = find_order(&self.http, &url, &trader, &coid).await {
             wait_for(
                 &self.http,
@@ -201,8 +242,15 @@ impl Lane {
                 }
             }
             Actor::KeyRetry | Actor::CoidRetry => {
+                // A replace is retried as it was sent (it takes no key).
                 let key = (schedule.actor == Actor::KeyRetry).then_some(key.as_str());
-                match submit(&self.http, &url, &trader, &body, key).await {
+                let retried = match &chain {
+                    Some(chain) => {
+                        replace(&self.http, &url, &trader, &chain.original_id, &chain.patch).await
+                    }
+                    None => submit(&self.http, &url, &trader, &body, key).await,
+                };
+                match retried {
                     Some((status, reply)) => {
                         let known = find_order(&self.http, &url, &trader, &coid).await;
                         if status != 200 {
@@ -272,11 +320,207 @@ impl Lane {
         if let Err(problem) = settled {
             violations.push(problem);
         }
+        let mut coids = vec![coid.as_str()];
+        if chained {
+            // The replacement is done; the original too, or it is canceled
+            // now (a replacement that never reached the venue left it
+            // working).
+            if let Err(problem) = self.finish(&url, &trader, &original_coid, None).await {
+                violations.push(problem);
+            }
+            coids.push(&original_coid);
+            violations.extend(
+                self.chain_consistent(&url, &trader, &original_coid, &coid)
+                    .await,
+            );
+        }
         if let Some(second) = second {
             super::super::stack::stop_running(second);
         }
-        violations.extend(self.check(&trader, &coid).await?);
+        violations.extend(self.check(&trader, &coids).await?);
         Ok((crashed, violations))
+    }
+
+    /// A replace chain up to its crash: waits until the original works,
+    /// then `PATCH`es it with orderd armed — before the `PATCH`, or, when
+    /// the crash point is the replacement's cancel or the chain's last
+    /// release ([`arm_after_replace`]), once the replacement works and the
+    /// original is closed. Returns the chain and the `PATCH`'s answer.
+    async fn replace_armed(
+        &mut self,
+        schedule: &Schedule,
+        trader: &Trader,
+        original_coid: &str,
+        patch: Value,
+    ) -> anyhow::Result<(Chain, Option<(u16, Value)>)> {
+        let url = self.url()?;
+        let original_id = find_order(&self.http, &url, trader, original_coid)
+            .await
+            .context("the order to replace was not accepted")?;
+        wait_for(
+            &self.http,
+            &url,
+            trader,
+            &original_id,
+            Duration::from_secs(5),
+            |o| o["status"] == "new",
+        )
+        .await;
+        let late = arm_after_replace(phase_of(schedule.crash), schedule.venue);
+        if !late {
+            self.restart_armed(schedule.crash)?;
+        }
+        let url = self.url()?;
+        let answer = replace(&self.http, &url, trader, &original_id, &patch).await;
+        if late {
+            let replacement = match &answer {
+                Some((200, reply)) => reply["id"].as_str().map(str::to_string),
+                _ => None,
+            }
+            .with_context(|| format!("the replace was refused: {answer:?}"))?;
+            wait_for(
+                &self.http,
+                &url,
+                trader,
+                &replacement,
+                Duration::from_secs(5),
+                |o| o["status"] == "new",
+            )
+            .await;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline
+                && step_of(&self.http, &url, trader, &original_id)
+                    .await
+                    .as_deref()
+                    != Some("closed")
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            self.restart_armed(schedule.crash)?;
+        }
+        Ok((Chain { original_id, patch }, answer))
+    }
+
+    /// A clean restart with `crash` armed (the order at hand is at rest).
+    fn restart_armed(&mut self, crash: &str) -> anyhow::Result<()> {
+        tokio::task::block_in_place(|| {
+            self.stack.kill_orderd();
+            self.stack.start_orderd(Some(crash))
+        })
+    }
+
+    /// Once both orders of a chain are closed: the replacement reached the
+    /// venue (the venue's word) and the original is `replaced` by it, or it
+    /// did not (it is rejected, or canceled before it was sent) and the
+    /// original's replace was undone; and nothing of the chain's hold is
+    /// held any more.
+    async fn chain_consistent(
+        &self,
+        url: &str,
+        trader: &Trader,
+        original_coid: &str,
+        replacement_coid: &str,
+    ) -> Vec<String> {
+        let mut violations = Vec::new();
+        let get = |path: String| async move {
+            trader_request(
+                &self.http,
+                reqwest::Method::GET,
+                &format!("{url}{path}"),
+                trader,
+                None,
+            )
+            .await
+        };
+        let Some(original_id) = find_order(&self.http, url, trader, original_coid).await else {
+            return vec!["the replaced order is missing".to_string()];
+        };
+        let original = match get(format!("/v2/orders/{original_id}")).await {
+            Some((200, order)) => order,
+            other => return vec![format!("the replaced order {original_id}: {other:?}")],
+        };
+        match find_order(&self.http, url, trader, replacement_coid).await {
+            None => {
+                if original["status"] == "replaced" || !original["replaced_by"].is_null() {
+                    violations.push(format!(
+                        "chain: {original_id} is {} by {}, no replacement exists",
+                        original["status"], original["replaced_by"]
+                    ));
+                }
+            }
+            Some(replacement_id) => {
+                let replacement = match get(format!("/v2/orders/{replacement_id}")).await {
+                    Some((200, order)) => order,
+                    other => return vec![format!("the replacement {replacement_id}: {other:?}")],
+                };
+                // Whether it reached the venue is the venue's word: its
+                // placement is the replace, keyed by its venue client id.
+                let placed = match replacement_id.parse() {
+                    Ok(id) => self
+                        .venue
+                        .order_by_client_order_id(&crate::engine::keys::venue_client_order_id(id))
+                        .await
+                        .map(|found| found.is_some())
+                        .map_err(|error| format!("{error:?}")),
+                    Err(error) => Err(format!("{error:?}")),
+                };
+                let placed = match placed {
+                    Ok(placed) => placed,
+                    Err(error) => {
+                        violations.push(format!(
+                            "chain: the venue's word on {replacement_id}: {error}"
+                        ));
+                        return violations;
+                    }
+                };
+                if replacement["replaces"] != original_id.as_str() {
+                    violations.push(format!(
+                        "chain: {replacement_id} replaces {}, not {original_id}",
+                        replacement["replaces"]
+                    ));
+                }
+                let replaced = original["status"] == "replaced"
+                    && original["replaced_by"] == replacement_id.as_str();
+                let undone = original["status"] != "replaced" && original["replaced_by"].is_null();
+                if placed && !replaced {
+                    violations.push(format!(
+                        "chain: {replacement_id} ({}) reached the venue, but {original_id} is {} (replaced_by {})",
+                        replacement["status"], original["status"], original["replaced_by"]
+                    ));
+                }
+                if !placed && !undone {
+                    violations.push(format!(
+                        "chain: {replacement_id} ({}) never reached the venue, but {original_id} is {} by {}",
+                        replacement["status"], original["status"], original["replaced_by"]
+                    ));
+                }
+                if !placed
+                    && !matches!(
+                        replacement["status"].as_str(),
+                        Some("rejected" | "canceled")
+                    )
+                {
+                    violations.push(format!(
+                        "chain: {replacement_id} never reached the venue, yet it is {}",
+                        replacement["status"]
+                    ));
+                }
+            }
+        }
+        // Nothing filled (a far limit), everything closed: the whole cash
+        // is the trader's to spend again.
+        if let Some((200, account)) = get("/v2/account".to_string()).await {
+            let power = account["buying_power"]
+                .as_str()
+                .and_then(|p| p.parse::<rust_decimal::Decimal>().ok());
+            if power != TRADER_CASH.parse().ok() {
+                violations.push(format!(
+                    "chain: buying power {} once the chain is closed, not {TRADER_CASH}",
+                    account["buying_power"]
+                ));
+            }
+        }
+        violations
     }
 
     /// Cancels what is open, then waits until the order is closed and its
@@ -356,13 +600,15 @@ impl Lane {
     }
 
     /// `orderd check`, keeping the violations of this schedule's trader,
-    /// order, hold and executions.
-    async fn check(&self, trader: &Trader, coid: &str) -> anyhow::Result<Vec<String>> {
+    /// orders (a replace chain's two), hold and executions.
+    async fn check(&self, trader: &Trader, coids: &[&str]) -> anyhow::Result<Vec<String>> {
         let url = self.url()?;
-        let order_id = find_order(&self.http, &url, trader, coid).await;
         let mut ids: BTreeSet<String> = BTreeSet::new();
         ids.insert(trader.account_id.clone());
-        if let Some(id) = &order_id {
+        for coid in coids {
+            let Some(id) = find_order(&self.http, &url, trader, coid).await else {
+                continue;
+            };
             ids.insert(id.clone());
             if let Some((200, fills)) = trader_request(
                 &self.http,

@@ -12,7 +12,11 @@
 //!   embedded PostgreSQL postmaster;
 //! - a **venue behaviour** — fills at once, fills in parts, fills a
 //!   fractional quantity in parts, fills a notional buy in parts, rests (a
-//!   far limit), rejects, acknowledges a cancel late;
+//!   far limit), rejects, acknowledges a cancel late, or rests and is
+//!   replaced by the trader (`PATCH`) with an order that needs more hold
+//!   or less — the crash then hits the replacement's steps, not the
+//!   original's: orderd is restarted armed only once the original works
+//!   (see [`arm_after_replace`]);
 //!
 //! run on real processes, each checked against both simulators' ground
 //! truth (`orderd check`, restricted to the schedule's own order and
@@ -84,6 +88,24 @@ text_enum! {
         Rests => "rests",
         Rejects => "rejects",
         CancelLate => "cancel-late",
+        /// The order rests, then the trader replaces it with one that needs
+        /// more hold (a larger quantity): the replacement's reserve raises
+        /// the chain's hold; the crash is in the replacement's steps (its
+        /// accept, reserve, place — the venue's cancel/replace —, cancel,
+        /// and the release of the whole chain's hold).
+        ReplaceUp => "replace-up",
+        /// The order rests, then the trader replaces it with one that needs
+        /// less (a smaller quantity at a lower limit): the replaced order's
+        /// release gives back the surplus, and that release is where a
+        /// release crash point is reached.
+        ReplaceDown => "replace-down",
+    }
+}
+
+impl Venue {
+    /// Whether the schedule's order is a replace chain.
+    fn replaces(self) -> bool {
+        matches!(self, Venue::ReplaceUp | Venue::ReplaceDown)
     }
 }
 
@@ -120,6 +142,8 @@ fn meets(phase: Phase, venue: Venue) -> bool {
         Phase::Cancel => matches!(
             venue,
             Venue::Rests
+                | Venue::ReplaceUp
+                | Venue::ReplaceDown
                 | Venue::CancelLate
                 | Venue::FillsInParts
                 | Venue::FillsFractional
@@ -133,6 +157,16 @@ fn meets(phase: Phase, venue: Venue) -> bool {
                 | Venue::FillsNotional
         ),
     }
+}
+
+/// For a replace chain: whether orderd is armed only once the replace has
+/// taken effect (the replacement works, the original is closed), so the
+/// crash is the replacement's own cancel or release; otherwise it is armed
+/// once the original works, before the `PATCH`, and the crash is the
+/// replacement's accept, reserve or place — or, for a replace that needs
+/// less, the original's release of the surplus.
+fn arm_after_replace(phase: Phase, venue: Venue) -> bool {
+    phase == Phase::Cancel || (phase == Phase::Release && venue == Venue::ReplaceUp)
 }
 
 /// One schedule.
@@ -233,6 +267,43 @@ pub fn ci_core() -> Vec<Schedule> {
             }
         }
     }
+    // A replace chain crashed at the venue's cancel/replace (the
+    // replacement's place step), needing more hold and less; the trader's
+    // cancel and retry right after it; the raise of the hold and the
+    // release of the surplus.
+    for crash in [
+        "before_place_call",
+        "after_place_call",
+        "after_place_recorded",
+    ] {
+        for venue in [Venue::ReplaceUp, Venue::ReplaceDown] {
+            core.push(Schedule {
+                crash,
+                actor: Actor::Nobody,
+                venue,
+            });
+        }
+    }
+    core.push(Schedule {
+        crash: "after_place_call",
+        actor: Actor::Cancel,
+        venue: Venue::ReplaceUp,
+    });
+    core.push(Schedule {
+        crash: "after_place_call",
+        actor: Actor::KeyRetry,
+        venue: Venue::ReplaceDown,
+    });
+    core.push(Schedule {
+        crash: "before_reserve_call",
+        actor: Actor::Nobody,
+        venue: Venue::ReplaceUp,
+    });
+    core.push(Schedule {
+        crash: "before_release_call",
+        actor: Actor::Nobody,
+        venue: Venue::ReplaceDown,
+    });
     core
 }
 
@@ -442,6 +513,30 @@ mod tests {
         let core: Vec<String> = ci_core().iter().map(Schedule::name).collect();
         assert!(core.contains(&"after_place_call/cancel/fills-at-once".to_string()));
         assert!(core.contains(&"after_place_call/key-retry/rests".to_string()));
+    }
+
+    #[test]
+    fn a_replace_chain_meets_every_crash_point_but_the_fills_and_its_place_is_in_the_ci_core() {
+        let all = all_schedules();
+        for venue in [Venue::ReplaceUp, Venue::ReplaceDown] {
+            for (crash, _) in failpoints::all() {
+                let reached = all.iter().any(|s| s.crash == crash && s.venue == venue);
+                assert_eq!(reached, phase_of(crash) != Phase::Fill, "{crash} {venue}");
+            }
+        }
+        let core = ci_core();
+        for crash in [
+            "before_place_call",
+            "after_place_call",
+            "after_place_recorded",
+        ] {
+            for venue in [Venue::ReplaceUp, Venue::ReplaceDown] {
+                assert!(
+                    core.iter().any(|s| s.crash == crash && s.venue == venue),
+                    "{crash} {venue}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -34,10 +34,43 @@ pub(super) fn order_body(venue: Venue, coid: &str) -> Value {
             "type": "market", "time_in_force": "day", "client_order_id": coid}),
         Venue::FillsNotional => json!({"symbol": SYMBOL, "notional": "1234.56", "side": "buy",
             "type": "market", "time_in_force": "day", "client_order_id": coid}),
-        Venue::Rests | Venue::CancelLate | Venue::Rejects => json!({"symbol": SYMBOL, "qty": "3",
+        Venue::Rests
+        | Venue::CancelLate
+        | Venue::Rejects
+        | Venue::ReplaceUp
+        | Venue::ReplaceDown => json!({"symbol": SYMBOL, "qty": "3",
             "side": "buy", "type": "limit", "limit_price": "1.00", "time_in_force": "gtc",
             "client_order_id": coid}),
     }
+}
+
+/// The trader's `PATCH` of a replace chain's resting order (3 at 1.00):
+/// 5 at 1.00 needs 2.00 more hold; 2 at 0.90 needs 1.20 less. `None` for a
+/// behaviour that replaces nothing.
+pub(super) fn replace_patch(venue: Venue, coid: &str) -> Option<Value> {
+    match venue {
+        Venue::ReplaceUp => Some(json!({"qty": "5", "client_order_id": coid})),
+        Venue::ReplaceDown => Some(json!({"qty": "2", "limit_price": "0.90",
+            "client_order_id": coid})),
+        _ => None,
+    }
+}
+
+pub(super) async fn replace(
+    http: &reqwest::Client,
+    url: &str,
+    trader: &Trader,
+    original_id: &str,
+    patch: &Value,
+) -> Option<(u16, Value)> {
+    trader_request(
+        http,
+        reqwest::Method::PATCH,
+        &format!("{url}/v2/orders/{original_id}"),
+        trader,
+        Some((patch, None)),
+    )
+    .await
 }
 
 pub(super) async fn trader_request(
@@ -99,6 +132,27 @@ pub(super) async fn find_order(
     (status == 200)
         .then(|| order["id"].as_str().map(str::to_string))
         .flatten()
+}
+
+/// The order's lifecycle step (`closed` once nothing is left to do).
+pub(super) async fn step_of(
+    http: &reqwest::Client,
+    url: &str,
+    trader: &Trader,
+    id: &str,
+) -> Option<String> {
+    match trader_request(
+        http,
+        reqwest::Method::GET,
+        &format!("{url}/v2/orders/{id}/events"),
+        trader,
+        None,
+    )
+    .await
+    {
+        Some((200, timeline)) => timeline["step"].as_str().map(str::to_string),
+        _ => None,
+    }
 }
 
 pub(super) async fn wait_for(
