@@ -271,14 +271,7 @@ async fn accept_and_drive(
             // transaction: both or neither.
             (_, Some(replacing)) => {
                 let mut tx = app.pool.begin().await?;
-                let inserted = order_store::insert_order(
-                    &mut *tx,
-                    &row,
-                    app.instance_id,
-                    settings.lease_ms,
-                    request_id,
-                )
-                .await?;
+                let inserted = insert(&mut *tx, &app, &row, request_id).await?;
                 if inserted.is_none() {
                     tx.rollback().await?;
                     return Ok(Accept::Inserted(None));
@@ -299,15 +292,9 @@ async fn accept_and_drive(
                 Ok(Accept::Inserted(inserted.map(Box::new)))
             }
             (None, None) => Ok(Accept::Inserted(
-                order_store::insert_order(
-                    &app.pool,
-                    &row,
-                    app.instance_id,
-                    settings.lease_ms,
-                    request_id,
-                )
-                .await?
-                .map(Box::new),
+                insert(&app.pool, &app, &row, request_id)
+                    .await?
+                    .map(Box::new),
             )),
             (Some(key), None) => {
                 let mut tx = app.pool.begin().await?;
@@ -323,14 +310,7 @@ async fn accept_and_drive(
                     tx.rollback().await?;
                     return Ok(Accept::Existing(record));
                 }
-                let inserted = order_store::insert_order(
-                    &mut *tx,
-                    &row,
-                    app.instance_id,
-                    settings.lease_ms,
-                    request_id,
-                )
-                .await?;
+                let inserted = insert(&mut *tx, &app, &row, request_id).await?;
                 if inserted.is_some() {
                     idempotency::attach(&mut tx, account.account_id, key, order_id).await?;
                     tx.commit().await?;
@@ -403,6 +383,24 @@ async fn accept_and_drive(
         .await
         .map_err(Internal::from)?;
     finish(&app, &account, key.as_ref(), driven, false, render).await
+}
+
+/// Inserts the accepted order, leased to this instance (in a transaction
+/// or on its own).
+async fn insert<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    app: &App,
+    row: &NewOrderRow,
+    request_id: Option<&str>,
+) -> Result<Option<OrderRecord>, sqlx::Error> {
+    order_store::insert_order(
+        executor,
+        row,
+        app.instance_id,
+        app.settings.lifecycle.lease_ms,
+        request_id,
+    )
+    .await
 }
 
 /// The row to accept: the trader's order, its derived ids, and its hold
