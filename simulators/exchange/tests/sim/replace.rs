@@ -250,6 +250,30 @@ async fn what_cannot_be_replaced_is_refused_and_changes_nothing() {
         let reply = replace(&sim, &id, body.clone()).await;
         assert_eq!(reply.status, status, "{body}: {}", reply.body);
     }
+    // Past its receive window (a timestamp a minute old, a 5 s window):
+    // refused as a late placement is, nothing replaced.
+    let stale = chrono::Utc::now().timestamp_millis() - 60_000;
+    let late = replace(
+        &sim,
+        &id,
+        json!({"client_order_id": "no-1-late", "qty": "6",
+               "timestamp": stale, "recv_window_ms": 5000}),
+    )
+    .await;
+    assert_eq!(
+        late.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        late.body
+    );
+    assert!(
+        late.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("recv_window"),
+        "{}",
+        late.body
+    );
     let malformed = sim.post_raw(&format!("/v1/orders/{id}/replace"), "{").await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert_eq!(sim.order(&id).await.body["status"], "new", "unchanged");
