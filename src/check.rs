@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -23,6 +24,8 @@ pub struct VenueFillTruth {
     pub exec_id: ExecId,
     pub qty: Decimal,
     pub price: Decimal,
+    #[serde(default)]
+    pub transact_time: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +36,11 @@ pub struct VenueOrderTruth {
     pub filled_qty: Decimal,
     #[serde(default)]
     pub fills: Vec<VenueFillTruth>,
+    /// A replacement: the venue order it replaced.
+    #[serde(default)]
+    pub replaces: Option<VenueOrderId>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -308,6 +316,64 @@ pub fn check(snapshot: &Snapshot) -> Report {
                 .push(order.order_id);
         }
     }
+    // And at any time: an order orderd placed as a replacement reached the
+    // venue as one (a cancel/replace of the order it replaces, never a
+    // second order beside it), and the replaced order executed nothing
+    // after its replacement was entered.
+    let venue_by_id: HashMap<&VenueOrderId, &VenueOrderTruth> = snapshot
+        .exchange
+        .orders
+        .iter()
+        .map(|o| (&o.id, o))
+        .collect();
+    for order in &snapshot.orders {
+        let (Some(original_id), Some(venue_id)) = (order.replaces, &order.venue_order_id) else {
+            continue;
+        };
+        let Some(venue) = venue_by_id.get(venue_id) else {
+            continue;
+        };
+        let original_venue_id = orders_by_id
+            .get(&original_id)
+            .and_then(|o| o.venue_order_id.as_ref());
+        if venue.replaces.as_ref() != original_venue_id {
+            i1.push(violation(
+                order.order_id,
+                format!(
+                    "placed as a replacement of {original_id}, but the venue entered it replacing {:?}",
+                    venue.replaces
+                ),
+            ));
+        }
+    }
+    for venue in &snapshot.exchange.orders {
+        let (Some(replaced_id), Some(entered)) = (&venue.replaces, venue.created_at) else {
+            continue;
+        };
+        let Some(replaced) = venue_by_id.get(replaced_id) else {
+            continue;
+        };
+        if replaced.status != VenueStatus::Replaced.as_str() {
+            i1.push(violation(
+                &venue.client_order_id,
+                format!(
+                    "its replaced venue order {replaced_id} is {}",
+                    replaced.status
+                ),
+            ));
+        }
+        for fill in &replaced.fills {
+            if fill.transact_time.is_some_and(|at| at > entered) {
+                i1.push(violation(
+                    &venue.client_order_id,
+                    format!(
+                        "the order it replaced executed {} after it was entered",
+                        fill.exec_id
+                    ),
+                ));
+            }
+        }
+    }
     for (root, live) in live_by_chain {
         if live.len() > 1 {
             i1.push(violation(
@@ -555,7 +621,11 @@ pub fn check(snapshot: &Snapshot) -> Report {
         orders: snapshot.orders.len(),
         fills: snapshot.fills.len(),
         invariants: vec![
-            result("I1", "one venue order per order", i1),
+            result(
+                "I1",
+                "one venue order per order; one live per replace chain",
+                i1,
+            ),
             result("I2", "exactly-once fills, each settled once", i2),
             result(
                 "I3",
