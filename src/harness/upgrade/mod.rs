@@ -1,6 +1,6 @@
 //! `orderd db upgrade-drill`: a rolling upgrade, measured. A fresh
-//! database at the previous release's schema (3dd1c1b, migrations up to
-//! 0005) is loaded with `--orders` orders; writers keep making the
+//! database at the previous release's schema (a59b06a, migrations up to
+//! 0014) is loaded with `--orders` orders; writers keep making the
 //! previous version's writes while this version's migrations run, as they
 //! run at start-up (a connection of their own, no timeouts, sqlx's
 //! advisory lock); every write is timed. The report gives each
