@@ -276,7 +276,7 @@ pub(crate) enum DbCommand {
         data_dir: Option<PathBuf>,
     },
     /// The rolling-upgrade drill: a fresh database at the previous
-    /// release's schema (0005) holding --orders orders; writers keep making
+    /// release's schema (0014) holding --orders orders; writers keep making
     /// the previous version's writes while this version's migrations run.
     /// Prints each migration's time, the writes' longest stall and every
     /// writer error; exits 1 if a writer saw one (the migration is not
