@@ -394,3 +394,79 @@ async fn canceling_an_order_being_replaced_cancels_its_replacement_too() {
     assert_eq!(balances["balances"]["USD"]["held"], "0", "{balances}");
     stack.assert_invariants().await;
 }
+
+#[tokio::test]
+async fn a_sell_chain_holds_shares_raised_then_lowered_and_a_stop_is_replaced_too() {
+    let stack = stack(200).await;
+    let trader = stack.trader(&[("USD", "100000"), ("AAPL", "20")]).await;
+    // A sell above the market rests; it holds its 5 shares.
+    let reply = trader
+        .post_order(
+            json!({"symbol": "AAPL", "qty": "5", "side": "sell", "type": "limit",
+            "time_in_force": "gtc", "limit_price": "150"}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let first = reply.body["id"].as_str().expect("id").to_string();
+    wait_for(&trader, &first, |o| o["status"] == "new").await;
+    let hold_id = stack.holds_of(&first).await[0]["id"]
+        .as_str()
+        .expect("hold")
+        .to_string();
+    let shares = |hold: &Value| dec(&hold["remaining"]);
+    assert_eq!(shares(&stack.hold(&hold_id).await), Decimal::from(5));
+    // 8 shares: 3 more held before; more than the account has: refused.
+    let up = trader.replace(&first, json!({"qty": "8"})).await;
+    assert_eq!(up.status, 200, "{}", up.body);
+    let second = up.body["id"].as_str().expect("id").to_string();
+    wait_for(&trader, &first, |o| o["status"] == "replaced").await;
+    assert_eq!(shares(&stack.hold(&hold_id).await), Decimal::from(8));
+    let too_many = trader.replace(&second, json!({"qty": "30"})).await;
+    assert_eq!(too_many.status, 403, "{}", too_many.body);
+    assert_eq!(
+        too_many.body["message"], "insufficient qty available for order",
+        "{}",
+        too_many.body
+    );
+    wait_for(&trader, &second, |o| o["status"] == "new").await;
+    // 2 shares: 6 given back once the replaced order is done.
+    let down = trader
+        .replace(&second, json!({"qty": "2", "limit_price": "140"}))
+        .await;
+    assert_eq!(down.status, 200, "{}", down.body);
+    let third = down.body["id"].as_str().expect("id").to_string();
+    wait_for(&trader, &second, |o| o["status"] == "replaced").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while shares(&stack.hold(&hold_id).await) != Decimal::from(2) {
+        assert!(tokio::time::Instant::now() < deadline, "never lowered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A stop buy: its stop replaced; the hold is sized from the new stop.
+    let stop = trader
+        .post_order(
+            json!({"symbol": "AAPL", "qty": "2", "side": "buy", "type": "stop",
+            "time_in_force": "day", "stop_price": "130"}),
+        )
+        .await;
+    assert_eq!(stop.status, 200, "{}", stop.body);
+    let stop_id = stop.body["id"].as_str().expect("id").to_string();
+    wait_for(&trader, &stop_id, |o| o["status"] == "new").await;
+    let replaced_stop = trader.replace(&stop_id, json!({"stop_price": "140"})).await;
+    assert_eq!(replaced_stop.status, 200, "{}", replaced_stop.body);
+    assert_eq!(replaced_stop.body["stop_price"], "140");
+    assert_eq!(replaced_stop.body["type"], "stop");
+    wait_for(&trader, &stop_id, |o| o["status"] == "replaced").await;
+
+    // Cancel what is left: every hold comes back.
+    assert_eq!(trader.cancel(&third).await, 204);
+    let new_stop = replaced_stop.body["id"].as_str().expect("id").to_string();
+    assert_eq!(trader.cancel(&new_stop).await, 204);
+    wait_for(&trader, &third, |o| o["status"] == "canceled").await;
+    wait_for(&trader, &new_stop, |o| o["status"] == "canceled").await;
+    stack.wait_quiet(Duration::from_secs(30)).await;
+    let balances = stack.balances_of(&trader).await;
+    assert_eq!(balances["balances"]["AAPL"]["held"], "0", "{balances}");
+    assert_eq!(balances["balances"]["USD"]["held"], "0", "{balances}");
+    stack.assert_invariants().await;
+}
