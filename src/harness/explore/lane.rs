@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -14,9 +15,13 @@ use super::super::stack::{Running, Stack, StackConfig};
 use super::super::{ADMIN_TOKEN, put_faults};
 use super::requests::*;
 use super::*;
+use crate::engine::settler::FEE_PER_FILL;
 
 /// The exchange simulator's API key (its default, which the stack keeps).
 const VENUE_API_KEY: &str = "sim-venue-key";
+
+/// How long a chain's check asks again for an order it does not find.
+const LOOKUP_LIMIT: Duration = Duration::from_secs(5);
 
 /// A replace chain's original and the trader's `PATCH` of it.
 struct Chain {
@@ -366,6 +371,9 @@ impl Lane {
             |o| o["status"] == "new",
         )
         .await;
+        if schedule.venue == Venue::ReplaceFillsCarried {
+            self.fill_in_part(&url, trader, &original_id).await?;
+        }
         let late = arm_after_replace(phase_of(schedule.crash), schedule.venue);
         if !late {
             self.restart_armed(schedule.crash)?;
@@ -401,6 +409,59 @@ impl Lane {
         Ok((Chain { original_id, patch }, answer))
     }
 
+    /// Fills the resting original (3 at 1.00) in part: the venue's price
+    /// drops below its limit, so its first fill chunk is due at once, and
+    /// is set back (which executes that chunk first) well before the next
+    /// chunk is due (the venue's fill interval, 100 ms), which then finds
+    /// it no longer marketable and rests it. Waits until orderd has the
+    /// fill settled, so the armed crash meets the replacement's fills and
+    /// settlements, not this one's.
+    async fn fill_in_part(
+        &self,
+        url: &str,
+        trader: &Trader,
+        original_id: &str,
+    ) -> anyhow::Result<()> {
+        let exchange = self.stack.exchange.url();
+        let market = self
+            .venue
+            .quote(SYMBOL)
+            .await
+            .map_err(|error| anyhow::anyhow!("{SYMBOL}'s quote: {error:?}"))?
+            .last;
+        set_price(&self.http, &exchange, "0.50").await?;
+        set_price(&self.http, &exchange, &market.to_string()).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut status = Value::Null;
+        while Instant::now() < deadline {
+            if let Some((200, order)) = trader_request(
+                &self.http,
+                reqwest::Method::GET,
+                &format!("{url}/v2/orders/{original_id}"),
+                trader,
+                None,
+            )
+            .await
+            {
+                status = order["status"].clone();
+                let fills = fills_of(&self.http, url, trader, original_id).await;
+                let settled =
+                    !fills.is_empty() && fills.iter().all(|f| f["settlement_state"] == "settled");
+                if status == "partially_filled" && settled {
+                    return Ok(());
+                }
+                if status == "filled" {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!(
+            "the original was to rest partly filled and settled, it is {status} \
+             (a filled one: more than the venue's fill interval passed between the two prices)"
+        )
+    }
+
     /// A clean restart with `crash` armed (the order at hand is at rest).
     fn restart_armed(&mut self, crash: &str) -> anyhow::Result<()> {
         tokio::task::block_in_place(|| {
@@ -432,14 +493,16 @@ impl Lane {
             )
             .await
         };
-        let Some(original_id) = find_order(&self.http, url, trader, original_coid).await else {
+        let Some(original_id) =
+            find_order_within(&self.http, url, trader, original_coid, LOOKUP_LIMIT).await
+        else {
             return vec!["the replaced order is missing".to_string()];
         };
         let original = match get(format!("/v2/orders/{original_id}")).await {
             Some((200, order)) => order,
             other => return vec![format!("the replaced order {original_id}: {other:?}")],
         };
-        match find_order(&self.http, url, trader, replacement_coid).await {
+        match find_order_within(&self.http, url, trader, replacement_coid, LOOKUP_LIMIT).await {
             None => {
                 if original["status"] == "replaced" || !original["replaced_by"].is_null() {
                     violations.push(format!(
@@ -507,15 +570,34 @@ impl Lane {
                 }
             }
         }
-        // Nothing filled (a far limit), everything closed: the whole cash
-        // is the trader's to spend again.
+        // Everything closed and settled: the whole cash is the trader's to
+        // spend again, but what the chain's fills cost (none for a far
+        // limit).
+        let mut spent = Decimal::ZERO;
+        for coid in [original_coid, replacement_coid] {
+            let Some(id) = find_order_within(&self.http, url, trader, coid, LOOKUP_LIMIT).await
+            else {
+                continue;
+            };
+            for fill in fills_of(&self.http, url, trader, &id).await {
+                let number =
+                    |field: &str| fill[field].as_str().and_then(|v| v.parse::<Decimal>().ok());
+                match (number("qty"), number("price")) {
+                    (Some(qty), Some(price)) => spent += qty * price + FEE_PER_FILL,
+                    _ => violations.push(format!("chain: an unreadable fill of {id}: {fill}")),
+                }
+            }
+        }
+        let cash: Decimal = TRADER_CASH.parse().unwrap_or_default();
         if let Some((200, account)) = get("/v2/account".to_string()).await {
             let power = account["buying_power"]
                 .as_str()
-                .and_then(|p| p.parse::<rust_decimal::Decimal>().ok());
-            if power != TRADER_CASH.parse().ok() {
+                .and_then(|p| p.parse::<Decimal>().ok());
+            // To the cent, as the account shows it (a sub-dollar fill's
+            // price has four places).
+            if power != Some((cash - spent).round_dp(2)) {
                 violations.push(format!(
-                    "chain: buying power {} once the chain is closed, not {TRADER_CASH}",
+                    "chain: buying power {} once the chain is closed, not {TRADER_CASH} less the {spent} its fills cost",
                     account["buying_power"]
                 ));
             }
@@ -609,22 +691,12 @@ impl Lane {
             let Some(id) = find_order(&self.http, &url, trader, coid).await else {
                 continue;
             };
-            ids.insert(id.clone());
-            if let Some((200, fills)) = trader_request(
-                &self.http,
-                reqwest::Method::GET,
-                &format!("{url}/v2/orders/{id}/fills"),
-                trader,
-                None,
-            )
-            .await
-            {
-                for f in fills.as_array().into_iter().flatten() {
-                    if let Some(exec) = f["execution_id"].as_str() {
-                        ids.insert(exec.to_string());
-                    }
+            for f in fills_of(&self.http, &url, trader, &id).await {
+                if let Some(exec) = f["execution_id"].as_str() {
+                    ids.insert(exec.to_string());
                 }
             }
+            ids.insert(id);
         }
         let printed = tokio::task::block_in_place(|| self.stack.cli(&["check", "--json"]))?;
         let report: Value =

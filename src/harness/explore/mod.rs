@@ -14,7 +14,9 @@
 //!   fractional quantity in parts, fills a notional buy in parts, rests (a
 //!   far limit), rejects, acknowledges a cancel late, or rests and is
 //!   replaced by the trader (`PATCH`) with an order that needs more hold
-//!   or less — the crash then hits the replacement's steps, not the
+//!   or less, or with a marketable one the venue fills in parts (the
+//!   original unfilled, or partly filled and carried into it) — the crash
+//!   then hits the replacement's steps, fills and settlements, not the
 //!   original's: orderd is restarted armed only once the original works
 //!   (see [`arm_after_replace`]);
 //!
@@ -99,13 +101,28 @@ text_enum! {
         /// release gives back the surplus, and that release is where a
         /// release crash point is reached.
         ReplaceDown => "replace-down",
+        /// The order rests, then the trader replaces it with a marketable
+        /// one (12 at a limit far above the market: the raise), which the
+        /// venue fills in parts: the fill and settlement crash points are
+        /// the replacement's, and the chain's release follows its fills.
+        ReplaceFills => "replace-fills",
+        /// As `replace-fills`, but the original is partly filled (and
+        /// settled) when the `PATCH` arrives: the venue carries its fills
+        /// into the replacement (`carried_qty`), which works only the rest.
+        ReplaceFillsCarried => "replace-fills-carried",
     }
 }
 
 impl Venue {
     /// Whether the schedule's order is a replace chain.
     fn replaces(self) -> bool {
-        matches!(self, Venue::ReplaceUp | Venue::ReplaceDown)
+        matches!(
+            self,
+            Venue::ReplaceUp
+                | Venue::ReplaceDown
+                | Venue::ReplaceFills
+                | Venue::ReplaceFillsCarried
+        )
     }
 }
 
@@ -135,7 +152,10 @@ fn phase_of(crash: &str) -> Phase {
     }
 }
 
-/// Whether a venue behaviour can reach a phase at all.
+/// Whether a venue behaviour can reach a phase at all. A marketable
+/// replacement is filled within a few hundred milliseconds of the `PATCH`,
+/// so a cancel would reach it only by chance: its chains do not meet the
+/// cancel's crash points.
 fn meets(phase: Phase, venue: Venue) -> bool {
     match phase {
         Phase::Submit | Phase::Release => true,
@@ -155,6 +175,8 @@ fn meets(phase: Phase, venue: Venue) -> bool {
                 | Venue::FillsInParts
                 | Venue::FillsFractional
                 | Venue::FillsNotional
+                | Venue::ReplaceFills
+                | Venue::ReplaceFillsCarried
         ),
     }
 }
@@ -164,7 +186,9 @@ fn meets(phase: Phase, venue: Venue) -> bool {
 /// crash is the replacement's own cancel or release; otherwise it is armed
 /// once the original works, before the `PATCH`, and the crash is the
 /// replacement's accept, reserve or place — or, for a replace that needs
-/// less, the original's release of the surplus.
+/// less, the original's release of the surplus. A marketable replacement
+/// is always armed before the `PATCH`: it fills and settles (reaching the
+/// fill, settlement and the chain's last release) faster than a restart.
 fn arm_after_replace(phase: Phase, venue: Venue) -> bool {
     phase == Phase::Cancel || (phase == Phase::Release && venue == Venue::ReplaceUp)
 }
@@ -303,6 +327,18 @@ pub fn ci_core() -> Vec<Schedule> {
         crash: "before_release_call",
         actor: Actor::Nobody,
         venue: Venue::ReplaceDown,
+    });
+    // A marketable replacement crashed after its first fill, and one
+    // carrying the original's fill crashed in its settlement.
+    core.push(Schedule {
+        crash: failpoints::AFTER_FILL_APPLIED,
+        actor: Actor::Nobody,
+        venue: Venue::ReplaceFills,
+    });
+    core.push(Schedule {
+        crash: failpoints::AFTER_SETTLE_CALL,
+        actor: Actor::Nobody,
+        venue: Venue::ReplaceFillsCarried,
     });
     core
 }
@@ -536,6 +572,32 @@ mod tests {
                     "{crash} {venue}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_marketable_replacement_meets_every_crash_point_but_the_cancels_and_its_fills_are_in_the_ci_core()
+     {
+        let all = all_schedules();
+        for venue in [Venue::ReplaceFills, Venue::ReplaceFillsCarried] {
+            for (crash, _) in failpoints::all() {
+                let phase = phase_of(crash);
+                let reached = all.iter().any(|s| s.crash == crash && s.venue == venue);
+                assert_eq!(reached, phase != Phase::Cancel, "{crash} {venue}");
+                // Armed before the PATCH: the fills are the replacement's.
+                assert!(
+                    !(reached && arm_after_replace(phase, venue)),
+                    "{crash} {venue}"
+                );
+            }
+        }
+        let core = ci_core();
+        for venue in [Venue::ReplaceFills, Venue::ReplaceFillsCarried] {
+            assert!(
+                core.iter()
+                    .any(|s| s.venue == venue && phase_of(s.crash) == Phase::Fill),
+                "{venue}"
+            );
         }
     }
 

@@ -38,21 +38,67 @@ pub(super) fn order_body(venue: Venue, coid: &str) -> Value {
         | Venue::CancelLate
         | Venue::Rejects
         | Venue::ReplaceUp
-        | Venue::ReplaceDown => json!({"symbol": SYMBOL, "qty": "3",
+        | Venue::ReplaceDown
+        | Venue::ReplaceFills
+        | Venue::ReplaceFillsCarried => json!({"symbol": SYMBOL, "qty": "3",
             "side": "buy", "type": "limit", "limit_price": "1.00", "time_in_force": "gtc",
             "client_order_id": coid}),
     }
 }
 
 /// The trader's `PATCH` of a replace chain's resting order (3 at 1.00):
-/// 5 at 1.00 needs 2.00 more hold; 2 at 0.90 needs 1.20 less. `None` for a
-/// behaviour that replaces nothing.
+/// 5 at 1.00 needs 2.00 more hold; 2 at 0.90 needs 1.20 less; 12 at 300.00
+/// (the market is near 190) is marketable and needs thousands more — a
+/// total, what the original filled included. `None` for a behaviour that
+/// replaces nothing.
 pub(super) fn replace_patch(venue: Venue, coid: &str) -> Option<Value> {
     match venue {
         Venue::ReplaceUp => Some(json!({"qty": "5", "client_order_id": coid})),
         Venue::ReplaceDown => Some(json!({"qty": "2", "limit_price": "0.90",
             "client_order_id": coid})),
+        Venue::ReplaceFills | Venue::ReplaceFillsCarried => Some(json!({"qty": "12",
+            "limit_price": "300.00", "client_order_id": coid})),
         _ => None,
+    }
+}
+
+/// Sets the venue's reference price of [`SYMBOL`] (its admin API).
+pub(super) async fn set_price(
+    http: &reqwest::Client,
+    exchange: &str,
+    price: &str,
+) -> anyhow::Result<()> {
+    let response = http
+        .post(format!("{exchange}/admin/prices"))
+        .json(&json!({"symbol": SYMBOL, "price": price}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "setting {SYMBOL}'s price to {price}: {}",
+        response.status()
+    );
+    Ok(())
+}
+
+/// Every fill of an order (empty when it has none or cannot be read).
+pub(super) async fn fills_of(
+    http: &reqwest::Client,
+    url: &str,
+    trader: &Trader,
+    id: &str,
+) -> Vec<Value> {
+    match trader_request(
+        http,
+        reqwest::Method::GET,
+        &format!("{url}/v2/orders/{id}/fills"),
+        trader,
+        None,
+    )
+    .await
+    {
+        Some((200, Value::Array(fills))) => fills,
+        _ => Vec::new(),
     }
 }
 
@@ -132,6 +178,25 @@ pub(super) async fn find_order(
     (status == 200)
         .then(|| order["id"].as_str().map(str::to_string))
         .flatten()
+}
+
+/// [`find_order`], asking again for up to `limit` while it finds nothing
+/// (orderd answers 503 for a while after its database restarted).
+pub(super) async fn find_order_within(
+    http: &reqwest::Client,
+    url: &str,
+    trader: &Trader,
+    coid: &str,
+    limit: Duration,
+) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let found = find_order(http, url, trader, coid).await;
+        if found.is_some() || Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The order's lifecycle step (`closed` once nothing is left to do).
