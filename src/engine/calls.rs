@@ -148,10 +148,7 @@ impl Engine {
             // A notional order sends its notional; the venue decides the qty.
             qty: order.known_qty(),
             notional: order.notional,
-            limit_price: order.limit_price,
-            stop_price: order.stop_price,
-            trail_price: order.trail_price,
-            trail_percent: order.trail_percent,
+            prices: order.terms().into(),
             timestamp: sent_at.timestamp_millis(),
             recv_window_ms,
         };

@@ -139,10 +139,7 @@ impl Engine {
             client_order_id: order.venue_client_order_id.clone(),
             qty: order.qty + order.carried_qty,
             time_in_force: order.time_in_force.to_string(),
-            limit_price: order.limit_price,
-            stop_price: order.stop_price,
-            trail_price: order.trail_price,
-            trail_percent: order.trail_percent,
+            prices: order.terms().into(),
             timestamp: sent_at.timestamp_millis(),
             recv_window_ms,
         };

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{CallError, http_client, read_response, segment, timed, transport_error};
 use crate::domain::fills::REPORT_PRICE_MAX;
 use crate::domain::ids::{ExecId, VenueClientOrderId, VenueOrderId};
+use crate::domain::order::PriceTerms;
 
 const SERVICE: &str = "exchange";
 
@@ -28,6 +29,19 @@ pub struct PlaceOrderRequest {
     /// A notional order's cash: the venue decides its qty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notional: Option<Decimal>,
+    #[serde(flatten)]
+    pub prices: VenuePrices,
+    /// When the placement's intent was recorded (ms since the epoch), and
+    /// how long after it the venue may still take it: past that it refuses
+    /// it and creates nothing.
+    pub timestamp: i64,
+    pub recv_window_ms: u64,
+}
+
+/// An order's prices as the venue takes them (a placement's or a
+/// replace's): each absent when the type does not take it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VenuePrices {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_price: Option<Decimal>,
     /// stop and stop_limit: the price that triggers the order.
@@ -38,11 +52,17 @@ pub struct PlaceOrderRequest {
     pub trail_price: Option<Decimal>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trail_percent: Option<Decimal>,
-    /// When the placement's intent was recorded (ms since the epoch), and
-    /// how long after it the venue may still take it: past that it refuses
-    /// it and creates nothing.
-    pub timestamp: i64,
-    pub recv_window_ms: u64,
+}
+
+impl From<PriceTerms> for VenuePrices {
+    fn from(terms: PriceTerms) -> Self {
+        Self {
+            limit_price: terms.limit,
+            stop_price: terms.stop,
+            trail_price: terms.trail_price,
+            trail_percent: terms.trail_percent,
+        }
+    }
 }
 
 /// A cancel/replace request: the replacement's client_order_id and
@@ -54,14 +74,8 @@ pub struct ReplaceOrderRequest {
     pub client_order_id: VenueClientOrderId,
     pub qty: Decimal,
     pub time_in_force: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit_price: Option<Decimal>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stop_price: Option<Decimal>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trail_price: Option<Decimal>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trail_percent: Option<Decimal>,
+    #[serde(flatten)]
+    pub prices: VenuePrices,
     /// As a placement's: a replace that reaches the venue past its window
     /// is refused and changes nothing.
     pub timestamp: i64,

@@ -129,10 +129,10 @@ fn exchange_requests_have_the_venues_fields() {
         time_in_force: "day".into(),
         qty: Some(Decimal::from(10)),
         notional: None,
-        limit_price: Some(Decimal::new(18550, 2)),
-        stop_price: None,
-        trail_price: None,
-        trail_percent: None,
+        prices: crate::venues::exchange::VenuePrices {
+            limit_price: Some(Decimal::new(18550, 2)),
+            ..Default::default()
+        },
         timestamp: 1_764_504_000_000,
         recv_window_ms: 5000,
     };
@@ -146,10 +146,10 @@ fn exchange_requests_have_the_venues_fields() {
         client_order_id: "od-1-r".into(),
         qty: Decimal::from(12),
         time_in_force: "day".into(),
-        limit_price: Some(Decimal::new(18525, 2)),
-        stop_price: None,
-        trail_price: None,
-        trail_percent: None,
+        prices: crate::venues::exchange::VenuePrices {
+            limit_price: Some(Decimal::new(18525, 2)),
+            ..Default::default()
+        },
         timestamp: 1_764_504_000_000,
         recv_window_ms: 5000,
     };
@@ -160,7 +160,7 @@ fn exchange_requests_have_the_venues_fields() {
         &[],
     );
     let market = PlaceOrderRequest {
-        limit_price: None,
+        prices: Default::default(),
         order_type: "market".into(),
         ..limit
     };
