@@ -167,15 +167,18 @@ impl Engine {
         let Some(qty) = venue.qty else {
             return Ok(());
         };
+        if qty <= rust_decimal::Decimal::ZERO || qty > order.qty {
+            tracing::warn!(order_id = %order.order_id, venue_qty = %qty, estimate = %order.qty,
+                "the venue states a replacement's qty orderd cannot take");
+            return Ok(());
+        }
+        // `None`: a report confirmed it meanwhile (`apply_execution`).
         if let Some(confirmed) =
             recovery::confirm_replacement_qty(&self.pool, order.order_id, qty).await?
         {
             order.qty = confirmed.qty;
             order.carried_qty = confirmed.carried_qty;
             order.qty_confirmed = true;
-        } else {
-            tracing::warn!(order_id = %order.order_id, venue_qty = %qty, estimate = %order.qty,
-                "the venue states a replacement's qty orderd cannot take");
         }
         Ok(())
     }
